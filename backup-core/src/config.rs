@@ -1,0 +1,378 @@
+//! `lifeboat.toml`: profiles of source, sink and settings.
+//!
+//! ```toml
+//! # Settings at the top level apply to every profile.
+//! min_size = "1 KiB"
+//!
+//! [profiles.prod]
+//! source = "sqlite:///srv/app.db"
+//! sink = "s3://acme-backups/prod"
+//!
+//! [profiles.prod.sink_options]
+//! endpoint = "${S3_ENDPOINT}"
+//!
+//! [profiles.staging]
+//! source = "sqlite:///srv/staging.db"
+//! sink = "file:///var/backups/staging"
+//! ```
+//!
+//! Every string may use `${VAR}` to take a value from the environment (`$$`
+//! is a literal `$`); a variable that is not set is an error naming it. Unknown
+//! keys and wrong types are errors that name the key and line.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::sink::SinkOptions;
+
+/// Settings of one profile (or the top level). All optional: the command
+/// line fills in or overrides.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Settings {
+    /// Source URL (`sqlite:///srv/app.db`).
+    pub source: Option<String>,
+    /// Sink URL (`s3://bucket/prefix`).
+    pub sink: Option<String>,
+    /// Source name in the bucket layout.
+    pub name: Option<String>,
+    /// Size floor for a dump: bytes, or a string like `"1 KiB"`, `"5MB"`.
+    pub min_size: Option<ByteSize>,
+    /// zstd level (1 to 19).
+    pub compression_level: Option<i32>,
+    /// Compression threads.
+    pub threads: Option<u32>,
+    /// Directory for lock files.
+    pub lock_dir: Option<PathBuf>,
+    /// Directory for temporary files.
+    pub temp_dir: Option<PathBuf>,
+    /// Sink settings (endpoint, region, credentials, part size).
+    pub sink_options: Option<SinkOptions>,
+}
+
+impl Settings {
+    /// `other`'s values where set, else ours.
+    pub fn overlay(&self, other: &Settings) -> Settings {
+        Settings {
+            source: other.source.clone().or_else(|| self.source.clone()),
+            sink: other.sink.clone().or_else(|| self.sink.clone()),
+            name: other.name.clone().or_else(|| self.name.clone()),
+            min_size: other.min_size.or(self.min_size),
+            compression_level: other.compression_level.or(self.compression_level),
+            threads: other.threads.or(self.threads),
+            lock_dir: other.lock_dir.clone().or_else(|| self.lock_dir.clone()),
+            temp_dir: other.temp_dir.clone().or_else(|| self.temp_dir.clone()),
+            sink_options: other
+                .sink_options
+                .clone()
+                .or_else(|| self.sink_options.clone()),
+        }
+    }
+}
+
+/// A size in bytes, written as a number or as `"512"`, `"1 KiB"`, `"5MB"`, `"2 GiB"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// Parse `"1 KiB"`, `"5MB"`, `"1024"`.
+    ///
+    /// # Errors
+    /// A message naming the accepted units.
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        let t = text.trim();
+        let split = t
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: f64 = num
+            .parse()
+            .map_err(|_| format!("invalid size {text:?}: expected like \"1 KiB\""))?;
+        let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" => 1000,
+            "kib" => 1024,
+            "m" | "mb" => 1000 * 1000,
+            "mib" => 1024 * 1024,
+            "g" | "gb" => 1000 * 1000 * 1000,
+            "gib" => 1024 * 1024 * 1024,
+            _ => {
+                return Err(format!(
+                    "invalid size {text:?}: unknown unit (use B, KB, KiB, MB, MiB, GB, GiB)"
+                ));
+            }
+        };
+        Ok(ByteSize((n * mult as f64) as u64))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "expected a size: a number of bytes or a string like \"1 KiB\"",
+            )
+        })? {
+            Raw::N(n) => Ok(ByteSize(n)),
+            Raw::S(s) => ByteSize::parse(&s).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// A parsed `lifeboat.toml`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Config {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Top-level settings.
+    pub defaults: Settings,
+    /// Named profiles, in file order.
+    pub profiles: Vec<(String, Settings)>,
+}
+
+impl Config {
+    /// Read and check a config file.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a missing or unreadable file, bad TOML, an
+    /// unknown key, a wrong type or an unset `${VAR}`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::config(&origin, format!("cannot read: {e}")))?;
+        Self::parse(&text, path)
+    }
+
+    /// Parse config text; `path` is used in messages.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        let origin = path.display().to_string();
+        let one_line = |e: toml::de::Error| -> Error {
+            let msg = e.message().to_string();
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            let at = line.map(|l| format!("line {l}: ")).unwrap_or_default();
+            Error::config(&origin, format!("{at}{msg}").replace('\n', " "))
+        };
+        // Syntax first, then interpolation on the value tree, then types,
+        // so errors point at the file and secrets are never echoed.
+        let mut value: toml::Table = toml::from_str(text).map_err(one_line)?;
+        interpolate_table(&mut value, &origin)?;
+        let profiles_value = value.remove("profiles");
+        let defaults: Settings = toml::Value::Table(value)
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::config(&origin, e.message().replace('\n', " ")))?;
+        let profiles_table = match profiles_value {
+            None => toml::Table::new(),
+            Some(toml::Value::Table(t)) => t,
+            Some(_) => {
+                return Err(Error::config(
+                    &origin,
+                    "profiles must be tables: [profiles.NAME]",
+                ));
+            }
+        };
+        let mut profiles = Vec::new();
+        // Keep file order: toml::Table preserves insertion order only with
+        // `preserve_order`; sort by position in the text instead.
+        let mut names: Vec<String> = profiles_table.keys().cloned().collect();
+        names.sort_by_key(|n| text.find(&format!("[profiles.{n}]")).unwrap_or(usize::MAX));
+        for name in names {
+            let v = profiles_table[&name].clone();
+            let settings: Settings = v.try_into().map_err(|e: toml::de::Error| {
+                Error::config(
+                    &origin,
+                    format!("profile {name}: {}", e.message().replace('\n', " ")),
+                )
+            })?;
+            profiles.push((name, settings));
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            defaults,
+            profiles,
+        })
+    }
+
+    /// The settings of `profile` over the top-level ones. With no profile
+    /// named: the only profile if there is exactly one, else the top level.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an unknown profile, or when several exist and
+    /// none is named.
+    pub fn resolve(&self, profile: Option<&str>) -> Result<Settings> {
+        let origin = self.path.display().to_string();
+        match profile {
+            Some(name) => {
+                let found = self.profiles.iter().find(|(n, _)| n == name);
+                match found {
+                    Some((_, s)) => Ok(self.defaults.overlay(s)),
+                    None => Err(Error::config(
+                        origin,
+                        format!(
+                            "no profile {name:?} (profiles: {})",
+                            self.profile_names().join(", ")
+                        ),
+                    )),
+                }
+            }
+            None => match self.profiles.len() {
+                0 => Ok(self.defaults.clone()),
+                1 => Ok(self.defaults.overlay(&self.profiles[0].1)),
+                _ if self.defaults.source.is_some() => Ok(self.defaults.clone()),
+                _ => Err(Error::config(
+                    origin,
+                    format!(
+                        "several profiles ({}); choose one with --profile",
+                        self.profile_names().join(", ")
+                    ),
+                )),
+            },
+        }
+    }
+
+    /// The profile names, in file order.
+    pub fn profile_names(&self) -> Vec<String> {
+        self.profiles.iter().map(|(n, _)| n.clone()).collect()
+    }
+}
+
+fn interpolate_table(t: &mut toml::Table, origin: &str) -> Result<()> {
+    for (_, v) in t.iter_mut() {
+        interpolate_value(v, origin)?;
+    }
+    Ok(())
+}
+
+fn interpolate_value(v: &mut toml::Value, origin: &str) -> Result<()> {
+    match v {
+        toml::Value::String(s) => *s = interpolate(s, origin)?,
+        toml::Value::Array(a) => {
+            for x in a {
+                interpolate_value(x, origin)?;
+            }
+        }
+        toml::Value::Table(t) => interpolate_table(t, origin)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Replace `${VAR}` with the environment's value; `$$` is a literal `$`.
+fn interpolate(s: &str, origin: &str) -> Result<String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(r) = after.strip_prefix('$') {
+            out.push('$');
+            rest = r;
+        } else if let Some(r) = after.strip_prefix('{') {
+            let end = r.find('}').ok_or_else(|| {
+                Error::config(
+                    origin,
+                    "unterminated ${ in a value (write $$ for a literal $)",
+                )
+            })?;
+            let var = &r[..end];
+            if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(Error::config(
+                    origin,
+                    format!("invalid variable name ${{{var}}}"),
+                ));
+            }
+            let val = std::env::var(var).map_err(|_| {
+                Error::config(origin, format!("environment variable {var} is not set"))
+            })?;
+            out.push_str(&val);
+            rest = &r[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(text, Path::new("lifeboat.toml"))
+    }
+
+    #[test]
+    fn profiles_overlay_the_top_level() {
+        let c = parse(
+            "min_size = \"2 KiB\"\nsink = \"file:///b\"\n[profiles.prod]\nsource = \"sqlite:///a.db\"\n[profiles.staging]\nsource = \"sqlite:///s.db\"\nmin_size = 10\n",
+        )
+        .unwrap();
+        assert_eq!(c.profile_names(), vec!["prod", "staging"]);
+        let prod = c.resolve(Some("prod")).unwrap();
+        assert_eq!(prod.min_size, Some(ByteSize(2048)));
+        assert_eq!(prod.sink.as_deref(), Some("file:///b"));
+        assert_eq!(
+            c.resolve(Some("staging")).unwrap().min_size,
+            Some(ByteSize(10))
+        );
+        let err = c.resolve(None).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Config);
+        let err = c.resolve(Some("nope")).unwrap_err();
+        assert!(err.to_string().contains("prod, staging"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_config_errors() {
+        let err = parse("colour = 1\n").unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Config);
+        assert!(err.to_string().contains("colour"), "{err}");
+        let err = parse("[profiles.p]\ncompression_level = \"high\"\n").unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Config);
+        assert!(err.to_string().contains("profile p"), "{err}");
+        let err = parse("[profiles.p.sink_options]\nendpont = \"x\"\n").unwrap_err();
+        assert!(err.to_string().contains("endpont"), "{err}");
+        let err = parse("min_size = \"12 parsecs\"\n").unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Config);
+    }
+
+    #[test]
+    fn env_interpolation_fills_values_and_names_missing_variables() {
+        // SAFETY-free: test-only variable names nobody else uses.
+        let c = parse("sink = \"s3://${HOME}x\"\nname = \"a$$b\"\n").unwrap();
+        let home = std::env::var("HOME").unwrap();
+        assert_eq!(c.defaults.sink.unwrap(), format!("s3://{home}x"));
+        assert_eq!(c.defaults.name.unwrap(), "a$b");
+        let err = parse("sink = \"${LIFEBOAT_SURELY_UNSET_VAR}\"\n").unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Config);
+        assert!(err.to_string().contains("LIFEBOAT_SURELY_UNSET_VAR"));
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let err = parse("a = 1\nb = = 2\n").unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(ByteSize::parse("1 KiB").unwrap(), ByteSize(1024));
+        assert_eq!(ByteSize::parse("5MB").unwrap(), ByteSize(5_000_000));
+        assert_eq!(ByteSize::parse("42").unwrap(), ByteSize(42));
+        assert!(ByteSize::parse("lots").is_err());
+    }
+}

@@ -1,0 +1,318 @@
+//! `manifest.json`: the record that makes a backup complete and
+//! self-describing. It is written last; a backup directory without one is
+//! incomplete and never offered for restore.
+
+use chrono::{DateTime, Datelike, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The format name written into every manifest.
+pub const MANIFEST_FORMAT: &str = "lifeboat.manifest";
+/// The manifest format version this build writes and the newest it reads.
+pub const MANIFEST_VERSION: u32 = 1;
+/// The file name of the manifest in a backup's directory.
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// Everything needed to find, check and restore one backup without any local
+/// state.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[non_exhaustive]
+pub struct Manifest {
+    /// Always [`MANIFEST_FORMAT`].
+    pub format: String,
+    /// The manifest format version.
+    pub format_version: u32,
+    /// The backup's id: UTC start time and a random suffix, so ids sort by time.
+    pub backup_id: String,
+    /// What was backed up.
+    pub source: SourceInfo,
+    /// When the snapshot started (UTC).
+    pub started_at: DateTime<Utc>,
+    /// When the manifest was written (UTC).
+    pub finished_at: DateTime<Utc>,
+    /// The host that took the backup.
+    pub host: String,
+    /// The tool that wrote it.
+    pub tool: ToolInfo,
+    /// The stored artifact.
+    pub artifact: Artifact,
+    /// What the database held at the snapshot.
+    pub fingerprint: Fingerprint,
+    /// Each verifier's verdict, in the order they finished.
+    pub verdicts: Vec<Verdict>,
+}
+
+/// The source a backup was taken from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SourceInfo {
+    /// `sqlite` or `postgres`.
+    pub kind: String,
+    /// The source name used in the bucket layout.
+    pub name: String,
+    /// Where the source was, without credentials.
+    pub location: String,
+}
+
+/// The program that wrote a manifest.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ToolInfo {
+    /// `lifeboat`.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+}
+
+impl ToolInfo {
+    pub(crate) fn current() -> Self {
+        Self {
+            name: "lifeboat".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+}
+
+/// The stored data object.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Artifact {
+    /// Key of the data object, relative to the sink root.
+    pub key: String,
+    /// Size of the uncompressed dump.
+    pub raw_size: u64,
+    /// Size of the stored (compressed) object.
+    pub stored_size: u64,
+    /// SHA-256 of the stored bytes, lowercase hex.
+    pub sha256: String,
+    /// How the dump was compressed.
+    pub compression: Compression,
+    /// Encryption, if any (`None` until age support lands).
+    pub encryption: Option<String>,
+}
+
+/// Compression of the stored artifact.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Compression {
+    /// `zstd`.
+    pub algorithm: String,
+    /// The level used.
+    pub level: i32,
+}
+
+/// What the database held at the moment of the snapshot.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Fingerprint {
+    /// Every table with its exact row count, sorted by name.
+    pub tables: Vec<TableCount>,
+    /// The database engine and version (`SQLite 3.50.4`).
+    pub server_version: String,
+    /// Source-specific facts (page size, journal mode, tool versions).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub details: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Fingerprint {
+    /// A fingerprint with tables sorted by name.
+    pub fn new(mut tables: Vec<TableCount>, server_version: impl Into<String>) -> Self {
+        tables.sort_by(|a, b| a.name.cmp(&b.name));
+        Self {
+            tables,
+            server_version: server_version.into(),
+            details: serde_json::Map::new(),
+        }
+    }
+
+    /// Total rows across all tables.
+    pub fn total_rows(&self) -> u64 {
+        self.tables.iter().map(|t| t.rows).sum()
+    }
+
+    /// Differences between this fingerprint (expected) and `actual`, one line
+    /// each; empty when they agree.
+    pub fn diff(&self, actual: &Fingerprint) -> Vec<String> {
+        let mut out = Vec::new();
+        for t in &self.tables {
+            match actual.tables.iter().find(|a| a.name == t.name) {
+                None => out.push(format!("table {} is missing", t.name)),
+                Some(a) if a.rows != t.rows => out.push(format!(
+                    "table {} has {} rows, expected {}",
+                    t.name, a.rows, t.rows
+                )),
+                Some(_) => {}
+            }
+        }
+        for a in &actual.tables {
+            if !self.tables.iter().any(|t| t.name == a.name) {
+                out.push(format!("unexpected table {}", a.name));
+            }
+        }
+        out
+    }
+}
+
+/// One table and its row count.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TableCount {
+    /// Table name (schema-qualified where the engine has schemas).
+    pub name: String,
+    /// Exact row count.
+    pub rows: u64,
+}
+
+/// One verifier's result.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Verdict {
+    /// The verifier (`min-size`, `checksum`, `sqlite-integrity`).
+    pub verifier: String,
+    /// Whether the check passed.
+    pub passed: bool,
+    /// The evidence, one line.
+    pub detail: String,
+    /// How long the check took, in milliseconds.
+    pub duration_ms: u64,
+    /// When it finished.
+    pub checked_at: DateTime<Utc>,
+}
+
+impl Manifest {
+    /// Parse and check a manifest.
+    ///
+    /// # Errors
+    /// [`Error::Verification`] for a manifest that is not ours, is of a newer
+    /// format, or is malformed.
+    pub fn from_json(bytes: &[u8]) -> Result<Self> {
+        let m: Manifest = serde_json::from_slice(bytes)
+            .map_err(|e| Error::verification("manifest", format!("unreadable manifest: {e}")))?;
+        if m.format != MANIFEST_FORMAT {
+            return Err(Error::verification(
+                "manifest",
+                format!("not a Lifeboat manifest (format {:?})", m.format),
+            ));
+        }
+        if m.format_version > MANIFEST_VERSION {
+            return Err(Error::verification(
+                "manifest",
+                format!(
+                    "manifest format {} is newer than this lifeboat reads ({MANIFEST_VERSION}); upgrade lifeboat",
+                    m.format_version
+                ),
+            ));
+        }
+        Ok(m)
+    }
+
+    /// Serialize as pretty JSON.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).expect("manifest serializes");
+        v.push(b'\n');
+        v
+    }
+
+    /// Whether every recorded verdict passed (and there is at least one).
+    pub fn verified(&self) -> bool {
+        !self.verdicts.is_empty() && self.verdicts.iter().all(|v| v.passed)
+    }
+}
+
+/// A new backup id: `YYYYMMDDTHHMMSSZ-xxxx`, sorting by time.
+pub fn new_backup_id(at: DateTime<Utc>) -> String {
+    let tag: u16 = rand::random();
+    format!("{}-{tag:04x}", at.format("%Y%m%dT%H%M%SZ"))
+}
+
+/// The directory (key prefix) of one backup:
+/// `<source>/backups/<YYYY>/<MM>/<DD>/<backup-id>`.
+pub fn backup_dir(source_name: &str, at: DateTime<Utc>, backup_id: &str) -> String {
+    format!(
+        "{source_name}/backups/{:04}/{:02}/{:02}/{backup_id}",
+        at.year(),
+        at.month(),
+        at.day()
+    )
+}
+
+/// Check a source name: it becomes a path segment in every sink.
+///
+/// # Errors
+/// [`Error::Usage`] for names with characters other than letters, digits,
+/// `-`, `_` and `.`, or that start with `.`.
+pub fn check_source_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::usage(format!(
+            "invalid source name {name:?}: use letters, digits, '-', '_' and '.'"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn ids_sort_by_time_and_dirs_follow_the_layout() {
+        let t1 = Utc.with_ymd_and_hms(2026, 11, 21, 3, 0, 0).unwrap();
+        let t2 = Utc.with_ymd_and_hms(2026, 11, 21, 3, 0, 1).unwrap();
+        let (a, b) = (new_backup_id(t1), new_backup_id(t2));
+        assert!(a.starts_with("20261121T030000Z-") && a < b);
+        assert_eq!(
+            backup_dir("app", t1, &a),
+            format!("app/backups/2026/11/21/{a}")
+        );
+    }
+
+    #[test]
+    fn fingerprint_diff_names_each_difference() {
+        let expected = Fingerprint::new(
+            vec![
+                TableCount {
+                    name: "a".into(),
+                    rows: 1,
+                },
+                TableCount {
+                    name: "b".into(),
+                    rows: 2,
+                },
+            ],
+            "x",
+        );
+        let actual = Fingerprint::new(
+            vec![
+                TableCount {
+                    name: "a".into(),
+                    rows: 1,
+                },
+                TableCount {
+                    name: "c".into(),
+                    rows: 0,
+                },
+            ],
+            "x",
+        );
+        let d = expected.diff(&actual);
+        assert_eq!(d, vec!["table b is missing", "unexpected table c"]);
+        assert!(expected.diff(&expected).is_empty());
+    }
+
+    #[test]
+    fn foreign_and_future_manifests_are_rejected() {
+        let err = Manifest::from_json(br#"{"format":"other"}"#).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Verification);
+    }
+
+    #[test]
+    fn source_names_are_path_safe() {
+        assert!(check_source_name("app-db_1.main").is_ok());
+        for bad in ["", "../x", "a/b", ".hidden", "sp ace"] {
+            assert!(check_source_name(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,882 @@
+//! The streaming pipeline: snapshot → zstd (multithreaded) → SHA-256 →
+//! multipart upload → verifiers → `manifest.json`, and back again for
+//! restore and verification.
+//!
+//! Memory stays bounded whatever the database size: the compressor works on
+//! 1 MiB reads, hands compressed 1 MiB chunks to the uploader over a channel
+//! of four, and the upload keeps at most `upload_concurrency` parts of
+//! `part_size` in flight. Dropping a job's future cancels it: the upload is
+//! abandoned (never completed, so never visible), temporary files are
+//! removed, and no manifest is written.
+
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::Utc;
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use crate::catalog::{BackupEntry, Catalog, Selector};
+use crate::error::{Error, Result};
+use crate::lock::{self, LockMode};
+use crate::manifest::{
+    Artifact, Compression, MANIFEST_FILE, MANIFEST_VERSION, Manifest, SourceInfo, ToolInfo,
+    Verdict, backup_dir, check_source_name, new_backup_id,
+};
+use crate::progress::{Phase, Progress, ProgressHandle};
+use crate::sink::{PutOptions, Sink, Upload};
+use crate::source::{DumpOptions, RestoreOptions, RestoreOutcome, Source};
+use crate::verify::{self, MinSize, Verifier, VerifyInput};
+
+const READ_CHUNK: usize = 1024 * 1024;
+const CHANNEL_DEPTH: usize = 4;
+/// Default zstd level: fast, and smaller than gzip -6 on database pages.
+pub const DEFAULT_LEVEL: i32 = 3;
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn default_threads() -> u32 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1)
+}
+
+/// What a finished backup produced.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct BackupReport {
+    /// The manifest as written.
+    pub manifest: Manifest,
+    /// The backup's directory in the sink.
+    pub dir: String,
+    /// The sink's location (safe to log).
+    pub sink_location: String,
+    /// Wall time of the whole run.
+    pub duration: Duration,
+}
+
+/// A backup of one source to one sink. Build it, then [`run`](Self::run) it
+/// inside any tokio runtime.
+///
+/// ```no_run
+/// # async fn demo() -> backup_core::Result<()> {
+/// use backup_core::{BackupJob, sink_from_url, source_from_url, SinkOptions};
+/// let source = source_from_url("sqlite:///srv/app.db")?;
+/// let sink = sink_from_url("file:///var/backups/app", &SinkOptions::default())?;
+/// let report = BackupJob::new(source, sink).name("app").run().await?;
+/// println!("{} verified", report.manifest.backup_id);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct BackupJob {
+    source: Arc<dyn Source>,
+    sink: Arc<dyn Sink>,
+    name: Option<String>,
+    min_size: u64,
+    level: i32,
+    threads: u32,
+    extra_verifiers: Vec<Arc<dyn Verifier>>,
+    lock_mode: LockMode,
+    lock_dir: Option<PathBuf>,
+    temp_dir: Option<PathBuf>,
+    progress: ProgressHandle,
+}
+
+impl std::fmt::Debug for BackupJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackupJob")
+            .field("source", &self.source.location())
+            .field("sink", &self.sink.location())
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BackupJob {
+    /// A backup of `source` into `sink` with the defaults: name from the
+    /// source, 1 KiB size floor, checksum read-back, zstd level 3 on every
+    /// core, fail at once if another run holds the lock.
+    pub fn new(source: Arc<dyn Source>, sink: Arc<dyn Sink>) -> Self {
+        Self {
+            source,
+            sink,
+            name: None,
+            min_size: verify::size::DEFAULT_MIN_SIZE,
+            level: DEFAULT_LEVEL,
+            threads: default_threads(),
+            extra_verifiers: Vec::new(),
+            lock_mode: LockMode::FailFast,
+            lock_dir: None,
+            temp_dir: None,
+            progress: ProgressHandle::default(),
+        }
+    }
+
+    /// The source name in the bucket layout (default: from the source).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The size floor for the uncompressed dump, in bytes (default 1024).
+    pub fn min_size(mut self, bytes: u64) -> Self {
+        self.min_size = bytes;
+        self
+    }
+
+    /// zstd level, 1 to 19 (default 3).
+    pub fn compression_level(mut self, level: i32) -> Self {
+        self.level = level;
+        self
+    }
+
+    /// Compression threads (default: every core).
+    pub fn threads(mut self, threads: u32) -> Self {
+        self.threads = threads.max(1);
+        self
+    }
+
+    /// Add a verifier that runs after the upload.
+    pub fn verifier(mut self, v: Arc<dyn Verifier>) -> Self {
+        self.extra_verifiers.push(v);
+        self
+    }
+
+    /// What to do when another run holds the lock.
+    pub fn lock_mode(mut self, mode: LockMode) -> Self {
+        self.lock_mode = mode;
+        self
+    }
+
+    /// Directory for lock files (default [`lock::default_lock_dir`]).
+    pub fn lock_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.lock_dir = Some(dir.into());
+        self
+    }
+
+    /// Directory for the SQLite snapshot (default: the system temp dir).
+    pub fn temp_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.temp_dir = Some(dir.into());
+        self
+    }
+
+    /// Receive progress.
+    pub fn progress(mut self, p: Arc<dyn Progress>) -> Self {
+        self.progress = ProgressHandle::new(p);
+        self
+    }
+
+    fn check(&self) -> Result<String> {
+        if !(1..=19).contains(&self.level) {
+            return Err(Error::usage(format!(
+                "compression level {} is out of range (1 to 19)",
+                self.level
+            )));
+        }
+        let name = self
+            .name
+            .clone()
+            .unwrap_or_else(|| self.source.default_name());
+        check_source_name(&name)?;
+        Ok(name)
+    }
+
+    /// Take the backup, verify it, and write its manifest.
+    ///
+    /// # Errors
+    /// Any [`Error`]; on every error path nothing is left visible in the sink
+    /// (an upload that started is aborted, a stored object whose
+    /// verification failed is deleted, and no manifest is written).
+    pub async fn run(self) -> Result<BackupReport> {
+        let name = self.check()?;
+        let t0 = Instant::now();
+        let lock_dir = self.lock_dir.clone().unwrap_or_else(lock::default_lock_dir);
+        let _lock = lock::acquire(
+            &lock::lock_path(&lock_dir, &self.source.location()),
+            self.lock_mode,
+        )
+        .await?;
+        tokio::try_join!(self.sink.check(), self.source.preflight())?;
+
+        let started_at = Utc::now();
+        let backup_id = new_backup_id(started_at);
+        let dir = backup_dir(&name, started_at, &backup_id);
+        let key = format!("{dir}/data.{}.zst", self.source.extension());
+        tracing::info!(source = %self.source.location(), sink = %self.sink.location(), %backup_id, "backup started");
+
+        self.progress.start(Phase::Snapshot, None);
+        let dump = self
+            .source
+            .dump(&DumpOptions {
+                temp_dir: self.temp_dir.clone(),
+            })
+            .await?;
+        self.progress.finish(Phase::Snapshot);
+        let raw_hint = None;
+        let outcome_task = tokio::spawn(dump.outcome);
+        let guard = dump.guard;
+
+        let upload = self.sink.upload(&key).await?;
+        let streamed = stream_to_upload(
+            dump.reader,
+            upload,
+            self.level,
+            self.threads,
+            self.progress.clone(),
+            raw_hint,
+        )
+        .await;
+        let (upload, compressed) = match streamed {
+            Ok(v) => v,
+            Err(e) => {
+                outcome_task.abort();
+                return Err(e);
+            }
+        };
+        let outcome = match outcome_task.await {
+            Ok(Ok(o)) => o,
+            Ok(Err(e)) => {
+                let _ = upload.abort().await;
+                return Err(e);
+            }
+            Err(e) => {
+                let _ = upload.abort().await;
+                return Err(Error::source_err(
+                    self.source.location(),
+                    format!("snapshot check failed: {e}"),
+                ));
+            }
+        };
+        if let Some(bad) = outcome.verdicts.iter().find(|v| !v.passed) {
+            let _ = upload.abort().await;
+            return Err(Error::verification(
+                bad.verifier.clone(),
+                bad.detail.clone(),
+            ));
+        }
+        upload.complete().await?;
+
+        let mut manifest = Manifest {
+            format: crate::manifest::MANIFEST_FORMAT.into(),
+            format_version: MANIFEST_VERSION,
+            backup_id: backup_id.clone(),
+            source: SourceInfo {
+                kind: self.source.kind().into(),
+                name: name.clone(),
+                location: self.source.location(),
+            },
+            started_at,
+            finished_at: started_at,
+            host: host_name(),
+            tool: ToolInfo::current(),
+            artifact: Artifact {
+                key: key.clone(),
+                raw_size: compressed.raw_size,
+                stored_size: compressed.stored_size,
+                sha256: compressed.sha256,
+                compression: Compression {
+                    algorithm: "zstd".into(),
+                    level: self.level,
+                },
+                encryption: None,
+            },
+            fingerprint: outcome.fingerprint,
+            verdicts: Vec::new(),
+        };
+
+        self.progress.start(Phase::Verify, None);
+        let mut verifiers = verify::default_verifiers(self.min_size);
+        verifiers.extend(self.extra_verifiers.iter().cloned());
+        let verdicts = run_verifiers(&verifiers, &manifest, &*self.sink, None).await;
+        self.progress.finish(Phase::Verify);
+        let verdicts = match verdicts {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = self.sink.delete(&key).await;
+                return Err(e);
+            }
+        };
+        let mut all = outcome.verdicts;
+        all.extend(verdicts);
+        if let Err(e) = failures_to_error(&all) {
+            let _ = self.sink.delete(&key).await;
+            return Err(e);
+        }
+        manifest.verdicts = all;
+        manifest.finished_at = Utc::now();
+        if let Err(e) = self
+            .sink
+            .put(
+                &format!("{dir}/{MANIFEST_FILE}"),
+                Bytes::from(manifest.to_json()),
+                PutOptions::create_only(),
+            )
+            .await
+        {
+            let _ = self.sink.delete(&key).await;
+            return Err(e);
+        }
+        drop(guard);
+        Ok(BackupReport {
+            manifest,
+            dir,
+            sink_location: self.sink.location().to_string(),
+            duration: t0.elapsed(),
+        })
+    }
+}
+
+/// Run verifiers concurrently; their verdicts in the given order.
+async fn run_verifiers(
+    verifiers: &[Arc<dyn Verifier>],
+    manifest: &Manifest,
+    sink: &dyn Sink,
+    local_copy: Option<&Path>,
+) -> Result<Vec<Verdict>> {
+    let input = VerifyInput::new(manifest, sink, local_copy);
+    let futures = verifiers.iter().map(|v| {
+        let input = &input;
+        async move {
+            let verdict = v.verify(input).await?;
+            tracing::info!(
+                verifier = %verdict.verifier,
+                passed = verdict.passed,
+                ms = verdict.duration_ms,
+                detail = %verdict.detail,
+                "verdict"
+            );
+            Ok::<_, Error>(verdict)
+        }
+    });
+    futures::future::try_join_all(futures).await
+}
+
+fn failures_to_error(verdicts: &[Verdict]) -> Result<()> {
+    let failed: Vec<&Verdict> = verdicts.iter().filter(|v| !v.passed).collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = failed.iter().map(|v| v.verifier.as_str()).collect();
+    let details: Vec<String> = failed
+        .iter()
+        .map(|v| format!("{}: {}", v.verifier, v.detail))
+        .collect();
+    Err(Error::verification(names.join(","), details.join("; ")))
+}
+
+struct Compressed {
+    raw_size: u64,
+    stored_size: u64,
+    sha256: String,
+}
+
+/// Writes compressed bytes into 1 MiB chunks for the uploader, hashing and
+/// counting them on the way.
+struct ChunkSender {
+    tx: mpsc::Sender<Bytes>,
+    buf: Vec<u8>,
+    hasher: Sha256,
+    stored: u64,
+}
+
+impl ChunkSender {
+    fn flush_chunk(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(READ_CHUNK));
+        self.tx
+            .blocking_send(Bytes::from(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "upload stopped"))
+    }
+}
+
+impl Write for ChunkSender {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.hasher.update(data);
+        self.stored += data.len() as u64;
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= READ_CHUNK {
+            self.flush_chunk()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn compress(
+    mut reader: Box<dyn Read + Send>,
+    tx: mpsc::Sender<Bytes>,
+    level: i32,
+    threads: u32,
+    progress: ProgressHandle,
+) -> io::Result<Compressed> {
+    let sender = ChunkSender {
+        tx,
+        buf: Vec::with_capacity(READ_CHUNK),
+        hasher: Sha256::new(),
+        stored: 0,
+    };
+    let mut enc = zstd::stream::write::Encoder::new(sender, level)?;
+    if threads > 1 {
+        enc.multithread(threads)?;
+    }
+    enc.include_checksum(true)?;
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut raw = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        raw += n as u64;
+        enc.write_all(&buf[..n])?;
+        progress.advance(n as u64);
+    }
+    let mut sender = enc.finish()?;
+    sender.flush_chunk()?;
+    Ok(Compressed {
+        raw_size: raw,
+        stored_size: sender.stored,
+        sha256: hex::encode(std::mem::take(&mut sender.hasher).finalize()),
+    })
+}
+
+/// Compress `reader` into `upload`. On error the upload is aborted.
+async fn stream_to_upload(
+    reader: Box<dyn Read + Send>,
+    mut upload: Box<dyn Upload>,
+    level: i32,
+    threads: u32,
+    progress: ProgressHandle,
+    total: Option<u64>,
+) -> Result<(Box<dyn Upload>, Compressed)> {
+    let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
+    progress.start(Phase::Upload, total);
+    let p = progress.clone();
+    let compressor = tokio::task::spawn_blocking(move || compress(reader, tx, level, threads, p));
+    let mut upload_err = None;
+    while let Some(chunk) = rx.recv().await {
+        if let Err(e) = upload.write(chunk).await {
+            upload_err = Some(e);
+            break;
+        }
+    }
+    drop(rx); // stops the compressor if the upload failed
+    let compressed = compressor.await;
+    progress.finish(Phase::Upload);
+    if let Some(e) = upload_err {
+        let _ = upload.abort().await;
+        return Err(e);
+    }
+    match compressed {
+        Ok(Ok(c)) => Ok((upload, c)),
+        Ok(Err(e)) => {
+            let _ = upload.abort().await;
+            Err(Error::Source {
+                location: "dump".into(),
+                message: format!("reading or compressing the dump failed: {e}"),
+                source: Some(Box::new(e)),
+            })
+        }
+        Err(e) => {
+            let _ = upload.abort().await;
+            Err(Error::source_err("dump", format!("compressor failed: {e}")))
+        }
+    }
+}
+
+/// A blocking reader over a channel of downloaded chunks.
+struct ChannelReader {
+    rx: mpsc::Receiver<Result<Bytes>>,
+    current: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.current = b,
+                Some(Err(e)) => return Err(io::Error::other(e.display_chain())),
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.current.len());
+        out[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+/// Hashes what passes through and, at end of stream, fails unless size and
+/// SHA-256 match what the manifest recorded.
+struct VerifyingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    size: u64,
+    expected_size: u64,
+    expected_sha: String,
+    progress: ProgressHandle,
+}
+
+impl<R: Read> Read for VerifyingReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(out)?;
+        if n == 0 {
+            let sha = hex::encode(std::mem::take(&mut self.hasher).finalize());
+            if self.size != self.expected_size || sha != self.expected_sha {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "checksum mismatch: got {} bytes with sha256 {sha}, manifest says {} bytes with {}",
+                        self.size, self.expected_size, self.expected_sha
+                    ),
+                ));
+            }
+            return Ok(0);
+        }
+        self.hasher.update(&out[..n]);
+        self.size += n as u64;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+}
+
+/// Download a backup's artifact as a blocking reader of the decompressed
+/// dump. The reader fails instead of ending if the stored bytes do not match
+/// the manifest. Read it on a blocking thread.
+pub async fn artifact_reader(
+    sink: Arc<dyn Sink>,
+    manifest: &Manifest,
+    progress: ProgressHandle,
+) -> Result<Box<dyn Read + Send>> {
+    let art = &manifest.artifact;
+    if let Some(enc) = &art.encryption {
+        return Err(Error::restore_err(
+            manifest.source.location.clone(),
+            format!("backup is encrypted ({enc}); this version of lifeboat cannot decrypt it"),
+        ));
+    }
+    if art.compression.algorithm != "zstd" {
+        return Err(Error::restore_err(
+            manifest.source.location.clone(),
+            format!("unknown compression {:?}", art.compression.algorithm),
+        ));
+    }
+    let mut stream = sink.get(&art.key).await?;
+    let (tx, rx) = mpsc::channel::<Result<Bytes>>(CHANNEL_DEPTH);
+    tokio::spawn(async move {
+        while let Some(chunk) = stream.next().await {
+            let stop = chunk.is_err();
+            if tx.send(chunk).await.is_err() || stop {
+                break;
+            }
+        }
+    });
+    progress.start(Phase::Download, Some(art.stored_size));
+    let verifying = VerifyingReader {
+        inner: ChannelReader {
+            rx,
+            current: Bytes::new(),
+        },
+        hasher: Sha256::new(),
+        size: 0,
+        expected_size: art.stored_size,
+        expected_sha: art.sha256.clone(),
+        progress,
+    };
+    let decoder = zstd::stream::read::Decoder::new(verifying)
+        .map_err(|e| Error::restore_err(manifest.source.location.clone(), e.to_string()))?;
+    Ok(Box::new(decoder))
+}
+
+/// A restore of one backup into a target database.
+#[derive(Clone)]
+pub struct RestoreJob {
+    sink: Arc<dyn Sink>,
+    target: Arc<dyn Source>,
+    source_name: Option<String>,
+    selector: Selector,
+    force: bool,
+    lock_mode: LockMode,
+    lock_dir: Option<PathBuf>,
+    progress: ProgressHandle,
+}
+
+impl std::fmt::Debug for RestoreJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RestoreJob")
+            .field("sink", &self.sink.location())
+            .field("target", &self.target.location())
+            .field("selector", &self.selector)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a restore did.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RestoreReport {
+    /// The backup restored.
+    pub manifest: Manifest,
+    /// What the target now holds.
+    pub outcome: RestoreOutcome,
+    /// Wall time.
+    pub duration: Duration,
+}
+
+impl RestoreJob {
+    /// Restore the newest backup in `sink` into `target`.
+    pub fn new(sink: Arc<dyn Sink>, target: Arc<dyn Source>) -> Self {
+        Self {
+            sink,
+            target,
+            source_name: None,
+            selector: Selector::Latest,
+            force: false,
+            lock_mode: LockMode::FailFast,
+            lock_dir: None,
+            progress: ProgressHandle::default(),
+        }
+    }
+
+    /// Which source's backups (needed when the sink holds several).
+    pub fn source_name(mut self, name: impl Into<String>) -> Self {
+        self.source_name = Some(name.into());
+        self
+    }
+
+    /// Which backup (default: the latest).
+    pub fn select(mut self, selector: Selector) -> Self {
+        self.selector = selector;
+        self
+    }
+
+    /// Replace an existing target database.
+    pub fn force(mut self, force: bool) -> Self {
+        self.force = force;
+        self
+    }
+
+    /// What to do when another run holds the target's lock.
+    pub fn lock_mode(mut self, mode: LockMode) -> Self {
+        self.lock_mode = mode;
+        self
+    }
+
+    /// Directory for lock files.
+    pub fn lock_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.lock_dir = Some(dir.into());
+        self
+    }
+
+    /// Receive progress.
+    pub fn progress(mut self, p: Arc<dyn Progress>) -> Self {
+        self.progress = ProgressHandle::new(p);
+        self
+    }
+
+    /// Find the backup, download, check and restore it.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when there is no such backup; [`Error::Restore`]
+    /// when the target exists without `force`, the data is corrupt, or the
+    /// restored database does not match the fingerprint.
+    pub async fn run(self) -> Result<RestoreReport> {
+        let t0 = Instant::now();
+        let lock_dir = self.lock_dir.clone().unwrap_or_else(lock::default_lock_dir);
+        let _lock = lock::acquire(
+            &lock::lock_path(&lock_dir, &self.target.location()),
+            self.lock_mode,
+        )
+        .await?;
+        let entry = Catalog::new(self.sink.clone())
+            .find(self.source_name.as_deref(), &self.selector)
+            .await?;
+        let manifest = entry.manifest;
+        if manifest.source.kind != self.target.kind() {
+            return Err(Error::usage(format!(
+                "backup {} is of a {} database; the target {} is {}",
+                manifest.backup_id,
+                manifest.source.kind,
+                self.target.location(),
+                self.target.kind()
+            )));
+        }
+        tracing::info!(backup_id = %manifest.backup_id, target = %self.target.location(), "restore started");
+        let reader = artifact_reader(self.sink.clone(), &manifest, self.progress.clone()).await?;
+        let outcome = self
+            .target
+            .restore(reader, &manifest, &RestoreOptions::force(self.force))
+            .await;
+        self.progress.finish(Phase::Download);
+        Ok(RestoreReport {
+            manifest,
+            outcome: outcome?,
+            duration: t0.elapsed(),
+        })
+    }
+}
+
+/// Verification of a stored backup: everything [`BackupJob`] checked, again,
+/// plus the checks that need the data itself (SQLite `integrity_check` and
+/// row counts against the fingerprint).
+#[derive(Clone, Debug)]
+pub struct VerifyJob {
+    sink: Arc<dyn Sink>,
+    source_name: Option<String>,
+    selector: Selector,
+    min_size: u64,
+    temp_dir: Option<PathBuf>,
+    progress: ProgressHandle,
+}
+
+/// The verdicts on one stored backup.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct VerifyReport {
+    /// The backup.
+    pub manifest: Manifest,
+    /// The backup's directory in the sink.
+    pub dir: String,
+    /// One verdict per verifier.
+    pub verdicts: Vec<Verdict>,
+    /// Wall time.
+    pub duration: Duration,
+}
+
+impl VerifyJob {
+    /// Verify the latest backup in `sink`.
+    pub fn new(sink: Arc<dyn Sink>) -> Self {
+        Self {
+            sink,
+            source_name: None,
+            selector: Selector::Latest,
+            min_size: verify::size::DEFAULT_MIN_SIZE,
+            temp_dir: None,
+            progress: ProgressHandle::default(),
+        }
+    }
+
+    /// Which source's backups.
+    pub fn source_name(mut self, name: impl Into<String>) -> Self {
+        self.source_name = Some(name.into());
+        self
+    }
+
+    /// Which backup.
+    pub fn select(mut self, selector: Selector) -> Self {
+        self.selector = selector;
+        self
+    }
+
+    /// Size floor (default 1 KiB).
+    pub fn min_size(mut self, bytes: u64) -> Self {
+        self.min_size = bytes;
+        self
+    }
+
+    /// Where the decompressed copy goes (default: the system temp dir).
+    pub fn temp_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.temp_dir = Some(dir.into());
+        self
+    }
+
+    /// Receive progress.
+    pub fn progress(mut self, p: Arc<dyn Progress>) -> Self {
+        self.progress = ProgressHandle::new(p);
+        self
+    }
+
+    /// Run every verifier.
+    ///
+    /// # Errors
+    /// [`Error::Verification`] naming each failed check; sink errors when the
+    /// checks could not run.
+    pub async fn run(self) -> Result<VerifyReport> {
+        let entry = Catalog::new(self.sink.clone())
+            .find(self.source_name.as_deref(), &self.selector)
+            .await?;
+        self.verify_entry(entry).await
+    }
+
+    /// Verify a backup already found.
+    pub async fn verify_entry(&self, entry: BackupEntry) -> Result<VerifyReport> {
+        let t0 = Instant::now();
+        let BackupEntry { dir, manifest } = entry;
+        let mut verifiers: Vec<Arc<dyn Verifier>> =
+            verify::stored_verifiers(&manifest.source.kind, self.min_size);
+        verifiers.retain(|v| v.name() != "min-size");
+        verifiers.insert(0, Arc::new(MinSize::new(self.min_size)));
+        let (local, remote): (Vec<_>, Vec<_>) =
+            verifiers.into_iter().partition(|v| v.needs_local_copy());
+
+        let mut verdicts = run_verifiers(&remote, &manifest, &*self.sink, None).await?;
+        if !local.is_empty() {
+            let temp_root = self.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+            let temp = tempfile::Builder::new()
+                .prefix("lifeboat-verify-")
+                .tempdir_in(&temp_root)
+                .map_err(|e| {
+                    Error::config(
+                        temp_root.display().to_string(),
+                        format!("cannot create a temporary directory: {e}"),
+                    )
+                })?;
+            let copy = temp.path().join("artifact");
+            let t_download = Instant::now();
+            let reader =
+                artifact_reader(self.sink.clone(), &manifest, self.progress.clone()).await?;
+            let copy2 = copy.clone();
+            let written = tokio::task::spawn_blocking(move || -> io::Result<u64> {
+                let mut reader = reader;
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&copy2)?;
+                io::copy(&mut reader, &mut f)
+            })
+            .await
+            .map_err(|e| Error::verification("download", format!("worker failed: {e}")))?;
+            self.progress.finish(Phase::Download);
+            match written {
+                Ok(_) => {
+                    verdicts
+                        .extend(run_verifiers(&local, &manifest, &*self.sink, Some(&copy)).await?);
+                }
+                Err(e) => {
+                    for v in &local {
+                        verdicts.push(verify::verdict(
+                            v.name(),
+                            false,
+                            format!("cannot read the backup's data: {e}"),
+                            t_download,
+                        ));
+                    }
+                }
+            }
+        }
+        failures_to_error(&verdicts)?;
+        Ok(VerifyReport {
+            manifest,
+            dir,
+            verdicts,
+            duration: t0.elapsed(),
+        })
+    }
+}

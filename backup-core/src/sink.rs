@@ -1,0 +1,379 @@
+//! Where backups are stored.
+//!
+//! A [`Sink`] is a flat key space below one root (a bucket and prefix, or a
+//! directory). Keys are `/`-separated and relative to that root. Lifeboat
+//! needs only a handful of operations from it; everything else (reading a
+//! whole object into memory, hashing an object) lives in [`SinkExt`].
+//!
+//! Contracts every implementation keeps, and the conformance suite checks:
+//!
+//! - **Atomic visibility.** An object written with [`Sink::put`] or through an
+//!   [`Upload`] is either fully visible under its key or not at all. An upload
+//!   that is aborted, dropped or fails leaves nothing under the key and
+//!   nothing in [`Sink::list`].
+//! - **Errors are typed.** A missing key is [`Error::NotFound`]; every other
+//!   failure is [`Error::Sink`] with `retryable` set only for transient faults.
+//! - **Listing is complete or fails.** `list` never returns a partial or empty
+//!   list on error.
+
+mod gcs;
+mod local;
+mod memory;
+mod object;
+mod s3;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+pub use gcs::GcsConfig;
+pub use local::LocalSink;
+pub use object::ObjectStoreSink;
+pub use s3::{S3Config, spaces_endpoint};
+
+/// A stream of bytes read from a sink.
+pub type ByteStream = BoxStream<'static, Result<Bytes>>;
+
+/// One stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// The key, relative to the sink's root.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// When the object was last written, as the sink reports it.
+    pub last_modified: DateTime<Utc>,
+}
+
+/// Options for [`Sink::put`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct PutOptions {
+    /// Fail with [`Error::Sink`] if the key already exists, instead of
+    /// overwriting it.
+    pub create_only: bool,
+}
+
+impl PutOptions {
+    /// Options that refuse to overwrite an existing object.
+    pub fn create_only() -> Self {
+        Self { create_only: true }
+    }
+}
+
+/// A multipart upload in progress. Nothing is visible under its key until
+/// [`Upload::complete`] returns `Ok`.
+#[async_trait]
+pub trait Upload: Send {
+    /// Append bytes. Parts may be of any size; the implementation batches
+    /// them into the part size the service needs and may upload several
+    /// parts at once.
+    async fn write(&mut self, data: Bytes) -> Result<()>;
+
+    /// Make the object visible under its key, atomically.
+    async fn complete(self: Box<Self>) -> Result<()>;
+
+    /// Discard everything written. Nothing remains under the key.
+    async fn abort(self: Box<Self>) -> Result<()>;
+}
+
+/// A place that stores backups.
+///
+/// Required methods are the few every store can provide; build on them with
+/// [`SinkExt`].
+#[async_trait]
+pub trait Sink: Send + Sync + fmt::Debug {
+    /// Where this sink points, as a URL without credentials
+    /// (`s3://bucket/prefix`, `file:///var/backups`). Safe to log.
+    fn location(&self) -> &str;
+
+    /// Check, before any data is produced, that the sink is reachable, that
+    /// the credentials are accepted and that the bucket or directory exists.
+    ///
+    /// # Errors
+    /// [`Error::Sink`] naming what is wrong (missing bucket, access denied,
+    /// unwritable directory).
+    async fn check(&self) -> Result<()>;
+
+    /// Store a small object in one request.
+    ///
+    /// # Errors
+    /// [`Error::Sink`]; with [`PutOptions::create_only`], also when the key
+    /// already exists.
+    async fn put(&self, key: &str, data: Bytes, opts: PutOptions) -> Result<()>;
+
+    /// Start a streaming upload to `key`.
+    async fn upload(&self, key: &str) -> Result<Box<dyn Upload>>;
+
+    /// Read an object as a stream.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if the key does not exist.
+    async fn get(&self, key: &str) -> Result<ByteStream>;
+
+    /// Size and time of one object.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if the key does not exist.
+    async fn head(&self, key: &str) -> Result<ObjectInfo>;
+
+    /// Every object whose key starts with `prefix` (a directory-like prefix,
+    /// without trailing slash; `""` for everything), in no particular order.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
+
+    /// Delete an object. Deleting a missing key is not an error.
+    async fn delete(&self, key: &str) -> Result<()>;
+}
+
+/// Conveniences built on [`Sink`], available on every sink.
+#[async_trait]
+pub trait SinkExt: Sink {
+    /// Read a whole object into memory. For small objects (manifests).
+    async fn get_bytes(&self, key: &str) -> Result<Bytes> {
+        let mut stream = self.get(key).await?;
+        let mut buf = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            buf.extend_from_slice(&chunk?);
+        }
+        Ok(Bytes::from(buf))
+    }
+
+    /// Stream an object and return its size and SHA-256 (lowercase hex).
+    async fn sha256(&self, key: &str) -> Result<(u64, String)> {
+        let mut stream = self.get(key).await?;
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            size += chunk.len() as u64;
+            hasher.update(&chunk);
+        }
+        Ok((size, hex::encode(hasher.finalize())))
+    }
+
+    /// Upload bytes through the streaming path in one call.
+    async fn put_streamed(&self, key: &str, data: Bytes) -> Result<()> {
+        let mut upload = self.upload(key).await?;
+        if let Err(e) = upload.write(data).await {
+            let _ = upload.abort().await;
+            return Err(e);
+        }
+        upload.complete().await
+    }
+}
+
+impl<T: Sink + ?Sized> SinkExt for T {}
+
+/// Settings for building a sink from a URL, beyond what the URL says.
+///
+/// Every field is optional: unset fields fall back to the URL's query
+/// parameters, then to the provider's standard environment variables and
+/// files. Secrets set here are never logged.
+#[derive(Clone, Default, serde::Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SinkOptions {
+    /// S3-compatible endpoint (`http://127.0.0.1:9000`). Default: `AWS_ENDPOINT_URL`.
+    pub endpoint: Option<String>,
+    /// Region. Default: `AWS_REGION`, `AWS_DEFAULT_REGION`, `~/.aws/config`, `us-east-1`.
+    pub region: Option<String>,
+    /// Access key id. Default: `AWS_ACCESS_KEY_ID`, then `~/.aws/credentials`.
+    pub access_key_id: Option<String>,
+    /// Secret access key. Default: `AWS_SECRET_ACCESS_KEY`, then `~/.aws/credentials`.
+    pub secret_access_key: Option<String>,
+    /// Session token. Default: `AWS_SESSION_TOKEN`.
+    pub session_token: Option<String>,
+    /// Path to a GCS service-account JSON key. Default: `GOOGLE_APPLICATION_CREDENTIALS`.
+    pub service_account_path: Option<String>,
+    /// Part size for multipart uploads, in bytes (default 8 MiB, minimum 5 MiB).
+    pub part_size: Option<usize>,
+    /// Parts uploaded at once (default 4).
+    pub upload_concurrency: Option<usize>,
+    /// Attempts per request on transient errors (default 5).
+    pub max_retries: Option<usize>,
+}
+
+impl fmt::Debug for SinkOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SinkOptions")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field(
+                "access_key_id",
+                &self.access_key_id.as_ref().map(|_| "<set>"),
+            )
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("service_account_path", &self.service_account_path)
+            .field("part_size", &self.part_size)
+            .field("upload_concurrency", &self.upload_concurrency)
+            .field("max_retries", &self.max_retries)
+            .finish()
+    }
+}
+
+pub(crate) const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
+pub(crate) const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+pub(crate) const DEFAULT_UPLOAD_CONCURRENCY: usize = 4;
+
+/// Build a sink from a URL.
+///
+/// | URL | sink |
+/// |---|---|
+/// | `file:///var/backups/app`, `/var/backups/app`, `./backups` | [`LocalSink`] |
+/// | `s3://bucket/prefix` | S3 or any S3-compatible service (`AWS_ENDPOINT_URL`) |
+/// | `spaces://bucket/prefix?region=nyc3` | DigitalOcean Spaces (S3 with the region's endpoint) |
+/// | `gs://bucket/prefix` | Google Cloud Storage |
+/// | `memory://` | in-memory, for tests |
+///
+/// Query parameters `endpoint` and `region` override the environment.
+///
+/// # Errors
+/// [`Error::Usage`] for a malformed URL or unknown scheme; [`Error::Config`]
+/// for missing or unreadable credentials settings.
+pub fn sink_from_url(url: &str, opts: &SinkOptions) -> Result<Arc<dyn Sink>> {
+    if !url.contains("://") {
+        return Ok(Arc::new(LocalSink::new(url)?));
+    }
+    let parsed =
+        url::Url::parse(url).map_err(|e| Error::usage(format!("invalid sink URL {url:?}: {e}")))?;
+    let query: BTreeMap<String, String> = parsed.query_pairs().into_owned().collect();
+    let known = ["endpoint", "region"];
+    if let Some(k) = query.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(Error::usage(format!(
+            "sink URL {url:?}: unknown parameter {k:?} (known: endpoint, region)"
+        )));
+    }
+    let mut opts = opts.clone();
+    if let Some(e) = query.get("endpoint") {
+        opts.endpoint = Some(e.clone());
+    }
+    if let Some(r) = query.get("region") {
+        opts.region = Some(r.clone());
+    }
+    let bucket = parsed.host_str().unwrap_or_default().to_string();
+    let prefix = parsed.path().trim_matches('/').to_string();
+    let need_bucket = || {
+        if bucket.is_empty() {
+            Err(Error::usage(format!("sink URL {url:?} names no bucket")))
+        } else {
+            Ok(())
+        }
+    };
+    match parsed.scheme() {
+        "file" => {
+            if parsed
+                .host_str()
+                .is_some_and(|h| !h.is_empty() && h != "localhost")
+            {
+                return Err(Error::usage(format!(
+                    "sink URL {url:?}: file URLs take an absolute path (file:///var/backups)"
+                )));
+            }
+            Ok(Arc::new(LocalSink::new(parsed.path())?))
+        }
+        "s3" => {
+            need_bucket()?;
+            let cfg = S3Config::from_options(&bucket, &prefix, &opts, s3::Flavor::S3)?;
+            Ok(Arc::new(cfg.build()?))
+        }
+        "spaces" => {
+            need_bucket()?;
+            let cfg = S3Config::from_options(&bucket, &prefix, &opts, s3::Flavor::Spaces)?;
+            Ok(Arc::new(cfg.build()?))
+        }
+        "gs" | "gcs" => {
+            need_bucket()?;
+            let cfg = GcsConfig::from_options(&bucket, &prefix, &opts)?;
+            Ok(Arc::new(cfg.build()?))
+        }
+        "memory" => Ok(Arc::new(ObjectStoreSink::memory())),
+        other => Err(Error::usage(format!(
+            "unknown sink scheme {other:?} in {url:?} (use file, s3, spaces, gs or memory)"
+        ))),
+    }
+}
+
+/// Join a sink-relative key onto a prefix.
+pub(crate) fn join_key(prefix: &str, key: &str) -> String {
+    match (prefix.is_empty(), key.is_empty()) {
+        (true, _) => key.to_string(),
+        (false, true) => prefix.to_string(),
+        (false, false) => format!("{prefix}/{key}"),
+    }
+}
+
+/// Reject keys that could escape the sink root or are otherwise malformed.
+pub(crate) fn check_key(location: &str, key: &str) -> Result<()> {
+    let bad = key.is_empty()
+        || key.starts_with('/')
+        || key.ends_with('/')
+        || key
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..");
+    if bad {
+        return Err(Error::sink_err(
+            location,
+            format!("invalid object key {key:?}"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_scheme_is_a_usage_error() {
+        let err = sink_from_url("ftp://host/x", &SinkOptions::default()).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Usage);
+        assert!(err.to_string().contains("ftp"));
+    }
+
+    #[test]
+    fn unknown_query_parameter_is_a_usage_error() {
+        let err = sink_from_url("s3://b/p?colour=red", &SinkOptions::default()).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Usage);
+    }
+
+    #[test]
+    fn bucketless_url_is_a_usage_error() {
+        let err = sink_from_url("s3:///p", &SinkOptions::default()).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Usage);
+    }
+
+    #[test]
+    fn keys_cannot_escape_the_root() {
+        for key in ["../x", "a/../b", "/abs", "a//b", "", "a/"] {
+            assert!(check_key("file:///x", key).is_err(), "{key}");
+        }
+        assert!(check_key("file:///x", "app/backups/2026/data.zst").is_ok());
+    }
+
+    #[test]
+    fn options_debug_hides_secrets() {
+        let opts = SinkOptions {
+            secret_access_key: Some("hunter2".into()),
+            access_key_id: Some("AKIA".into()),
+            ..Default::default()
+        };
+        let text = format!("{opts:?}");
+        assert!(!text.contains("hunter2") && !text.contains("AKIA"));
+    }
+}

@@ -1,0 +1,461 @@
+//! A directory on a local (or mounted) filesystem.
+//!
+//! Not `object_store`'s `LocalFileSystem`: backups hold whole databases, so
+//! every file is created `0600` and every directory `0700` from the first
+//! byte (never chmod-ed afterwards), data is fsync-ed before the rename that
+//! makes it visible, and in-progress files are hidden dot-files that listing
+//! skips.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind as IoKind, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+
+use super::{ByteStream, ObjectInfo, PutOptions, Sink, Upload, check_key};
+use crate::error::{Error, Result};
+
+const READ_CHUNK: usize = 1024 * 1024;
+
+/// A sink that stores objects as files below a root directory.
+#[derive(Debug, Clone)]
+pub struct LocalSink {
+    root: PathBuf,
+    location: String,
+}
+
+impl LocalSink {
+    /// A sink rooted at `root` (created on first use).
+    ///
+    /// # Errors
+    /// [`Error::Usage`] if the path is empty.
+    pub fn new(root: impl AsRef<Path>) -> Result<Self> {
+        let root = root.as_ref();
+        if root.as_os_str().is_empty() {
+            return Err(Error::usage("empty path for local sink"));
+        }
+        let root = if root.is_absolute() {
+            root.to_path_buf()
+        } else {
+            std::env::current_dir()
+                .map_err(|e| Error::usage(format!("cannot resolve {}: {e}", root.display())))?
+                .join(root)
+        };
+        let location = format!("file://{}", root.display());
+        Ok(Self { root, location })
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn file(&self, key: &str) -> Result<PathBuf> {
+        check_key(&self.location, key)?;
+        Ok(self.root.join(key))
+    }
+
+    fn io_err(&self, what: &str, path: &Path, err: std::io::Error) -> Error {
+        let message = match err.kind() {
+            IoKind::PermissionDenied => format!("{what} {}: permission denied", path.display()),
+            IoKind::StorageFull => format!("{what} {}: no space left on device", path.display()),
+            IoKind::ReadOnlyFilesystem => {
+                format!("{what} {}: read-only file system", path.display())
+            }
+            _ => format!("{what} {}: {err}", path.display()),
+        };
+        Error::Sink {
+            location: self.location.clone(),
+            message,
+            retryable: false,
+            source: Some(Box::new(err)),
+        }
+    }
+
+    fn make_dirs(&self, dir: &Path) -> Result<()> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| self.io_err("cannot create directory", dir, e))
+    }
+
+    fn temp_for(&self, file: &Path) -> PathBuf {
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("object");
+        let tag: u64 = rand::random();
+        file.with_file_name(format!(".{name}.{tag:016x}.partial"))
+    }
+
+    fn create_temp(&self, file: &Path) -> Result<(PathBuf, File)> {
+        if let Some(parent) = file.parent() {
+            self.make_dirs(parent)?;
+        }
+        let tmp = self.temp_for(file);
+        let f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| self.io_err("cannot create", &tmp, e))?;
+        Ok((tmp, f))
+    }
+
+    /// Make `tmp` visible as `file`: fsync data, rename (or link, for
+    /// create-only), fsync the directory.
+    fn publish(&self, tmp: &Path, file: &Path, f: File, create_only: bool) -> Result<()> {
+        let result = (|| {
+            f.sync_all()
+                .map_err(|e| self.io_err("cannot sync", tmp, e))?;
+            drop(f);
+            if create_only {
+                fs::hard_link(tmp, file).map_err(|e| {
+                    if e.kind() == IoKind::AlreadyExists {
+                        Error::sink_err(
+                            &self.location,
+                            format!("{} already exists", file.display()),
+                        )
+                    } else {
+                        self.io_err("cannot link", file, e)
+                    }
+                })?;
+                let _ = fs::remove_file(tmp);
+            } else {
+                fs::rename(tmp, file).map_err(|e| self.io_err("cannot rename into", file, e))?;
+            }
+            if let Some(parent) = file.parent()
+                && let Ok(d) = File::open(parent)
+            {
+                let _ = d.sync_all();
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(tmp);
+        }
+        result
+    }
+
+    fn walk(&self, dir: &Path, out: &mut Vec<ObjectInfo>) -> Result<()> {
+        let entries = match fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == IoKind::NotFound => return Ok(()),
+            Err(e) => return Err(self.io_err("cannot list", dir, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| self.io_err("cannot list", dir, e))?;
+            let name = entry.file_name();
+            if name.to_string_lossy().starts_with('.') {
+                continue; // in-progress uploads and foreign dot-files
+            }
+            let path = entry.path();
+            let meta = entry
+                .metadata()
+                .map_err(|e| self.io_err("cannot stat", &path, e))?;
+            if meta.is_dir() {
+                self.walk(&path, out)?;
+            } else if meta.is_file() {
+                let key = path
+                    .strip_prefix(&self.root)
+                    .unwrap_or(&path)
+                    .to_string_lossy()
+                    .to_string();
+                let modified: DateTime<Utc> = meta
+                    .modified()
+                    .map(Into::into)
+                    .unwrap_or_else(|_| Utc::now());
+                out.push(ObjectInfo {
+                    key,
+                    size: meta.len(),
+                    last_modified: modified,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(Error::sink_err("file://", format!("worker failed: {e}"))))
+}
+
+#[async_trait]
+impl Sink for LocalSink {
+    fn location(&self) -> &str {
+        &self.location
+    }
+
+    async fn check(&self) -> Result<()> {
+        let this = self.clone();
+        blocking(move || {
+            if this.root.exists() && !this.root.is_dir() {
+                return Err(Error::sink_err(
+                    &this.location,
+                    format!("{} exists and is not a directory", this.root.display()),
+                ));
+            }
+            this.make_dirs(&this.root)?;
+            let probe = this
+                .root
+                .join(format!(".lifeboat-probe-{:016x}", rand::random::<u64>()));
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&probe)
+                .map_err(|e| this.io_err("cannot write to", &this.root, e))?;
+            let _ = fs::remove_file(&probe);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn put(&self, key: &str, data: Bytes, opts: PutOptions) -> Result<()> {
+        let file = self.file(key)?;
+        let this = self.clone();
+        blocking(move || {
+            let (tmp, mut f) = this.create_temp(&file)?;
+            if let Err(e) = f.write_all(&data) {
+                let _ = fs::remove_file(&tmp);
+                return Err(this.io_err("cannot write", &tmp, e));
+            }
+            this.publish(&tmp, &file, f, opts.create_only)
+        })
+        .await
+    }
+
+    async fn upload(&self, key: &str) -> Result<Box<dyn Upload>> {
+        let file = self.file(key)?;
+        let this = self.clone();
+        let (tmp, f) = {
+            let file = file.clone();
+            blocking(move || this.create_temp(&file)).await?
+        };
+        Ok(Box::new(LocalUpload {
+            sink: self.clone(),
+            file,
+            tmp,
+            handle: Some(f),
+        }))
+    }
+
+    async fn get(&self, key: &str) -> Result<ByteStream> {
+        let file = self.file(key)?;
+        let f = match File::open(&file) {
+            Ok(f) if f.metadata().is_ok_and(|m| m.is_file()) => f,
+            Ok(_) => {
+                return Err(Error::NotFound {
+                    location: self.location.clone(),
+                    key: key.to_string(),
+                });
+            }
+            Err(e) if e.kind() == IoKind::NotFound => {
+                return Err(Error::NotFound {
+                    location: self.location.clone(),
+                    key: key.to_string(),
+                });
+            }
+            Err(e) => return Err(self.io_err("cannot open", &file, e)),
+        };
+        let this = self.clone();
+        let stream = futures::stream::unfold(Some((f, this, file)), |state| async move {
+            let (mut f, this, file) = state?;
+            let res = tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; READ_CHUNK];
+                let n = f.read(&mut buf);
+                (f, buf, n)
+            })
+            .await;
+            match res {
+                Ok((f, mut buf, Ok(n))) if n > 0 => {
+                    buf.truncate(n);
+                    Some((Ok(Bytes::from(buf)), Some((f, this, file))))
+                }
+                Ok((_, _, Ok(_))) => None,
+                Ok((_, _, Err(e))) => Some((Err(this.io_err("cannot read", &file, e)), None)),
+                Err(e) => Some((
+                    Err(Error::sink_err(
+                        &this.location,
+                        format!("worker failed: {e}"),
+                    )),
+                    None,
+                )),
+            }
+        });
+        Ok(stream.boxed())
+    }
+
+    async fn head(&self, key: &str) -> Result<ObjectInfo> {
+        let file = self.file(key)?;
+        match fs::metadata(&file) {
+            Ok(m) if m.is_file() => Ok(ObjectInfo {
+                key: key.to_string(),
+                size: m.len(),
+                last_modified: m.modified().map(Into::into).unwrap_or_else(|_| Utc::now()),
+            }),
+            Ok(_) => Err(Error::NotFound {
+                location: self.location.clone(),
+                key: key.to_string(),
+            }),
+            Err(e) if e.kind() == IoKind::NotFound => Err(Error::NotFound {
+                location: self.location.clone(),
+                key: key.to_string(),
+            }),
+            Err(e) => Err(self.io_err("cannot stat", &file, e)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        let prefix = prefix.trim_matches('/').to_string();
+        if !prefix.is_empty() {
+            check_key(&self.location, &prefix)?;
+        }
+        let this = self.clone();
+        blocking(move || {
+            let mut out = Vec::new();
+            let start = if prefix.is_empty() {
+                this.root.clone()
+            } else {
+                this.root.join(&prefix)
+            };
+            if start.is_file() {
+                this.walk(start.parent().unwrap_or(&this.root), &mut out)?;
+                out.retain(|o| o.key == prefix);
+            } else {
+                this.walk(&start, &mut out)?;
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        let file = self.file(key)?;
+        let this = self.clone();
+        blocking(move || {
+            match fs::remove_file(&file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == IoKind::NotFound => return Ok(()),
+                Err(e) => return Err(this.io_err("cannot delete", &file, e)),
+            }
+            // Remove directories the delete emptied, up to the root.
+            let mut dir = file.parent();
+            while let Some(d) = dir {
+                if d == this.root || fs::remove_dir(d).is_err() {
+                    break;
+                }
+                dir = d.parent();
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+struct LocalUpload {
+    sink: LocalSink,
+    file: PathBuf,
+    tmp: PathBuf,
+    handle: Option<File>,
+}
+
+#[async_trait]
+impl Upload for LocalUpload {
+    async fn write(&mut self, data: Bytes) -> Result<()> {
+        let Some(mut f) = self.handle.take() else {
+            return Err(Error::sink_err(
+                &self.sink.location,
+                "upload already failed",
+            ));
+        };
+        let (f, res) = tokio::task::spawn_blocking(move || {
+            let res = f.write_all(&data);
+            (f, res)
+        })
+        .await
+        .map_err(|e| Error::sink_err(&self.sink.location, format!("worker failed: {e}")))?;
+        res.map_err(|e| self.sink.io_err("cannot write", &self.tmp, e))?;
+        self.handle = Some(f);
+        Ok(())
+    }
+
+    async fn complete(mut self: Box<Self>) -> Result<()> {
+        let Some(f) = self.handle.take() else {
+            return Err(Error::sink_err(
+                &self.sink.location,
+                "upload already failed",
+            ));
+        };
+        let (sink, tmp, file) = (self.sink.clone(), self.tmp.clone(), self.file.clone());
+        // `self` (now without a handle) is dropped after publish; its Drop
+        // removes the temp file only if it still exists, i.e. on failure.
+        blocking(move || sink.publish(&tmp, &file, f, false)).await
+    }
+
+    async fn abort(mut self: Box<Self>) -> Result<()> {
+        self.handle.take();
+        let _ = fs::remove_file(&self.tmp);
+        Ok(())
+    }
+}
+
+impl Drop for LocalUpload {
+    fn drop(&mut self) {
+        // Abandoned (cancelled, failed) uploads leave nothing behind.
+        let _ = fs::remove_file(&self.tmp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[tokio::test]
+    async fn files_are_private_from_the_first_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = LocalSink::new(dir.path().join("b")).unwrap();
+        sink.put("a/x", Bytes::from_static(b"1"), PutOptions::default())
+            .await
+            .unwrap();
+        let mut up = sink.upload("a/y").await.unwrap();
+        up.write(Bytes::from_static(b"2")).await.unwrap();
+        // The hidden in-progress file is already 0600.
+        let partial: Vec<_> = fs::read_dir(dir.path().join("b/a"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .ends_with(".partial")
+            })
+            .collect();
+        assert_eq!(partial.len(), 1);
+        assert_eq!(
+            fs::metadata(&partial[0]).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        up.complete().await.unwrap();
+        for f in ["b/a/x", "b/a/y"] {
+            let mode = fs::metadata(dir.path().join(f))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{f}");
+        }
+        let mode = fs::metadata(dir.path().join("b/a"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+}

@@ -1,0 +1,187 @@
+//! What can be backed up.
+//!
+//! A [`Source`] takes a consistent snapshot of a database and hands the
+//! pipeline a byte stream of it ([`Dump`]); it also knows how to put such a
+//! stream back ([`Source::restore`]). Compression, hashing, upload and the
+//! manifest are the pipeline's business, not the source's.
+
+pub mod sqlite;
+
+use std::fmt;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::future::BoxFuture;
+
+use crate::error::{Error, Result};
+use crate::manifest::{Fingerprint, Manifest, Verdict};
+
+pub use sqlite::SqliteSource;
+
+/// Per-call options for [`Source::dump`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct DumpOptions {
+    /// Where temporary files may go (default: the system temp directory).
+    pub temp_dir: Option<PathBuf>,
+}
+
+/// What a source's snapshot learned once the stream has been read.
+#[derive(Debug, Clone)]
+pub struct DumpOutcome {
+    /// Tables, row counts and versions at the snapshot.
+    pub fingerprint: Fingerprint,
+    /// Checks the source ran on the snapshot itself (SQLite's
+    /// `integrity_check`); they go into the manifest with the verifiers'.
+    pub verdicts: Vec<Verdict>,
+}
+
+/// A snapshot being streamed.
+pub struct Dump {
+    /// The artifact's bytes. Read on a blocking thread.
+    pub reader: Box<dyn Read + Send>,
+    /// Resolves once the snapshot is fully read: the fingerprint and any
+    /// snapshot checks, or the reason the dump is not good (a child process
+    /// that failed, a snapshot that failed `integrity_check`). The pipeline
+    /// polls it concurrently with the upload and never commits a backup whose
+    /// outcome is an error.
+    pub outcome: BoxFuture<'static, Result<DumpOutcome>>,
+    /// Keeps temporary files alive until the dump is dropped.
+    pub guard: Option<Box<dyn Send + Sync>>,
+}
+
+impl fmt::Debug for Dump {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dump").finish_non_exhaustive()
+    }
+}
+
+/// Per-call options for [`Source::restore`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct RestoreOptions {
+    /// Replace an existing database. The old one is kept aside until the new
+    /// one is proven, then removed.
+    pub force: bool,
+}
+
+impl RestoreOptions {
+    /// Options with `force` set as given.
+    pub fn force(force: bool) -> Self {
+        Self { force }
+    }
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
+pub struct RestoreOutcome {
+    /// Where the database now is.
+    pub target: String,
+    /// Bytes written.
+    pub bytes: u64,
+    /// The restored database's fingerprint, equal to the manifest's.
+    pub fingerprint: Fingerprint,
+    /// Whether an existing database was replaced.
+    pub replaced: bool,
+}
+
+/// A database that can be backed up and restored.
+#[async_trait]
+pub trait Source: Send + Sync + fmt::Debug {
+    /// `sqlite` or `postgres`: recorded in the manifest, and used to pick
+    /// verifiers for stored backups.
+    fn kind(&self) -> &'static str;
+
+    /// Where the database is, without credentials. Safe to log.
+    fn location(&self) -> String;
+
+    /// The source name used in the bucket layout when none is configured.
+    fn default_name(&self) -> String;
+
+    /// File extension of the raw artifact (`sqlite`, `pgdump`).
+    fn extension(&self) -> &'static str;
+
+    /// Check, before any upload starts, that the database exists and can be
+    /// read.
+    ///
+    /// # Errors
+    /// [`Error::Source`] saying what is wrong.
+    async fn preflight(&self) -> Result<()>;
+
+    /// Take a consistent snapshot and start streaming it.
+    async fn dump(&self, opts: &DumpOptions) -> Result<Dump>;
+
+    /// Restore from `reader` (the decompressed artifact) into the database
+    /// this source points at.
+    ///
+    /// `reader` returns an error instead of end-of-file if the stored bytes
+    /// do not match the manifest's SHA-256: an implementation must read to
+    /// end-of-file before it makes anything visible.
+    ///
+    /// # Errors
+    /// [`Error::Restore`], including when the target exists and
+    /// [`RestoreOptions::force`] is not set.
+    async fn restore(
+        &self,
+        reader: Box<dyn Read + Send>,
+        manifest: &Manifest,
+        opts: &RestoreOptions,
+    ) -> Result<RestoreOutcome>;
+}
+
+/// Build a source from a URL: `sqlite:///abs/path.db`, `sqlite://rel/path.db`
+/// or `sqlite:path.db`.
+///
+/// # Errors
+/// [`Error::Usage`] for an unknown scheme or an empty path.
+pub fn source_from_url(url: &str) -> Result<Arc<dyn Source>> {
+    let Some((scheme, rest)) = url.split_once(':') else {
+        return Err(Error::usage(format!(
+            "source {url:?} has no scheme (use sqlite:///path/to/app.db)"
+        )));
+    };
+    match scheme {
+        "sqlite" | "sqlite3" => {
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            if path.is_empty() {
+                return Err(Error::usage(format!("source {url:?} names no file")));
+            }
+            Ok(Arc::new(SqliteSource::new(path)))
+        }
+        "postgres" | "postgresql" => Err(Error::usage(
+            "PostgreSQL sources are not available in this version of lifeboat",
+        )),
+        other => Err(Error::usage(format!(
+            "unknown source scheme {other:?} in {url:?} (use sqlite:///path/to/app.db)"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_accept_absolute_and_relative_paths() {
+        assert_eq!(
+            source_from_url("sqlite:///srv/app.db").unwrap().location(),
+            "sqlite:///srv/app.db"
+        );
+        let rel = source_from_url("sqlite:data/app.db").unwrap().location();
+        assert!(
+            rel.starts_with("sqlite:///") && rel.ends_with("/data/app.db"),
+            "{rel}"
+        );
+    }
+
+    #[test]
+    fn unknown_schemes_and_empty_paths_are_usage_errors() {
+        for url in ["mysql://x/y", "sqlite://", "nothing"] {
+            let err = source_from_url(url).unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::Usage, "{url}");
+        }
+    }
+}

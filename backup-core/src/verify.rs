@@ -1,0 +1,99 @@
+//! Proving something about one stored backup.
+//!
+//! A [`Verifier`] returns a [`Verdict`] with evidence. A check that fails is
+//! `Ok(verdict)` with `passed: false`; `Err` means the check could not run
+//! (the sink was unreachable), which is a different failure with its own
+//! exit code.
+
+mod checksum;
+pub mod size;
+mod structure;
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::manifest::{Manifest, Verdict};
+use crate::sink::Sink;
+
+pub use checksum::ChecksumReadBack;
+pub use size::MinSize;
+pub use structure::SqliteIntegrity;
+
+/// What a verifier gets to look at.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct VerifyInput<'a> {
+    /// The backup's manifest (at backup time: everything but the verdicts).
+    pub manifest: &'a Manifest,
+    /// The sink that holds it.
+    pub sink: &'a dyn Sink,
+    /// The decompressed artifact on local disk, when the caller has one (at
+    /// verify time, for verifiers with [`Verifier::needs_local_copy`]).
+    pub local_copy: Option<&'a Path>,
+}
+
+impl<'a> VerifyInput<'a> {
+    /// Input for one verification.
+    pub fn new(manifest: &'a Manifest, sink: &'a dyn Sink, local_copy: Option<&'a Path>) -> Self {
+        Self {
+            manifest,
+            sink,
+            local_copy,
+        }
+    }
+}
+
+/// A check on a stored backup.
+#[async_trait]
+pub trait Verifier: Send + Sync + fmt::Debug {
+    /// A short stable name (`min-size`, `checksum`, `sqlite-integrity`).
+    fn name(&self) -> &str;
+
+    /// Whether the verifier reads the decompressed artifact from
+    /// [`VerifyInput::local_copy`]. The caller downloads it once for all
+    /// verifiers that need it.
+    fn needs_local_copy(&self) -> bool {
+        false
+    }
+
+    /// Run the check.
+    ///
+    /// # Errors
+    /// Only when the check could not run; a failed check is a verdict.
+    async fn verify(&self, input: &VerifyInput<'_>) -> Result<Verdict>;
+}
+
+/// The verifiers a backup of `kind` gets by default: size floor and checksum
+/// read-back for every source.
+pub fn default_verifiers(min_size: u64) -> Vec<Arc<dyn Verifier>> {
+    vec![Arc::new(MinSize::new(min_size)), Arc::new(ChecksumReadBack)]
+}
+
+/// The verifiers that prove a stored backup of `kind` again, later: the
+/// defaults plus the structural check that needs the data itself.
+pub fn stored_verifiers(kind: &str, min_size: u64) -> Vec<Arc<dyn Verifier>> {
+    let mut v = default_verifiers(min_size);
+    if kind == "sqlite" {
+        v.push(Arc::new(SqliteIntegrity));
+    }
+    v
+}
+
+pub(crate) fn verdict(
+    name: &str,
+    passed: bool,
+    detail: String,
+    started: std::time::Instant,
+) -> Verdict {
+    Verdict {
+        verifier: name.to_string(),
+        passed,
+        detail,
+        duration_ms: started.elapsed().as_millis() as u64,
+        checked_at: chrono::Utc::now(),
+    }
+}
