@@ -1,0 +1,111 @@
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use backup_core::{BackupJob, Error, LockMode};
+use clap::Args;
+
+use super::{min_size, print_json, sink, verdict_summary};
+use crate::{Context, human_bytes, progress::Bar};
+
+#[derive(Debug, Args)]
+pub(crate) struct BackupArgs {
+    /// The database: sqlite:///path/to/app.db (default: source in lifeboat.toml).
+    source: Option<String>,
+    /// Where backups live: file:///dir, s3://bucket/prefix, spaces://bucket/prefix?region=nyc3, gs://bucket/prefix.
+    #[arg(long, value_name = "SINK")]
+    to: Option<String>,
+    /// Source name in the bucket layout (default: the database file's name).
+    #[arg(long)]
+    name: Option<String>,
+    /// Fail if the uncompressed dump is smaller than this (default 1 KiB).
+    #[arg(long, value_name = "SIZE")]
+    min_size: Option<String>,
+    /// zstd level, 1 to 19 (default 3).
+    #[arg(long, value_name = "N")]
+    level: Option<i32>,
+    /// Compression threads (default: every core).
+    #[arg(long, value_name = "N")]
+    threads: Option<u32>,
+    /// Wait for another run on the same database instead of exiting 1.
+    #[arg(long)]
+    wait: bool,
+    /// Directory for lock files (default: $LIFEBOAT_LOCK_DIR or the temp dir).
+    #[arg(long, value_name = "DIR")]
+    lock_dir: Option<PathBuf>,
+    /// Directory for the snapshot file (default: the temp dir).
+    #[arg(long, value_name = "DIR")]
+    temp_dir: Option<PathBuf>,
+    /// Print the manifest as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) async fn run(ctx: &Context, a: BackupArgs) -> Result<(), Error> {
+    let s = &ctx.settings;
+    let source_url = a.source.clone().or_else(|| s.source.clone()).ok_or_else(|| Error::Usage {
+        message: "no source: pass one (lifeboat backup sqlite:///path/app.db --to …) or set source in lifeboat.toml".into(),
+    })?;
+    let source = backup_core::source_from_url(&source_url)?;
+    let sink = sink(ctx, a.to.as_deref(), "--to")?;
+    let mut job = BackupJob::new(source.clone(), sink.clone())
+        .min_size(min_size(ctx, a.min_size.as_deref())?)
+        .lock_mode(if a.wait {
+            LockMode::Wait
+        } else {
+            LockMode::FailFast
+        });
+    if let Some(n) = a.name.clone().or_else(|| s.name.clone()) {
+        job = job.name(n);
+    }
+    if let Some(l) = a.level.or(s.compression_level) {
+        job = job.compression_level(l);
+    }
+    if let Some(t) = a.threads.or(s.threads) {
+        job = job.threads(t);
+    }
+    if let Some(d) = a.lock_dir.clone().or_else(|| s.lock_dir.clone()) {
+        job = job.lock_dir(d);
+    }
+    if let Some(d) = a.temp_dir.clone().or_else(|| s.temp_dir.clone()) {
+        job = job.temp_dir(d);
+    }
+    if ctx.progress {
+        job = job.progress(Arc::new(Bar::default()));
+    }
+    let report = job.run().await?;
+    let m = &report.manifest;
+    tracing::info!(
+        summary = true,
+        command = "backup",
+        result = "ok",
+        backup_id = %m.backup_id,
+        source = %m.source.location,
+        file = %m.artifact.key,
+        location = %format!("{}/{}", report.sink_location, report.dir),
+        size = m.artifact.stored_size,
+        raw_size = m.artifact.raw_size,
+        sha256 = %m.artifact.sha256,
+        tables = m.fingerprint.tables.len(),
+        rows = m.fingerprint.total_rows(),
+        duration_ms = report.duration.as_millis() as u64,
+        verdicts = %verdict_summary(&m.verdicts),
+        "backup complete"
+    );
+    if a.json {
+        print_json(m);
+    } else {
+        println!(
+            "backup {} verified ({}) — {} raw, {} stored, {} tables, {} rows — {}/{} in {:.1}s",
+            m.backup_id,
+            verdict_summary(&m.verdicts),
+            human_bytes(m.artifact.raw_size),
+            human_bytes(m.artifact.stored_size),
+            m.fingerprint.tables.len(),
+            m.fingerprint.total_rows(),
+            report.sink_location,
+            report.dir,
+            report.duration.as_secs_f64()
+        );
+    }
+    Ok(())
+}

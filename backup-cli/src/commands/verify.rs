@@ -1,0 +1,78 @@
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use backup_core::{Error, VerifyJob};
+use clap::Args;
+
+use super::{min_size, selector, sink, source_name, verdict_summary};
+use crate::{Context, progress::Bar};
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// Backup id (or a unique prefix); default: the latest.
+    id: Option<String>,
+    /// Verify the latest complete backup.
+    #[arg(long)]
+    latest: bool,
+    /// Where backups live (default: sink in lifeboat.toml).
+    #[arg(long, value_name = "SINK")]
+    from: Option<String>,
+    /// Which source's backups, when the sink holds several.
+    #[arg(long)]
+    source: Option<String>,
+    /// Size floor for the uncompressed dump (default 1 KiB).
+    #[arg(long, value_name = "SIZE")]
+    min_size: Option<String>,
+    /// Directory for the decompressed copy (default: the temp dir).
+    #[arg(long, value_name = "DIR")]
+    temp_dir: Option<PathBuf>,
+    /// Print the verdicts as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) async fn run(ctx: &Context, a: VerifyArgs) -> Result<(), Error> {
+    let sink = sink(ctx, a.from.as_deref(), "--from")?;
+    let mut job = VerifyJob::new(sink.clone())
+        .select(selector(a.id, a.latest)?)
+        .min_size(min_size(ctx, a.min_size.as_deref())?);
+    if let Some(n) = source_name(ctx, a.source.as_deref())? {
+        job = job.source_name(n);
+    }
+    if let Some(d) = a.temp_dir.clone().or_else(|| ctx.settings.temp_dir.clone()) {
+        job = job.temp_dir(d);
+    }
+    if ctx.progress {
+        job = job.progress(Arc::new(Bar::default()));
+    }
+    let report = job.run().await?;
+    let m = &report.manifest;
+    tracing::info!(
+        summary = true,
+        command = "verify",
+        result = "ok",
+        backup_id = %m.backup_id,
+        location = %format!("{}/{}", sink.location(), report.dir),
+        size = m.artifact.stored_size,
+        duration_ms = report.duration.as_millis() as u64,
+        verdicts = %verdict_summary(&report.verdicts),
+        "verify complete"
+    );
+    if a.json {
+        super::print_json(&serde_json::json!({
+            "backup_id": m.backup_id,
+            "source": m.source.name,
+            "passed": true,
+            "verdicts": report.verdicts,
+        }));
+    } else {
+        println!("backup {} of {} verified:", m.backup_id, m.source.name);
+        for v in &report.verdicts {
+            println!(
+                "  ok  {:<17} {} ({} ms)",
+                v.verifier, v.detail, v.duration_ms
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! The `lifeboat` command line as a library: argument parsing, logging,
+//! progress and output in one place, called by the `lifeboat` binary and
+//! (later) by the npm and Python packages, so the three cannot drift.
+
+mod commands;
+mod logging;
+mod progress;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use backup_core::{Config, Error, Settings};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Back up SQLite databases to S3, Google Cloud Storage, DigitalOcean Spaces
+/// or a local folder, and prove every backup restores.
+#[derive(Debug, Parser)]
+#[command(
+    name = "lifeboat",
+    version,
+    about,
+    after_help = "Exit codes: 0 ok, 1 locked, 2 source failed, 3 sink failed, 4 verification failed, 5 restore failed, 64 usage, 78 config.\n\nRun 'lifeboat <command> --help' for examples."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+struct Global {
+    /// Config file (default: ./lifeboat.toml when it exists).
+    #[arg(long, global = true, env = "LIFEBOAT_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Profile in the config file.
+    #[arg(
+        long,
+        short = 'p',
+        global = true,
+        env = "LIFEBOAT_PROFILE",
+        value_name = "NAME"
+    )]
+    profile: Option<String>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "LIFEBOAT_LOG_FORMAT")]
+    log_format: LogFormat,
+    /// More log detail (-v debug, -vv trace).
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only warnings and errors.
+    #[arg(long, short = 'q', global = true)]
+    quiet: bool,
+    /// Never draw a progress bar (none is drawn when stderr is not a terminal).
+    #[arg(long, global = true)]
+    no_progress: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Take a backup, verify it, and commit it with its manifest.
+    #[command(
+        after_help = "Examples:\n  lifeboat backup sqlite:///srv/app.db --to file:///var/backups/app\n  lifeboat backup sqlite:///srv/app.db --to s3://acme-backups/prod\n  lifeboat backup sqlite:///srv/app.db --to spaces://acme/prod?region=nyc3\n  lifeboat backup --config lifeboat.toml --profile prod"
+    )]
+    Backup(commands::backup::BackupArgs),
+    /// List the backups in a sink, complete and incomplete.
+    #[command(
+        after_help = "Examples:\n  lifeboat list --from file:///var/backups/app\n  lifeboat list --from s3://acme-backups/prod --source app --json"
+    )]
+    List(commands::list::ListArgs),
+    /// Prove a stored backup again: size, checksum, and the data itself.
+    #[command(
+        after_help = "Examples:\n  lifeboat verify --from s3://acme-backups/prod --latest\n  lifeboat verify --from file:///var/backups/app 20261121T030000Z-3f9a"
+    )]
+    Verify(commands::verify::VerifyArgs),
+    /// Restore a backup into a database file.
+    #[command(
+        after_help = "Examples:\n  lifeboat restore --from s3://acme-backups/prod --latest --to sqlite:///srv/restored.db\n  lifeboat restore --from file:///var/backups/app 20261121T030000Z-3f9a --to sqlite:///srv/app.db --force"
+    )]
+    Restore(commands::restore::RestoreArgs),
+}
+
+/// Resolved settings for a command: config file (if any) under command-line
+/// overrides.
+pub(crate) struct Context {
+    pub(crate) settings: Settings,
+    pub(crate) progress: bool,
+}
+
+impl Context {
+    fn new(global: &Global, json_logs: bool) -> Result<Self, Error> {
+        let path = match &global.config {
+            Some(p) => Some(p.clone()),
+            None => {
+                let default = PathBuf::from("lifeboat.toml");
+                default.is_file().then_some(default)
+            }
+        };
+        let settings = match path {
+            Some(p) => Config::load(&p)?.resolve(global.profile.as_deref())?,
+            None if global.profile.is_some() => {
+                return Err(Error::Config {
+                    origin: "--profile".into(),
+                    message: "a profile was named but there is no config file (pass --config or create lifeboat.toml)".into(),
+                });
+            }
+            None => Settings::default(),
+        };
+        let progress = !global.no_progress
+            && !json_logs
+            && !global.quiet
+            && std::io::IsTerminal::is_terminal(&std::io::stderr());
+        Ok(Self { settings, progress })
+    }
+}
+
+/// Run the command line with `args` (the first is the program name) and
+/// return the process exit code. Builds its own tokio runtime.
+pub fn run<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+                _ => 64,
+            };
+        }
+    };
+    let json = cli.global.log_format == LogFormat::Json;
+    logging::init(json, cli.global.verbose, cli.global.quiet);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return 70;
+        }
+    };
+    let code = runtime.block_on(async move {
+        let ctx = match Context::new(&cli.global, json) {
+            Ok(c) => c,
+            Err(e) => return logging::fail(cli_command_name(&cli.command), &e),
+        };
+        let name = cli_command_name(&cli.command);
+        let work = async {
+            match cli.command {
+                Command::Backup(a) => commands::backup::run(&ctx, a).await,
+                Command::List(a) => commands::list::run(&ctx, a).await,
+                Command::Verify(a) => commands::verify::run(&ctx, a).await,
+                Command::Restore(a) => commands::restore::run(&ctx, a).await,
+            }
+        };
+        tokio::select! {
+            r = work => match r {
+                Ok(()) => 0,
+                Err(e) => logging::fail(name, &e),
+            },
+            _ = tokio::signal::ctrl_c() => {
+                // Dropping the work future cancels it: uploads are abandoned
+                // before completion and temporary files removed.
+                logging::fail(name, &Error::Cancelled)
+            }
+        }
+    });
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    code
+}
+
+fn cli_command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Backup(_) => "backup",
+        Command::List(_) => "list",
+        Command::Verify(_) => "verify",
+        Command::Restore(_) => "restore",
+    }
+}
+
+/// A human size: `12.3 MiB`.
+pub(crate) fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_errors_exit_64_and_help_exits_0() {
+        assert_eq!(run(["lifeboat", "frobnicate"]), 64);
+        assert_eq!(run(["lifeboat", "backup", "--level"]), 64);
+        assert_eq!(run(["lifeboat", "--help"]), 0);
+        assert_eq!(run(["lifeboat", "backup", "--help"]), 0);
+    }
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+    }
+}
