@@ -300,6 +300,7 @@ lifeboat_pipeline() { # lifeboat_pipeline SINK TAG
 }
 
 # ------------------------------------------------------------------- runs ---
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -A WALLS RSSES SIZES STEPS
 PIPELINES=(seed)
 [ "$ONLY_BASELINE" = 0 ] && PIPELINES+=(lifeboat)
@@ -330,6 +331,7 @@ maximum() { tr ' ' '\n' | grep . | sort -g | tail -n 1; }
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 div() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 [ -n "$cpu_model" ] || cpu_model=$(uname -m)
 mem_total=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
@@ -422,6 +424,8 @@ SECTION="$WORK/section.md"
   echo "  \`data.*.zst\` object (\`du -b\` locally, \`aws s3 ls\` on S3)."
   echo "- S3 is moto $moto_version on 127.0.0.1 on the same machine, so upload cost is loopback + moto's"
   echo "  CPU, which competes with the pipeline for the $(nproc) cores."
+  echo "- Load average (1/5/15 min) before the runs: $LOAD_BEFORE; after: $LOAD_AFTER. Anything else"
+  echo "  running on the machine slows both pipelines alike only roughly: read the ratios, not the seconds."
   echo
   echo "Machine: $(nproc) cores, $cpu_model, $mem_total RAM, Linux $(uname -r);"
   echo "$(sqlite3 --version | cut -d' ' -f1,2 | sed 's/^/sqlite3 /'), $(gzip --version | head -n 1),"
@@ -439,7 +443,7 @@ fi
 
 if [ "$WRITE_MD" = 1 ]; then
   if [ ! -f "$BENCH_MD" ]; then
-    printf '# Benchmarks\n\n' >"$BENCH_MD"
+    printf '# Benchmarks\n' >"$BENCH_MD"
   fi
   # Replace the section (from its heading to the next "## " heading) or append it.
   awk -v head="$SECTION_HEADING" -v sec="$SECTION" '

@@ -172,7 +172,9 @@ where
             },
             _ = tokio::signal::ctrl_c() => {
                 // Dropping the work future cancels it: uploads are abandoned
-                // before completion and temporary files removed.
+                // before completion and temporary files removed; give the
+                // aborts of abandoned multipart uploads a moment to land.
+                backup_core::sink::wait_for_cleanup(Duration::from_secs(5)).await;
                 logging::fail(name, &Error::Cancelled)
             }
         }

@@ -161,9 +161,7 @@ impl Catalog {
             (a.manifest.started_at, &a.manifest.backup_id)
                 .cmp(&(b.manifest.started_at, &b.manifest.backup_id))
         });
-        listing
-            .incomplete
-            .sort_by(|a, b| a.last_modified.cmp(&b.last_modified));
+        listing.incomplete.sort_by_key(|a| a.last_modified);
         Ok(listing)
     }
 

@@ -37,7 +37,7 @@ use crate::error::{Error, Result};
 
 pub use gcs::GcsConfig;
 pub use local::LocalSink;
-pub use object::ObjectStoreSink;
+pub use object::{ObjectStoreSink, wait_for_cleanup};
 pub use s3::{S3Config, spaces_endpoint};
 
 /// A stream of bytes read from a sink.

@@ -91,6 +91,8 @@
 //! - object versioning (only the live generation exists), holds, retention;
 //! - `Content-MD5` / `x-goog-hash` validation of uploads, decompressive
 //!   transcoding of `Content-Encoding: gzip` objects, `x-goog-component-count`;
+//! - object sub-resources (`?acl`, `?tagging`, ...): the query is ignored and
+//!   the request is treated as a plain object request;
 //! - virtual-hosted-style URLs (`bucket.host/object`), the JSON API, and
 //!   `If-*` conditional headers on writes (only the `x-goog-if-*` ones apply).
 
@@ -664,7 +666,7 @@ fn get_object(bucket_name: &str, bucket: &Bucket, key: &str, req: &Req<'_>) -> R
     {
         return no_such_key(bucket_name, key);
     }
-    if let Err(response) = check_goog_preconditions(req.headers, Some(object)) {
+    if let Some(response) = check_goog_preconditions(req.headers, Some(object)) {
         return response;
     }
     if let Some(response) = check_http_conditions(req, object) {
@@ -720,7 +722,7 @@ fn get_object(bucket_name: &str, bucket: &Bucket, key: &str, req: &Req<'_>) -> R
 /// `PUT /{bucket}/{object}`
 fn put_object(state: &mut State, bucket_name: &str, key: &str, req: &Req<'_>) -> Response<Body> {
     let bucket = state.buckets.get_mut(bucket_name).expect("bucket checked");
-    if let Err(response) = check_goog_preconditions(req.headers, bucket.objects.get(key)) {
+    if let Some(response) = check_goog_preconditions(req.headers, bucket.objects.get(key)) {
         return response;
     }
     let object = Object::single(
@@ -759,7 +761,7 @@ fn copy_object(state: &mut State, bucket_name: &str, key: &str, req: &Req<'_>) -
     let src = src.clone();
 
     let bucket = state.buckets.get_mut(bucket_name).expect("bucket checked");
-    if let Err(response) = check_goog_preconditions(req.headers, bucket.objects.get(key)) {
+    if let Some(response) = check_goog_preconditions(req.headers, bucket.objects.get(key)) {
         return response;
     }
     let replace = req
@@ -803,7 +805,7 @@ fn delete_object(state: &mut State, bucket_name: &str, key: &str, req: &Req<'_>)
     {
         return no_such_key(bucket_name, key);
     }
-    if let Err(response) = check_goog_preconditions(req.headers, Some(object)) {
+    if let Some(response) = check_goog_preconditions(req.headers, Some(object)) {
         return response;
     }
     bucket.objects.remove(key);
@@ -849,17 +851,19 @@ fn find_upload<'b>(
     bucket: &'b mut Bucket,
     key: &str,
     req: &Req<'_>,
-) -> Result<(String, &'b mut Upload), Response<Body>> {
-    let upload_id = req.query.get("uploadId").unwrap_or_default().to_string();
-    match bucket.uploads.get_mut(&upload_id) {
-        Some(upload) if upload.key == key => Ok((upload_id, upload)),
-        _ => Err(error(
-            StatusCode::NOT_FOUND,
-            "NoSuchUpload",
-            "The requested upload was not found.",
-            Some(upload_id),
-        )),
-    }
+) -> Option<(String, &'b mut Upload)> {
+    let upload_id = req.query.get("uploadId").unwrap_or_default();
+    let upload = bucket.uploads.get_mut(upload_id)?;
+    (upload.key == key).then(|| (upload_id.to_string(), upload))
+}
+
+fn no_such_upload(req: &Req<'_>) -> Response<Body> {
+    error(
+        StatusCode::NOT_FOUND,
+        "NoSuchUpload",
+        "The requested upload was not found.",
+        req.query.get("uploadId").map(str::to_string),
+    )
 }
 
 /// `PUT /{bucket}/{object}?partNumber=N&uploadId=ID`
@@ -873,9 +877,8 @@ fn upload_part(state: &mut State, bucket_name: &str, key: &str, req: &Req<'_>) -
         }
     };
     let bucket = state.buckets.get_mut(bucket_name).expect("bucket checked");
-    let upload = match find_upload(bucket, key, req) {
-        Ok((_, upload)) => upload,
-        Err(response) => return response,
+    let Some((_, upload)) = find_upload(bucket, key, req) else {
+        return no_such_upload(req);
     };
     let part = Part {
         md5: md5(&req.body),
@@ -903,9 +906,8 @@ fn complete_upload(
     req: &Req<'_>,
 ) -> Response<Body> {
     let bucket = state.buckets.get_mut(bucket_name).expect("bucket checked");
-    let (upload_id, upload) = match find_upload(bucket, key, req) {
-        Ok(found) => found,
-        Err(response) => return response,
+    let Some((upload_id, upload)) = find_upload(bucket, key, req) else {
+        return no_such_upload(req);
     };
     let Some(listed) = parse_complete_body(&req.body).filter(|parts| !parts.is_empty()) else {
         return error(
@@ -964,7 +966,7 @@ fn complete_upload(
     let etag = format!("\"{}-{}\"", hex(&md5(&md5s)), parts.len());
     let attributes = upload.attributes.clone();
 
-    if let Err(response) = check_goog_preconditions(req.headers, bucket.objects.get(key)) {
+    if let Some(response) = check_goog_preconditions(req.headers, bucket.objects.get(key)) {
         return response;
     }
     bucket.uploads.remove(&upload_id);
@@ -998,9 +1000,8 @@ fn complete_upload(
 /// `DELETE /{bucket}/{object}?uploadId=ID`
 fn abort_upload(state: &mut State, bucket_name: &str, key: &str, req: &Req<'_>) -> Response<Body> {
     let bucket = state.buckets.get_mut(bucket_name).expect("bucket checked");
-    let upload_id = match find_upload(bucket, key, req) {
-        Ok((upload_id, _)) => upload_id,
-        Err(response) => return response,
+    let Some((upload_id, _)) = find_upload(bucket, key, req) else {
+        return no_such_upload(req);
     };
     bucket.uploads.remove(&upload_id);
     empty(StatusCode::NO_CONTENT)
@@ -1038,37 +1039,37 @@ fn element_text<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
 // Preconditions and ranges
 
 /// `x-goog-if-generation-match` / `x-goog-if-metageneration-match` against the
-/// current live object (`None` if there is none).
+/// current live object (`None` if there is none). Returns the error response
+/// if a precondition does not hold.
 fn check_goog_preconditions(
     headers: &HeaderMap,
     current: Option<&Object>,
-) -> Result<(), Response<Body>> {
-    let parse = |name: &str| -> Result<Option<i64>, Response<Body>> {
-        match headers.get(name) {
-            None => Ok(None),
-            Some(v) => v
-                .to_str()
-                .ok()
-                .and_then(|v| v.trim().parse::<i64>().ok())
-                .map(Some)
-                .ok_or_else(|| invalid_argument(&format!("Invalid value for {name}."))),
-        }
-    };
-    if let Some(want) = parse("x-goog-if-generation-match")? {
-        let ok = match current {
-            None => want == 0,
-            Some(object) => object.generation == want,
+) -> Option<Response<Body>> {
+    for name in [
+        "x-goog-if-generation-match",
+        "x-goog-if-metageneration-match",
+    ] {
+        let Some(value) = headers.get(name) else {
+            continue;
         };
-        if !ok {
-            return Err(precondition_failed("x-goog-if-generation-match"));
+        let Some(want) = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<i64>().ok())
+        else {
+            return Some(invalid_argument(&format!("Invalid value for {name}.")));
+        };
+        let holds = match (name, current) {
+            ("x-goog-if-generation-match", None) => want == 0,
+            ("x-goog-if-generation-match", Some(object)) => object.generation == want,
+            (_, None) => false,
+            (_, Some(object)) => object.metageneration == want,
+        };
+        if !holds {
+            return Some(precondition_failed(name));
         }
     }
-    if let Some(want) = parse("x-goog-if-metageneration-match")?
-        && current.is_none_or(|object| object.metageneration != want)
-    {
-        return Err(precondition_failed("x-goog-if-metageneration-match"));
-    }
-    Ok(())
+    None
 }
 
 /// RFC 9110 conditional GET/HEAD: `If-Match`, `If-Unmodified-Since` (412),

@@ -1,2 +1,3 @@
 //! Test support
 pub mod gcs_double;
+pub mod support;

@@ -8,7 +8,7 @@ pub(crate) mod verify;
 
 use std::sync::Arc;
 
-use backup_core::{ByteSize, Error, Selector, Sink, SinkOptions, Verdict};
+use backup_core::{ByteSize, Error, Selector, Sink, Verdict};
 
 use crate::Context;
 
@@ -17,11 +17,7 @@ pub(crate) fn sink(ctx: &Context, arg: Option<&str>, flag: &str) -> Result<Arc<d
     let url = arg.map(str::to_string).or_else(|| ctx.settings.sink.clone()).ok_or_else(|| Error::Usage {
         message: format!("no sink: pass {flag} URL (file:///var/backups/app, s3://bucket/prefix, gs://…, spaces://…) or set sink in lifeboat.toml"),
     })?;
-    let opts = ctx
-        .settings
-        .sink_options
-        .clone()
-        .unwrap_or_else(SinkOptions::default);
+    let opts = ctx.settings.sink_options.clone().unwrap_or_default();
     backup_core::sink_from_url(&url, &opts)
 }
 

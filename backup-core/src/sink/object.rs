@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -183,7 +184,7 @@ impl Sink for ObjectStoreSink {
             .await
             .map_err(|e| map_err(&self.location, key, e))?;
         Ok(Box::new(ObjectUpload {
-            writer: WriteMultipart::new_with_chunk_size(upload, self.part_size),
+            writer: Some(WriteMultipart::new_with_chunk_size(upload, self.part_size)),
             concurrency: self.concurrency,
             location: self.location.clone(),
             key: key.to_string(),
@@ -248,47 +249,78 @@ impl Sink for ObjectStoreSink {
 }
 
 struct ObjectUpload {
-    writer: WriteMultipart,
+    /// `None` once completed or aborted.
+    writer: Option<WriteMultipart>,
     concurrency: usize,
     location: String,
     key: String,
 }
 
+static PENDING_ABORTS: AtomicUsize = AtomicUsize::new(0);
+
+/// Wait (up to `timeout`) for the aborts of dropped uploads to reach the
+/// service. A process that cancels a backup and then exits calls this so the
+/// service does not keep the abandoned parts.
+pub async fn wait_for_cleanup(timeout: std::time::Duration) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while PENDING_ABORTS.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+impl ObjectUpload {
+    fn writer(&mut self) -> Result<&mut WriteMultipart> {
+        self.writer
+            .as_mut()
+            .ok_or_else(|| Error::sink_err(&self.location, "upload already finished"))
+    }
+}
+
 #[async_trait]
 impl Upload for ObjectUpload {
     async fn write(&mut self, data: Bytes) -> Result<()> {
-        self.writer
-            .wait_for_capacity(self.concurrency)
-            .await
-            .map_err(|e| map_err(&self.location, &self.key, e))?;
-        self.writer.put(data);
+        let concurrency = self.concurrency;
+        let result = self.writer()?.wait_for_capacity(concurrency).await;
+        result.map_err(|e| map_err(&self.location, &self.key, e))?;
+        self.writer()?.put(data);
         Ok(())
     }
 
-    async fn complete(self: Box<Self>) -> Result<()> {
-        let Self {
-            writer,
-            location,
-            key,
-            ..
-        } = *self;
+    async fn complete(mut self: Box<Self>) -> Result<()> {
+        let writer = self.writer.take();
+        let Some(writer) = writer else {
+            return Err(Error::sink_err(&self.location, "upload already finished"));
+        };
         writer
             .finish()
             .await
             .map(|_| ())
-            .map_err(|e| map_err(&location, &key, e))
+            .map_err(|e| map_err(&self.location, &self.key, e))
     }
 
-    async fn abort(self: Box<Self>) -> Result<()> {
-        let Self {
-            writer,
-            location,
-            key,
-            ..
-        } = *self;
+    async fn abort(mut self: Box<Self>) -> Result<()> {
+        let Some(writer) = self.writer.take() else {
+            return Ok(());
+        };
         writer
             .abort()
             .await
-            .map_err(|e| map_err(&location, &key, e))
+            .map_err(|e| map_err(&self.location, &self.key, e))
+    }
+}
+
+impl Drop for ObjectUpload {
+    /// A dropped upload (a cancelled run) is aborted in the background, so
+    /// the service keeps no orphaned parts. Nothing was visible either way.
+    fn drop(&mut self) {
+        if let Some(writer) = self.writer.take()
+            && let Ok(handle) = tokio::runtime::Handle::try_current()
+        {
+            PENDING_ABORTS.fetch_add(1, Ordering::SeqCst);
+            handle.spawn(async move {
+                let _ = writer.abort().await;
+                PENDING_ABORTS.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
     }
 }

@@ -179,15 +179,15 @@ impl S3Config {
 }
 
 pub(crate) fn retry_config(max_retries: usize) -> RetryConfig {
-    let mut retry = RetryConfig::default();
-    retry.max_retries = max_retries;
-    retry.retry_timeout = Duration::from_secs(60);
-    retry.backoff = BackoffConfig {
-        init_backoff: Duration::from_millis(100),
-        max_backoff: Duration::from_secs(5),
-        base: 2.0,
-    };
-    retry
+    RetryConfig {
+        max_retries,
+        retry_timeout: Duration::from_secs(60),
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            base: 2.0,
+        },
+    }
 }
 
 pub(crate) fn client_options(endpoint: Option<&str>) -> ClientOptions {

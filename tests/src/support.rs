@@ -1,0 +1,124 @@
+//! Helpers shared by the integration tests: the servers `scripts/test`
+//! starts, a tiny HTTP client for bucket set-up, and sample databases.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::Duration;
+
+/// Whether missing test servers are a failure (`scripts/test` sets
+/// `LIFEBOAT_REQUIRE_SERVERS=1`) or a reason to skip (a bare `cargo test`).
+pub fn servers_required() -> bool {
+    std::env::var("LIFEBOAT_REQUIRE_SERVERS").is_ok_and(|v| v == "1")
+}
+
+fn server(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v.trim_end_matches('/').to_string()),
+        _ if servers_required() => panic!("{var} is not set but LIFEBOAT_REQUIRE_SERVERS=1"),
+        _ => {
+            eprintln!("SKIPPED: {var} is not set; run scripts/test to start the test servers");
+            None
+        }
+    }
+}
+
+/// The moto S3 endpoint, or `None` (the test skips) outside `scripts/test`.
+pub fn s3_endpoint() -> Option<String> {
+    server("LIFEBOAT_TEST_S3_ENDPOINT")
+}
+
+/// The real fake-gcs-server, or `None`.
+pub fn fake_gcs() -> Option<String> {
+    server("LIFEBOAT_TEST_FAKE_GCS")
+}
+
+/// A bucket name no other test uses.
+pub fn unique_bucket(prefix: &str) -> String {
+    format!("{prefix}-{:08x}", rand_u32())
+}
+
+fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    h.finish() as u32
+}
+
+/// A plain HTTP/1.1 request (no TLS); returns status and body.
+pub fn http(method: &str, url: &str, body: &[u8]) -> (u16, String) {
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (hostport, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let mut s = TcpStream::connect(hostport).expect("connect to test server");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {hostport}\r\nContent-Length: {}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Create a bucket on moto.
+pub fn create_s3_bucket(endpoint: &str, bucket: &str) {
+    let (status, body) = http("PUT", &format!("{endpoint}/{bucket}"), b"");
+    assert!(status == 200, "create bucket {bucket}: {status} {body}");
+}
+
+/// Keys in a moto bucket (at most 1000), via the S3 XML listing.
+pub fn s3_keys(endpoint: &str, bucket: &str) -> Vec<String> {
+    let (status, body) = http("GET", &format!("{endpoint}/{bucket}?list-type=2"), b"");
+    assert_eq!(status, 200, "list {bucket}: {body}");
+    body.split("<Key>")
+        .skip(1)
+        .filter_map(|s| s.split_once("</Key>").map(|(k, _)| k.to_string()))
+        .collect()
+}
+
+/// A sample SQLite database in WAL mode: `items` with `rows` rows and
+/// `notes` with `rows / 10`.
+pub fn sample_db(path: &Path, rows: usize) {
+    backup_core::source::sqlite::write_sample_database(path, rows).expect("write sample database");
+}
+
+/// Every regular file below `dir`, hidden ones included.
+pub fn all_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}

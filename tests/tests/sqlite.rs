@@ -1,0 +1,270 @@
+//! SQLite end to end on the local sink: live writers, corruption, restore
+//! safety, size floor.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use backup_core::{BackupJob, ErrorKind, LocalSink, RestoreJob, Selector, SqliteSource, VerifyJob};
+use lifeboat_tests::support::{all_files, sample_db};
+
+/// A separate process that inserts rows in small transactions until killed.
+fn start_writer(db: &Path, journal_mode: &str) -> Child {
+    let script = format!(
+        r#"
+import sqlite3, sys, time
+c = sqlite3.connect({db:?}, timeout=60, isolation_level=None)
+c.execute("PRAGMA journal_mode={journal_mode}")
+c.execute("CREATE TABLE IF NOT EXISTS log (id INTEGER PRIMARY KEY, body TEXT, n INTEGER)")
+print("ready", flush=True)
+i = 0
+while True:
+    c.execute("BEGIN IMMEDIATE")
+    for _ in range(50):
+        c.execute("INSERT INTO log (body, n) VALUES (?, ?)", ("written while the backup runs " * 4, i))
+        i += 1
+    c.execute("COMMIT")
+"#,
+        db = db.to_str().unwrap()
+    );
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs the writer");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "ready");
+    child
+}
+
+async fn backups_during_writes(journal_mode: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("live.db");
+    sample_db(&db, 20_000);
+    if journal_mode != "wal" {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.pragma_update(None, "journal_mode", journal_mode).unwrap();
+    }
+    let mut writer = start_writer(&db, journal_mode);
+    let sink = Arc::new(LocalSink::new(dir.path().join("backups")).unwrap());
+    let mut counts = Vec::new();
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let report = BackupJob::new(Arc::new(SqliteSource::new(&db)), sink.clone())
+            .lock_dir(dir.path())
+            .run()
+            .await
+            .expect("backup while another process writes");
+        let log = report
+            .manifest
+            .fingerprint
+            .tables
+            .iter()
+            .find(|t| t.name == "log")
+            .map(|t| t.rows);
+        counts.push((report.manifest.backup_id.clone(), log.unwrap_or(0)));
+    }
+    writer.kill().unwrap();
+    writer.wait().unwrap();
+    assert!(
+        counts.windows(2).all(|w| w[0].1 <= w[1].1) && counts[2].1 > counts[0].1,
+        "the writer kept writing between backups: {counts:?}"
+    );
+    for (id, rows) in &counts {
+        let target = dir.path().join(format!("restored-{id}.db"));
+        let r = RestoreJob::new(sink.clone(), Arc::new(SqliteSource::new(&target)))
+            .select(Selector::Id(id.clone()))
+            .lock_dir(dir.path())
+            .run()
+            .await
+            .expect("restore");
+        let restored_log = r
+            .outcome
+            .fingerprint
+            .tables
+            .iter()
+            .find(|t| t.name == "log")
+            .unwrap();
+        assert_eq!(restored_log.rows, *rows);
+        let c = rusqlite::Connection::open(&target).unwrap();
+        let ok: String = c
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(ok, "ok");
+        // Every 50-row transaction is either wholly in the snapshot or not.
+        assert_eq!(rows % 50, 0, "a torn transaction in the snapshot: {rows}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_while_another_process_writes_in_wal_mode() {
+    backups_during_writes("wal").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_while_another_process_writes_in_rollback_journal_mode() {
+    backups_during_writes("delete").await;
+}
+
+fn stored_data_file(dir: &Path) -> std::path::PathBuf {
+    all_files(dir)
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with("data.sqlite.zst"))
+        .expect("a stored data file")
+}
+
+#[tokio::test]
+async fn corrupted_backup_fails_verify_and_restore_leaves_target_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    sample_db(&db, 3_000);
+    let sink = Arc::new(LocalSink::new(dir.path().join("b")).unwrap());
+    BackupJob::new(Arc::new(SqliteSource::new(&db)), sink.clone())
+        .lock_dir(dir.path())
+        .run()
+        .await
+        .unwrap();
+    // Flip one byte in the middle of the stored object.
+    let data = stored_data_file(&dir.path().join("b"));
+    let mut bytes = std::fs::read(&data).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&data, &bytes).unwrap();
+
+    let err = VerifyJob::new(sink.clone()).run().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Verification, "{err}");
+    assert!(err.to_string().contains("checksum"), "{err}");
+
+    // A forced restore over an existing database keeps the old one intact.
+    let target = dir.path().join("live.db");
+    sample_db(&target, 10);
+    let before = std::fs::read(&target).unwrap();
+    let err = RestoreJob::new(sink.clone(), Arc::new(SqliteSource::new(&target)))
+        .force(true)
+        .lock_dir(dir.path())
+        .run()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Restore, "{err}");
+    assert_eq!(
+        std::fs::read(&target).unwrap(),
+        before,
+        "old database changed"
+    );
+    let leftovers: Vec<_> = all_files(dir.path())
+        .into_iter()
+        .filter(|p| {
+            let s = p.to_string_lossy();
+            s.contains("lifeboat-restore") || s.contains("lifeboat-old")
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "staging files left: {leftovers:?}");
+}
+
+#[tokio::test]
+async fn restore_refuses_existing_target_and_force_replaces_it_with_side_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("app.db");
+    sample_db(&db, 1_000);
+    let sink = Arc::new(LocalSink::new(dir.path().join("b")).unwrap());
+    BackupJob::new(Arc::new(SqliteSource::new(&db)), sink.clone())
+        .lock_dir(dir.path())
+        .run()
+        .await
+        .unwrap();
+    let target = dir.path().join("target.db");
+    sample_db(&target, 7);
+    // A stale WAL beside the old database must not be applied to the new one.
+    std::fs::write(dir.path().join("target.db-wal"), b"stale wal bytes").unwrap();
+    let job =
+        || RestoreJob::new(sink.clone(), Arc::new(SqliteSource::new(&target))).lock_dir(dir.path());
+    let err = job().run().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Restore);
+    assert_eq!(err.exit_code(), 5);
+    assert!(err.to_string().contains("--force"), "{err}");
+
+    let r = job().force(true).run().await.unwrap();
+    assert!(r.outcome.replaced);
+    assert!(
+        !dir.path().join("target.db-wal").exists(),
+        "old WAL kept beside the new db"
+    );
+    let c = rusqlite::Connection::open(&target).unwrap();
+    let n: i64 = c
+        .query_row("SELECT count(*) FROM items", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1_000);
+    let aside: Vec<_> = all_files(dir.path())
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("lifeboat-old"))
+        .collect();
+    assert!(
+        aside.is_empty(),
+        "old files not removed after success: {aside:?}"
+    );
+}
+
+#[tokio::test]
+async fn dump_below_the_size_floor_fails_and_leaves_nothing_visible() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tiny.db");
+    sample_db(&db, 10);
+    let root = dir.path().join("b");
+    let sink = Arc::new(LocalSink::new(&root).unwrap());
+    let err = BackupJob::new(Arc::new(SqliteSource::new(&db)), sink)
+        .min_size(10 * 1024 * 1024)
+        .lock_dir(dir.path())
+        .run()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Verification, "{err}");
+    assert!(err.to_string().contains("min-size"), "{err}");
+    assert!(
+        all_files(&root).is_empty(),
+        "left behind: {:?}",
+        all_files(&root)
+    );
+}
+
+#[tokio::test]
+async fn missing_database_is_a_source_error_and_is_never_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("absent.db");
+    let root = dir.path().join("b");
+    let err = BackupJob::new(
+        Arc::new(SqliteSource::new(&db)),
+        Arc::new(LocalSink::new(&root).unwrap()),
+    )
+    .lock_dir(dir.path())
+    .run()
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Source);
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    assert!(!db.exists(), "an empty database was created");
+    assert!(all_files(&root).is_empty());
+}
+
+#[tokio::test]
+async fn backup_survives_a_database_larger_than_the_channel_and_part_size() {
+    // 30 MB of rows: several 8 MiB parts, many channel round trips.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("big.db");
+    sample_db(&db, 300_000);
+    let sink = Arc::new(LocalSink::new(dir.path().join("b")).unwrap());
+    let report = BackupJob::new(Arc::new(SqliteSource::new(&db)), sink.clone())
+        .lock_dir(dir.path())
+        .run()
+        .await
+        .unwrap();
+    assert!(report.manifest.artifact.raw_size > 20 * 1024 * 1024);
+    assert!(report.manifest.artifact.stored_size < report.manifest.artifact.raw_size / 3);
+    VerifyJob::new(sink).run().await.unwrap();
+}
