@@ -171,9 +171,7 @@ impl Config {
         let mut value: toml::Table = toml::from_str(text).map_err(one_line)?;
         interpolate_table(&mut value, &origin)?;
         let profiles_value = value.remove("profiles");
-        let defaults: Settings = toml::Value::Table(value)
-            .try_into()
-            .map_err(|e: toml::de::Error| Error::config(&origin, e.message().replace('\n', " ")))?;
+        let defaults: Settings = typed(toml::Value::Table(value), text, &origin, "")?;
         let profiles_table = match profiles_value {
             None => toml::Table::new(),
             Some(toml::Value::Table(t)) => t,
@@ -191,12 +189,7 @@ impl Config {
         names.sort_by_key(|n| text.find(&format!("[profiles.{n}]")).unwrap_or(usize::MAX));
         for name in names {
             let v = profiles_table[&name].clone();
-            let settings: Settings = v.try_into().map_err(|e: toml::de::Error| {
-                Error::config(
-                    &origin,
-                    format!("profile {name}: {}", e.message().replace('\n', " ")),
-                )
-            })?;
+            let settings: Settings = typed(v, text, &origin, &format!("profiles.{name}"))?;
             profiles.push((name, settings));
         }
         Ok(Self {
@@ -247,6 +240,34 @@ impl Config {
     pub fn profile_names(&self) -> Vec<String> {
         self.profiles.iter().map(|(n, _)| n.clone()).collect()
     }
+}
+
+/// Deserialize settings, naming the key (and its line in `text`) on error.
+fn typed(value: toml::Value, text: &str, origin: &str, at: &str) -> Result<Settings> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let inner = e.path().to_string();
+        let path = match (at.is_empty(), inner.as_str()) {
+            (_, "" | ".") => at.to_string(),
+            (true, p) => p.to_string(),
+            (false, p) => format!("{at}.{p}"),
+        };
+        let last = path.rsplit('.').next().unwrap_or("");
+        let line = text.lines().position(|l| {
+            let l = l.trim_start();
+            l.starts_with(last) && l[last.len()..].trim_start().starts_with('=')
+        });
+        let at_line = match line {
+            Some(n) if !last.is_empty() => format!("line {}: ", n + 1),
+            _ => String::new(),
+        };
+        let msg = e.inner().to_string().replace('\n', " ");
+        let msg = msg.trim_end_matches('.').to_string();
+        if path.is_empty() {
+            Error::config(origin, format!("{at_line}{msg}"))
+        } else {
+            Error::config(origin, format!("{at_line}{path}: {msg}"))
+        }
+    })
 }
 
 fn interpolate_table(t: &mut toml::Table, origin: &str) -> Result<()> {
@@ -343,7 +364,11 @@ mod tests {
         assert!(err.to_string().contains("colour"), "{err}");
         let err = parse("[profiles.p]\ncompression_level = \"high\"\n").unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::Config);
-        assert!(err.to_string().contains("profile p"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("line 2: profiles.p.compression_level"),
+            "{err}"
+        );
         let err = parse("[profiles.p.sink_options]\nendpont = \"x\"\n").unwrap_err();
         assert!(err.to_string().contains("endpont"), "{err}");
         let err = parse("min_size = \"12 parsecs\"\n").unwrap_err();

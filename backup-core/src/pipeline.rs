@@ -207,7 +207,10 @@ impl BackupJob {
             self.lock_mode,
         )
         .await?;
-        tokio::try_join!(self.sink.check(), self.source.preflight())?;
+        // One after the other: a failed preflight must not leave a sink
+        // check running in the background.
+        self.source.preflight().await?;
+        self.sink.check().await?;
 
         let started_at = Utc::now();
         let backup_id = new_backup_id(started_at);
