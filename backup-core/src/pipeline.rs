@@ -226,7 +226,7 @@ impl BackupJob {
             })
             .await?;
         self.progress.finish(Phase::Snapshot);
-        let raw_hint = None;
+        let raw_hint = dump.size_hint;
         let outcome_task = tokio::spawn(dump.outcome);
         let guard = dump.guard;
 
@@ -721,12 +721,11 @@ impl RestoreJob {
                 self.target.kind()
             )));
         }
+        let opts = RestoreOptions::force(self.force);
+        self.target.check_restore_target(&opts).await?;
         tracing::info!(backup_id = %manifest.backup_id, target = %self.target.location(), "restore started");
         let reader = artifact_reader(self.sink.clone(), &manifest, self.progress.clone()).await?;
-        let outcome = self
-            .target
-            .restore(reader, &manifest, &RestoreOptions::force(self.force))
-            .await;
+        let outcome = self.target.restore(reader, &manifest, &opts).await;
         self.progress.finish(Phase::Download);
         Ok(RestoreReport {
             manifest,

@@ -50,6 +50,8 @@ pub struct Dump {
     pub outcome: BoxFuture<'static, Result<DumpOutcome>>,
     /// Keeps temporary files alive until the dump is dropped.
     pub guard: Option<Box<dyn Send + Sync>>,
+    /// The artifact's size, when known before streaming (for progress).
+    pub size_hint: Option<u64>,
 }
 
 impl fmt::Debug for Dump {
@@ -113,6 +115,15 @@ pub trait Source: Send + Sync + fmt::Debug {
 
     /// Take a consistent snapshot and start streaming it.
     async fn dump(&self, opts: &DumpOptions) -> Result<Dump>;
+
+    /// Check, before anything is downloaded, that a restore with `opts`
+    /// may proceed (for example: the target does not exist, or `force`).
+    ///
+    /// # Errors
+    /// [`Error::Restore`] saying why not.
+    async fn check_restore_target(&self, _opts: &RestoreOptions) -> Result<()> {
+        Ok(())
+    }
 
     /// Restore from `reader` (the decompressed artifact) into the database
     /// this source points at.

@@ -95,6 +95,7 @@ lb_start_fake_gcs() {
 lb_export_test_env() {
   export LIFEBOAT_TEST_S3_ENDPOINT="http://127.0.0.1:$LB_MOTO_PORT"
   export LIFEBOAT_TEST_FAKE_GCS="http://127.0.0.1:$LB_GCS_PORT"
+  export LIFEBOAT_REQUIRE_SERVERS=1 # tests fail, not skip, without their servers
   export AWS_ACCESS_KEY_ID=testing
   export AWS_SECRET_ACCESS_KEY=testing
   export AWS_REGION=us-east-1

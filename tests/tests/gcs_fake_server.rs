@@ -95,7 +95,7 @@ async fn keys(store: &GoogleCloudStorage, prefix: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn reads_and_listings_against_fake_gcs_server() {
-    let Ok(base) = std::env::var(ENV) else {
+    let Some(base) = lifeboat_tests::support::fake_gcs() else {
         println!("skipped: {ENV} is not set (base URL of a running fake-gcs-server)");
         return;
     };

@@ -416,7 +416,20 @@ impl Source for SqliteSource {
             reader: Box::new(reader),
             outcome: Box::pin(outcome),
             guard: Some(Box::new(temp)),
+            size_hint,
         })
+    }
+
+    async fn check_restore_target(&self, opts: &RestoreOptions) -> Result<()> {
+        if self.path.is_dir() {
+            return Err(self.restore_err("the target is a directory"));
+        }
+        if self.path.exists() && !opts.force {
+            return Err(self.restore_err(
+                "the target already exists; pass --force to replace it (the old file is kept aside until the new one is proven)",
+            ));
+        }
+        Ok(())
     }
 
     async fn restore(
@@ -425,16 +438,9 @@ impl Source for SqliteSource {
         manifest: &Manifest,
         opts: &RestoreOptions,
     ) -> Result<RestoreOutcome> {
+        self.check_restore_target(opts).await?;
         let target = self.path.clone();
         let exists = target.exists();
-        if exists && !opts.force {
-            return Err(self.restore_err(
-                "the target already exists; pass --force to replace it (the old file is kept aside until the new one is proven)",
-            ));
-        }
-        if target.is_dir() {
-            return Err(self.restore_err("the target is a directory"));
-        }
         let parent = target
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
