@@ -374,6 +374,7 @@ impl Source for SqliteSource {
         );
         let reader =
             File::open(&snap).map_err(|e| self.err(format!("cannot read snapshot: {e}")))?;
+        let size_hint = reader.metadata().ok().map(|m| m.len());
 
         // Integrity check and row counts run on the snapshot while the
         // pipeline compresses and uploads it.
