@@ -409,7 +409,7 @@ SECTION="$WORK/section.md"
   echo
   echo "- Each pipeline ran once unmeasured (warm-up, so that every measured run starts with the"
   echo "  source database in the page cache; dropping the cache needs privileges we don't assume),"
-  echo "  then $RUNS measured time(s), seed and lifeboat alternating. *wall s* is the median of the"
+  echo "  then $RUNS measured time(s)$([ "$ONLY_BASELINE" = 1 ] || echo ", seed and lifeboat alternating"). *wall s* is the median of the"
   echo "  measured runs; *peak RSS* the largest of them; *output* the stored object's size (MiB = 2^20 bytes)."
   echo "- Every command runs alone under \`/usr/bin/time -v\` (\"Elapsed (wall clock)\", \"Maximum resident"
   echo "  set size\"). The seed pipeline is timed step by step: its wall time is the sum of its steps'"

@@ -52,6 +52,15 @@ fn backup_list_verify_restore_through_the_cli() {
     ]));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("verified"), "{out}");
+    // Piped stderr: log lines only, no progress bar redraws.
+    assert!(
+        !err.contains('\r') && !err.contains("[="),
+        "progress bar drawn when piped: {err}"
+    );
+    assert!(
+        err.lines().all(|l| l.starts_with("20") && l.contains("Z ")),
+        "every log line has a UTC timestamp: {err}"
+    );
     let (code, out, _) = run(lifeboat(dir.path()).args(["list", "--from", &sink]));
     assert_eq!(code, 0);
     assert!(out.contains("app") && out.contains("yes"), "{out}");
