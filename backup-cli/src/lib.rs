@@ -3,7 +3,7 @@
 //! (later) by the npm and Python packages, so the three cannot drift.
 
 mod commands;
-mod logging;
+pub(crate) mod logging;
 mod progress;
 
 use std::ffi::OsString;
@@ -13,7 +13,7 @@ use std::time::Duration;
 use backup_core::{Config, Error, Settings};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// Back up SQLite databases to S3, Google Cloud Storage, DigitalOcean Spaces
+/// Back up SQLite and PostgreSQL databases to S3, Google Cloud Storage, DigitalOcean Spaces
 /// or a local folder, and prove every backup restores.
 #[derive(Debug, Parser)]
 #[command(
@@ -81,7 +81,7 @@ enum Command {
         after_help = "Examples:\n  lifeboat verify --from s3://acme-backups/prod --latest\n  lifeboat verify --from file:///var/backups/app 20261121T030000Z-3f9a"
     )]
     Verify(commands::verify::VerifyArgs),
-    /// Restore a backup into a database file.
+    /// Restore a backup into a database (a SQLite file or a new PostgreSQL database).
     #[command(
         after_help = "Examples:\n  lifeboat restore --from s3://acme-backups/prod --latest --to sqlite:///srv/restored.db\n  lifeboat restore --from file:///var/backups/app 20261121T030000Z-3f9a --to sqlite:///srv/app.db --force"
     )]

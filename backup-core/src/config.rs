@@ -51,6 +51,28 @@ pub struct Settings {
     pub temp_dir: Option<PathBuf>,
     /// Sink settings (endpoint, region, credentials, part size).
     pub sink_options: Option<SinkOptions>,
+    /// PostgreSQL settings: tools, filters, globals, replica guard.
+    pub postgres: Option<crate::source::PostgresOptions>,
+    /// Restore drills of PostgreSQL backups.
+    pub drill: Option<DrillSettings>,
+}
+
+/// `[drill]`: where restore drills go and what they check.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct DrillSettings {
+    /// Drill into a temporary database on this server (a postgres:// URL).
+    pub server: Option<String>,
+    /// Drill into a throwaway cluster started from local server binaries.
+    #[serde(default)]
+    pub cluster: bool,
+    /// Drill after every backup.
+    #[serde(default)]
+    pub after_backup: bool,
+    /// Smoke checks: `{ sql = "...", min_rows = 1 }` or `{ table = "...", min_rows = 1 }`.
+    #[serde(default)]
+    pub smoke: Vec<crate::verify::SmokeCheck>,
 }
 
 impl Settings {
@@ -69,6 +91,8 @@ impl Settings {
                 .sink_options
                 .clone()
                 .or_else(|| self.sink_options.clone()),
+            postgres: other.postgres.clone().or_else(|| self.postgres.clone()),
+            drill: other.drill.clone().or_else(|| self.drill.clone()),
         }
     }
 }
@@ -124,6 +148,50 @@ impl<'de> Deserialize<'de> for ByteSize {
         })? {
             Raw::N(n) => Ok(ByteSize(n)),
             Raw::S(s) => ByteSize::parse(&s).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Parse a duration: `"90s"`, `"5m"`, `"26h"`, `"7d"`, or a number of seconds.
+///
+/// # Errors
+/// A message naming the accepted units.
+pub fn parse_duration_secs(text: &str) -> std::result::Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: expected like \"5m\""))?;
+    let mult = match unit.trim() {
+        "" | "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("invalid duration {text:?}: use s, m, h or d")),
+    };
+    Ok(n * mult)
+}
+
+/// serde helper: an optional duration written as `"5m"` or seconds.
+pub(crate) mod opt_duration {
+    use serde::Deserialize;
+
+    pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<u64>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Option::<Raw>::deserialize(d)? {
+            None => Ok(None),
+            Some(Raw::N(n)) => Ok(Some(n)),
+            Some(Raw::S(s)) => super::parse_duration_secs(&s)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
         }
     }
 }

@@ -71,5 +71,11 @@ pub use sink::{
     LocalSink, ObjectInfo, ObjectStoreSink, PutOptions, Sink, SinkExt, SinkOptions, Upload,
     sink_from_url,
 };
-pub use source::{RestoreOptions, Source, SqliteSource, source_from_url};
-pub use verify::{ChecksumReadBack, MinSize, SqliteIntegrity, Verifier, VerifyInput};
+pub use source::{
+    PostgresOptions, PostgresSource, RestoreOptions, Source, SqliteSource, source_from_url,
+    sources_from_url,
+};
+pub use verify::{
+    ChecksumReadBack, DrillTarget, MinSize, PgDrill, PgToc, SmokeCheck, SqliteIntegrity, Verifier,
+    VerifyInput,
+};

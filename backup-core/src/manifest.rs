@@ -41,6 +41,24 @@ pub struct Manifest {
     pub fingerprint: Fingerprint,
     /// Each verifier's verdict, in the order they finished.
     pub verdicts: Vec<Verdict>,
+    /// Smaller objects stored beside the artifact (PostgreSQL globals).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentInfo>,
+}
+
+/// One object stored beside the artifact.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AttachmentInfo {
+    /// What it is (`globals`).
+    pub name: String,
+    /// Its key, relative to the sink root.
+    pub key: String,
+    /// Uncompressed size.
+    pub raw_size: u64,
+    /// Stored (zstd) size.
+    pub stored_size: u64,
+    /// SHA-256 of the stored bytes.
+    pub sha256: String,
 }
 
 /// The source a backup was taken from.

@@ -24,13 +24,13 @@ use crate::catalog::{BackupEntry, Catalog, Selector};
 use crate::error::{Error, Result};
 use crate::lock::{self, LockMode};
 use crate::manifest::{
-    Artifact, Compression, MANIFEST_FILE, MANIFEST_VERSION, Manifest, SourceInfo, ToolInfo,
-    Verdict, backup_dir, check_source_name, new_backup_id,
+    Artifact, AttachmentInfo, Compression, MANIFEST_FILE, MANIFEST_VERSION, Manifest, SourceInfo,
+    ToolInfo, Verdict, backup_dir, check_source_name, new_backup_id,
 };
 use crate::progress::{Phase, Progress, ProgressHandle};
 use crate::sink::{PutOptions, Sink, Upload};
 use crate::source::{DumpOptions, RestoreOptions, RestoreOutcome, Source};
-use crate::verify::{self, MinSize, Verifier, VerifyInput};
+use crate::verify::{self, Verifier, VerifyInput};
 
 const READ_CHUNK: usize = 1024 * 1024;
 const CHANNEL_DEPTH: usize = 4;
@@ -229,6 +229,7 @@ impl BackupJob {
         let raw_hint = dump.size_hint;
         let outcome_task = tokio::spawn(dump.outcome);
         let guard = dump.guard;
+        let attachments_in = dump.attachments;
 
         let upload = self.sink.upload(&key).await?;
         let streamed = stream_to_upload(
@@ -269,6 +270,17 @@ impl BackupJob {
             ));
         }
         upload.complete().await?;
+        let mut written = vec![key.clone()];
+        let attachments =
+            match store_attachments(&*self.sink, &dir, attachments_in, self.level, &mut written)
+                .await
+            {
+                Ok(a) => a,
+                Err(e) => {
+                    delete_all(&*self.sink, &written).await;
+                    return Err(e);
+                }
+            };
 
         let mut manifest = Manifest {
             format: crate::manifest::MANIFEST_FORMAT.into(),
@@ -296,6 +308,7 @@ impl BackupJob {
             },
             fingerprint: outcome.fingerprint,
             verdicts: Vec::new(),
+            attachments,
         };
 
         self.progress.start(Phase::Verify, None);
@@ -306,14 +319,14 @@ impl BackupJob {
         let verdicts = match verdicts {
             Ok(v) => v,
             Err(e) => {
-                let _ = self.sink.delete(&key).await;
+                delete_all(&*self.sink, &written).await;
                 return Err(e);
             }
         };
         let mut all = outcome.verdicts;
         all.extend(verdicts);
         if let Err(e) = failures_to_error(&all) {
-            let _ = self.sink.delete(&key).await;
+            delete_all(&*self.sink, &written).await;
             return Err(e);
         }
         manifest.verdicts = all;
@@ -327,7 +340,7 @@ impl BackupJob {
             )
             .await
         {
-            let _ = self.sink.delete(&key).await;
+            delete_all(&*self.sink, &written).await;
             return Err(e);
         }
         drop(guard);
@@ -338,6 +351,48 @@ impl BackupJob {
             duration: t0.elapsed(),
         })
     }
+}
+
+/// Best-effort removal of what a failed run wrote.
+async fn delete_all(sink: &dyn Sink, keys: &[String]) {
+    for k in keys {
+        if let Err(e) = sink.delete(k).await {
+            tracing::warn!(key = %k, error = %e.display_chain(), "could not remove an object of the failed backup; it has no manifest and is listed as incomplete");
+        }
+    }
+}
+
+/// Compress and store a dump's attachments beside the artifact.
+async fn store_attachments(
+    sink: &dyn Sink,
+    dir: &str,
+    attachments: Vec<crate::source::Attachment>,
+    level: i32,
+    written: &mut Vec<String>,
+) -> Result<Vec<AttachmentInfo>> {
+    let mut out = Vec::new();
+    for a in attachments {
+        let raw_size = a.data.len() as u64;
+        let data = a.data;
+        let compressed = tokio::task::spawn_blocking(move || zstd::bulk::compress(&data, level))
+            .await
+            .map_err(|e| Error::source_err("dump", format!("compressor failed: {e}")))?
+            .map_err(|e| Error::source_err("dump", format!("cannot compress {}: {e}", a.name)))?;
+        let key = format!("{dir}/{}.zst", a.file_name);
+        let sha256 = hex::encode(Sha256::digest(&compressed));
+        let stored_size = compressed.len() as u64;
+        sink.put(&key, Bytes::from(compressed), PutOptions::create_only())
+            .await?;
+        written.push(key.clone());
+        out.push(AttachmentInfo {
+            name: a.name,
+            key,
+            raw_size,
+            stored_size,
+            sha256,
+        });
+    }
+    Ok(out)
 }
 
 /// Run verifiers concurrently; their verdicts in the given order.
@@ -746,6 +801,8 @@ pub struct VerifyJob {
     min_size: u64,
     temp_dir: Option<PathBuf>,
     progress: ProgressHandle,
+    postgres: crate::source::PostgresOptions,
+    extra: Vec<Arc<dyn Verifier>>,
 }
 
 /// The verdicts on one stored backup.
@@ -772,12 +829,26 @@ impl VerifyJob {
             min_size: verify::size::DEFAULT_MIN_SIZE,
             temp_dir: None,
             progress: ProgressHandle::default(),
+            postgres: Default::default(),
+            extra: Vec::new(),
         }
     }
 
     /// Which source's backups.
     pub fn source_name(mut self, name: impl Into<String>) -> Self {
         self.source_name = Some(name.into());
+        self
+    }
+
+    /// Tool locations and `min_tables` for PostgreSQL backups.
+    pub fn postgres_options(mut self, opts: crate::source::PostgresOptions) -> Self {
+        self.postgres = opts;
+        self
+    }
+
+    /// Add a verifier (a restore drill).
+    pub fn verifier(mut self, v: Arc<dyn Verifier>) -> Self {
+        self.extra.push(v);
         self
     }
 
@@ -822,9 +893,8 @@ impl VerifyJob {
         let t0 = Instant::now();
         let BackupEntry { dir, manifest } = entry;
         let mut verifiers: Vec<Arc<dyn Verifier>> =
-            verify::stored_verifiers(&manifest.source.kind, self.min_size);
-        verifiers.retain(|v| v.name() != "min-size");
-        verifiers.insert(0, Arc::new(MinSize::new(self.min_size)));
+            verify::stored_verifiers(&manifest.source.kind, self.min_size, &self.postgres);
+        verifiers.extend(self.extra.iter().cloned());
         let (local, remote): (Vec<_>, Vec<_>) =
             verifiers.into_iter().partition(|v| v.needs_local_copy());
 

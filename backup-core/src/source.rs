@@ -5,6 +5,7 @@
 //! stream back ([`Source::restore`]). Compression, hashing, upload and the
 //! manifest are the pipeline's business, not the source's.
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::fmt;
@@ -18,6 +19,7 @@ use futures::future::BoxFuture;
 use crate::error::{Error, Result};
 use crate::manifest::{Fingerprint, Manifest, Verdict};
 
+pub use postgres::{PostgresOptions, PostgresSource};
 pub use sqlite::SqliteSource;
 
 /// Per-call options for [`Source::dump`].
@@ -52,6 +54,20 @@ pub struct Dump {
     pub guard: Option<Box<dyn Send + Sync>>,
     /// The artifact's size, when known before streaming (for progress).
     pub size_hint: Option<u64>,
+    /// Small extra objects to store beside the artifact, compressed
+    /// (PostgreSQL globals): `(name, file name, bytes)`.
+    pub attachments: Vec<Attachment>,
+}
+
+/// A small object stored beside a backup's artifact.
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    /// What it is (`globals`).
+    pub name: String,
+    /// File name in the backup's directory, before `.zst` (`globals.sql`).
+    pub file_name: String,
+    /// The bytes.
+    pub data: bytes::Bytes,
 }
 
 impl fmt::Debug for Dump {
@@ -143,11 +159,28 @@ pub trait Source: Send + Sync + fmt::Debug {
     ) -> Result<RestoreOutcome>;
 }
 
-/// Build a source from a URL: `sqlite:///abs/path.db`, `sqlite://rel/path.db`
-/// or `sqlite:path.db`.
+/// Build one source per database a URL names:
+/// `postgres://user@host:port/db1,db2` gives two, a SQLite URL one.
 ///
 /// # Errors
-/// [`Error::Usage`] for an unknown scheme or an empty path.
+/// [`Error::Usage`] for an unknown scheme or a malformed URL.
+pub fn sources_from_url(url: &str, postgres: &PostgresOptions) -> Result<Vec<Arc<dyn Source>>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(PostgresSource::from_url(url, postgres)?
+            .into_iter()
+            .map(|s| Arc::new(s) as Arc<dyn Source>)
+            .collect());
+    }
+    Ok(vec![source_from_url(url)?])
+}
+
+/// Build a source from a URL: `sqlite:///abs/path.db`, `sqlite://rel/path.db`,
+/// `sqlite:path.db`, or `postgres://user@host:port/db` (with default
+/// options; one database).
+///
+/// # Errors
+/// [`Error::Usage`] for an unknown scheme, an empty path, or a PostgreSQL
+/// URL naming several databases (use [`sources_from_url`]).
 pub fn source_from_url(url: &str) -> Result<Arc<dyn Source>> {
     let Some((scheme, rest)) = url.split_once(':') else {
         return Err(Error::usage(format!(
@@ -162,9 +195,15 @@ pub fn source_from_url(url: &str) -> Result<Arc<dyn Source>> {
             }
             Ok(Arc::new(SqliteSource::new(path)))
         }
-        "postgres" | "postgresql" => Err(Error::usage(
-            "PostgreSQL sources are not available in this version of lifeboat",
-        )),
+        "postgres" | "postgresql" => {
+            let mut all = PostgresSource::from_url(url, &PostgresOptions::default())?;
+            if all.len() != 1 {
+                return Err(Error::usage(format!(
+                    "{url:?} names several databases; use one at a time here"
+                )));
+            }
+            Ok(Arc::new(all.remove(0)))
+        }
         other => Err(Error::usage(format!(
             "unknown source scheme {other:?} in {url:?} (use sqlite:///path/to/app.db)"
         ))),
@@ -190,7 +229,7 @@ mod tests {
 
     #[test]
     fn unknown_schemes_and_empty_paths_are_usage_errors() {
-        for url in ["mysql://x/y", "sqlite://", "nothing"] {
+        for url in ["mysql://x/y", "sqlite://", "nothing", "postgres://h/a,b"] {
             let err = source_from_url(url).unwrap_err();
             assert_eq!(err.kind(), crate::ErrorKind::Usage, "{url}");
         }

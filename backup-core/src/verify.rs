@@ -6,6 +6,7 @@
 //! exit code.
 
 mod checksum;
+pub mod drill;
 pub mod size;
 mod structure;
 
@@ -20,8 +21,9 @@ use crate::manifest::{Manifest, Verdict};
 use crate::sink::Sink;
 
 pub use checksum::ChecksumReadBack;
+pub use drill::{DrillTarget, PgDrill, SmokeCheck};
 pub use size::MinSize;
-pub use structure::SqliteIntegrity;
+pub use structure::{PgToc, SqliteIntegrity};
 
 /// What a verifier gets to look at.
 #[derive(Debug)]
@@ -75,10 +77,16 @@ pub fn default_verifiers(min_size: u64) -> Vec<Arc<dyn Verifier>> {
 
 /// The verifiers that prove a stored backup of `kind` again, later: the
 /// defaults plus the structural check that needs the data itself.
-pub fn stored_verifiers(kind: &str, min_size: u64) -> Vec<Arc<dyn Verifier>> {
+pub fn stored_verifiers(
+    kind: &str,
+    min_size: u64,
+    postgres: &crate::source::PostgresOptions,
+) -> Vec<Arc<dyn Verifier>> {
     let mut v = default_verifiers(min_size);
-    if kind == "sqlite" {
-        v.push(Arc::new(SqliteIntegrity));
+    match kind {
+        "sqlite" => v.push(Arc::new(SqliteIntegrity)),
+        "postgres" => v.push(Arc::new(PgToc::new(postgres.clone()))),
+        _ => {}
     }
     v
 }

@@ -1,15 +1,16 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use backup_core::{BackupJob, Error, LockMode};
+use backup_core::{BackupJob, BackupReport, Catalog, Error, LockMode, Selector, VerifyJob};
 use clap::Args;
 
+use super::pg::{DrillArgs, PgArgs};
 use super::{min_size, print_json, sink, verdict_summary};
 use crate::{Context, human_bytes, progress::Bar};
 
 #[derive(Debug, Args)]
 pub(crate) struct BackupArgs {
-    /// The database: sqlite:///path/to/app.db (default: source in lifeboat.toml).
+    /// The database: sqlite:///path/to/app.db or postgres://user@host:5432/db[,db2] (default: source in lifeboat.toml).
     source: Option<String>,
     /// Where backups live: file:///dir, s3://bucket/prefix, spaces://bucket/prefix?region=nyc3, gs://bucket/prefix.
     #[arg(long, value_name = "SINK")]
@@ -38,6 +39,10 @@ pub(crate) struct BackupArgs {
     /// Print the manifest as JSON on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    pg: PgArgs,
+    #[command(flatten)]
+    drill: DrillArgs,
 }
 
 pub(crate) async fn run(ctx: &Context, a: BackupArgs) -> Result<(), Error> {
@@ -45,8 +50,46 @@ pub(crate) async fn run(ctx: &Context, a: BackupArgs) -> Result<(), Error> {
     let source_url = a.source.clone().or_else(|| s.source.clone()).ok_or_else(|| Error::Usage {
         message: "no source: pass one (lifeboat backup sqlite:///path/app.db --to …) or set source in lifeboat.toml".into(),
     })?;
-    let source = backup_core::source_from_url(&source_url)?;
+    let pg = a.pg.resolve(ctx)?;
+    let sources = backup_core::sources_from_url(&source_url, &pg)?;
+    if sources.len() > 1 && a.name.is_some() {
+        return Err(Error::Usage {
+            message: "--name names one source; a run over several databases names each after its database".into(),
+        });
+    }
+    let drill = a.drill.resolve(ctx, &pg, true)?;
     let sink = sink(ctx, a.to.as_deref(), "--to")?;
+    let mut first_err = None;
+    for (i, source) in sources.into_iter().enumerate() {
+        // Globals belong to the server: store them once per run.
+        let source = if i > 0 && pg.globals {
+            let mut without = pg.clone();
+            without.globals = false;
+            backup_core::sources_from_url(&source_url, &without)?.remove(i)
+        } else {
+            source
+        };
+        let result = backup_one(ctx, &a, source, sink.clone(), drill.clone(), &pg).await;
+        if let Err(e) = result {
+            if first_err.is_none() {
+                first_err = Some(e);
+            } else {
+                crate::logging::fail("backup", &e);
+            }
+        }
+    }
+    first_err.map_or(Ok(()), Err)
+}
+
+async fn backup_one(
+    ctx: &Context,
+    a: &BackupArgs,
+    source: Arc<dyn backup_core::Source>,
+    sink: Arc<dyn backup_core::Sink>,
+    drill: Option<Arc<dyn backup_core::Verifier>>,
+    pg: &backup_core::PostgresOptions,
+) -> Result<(), Error> {
+    let s = &ctx.settings;
     let mut job = BackupJob::new(source.clone(), sink.clone())
         .min_size(min_size(ctx, a.min_size.as_deref())?)
         .lock_mode(if a.wait {
@@ -73,6 +116,29 @@ pub(crate) async fn run(ctx: &Context, a: BackupArgs) -> Result<(), Error> {
         job = job.progress(Arc::new(Bar::default()));
     }
     let report = job.run().await?;
+    summarize(&report, a.json);
+    if let Some(drill) = drill {
+        let entry = Catalog::new(sink.clone())
+            .find(
+                Some(&report.manifest.source.name),
+                &Selector::Id(report.manifest.backup_id.clone()),
+            )
+            .await?;
+        let mut verify = VerifyJob::new(sink.clone())
+            .postgres_options(pg.clone())
+            .verifier(drill);
+        if let Some(d) = a.temp_dir.clone().or_else(|| s.temp_dir.clone()) {
+            verify = verify.temp_dir(d);
+        }
+        let v = verify.verify_entry(entry).await?;
+        if let Some(d) = v.verdicts.iter().find(|v| v.verifier == "pg-drill") {
+            println!("  {}", d.detail);
+        }
+    }
+    Ok(())
+}
+
+fn summarize(report: &BackupReport, json: bool) {
     let m = &report.manifest;
     tracing::info!(
         summary = true,
@@ -91,7 +157,7 @@ pub(crate) async fn run(ctx: &Context, a: BackupArgs) -> Result<(), Error> {
         verdicts = %verdict_summary(&m.verdicts),
         "backup complete"
     );
-    if a.json {
+    if json {
         print_json(m);
     } else {
         println!(
@@ -107,5 +173,4 @@ pub(crate) async fn run(ctx: &Context, a: BackupArgs) -> Result<(), Error> {
             report.duration.as_secs_f64()
         );
     }
-    Ok(())
 }

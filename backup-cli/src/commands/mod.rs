@@ -3,6 +3,7 @@
 
 pub(crate) mod backup;
 pub(crate) mod list;
+pub(crate) mod pg;
 pub(crate) mod restore;
 pub(crate) mod verify;
 
@@ -31,7 +32,10 @@ pub(crate) fn source_name(ctx: &Context, arg: Option<&str>) -> Result<Option<Str
         return Ok(Some(n.clone()));
     }
     match &ctx.settings.source {
-        Some(url) => Ok(Some(backup_core::source_from_url(url)?.default_name())),
+        Some(url) => {
+            let sources = backup_core::sources_from_url(url, &Default::default())?;
+            Ok((sources.len() == 1).then(|| sources[0].default_name()))
+        }
         None => Ok(None),
     }
 }

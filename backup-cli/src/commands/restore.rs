@@ -4,6 +4,7 @@ use std::sync::Arc;
 use backup_core::{Error, LockMode, RestoreJob};
 use clap::Args;
 
+use super::pg::PgArgs;
 use super::{selector, sink, source_name};
 use crate::{Context, human_bytes, progress::Bar};
 
@@ -20,7 +21,7 @@ pub(crate) struct RestoreArgs {
     /// Which source's backups, when the sink holds several.
     #[arg(long)]
     source: Option<String>,
-    /// The database to create: sqlite:///path/restored.db. Never taken from the config.
+    /// The database to create: sqlite:///path/restored.db or postgres://user@host/newdb. Never taken from the config.
     #[arg(long, value_name = "TARGET")]
     to: String,
     /// Replace an existing database (it is kept aside until the new one is proven).
@@ -35,11 +36,20 @@ pub(crate) struct RestoreArgs {
     /// Print the result as JSON on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    pg: PgArgs,
 }
 
 pub(crate) async fn run(ctx: &Context, a: RestoreArgs) -> Result<(), Error> {
     let sink = sink(ctx, a.from.as_deref(), "--from")?;
-    let target = backup_core::source_from_url(&a.to)?;
+    let pg = a.pg.resolve(ctx)?;
+    let mut targets = backup_core::sources_from_url(&a.to, &pg)?;
+    if targets.len() != 1 {
+        return Err(Error::Usage {
+            message: "restore into one database at a time".into(),
+        });
+    }
+    let target = targets.remove(0);
     let mut job = RestoreJob::new(sink.clone(), target)
         .select(selector(a.id, a.latest)?)
         .force(a.force)
@@ -82,7 +92,7 @@ pub(crate) async fn run(ctx: &Context, a: RestoreArgs) -> Result<(), Error> {
         }));
     } else {
         println!(
-            "restored backup {} to {} — {}, {} tables, {} rows, integrity ok, row counts match — in {:.1}s",
+            "restored backup {} to {} — {}, {} tables, {} rows, proven against the backup's fingerprint — in {:.1}s",
             m.backup_id,
             o.target,
             human_bytes(o.bytes),

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use backup_core::{Error, VerifyJob};
 use clap::Args;
 
+use super::pg::{DrillArgs, PgArgs};
 use super::{min_size, selector, sink, source_name, verdict_summary};
 use crate::{Context, progress::Bar};
 
@@ -29,13 +30,22 @@ pub(crate) struct VerifyArgs {
     /// Print the verdicts as JSON on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    pg: PgArgs,
+    #[command(flatten)]
+    drill: DrillArgs,
 }
 
 pub(crate) async fn run(ctx: &Context, a: VerifyArgs) -> Result<(), Error> {
     let sink = sink(ctx, a.from.as_deref(), "--from")?;
+    let pg = a.pg.resolve(ctx)?;
     let mut job = VerifyJob::new(sink.clone())
-        .select(selector(a.id, a.latest)?)
-        .min_size(min_size(ctx, a.min_size.as_deref())?);
+        .select(selector(a.id.clone(), a.latest)?)
+        .min_size(min_size(ctx, a.min_size.as_deref())?)
+        .postgres_options(pg.clone());
+    if let Some(d) = a.drill.resolve(ctx, &pg, false)? {
+        job = job.verifier(d);
+    }
     if let Some(n) = source_name(ctx, a.source.as_deref())? {
         job = job.source_name(n);
     }

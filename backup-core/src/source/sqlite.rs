@@ -418,6 +418,7 @@ impl Source for SqliteSource {
             outcome: Box::pin(outcome),
             guard: Some(Box::new(temp)),
             size_hint,
+            attachments: Vec::new(),
         })
     }
 

@@ -67,3 +67,82 @@ impl Verifier for SqliteIntegrity {
         ))
     }
 }
+
+/// `pg_restore --list` on the decompressed archive: the table of contents is
+/// readable by a `pg_restore` at least as new as the `pg_dump` that wrote it,
+/// and lists at least `min_tables` tables.
+#[derive(Debug, Clone, Default)]
+pub struct PgToc {
+    opts: crate::source::PostgresOptions,
+}
+
+impl PgToc {
+    /// With the tool locations and `min_tables` of `opts`.
+    pub fn new(opts: crate::source::PostgresOptions) -> Self {
+        Self { opts }
+    }
+}
+
+#[async_trait]
+impl Verifier for PgToc {
+    fn name(&self) -> &str {
+        "pg-toc"
+    }
+
+    fn needs_local_copy(&self) -> bool {
+        true
+    }
+
+    async fn verify(&self, input: &VerifyInput<'_>) -> Result<Verdict> {
+        use crate::source::postgres::{toc_counts, tools};
+        let started = Instant::now();
+        let Some(path) = input.local_copy.map(|p| p.to_path_buf()) else {
+            return Err(Error::usage("pg-toc needs a local copy of the backup"));
+        };
+        let major = input
+            .manifest
+            .fingerprint
+            .details
+            .get("pg_dump_major")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0) as u32;
+        let tool = match tools::pick("pg_restore", major, &self.opts.tools) {
+            Ok(t) => t,
+            Err(m) => return Ok(verdict(self.name(), false, m, started)),
+        };
+        let min = self.opts.min_tables;
+        let out =
+            tokio::task::spawn_blocking(move || tool.command().arg("--list").arg(&path).output())
+                .await
+                .map_err(|e| Error::verification("pg-toc", format!("worker failed: {e}")))?;
+        let (passed, detail) = match out {
+            Err(e) => (false, format!("cannot run pg_restore: {e}")),
+            Ok(o) if !o.status.success() => (
+                false,
+                format!(
+                    "pg_restore --list failed: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                        .trim()
+                        .replace('\n', " / ")
+                ),
+            ),
+            Ok(o) => {
+                let (tables, data, entries) = toc_counts(&String::from_utf8_lossy(&o.stdout));
+                if tables < min {
+                    (
+                        false,
+                        format!("the archive lists {tables} tables, fewer than the required {min}"),
+                    )
+                } else {
+                    (
+                        true,
+                        format!(
+                            "pg_restore --list read {entries} entries: {tables} tables, {data} with data"
+                        ),
+                    )
+                }
+            }
+        };
+        Ok(verdict(self.name(), passed, detail, started))
+    }
+}

@@ -1,0 +1,129 @@
+//! PostgreSQL and drill flags, shared by backup, verify and restore, applied
+//! over the config file's `[postgres]` and `[drill]` tables.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use backup_core::config::parse_duration_secs;
+use backup_core::verify::drill::pg_drill;
+use backup_core::{DrillTarget, Error, PostgresOptions, Verifier};
+use clap::Args;
+
+use crate::Context;
+
+#[derive(Debug, Args, Default)]
+pub(crate) struct PgArgs {
+    /// PostgreSQL: directory holding pg_dump/pg_restore to use (default: PATH, then /usr/lib/postgresql/*/bin, newest fitting).
+    #[arg(long, value_name = "DIR")]
+    pg_bin_dir: Option<PathBuf>,
+    /// PostgreSQL: run the tools through this command, e.g. "docker exec -i db".
+    #[arg(long, value_name = "COMMAND")]
+    command_prefix: Option<String>,
+    /// PostgreSQL: only this schema (repeatable).
+    #[arg(long = "schema", value_name = "SCHEMA")]
+    schemas: Vec<String>,
+    /// PostgreSQL: leave out this schema (repeatable).
+    #[arg(long = "exclude-schema", value_name = "SCHEMA")]
+    exclude_schemas: Vec<String>,
+    /// PostgreSQL: only this table (repeatable; schema.table or a pattern).
+    #[arg(long = "table", value_name = "TABLE")]
+    tables: Vec<String>,
+    /// PostgreSQL: leave out this table (repeatable).
+    #[arg(long = "exclude-table", value_name = "TABLE")]
+    exclude_tables: Vec<String>,
+    /// PostgreSQL: also store roles and tablespaces (pg_dumpall --globals-only).
+    #[arg(long)]
+    globals: bool,
+    /// PostgreSQL: fail verification when the archive lists fewer tables (default 1).
+    #[arg(long, value_name = "N")]
+    min_tables: Option<usize>,
+    /// PostgreSQL: refuse a standby lagging more than this ("5m", "30s").
+    #[arg(long, value_name = "DURATION")]
+    max_replica_lag: Option<String>,
+    /// PostgreSQL: only warn when the standby lags too much.
+    #[arg(long)]
+    replica_lag_warn: bool,
+    /// PostgreSQL: parallel jobs for restores and drills (default: cores).
+    #[arg(long, value_name = "N")]
+    jobs: Option<u32>,
+    /// PostgreSQL: restore without ownership and privileges.
+    #[arg(long)]
+    no_owner: bool,
+}
+
+impl PgArgs {
+    pub(crate) fn resolve(&self, ctx: &Context) -> Result<PostgresOptions, Error> {
+        let mut o = ctx.settings.postgres.clone().unwrap_or_default();
+        if let Some(d) = &self.pg_bin_dir {
+            o.tools.bin_dir = Some(d.clone());
+        }
+        if let Some(p) = &self.command_prefix {
+            o.tools.command_prefix = p.split_whitespace().map(str::to_string).collect();
+        }
+        let extend = |dst: &mut Vec<String>, src: &Vec<String>| dst.extend(src.iter().cloned());
+        extend(&mut o.schemas, &self.schemas);
+        extend(&mut o.exclude_schemas, &self.exclude_schemas);
+        extend(&mut o.tables, &self.tables);
+        extend(&mut o.exclude_tables, &self.exclude_tables);
+        o.globals |= self.globals;
+        if let Some(n) = self.min_tables {
+            o.min_tables = n;
+        }
+        if let Some(l) = &self.max_replica_lag {
+            o.max_replica_lag = Some(parse_duration_secs(l).map_err(|m| Error::Usage {
+                message: format!("--max-replica-lag: {m}"),
+            })?);
+        }
+        o.replica_lag_warn_only |= self.replica_lag_warn;
+        if self.jobs.is_some() {
+            o.jobs = self.jobs;
+        }
+        o.no_owner |= self.no_owner;
+        Ok(o)
+    }
+}
+
+#[derive(Debug, Args, Default)]
+pub(crate) struct DrillArgs {
+    /// Restore drill: restore into a scratch database, compare row counts, run smoke checks, drop it.
+    #[arg(long)]
+    drill: bool,
+    /// Drill into a temporary database on this server (postgres://…).
+    #[arg(long, value_name = "URL")]
+    drill_server: Option<String>,
+    /// Drill into a throwaway cluster started from local server binaries.
+    #[arg(long)]
+    drill_cluster: bool,
+}
+
+impl DrillArgs {
+    /// The drill verifier, when asked for on the command line or (with
+    /// `from_config_after_backup`) by `[drill] after_backup`.
+    pub(crate) fn resolve(
+        &self,
+        ctx: &Context,
+        pg: &PostgresOptions,
+        after_backup: bool,
+    ) -> Result<Option<Arc<dyn Verifier>>, Error> {
+        let cfg = ctx.settings.drill.clone().unwrap_or_default();
+        let wanted = self.drill
+            || self.drill_server.is_some()
+            || self.drill_cluster
+            || (after_backup && cfg.after_backup);
+        if !wanted {
+            return Ok(None);
+        }
+        let target = if self.drill_cluster {
+            DrillTarget::Cluster
+        } else if let Some(s) = self.drill_server.clone().or(cfg.server.clone()) {
+            DrillTarget::Server(s)
+        } else if cfg.cluster {
+            DrillTarget::Cluster
+        } else {
+            return Err(Error::Usage {
+                message: "a drill needs a target: --drill-server postgres://… or --drill-cluster (or [drill] server/cluster in lifeboat.toml)".into(),
+            });
+        };
+        Ok(Some(pg_drill(target, pg.clone(), cfg.smoke)))
+    }
+}

@@ -1,0 +1,953 @@
+//! PostgreSQL logical backups through `pg_dump`.
+//!
+//! Backup, in one consistent snapshot:
+//!
+//! 1. Connect, read the server version, refuse a standby whose replay lag is
+//!    over the limit, and pick a `pg_dump` at least as new as the server
+//!    (refusing, with both versions named, before anything is uploaded).
+//! 2. Open a `REPEATABLE READ` transaction and `pg_export_snapshot()`.
+//! 3. Start `pg_dump -Fc -Z0 --snapshot=<id>`: its stdout is the artifact,
+//!    streamed into the pipeline (compressed by Lifeboat, never a temp file).
+//!    The first bytes are also fed to `pg_restore --list`: the archive's
+//!    table of contents must be readable and hold at least `min_tables`
+//!    tables.
+//! 4. Meanwhile, in the exporting transaction, `count(*)` every dumped table:
+//!    exact row counts at exactly the dump's snapshot.
+//! 5. The transaction ends only after `pg_dump` exits; a non-zero exit (or a
+//!    kill) fails the run and nothing becomes visible.
+//!
+//! The password reaches child processes only through a `0600` passfile in a
+//! private directory (`PGPASSFILE`); command lines carry none.
+//!
+//! Restore goes into a new database under a temporary name, is checked
+//! against the fingerprint's row counts, and only then takes the target name;
+//! an existing database (with `force`) is renamed aside and dropped last.
+
+pub mod cluster;
+mod conn;
+pub mod tools;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::process::{Child, ChildStdin, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::Utc;
+
+pub use conn::PgConn;
+pub use tools::{PgVersion, Tool, ToolOptions};
+
+use super::{Attachment, Dump, DumpOptions, DumpOutcome, RestoreOptions, RestoreOutcome, Source};
+use crate::error::{Error, Result};
+use crate::manifest::{Fingerprint, Manifest, TableCount, Verdict};
+
+/// How much of the stream `pg_restore --list` may read: the table of
+/// contents sits at the start of a custom-format archive.
+const TOC_TEE_LIMIT: u64 = 64 * 1024 * 1024;
+const STDERR_KEEP: usize = 16 * 1024;
+
+/// What to dump and how. Every field has a default; in `lifeboat.toml` this
+/// is a profile's `[postgres]` table.
+#[derive(Debug, Clone, serde::Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct PostgresOptions {
+    /// Where the tools are, or a command prefix to run them in a container.
+    #[serde(flatten)]
+    pub tools: ToolOptions,
+    /// Only these schemas (`pg_dump -n`).
+    pub schemas: Vec<String>,
+    /// Not these schemas (`pg_dump -N`).
+    pub exclude_schemas: Vec<String>,
+    /// Only these tables (`pg_dump -t`, `schema.table` or a pattern).
+    pub tables: Vec<String>,
+    /// Not these tables (`pg_dump -T`).
+    pub exclude_tables: Vec<String>,
+    /// Also store roles and tablespaces (`pg_dumpall --globals-only`).
+    pub globals: bool,
+    /// The structural check fails when the archive lists fewer tables.
+    pub min_tables: usize,
+    /// Refuse (or warn about) a standby whose replay lag exceeds this
+    /// (`"5m"`, or seconds).
+    #[serde(deserialize_with = "crate::config::opt_duration::deserialize")]
+    pub max_replica_lag: Option<u64>,
+    /// Only warn when the lag is exceeded.
+    pub replica_lag_warn_only: bool,
+    /// Parallel jobs for restores and drills (default: the number of cores).
+    pub jobs: Option<u32>,
+    /// Restore without ownership and privileges (`--no-owner --no-privileges`).
+    pub no_owner: bool,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self {
+            tools: ToolOptions::default(),
+            schemas: Vec::new(),
+            exclude_schemas: Vec::new(),
+            tables: Vec::new(),
+            exclude_tables: Vec::new(),
+            globals: false,
+            min_tables: 1,
+            max_replica_lag: None,
+            replica_lag_warn_only: false,
+            jobs: None,
+            no_owner: false,
+        }
+    }
+}
+
+impl PostgresOptions {
+    pub(crate) fn jobs(&self) -> u32 {
+        self.jobs.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get() as u32)
+                .unwrap_or(1)
+        })
+    }
+
+    fn filter_args(&self) -> Vec<String> {
+        let mut a = Vec::new();
+        for (flag, list) in [
+            ("--schema", &self.schemas),
+            ("--exclude-schema", &self.exclude_schemas),
+            ("--table", &self.tables),
+            ("--exclude-table", &self.exclude_tables),
+        ] {
+            for v in list {
+                a.push(format!("{flag}={v}"));
+            }
+        }
+        a
+    }
+}
+
+/// One PostgreSQL database.
+#[derive(Debug, Clone)]
+pub struct PostgresSource {
+    conn: PgConn,
+    opts: PostgresOptions,
+}
+
+/// What a connection learned before dumping.
+struct Plan {
+    client: tokio_postgres::Client,
+    server: PgVersion,
+    pg_dump: Tool,
+    pg_restore: Tool,
+}
+
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Collects the tail of a child's stderr on a thread.
+fn drain_stderr(child: &mut Child) -> std::thread::JoinHandle<String> {
+    let mut err = child.stderr.take();
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(e) = err.as_mut() {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = e.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                if buf.len() > 2 * STDERR_KEEP {
+                    buf.drain(..buf.len() - STDERR_KEEP);
+                }
+            }
+        }
+        let text = String::from_utf8_lossy(&buf).to_string();
+        let tail: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        tail[tail.len().saturating_sub(5)..].join(" / ")
+    })
+}
+
+/// Reads from `pg_dump` and copies the first bytes into `pg_restore --list`.
+struct TeeReader<R> {
+    inner: R,
+    tee: Option<ChildStdin>,
+    teed: u64,
+}
+
+impl<R: Read> Read for TeeReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(out)?;
+        if let Some(t) = self.tee.as_mut() {
+            // pg_restore --list stops reading after the table of contents;
+            // a broken pipe then just ends the copy.
+            if n == 0 || self.teed >= TOC_TEE_LIMIT || t.write_all(&out[..n]).is_err() {
+                self.tee = None;
+            } else {
+                self.teed += n as u64;
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Count the tables a `pg_restore --list` output names.
+pub fn toc_counts(listing: &str) -> (usize, usize, usize) {
+    let mut tables = 0;
+    let mut data = 0;
+    let mut entries = 0;
+    for line in listing.lines() {
+        if line.starts_with(';') || line.trim().is_empty() {
+            continue;
+        }
+        entries += 1;
+        if line.contains(" TABLE DATA ") {
+            data += 1;
+        } else if line.contains(" TABLE ") {
+            tables += 1;
+        }
+    }
+    (tables, data, entries)
+}
+
+fn verdict(name: &str, passed: bool, detail: String, started: Instant) -> Verdict {
+    Verdict {
+        verifier: name.to_string(),
+        passed,
+        detail,
+        duration_ms: started.elapsed().as_millis() as u64,
+        checked_at: Utc::now(),
+    }
+}
+
+/// The tables to fingerprint: ordinary tables (and partitions) outside the
+/// system schemas, filtered like `pg_dump` filters them (exact names or `*`
+/// patterns, `schema.table` or `table`).
+pub(crate) async fn list_tables(
+    client: &tokio_postgres::Client,
+    opts: &PostgresOptions,
+) -> std::result::Result<Vec<(String, String)>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+             AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%' \
+             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
+                 AND d.objid = c.oid AND d.deptype = 'e') \
+             ORDER BY 1, 2",
+            &[],
+        )
+        .await?;
+    let all: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    Ok(all
+        .into_iter()
+        .filter(|(s, t)| table_selected(s, t, opts))
+        .collect())
+}
+
+fn glob(pattern: &str, text: &str) -> bool {
+    fn rec(p: &[u8], t: &[u8]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => rec(&p[1..], t) || (!t.is_empty() && rec(p, &t[1..])),
+            (Some(b'?'), Some(_)) => rec(&p[1..], &t[1..]),
+            (Some(a), Some(b)) if a == b => rec(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+    rec(pattern.as_bytes(), text.as_bytes())
+}
+
+fn table_matches(pattern: &str, schema: &str, table: &str) -> bool {
+    match pattern.split_once('.') {
+        Some((ps, pt)) => glob(ps, schema) && glob(pt, table),
+        None => glob(pattern, table),
+    }
+}
+
+fn table_selected(schema: &str, table: &str, o: &PostgresOptions) -> bool {
+    (o.schemas.is_empty() || o.schemas.iter().any(|p| glob(p, schema)))
+        && !o.exclude_schemas.iter().any(|p| glob(p, schema))
+        && (o.tables.is_empty() || o.tables.iter().any(|p| table_matches(p, schema, table)))
+        && !o
+            .exclude_tables
+            .iter()
+            .any(|p| table_matches(p, schema, table))
+}
+
+async fn count_rows(
+    client: &tokio_postgres::Client,
+    tables: &[(String, String)],
+) -> std::result::Result<Vec<TableCount>, tokio_postgres::Error> {
+    let mut out = Vec::with_capacity(tables.len());
+    for (s, t) in tables {
+        let n: i64 = client
+            .query_one(
+                &format!("SELECT count(*) FROM {}.{}", quote_ident(s), quote_ident(t)),
+                &[],
+            )
+            .await?
+            .get(0);
+        out.push(TableCount {
+            name: format!("{s}.{t}"),
+            rows: n as u64,
+        });
+    }
+    Ok(out)
+}
+
+fn db_err(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => format!("{} ({})", d.message(), d.code().code()),
+        None => e.to_string(),
+    }
+}
+
+impl PostgresSource {
+    /// A source for the database in `conn`.
+    pub fn new(conn: PgConn, opts: PostgresOptions) -> Self {
+        Self { conn, opts }
+    }
+
+    /// One source per database named in `url` (`postgres://host/db1,db2`).
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for a malformed URL.
+    pub fn from_url(url: &str, opts: &PostgresOptions) -> Result<Vec<Self>> {
+        let (conn, dbs) = PgConn::parse(url)?;
+        Ok(dbs
+            .iter()
+            .map(|d| Self::new(conn.with_dbname(d), opts.clone()))
+            .collect())
+    }
+
+    /// The connection parameters.
+    pub fn conn(&self) -> &PgConn {
+        &self.conn
+    }
+
+    /// The options.
+    pub fn options(&self) -> &PostgresOptions {
+        &self.opts
+    }
+
+    fn err(&self, message: impl Into<String>) -> Error {
+        Error::source_err(self.location(), message)
+    }
+
+    fn restore_err(&self, message: impl Into<String>) -> Error {
+        Error::restore_err(self.location(), message)
+    }
+
+    async fn server_version(&self, client: &tokio_postgres::Client) -> Result<PgVersion> {
+        let v: String = client
+            .query_one("SHOW server_version_num", &[])
+            .await
+            .map_err(|e| self.err(format!("cannot read the server version: {}", db_err(&e))))?
+            .get(0);
+        Ok(PgVersion::from_num(v.trim().parse().unwrap_or(0)))
+    }
+
+    /// Seed 003's replica guard.
+    async fn check_replica(&self, client: &tokio_postgres::Client) -> Result<()> {
+        let standby: bool = client
+            .query_one("SELECT pg_is_in_recovery()", &[])
+            .await
+            .map_err(|e| self.err(db_err(&e)))?
+            .get(0);
+        if !standby {
+            return Ok(());
+        }
+        let lag: f64 = client
+            .query_one(
+                "SELECT CASE WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0 \
+                 ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END::float8",
+                &[],
+            )
+            .await
+            .map_err(|e| self.err(db_err(&e)))?
+            .get(0);
+        tracing::info!(source = %self.location(), replay_lag_secs = lag, "source is a standby");
+        if let Some(max) = self.opts.max_replica_lag
+            && lag > max as f64
+        {
+            let msg = format!(
+                "the source is a standby {lag:.0}s behind its primary, more than the allowed {max}s; a backup now would miss recent data"
+            );
+            if self.opts.replica_lag_warn_only {
+                tracing::warn!(source = %self.location(), "{msg}");
+            } else {
+                return Err(self.err(msg));
+            }
+        }
+        Ok(())
+    }
+
+    async fn plan(&self) -> Result<Plan> {
+        let client = self.conn.connect().await?;
+        let server = self.server_version(&client).await?;
+        self.check_replica(&client).await?;
+        let pg_dump = tools::pick("pg_dump", server.major, &self.opts.tools)
+            .map_err(|m| self.err(format!("server is PostgreSQL {server}: {m}")))?;
+        let pg_restore = tools::pick("pg_restore", pg_dump.version.major, &self.opts.tools)
+            .map_err(|m| self.err(format!("to check the dump's table of contents: {m}")))?;
+        Ok(Plan {
+            client,
+            server,
+            pg_dump,
+            pg_restore,
+        })
+    }
+
+    async fn dump_globals(
+        &self,
+        server: PgVersion,
+        secrets: &std::path::Path,
+    ) -> Result<Attachment> {
+        let tool = tools::pick("pg_dumpall", server.major, &self.opts.tools)
+            .map_err(|m| self.err(format!("for --globals: {m}")))?;
+        let mut cmd = tool.command();
+        cmd.args(["--globals-only", "--no-password"]);
+        self.conn.configure_child(&mut cmd, secrets)?;
+        let out = tokio::task::spawn_blocking(move || cmd.stdin(Stdio::null()).output())
+            .await
+            .map_err(|e| self.err(format!("pg_dumpall failed: {e}")))?
+            .map_err(|e| self.err(format!("cannot run pg_dumpall: {e}")))?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr).replace('\n', " ");
+            return Err(self.err(format!(
+                "pg_dumpall --globals-only failed ({}): {err}",
+                out.status
+            )));
+        }
+        Ok(Attachment {
+            name: "globals".into(),
+            file_name: "globals.sql".into(),
+            data: bytes::Bytes::from(out.stdout),
+        })
+    }
+
+    fn admin_conn(&self) -> PgConn {
+        self.conn.with_dbname("postgres")
+    }
+
+    async fn database_exists(&self, admin: &tokio_postgres::Client, name: &str) -> Result<bool> {
+        Ok(admin
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+            .await
+            .map_err(|e| self.restore_err(db_err(&e)))?
+            .is_some())
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::result::Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("worker failed: {e}"))
+}
+
+#[async_trait]
+impl Source for PostgresSource {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn location(&self) -> String {
+        self.conn.location()
+    }
+
+    fn default_name(&self) -> String {
+        self.conn
+            .dbname
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect()
+    }
+
+    fn extension(&self) -> &'static str {
+        "pgdump"
+    }
+
+    async fn preflight(&self) -> Result<()> {
+        let plan = self.plan().await?;
+        tracing::info!(
+            source = %self.location(),
+            server = %plan.server,
+            pg_dump = %plan.pg_dump.argv.join(" "),
+            pg_dump_version = %plan.pg_dump.version,
+            "PostgreSQL preflight ok"
+        );
+        Ok(())
+    }
+
+    async fn dump(&self, opts: &DumpOptions) -> Result<Dump> {
+        let temp_root = opts.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let secrets = tempfile::Builder::new()
+            .prefix("lifeboat-pg-")
+            .tempdir_in(&temp_root)
+            .map_err(|e| self.err(format!("cannot create a private temp directory: {e}")))?;
+        let Plan {
+            client,
+            server,
+            pg_dump,
+            pg_restore,
+        } = self.plan().await?;
+
+        client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await
+            .map_err(|e| self.err(db_err(&e)))?;
+        let snapshot: String = client
+            .query_one("SELECT pg_export_snapshot()", &[])
+            .await
+            .map_err(|e| self.err(format!("cannot export a snapshot: {}", db_err(&e))))?
+            .get(0);
+        let tables = list_tables(&client, &self.opts)
+            .await
+            .map_err(|e| self.err(db_err(&e)))?;
+        let mut attachments = Vec::new();
+        if self.opts.globals {
+            attachments.push(self.dump_globals(server, secrets.path()).await?);
+        }
+
+        let mut cmd = pg_dump.command();
+        cmd.args(["--format=custom", "--compress=0", "--no-password"])
+            .arg(format!("--snapshot={snapshot}"))
+            .args(self.opts.filter_args())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        self.conn.configure_child(&mut cmd, secrets.path())?;
+        let mut dump_child = cmd
+            .spawn()
+            .map_err(|e| self.err(format!("cannot run {}: {e}", pg_dump.argv.join(" "))))?;
+        let dump_err = drain_stderr(&mut dump_child);
+        let stdout = dump_child.stdout.take().expect("piped stdout");
+
+        let mut toc = pg_restore.command();
+        toc.arg("--list")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut toc_child = toc
+            .spawn()
+            .map_err(|e| self.err(format!("cannot run {}: {e}", pg_restore.argv.join(" "))))?;
+        let toc_err = drain_stderr(&mut toc_child);
+        let toc_in = toc_child.stdin.take();
+        let mut toc_out = toc_child.stdout.take().expect("piped stdout");
+        let toc_listing = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = toc_out.read_to_string(&mut s);
+            s
+        });
+        let toc_started = Instant::now();
+
+        tracing::info!(
+            source = %self.location(),
+            server = %server,
+            pg_dump = %pg_dump.version,
+            tables = tables.len(),
+            snapshot = %snapshot,
+            "pg_dump started on an exported snapshot"
+        );
+
+        let location = self.location();
+        let min_tables = self.opts.min_tables;
+        let filters = self.opts.filter_args();
+        let opts = self.opts.clone();
+        let dump_child = Arc::new(Mutex::new(Some(dump_child)));
+        let killer = KillOnDrop(dump_child.clone());
+        let outcome = async move {
+            let _secrets = secrets;
+            let _killer = killer;
+            let fail = |m: String| Error::source_err(&location, m);
+            // Exact counts inside the exporting transaction, while pg_dump runs.
+            let counts = count_rows(&client, &tables)
+                .await
+                .map_err(|e| fail(format!("counting rows: {}", db_err(&e))));
+            let child = dump_child.lock().expect("child lock").take();
+            let status = match child {
+                Some(mut c) => blocking(move || c.wait()).await.map_err(fail)?,
+                None => return Err(fail("pg_dump was stopped".into())),
+            };
+            // Only now may the snapshot go.
+            let _ = client.batch_execute("COMMIT").await;
+            let stderr = blocking(move || dump_err.join().unwrap_or_default())
+                .await
+                .unwrap_or_default();
+            let status = status.map_err(|e| fail(format!("pg_dump: {e}")))?;
+            if !status.success() {
+                let how = match status.code() {
+                    Some(c) => format!("exited with status {c}"),
+                    None => "was killed".to_string(),
+                };
+                return Err(fail(format!("pg_dump {how}: {stderr}")));
+            }
+            let counts = counts?;
+
+            let (toc_status, listing, toc_stderr) = blocking(move || {
+                let status = toc_child.wait();
+                (
+                    status,
+                    toc_listing.join().unwrap_or_default(),
+                    toc_err.join().unwrap_or_default(),
+                )
+            })
+            .await
+            .map_err(fail)?;
+            let (n_tables, n_data, n_entries) = toc_counts(&listing);
+            let toc_ok = matches!(&toc_status, Ok(s) if s.success());
+            let toc_verdict = if !toc_ok {
+                verdict(
+                    "pg-toc",
+                    false,
+                    format!("pg_restore --list could not read the archive: {toc_stderr}"),
+                    toc_started,
+                )
+            } else if n_tables < min_tables {
+                verdict(
+                    "pg-toc",
+                    false,
+                    format!(
+                        "the archive lists {n_tables} tables, fewer than the required {min_tables}"
+                    ),
+                    toc_started,
+                )
+            } else {
+                verdict(
+                    "pg-toc",
+                    true,
+                    format!(
+                        "pg_restore --list read {n_entries} entries: {n_tables} tables, {n_data} with data (at least {min_tables} required)"
+                    ),
+                    toc_started,
+                )
+            };
+
+            let mut fp = Fingerprint::new(counts, format!("PostgreSQL {server}"));
+            let d = &mut fp.details;
+            d.insert("database".into(), location.clone().into());
+            d.insert("server_version".into(), server.to_string().into());
+            d.insert("pg_dump_version".into(), pg_dump.version.to_string().into());
+            d.insert("pg_dump_major".into(), pg_dump.version.major.into());
+            d.insert("server_major".into(), server.major.into());
+            if !filters.is_empty() {
+                d.insert("filters".into(), filters.into());
+            }
+            let mut excluded: BTreeMap<&str, &Vec<String>> = BTreeMap::new();
+            if !opts.exclude_schemas.is_empty() {
+                excluded.insert("schemas", &opts.exclude_schemas);
+            }
+            if !opts.exclude_tables.is_empty() {
+                excluded.insert("tables", &opts.exclude_tables);
+            }
+            if !excluded.is_empty() {
+                d.insert("excluded".into(), serde_json::json!(excluded));
+            }
+            Ok(DumpOutcome {
+                fingerprint: fp,
+                verdicts: vec![toc_verdict],
+            })
+        };
+        Ok(Dump {
+            reader: Box::new(TeeReader {
+                inner: stdout,
+                tee: toc_in,
+                teed: 0,
+            }),
+            outcome: Box::pin(outcome),
+            guard: None,
+            size_hint: None,
+            attachments,
+        })
+    }
+
+    async fn check_restore_target(&self, opts: &RestoreOptions) -> Result<()> {
+        let admin = self
+            .admin_conn()
+            .connect()
+            .await
+            .map_err(|e| self.restore_err(e.to_string()))?;
+        if self.database_exists(&admin, &self.conn.dbname).await? && !opts.force {
+            return Err(self.restore_err(format!(
+                "database {} already exists; pass --force to replace it (it is kept until the restored copy is proven)",
+                self.conn.dbname
+            )));
+        }
+        Ok(())
+    }
+
+    async fn restore(
+        &self,
+        reader: Box<dyn Read + Send>,
+        manifest: &Manifest,
+        opts: &RestoreOptions,
+    ) -> Result<RestoreOutcome> {
+        self.check_restore_target(opts).await?;
+        let archive_major = manifest
+            .fingerprint
+            .details
+            .get("pg_dump_major")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0) as u32;
+        let pg_restore =
+            tools::pick("pg_restore", archive_major, &self.opts.tools).map_err(|m| {
+                self.restore_err(format!(
+                    "the backup was written by pg_dump {}: {m}",
+                    manifest
+                        .fingerprint
+                        .details
+                        .get("pg_dump_version")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("?")
+                ))
+            })?;
+        let work = tempfile::Builder::new()
+            .prefix("lifeboat-pg-restore-")
+            .tempdir()
+            .map_err(|e| self.restore_err(format!("cannot create a temp directory: {e}")))?;
+        let archive = work.path().join("archive.pgdump");
+        let t = Instant::now();
+        let bytes = {
+            let archive = archive.clone();
+            blocking(move || -> std::io::Result<u64> {
+                let mut reader = reader;
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&archive)?;
+                std::io::copy(&mut reader, &mut f)
+            })
+            .await
+            .map_err(|m| self.restore_err(m))?
+            .map_err(|e| {
+                self.restore_err(format!("download failed or the backup is corrupt: {e}"))
+            })?
+        };
+        tracing::info!(
+            bytes,
+            ms = t.elapsed().as_millis() as u64,
+            "archive downloaded and checked"
+        );
+
+        let tag = format!("{:08x}", rand::random::<u32>());
+        let staging = format!("{}__lifeboat_restore_{tag}", self.conn.dbname);
+        let restored = restore_into(
+            &self.conn.with_dbname(&staging),
+            &pg_restore,
+            &archive,
+            &self.opts,
+            work.path(),
+        )
+        .await
+        .map_err(|m| self.restore_err(m));
+        let admin = self
+            .admin_conn()
+            .connect()
+            .await
+            .map_err(|e| self.restore_err(e.to_string()))?;
+        let drop_staging = || async {
+            let _ = admin
+                .batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    quote_ident(&staging)
+                ))
+                .await;
+        };
+        if let Err(e) = restored {
+            drop_staging().await;
+            return Err(e);
+        }
+        // Prove it before it takes the name.
+        let actual = {
+            let c = self.conn.with_dbname(&staging).connect().await;
+            match c {
+                Ok(client) => {
+                    let names: Vec<(String, String)> = manifest
+                        .fingerprint
+                        .tables
+                        .iter()
+                        .filter_map(|t| {
+                            t.name
+                                .split_once('.')
+                                .map(|(s, n)| (s.to_string(), n.to_string()))
+                        })
+                        .collect();
+                    count_rows(&client, &names).await.map_err(|e| db_err(&e))
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        let actual = match actual {
+            Ok(a) => Fingerprint::new(a, manifest.fingerprint.server_version.clone()),
+            Err(m) => {
+                drop_staging().await;
+                return Err(self.restore_err(format!("cannot count the restored rows: {m}")));
+            }
+        };
+        let diff = manifest.fingerprint.diff(&actual);
+        if !diff.is_empty() {
+            drop_staging().await;
+            return Err(self.restore_err(format!(
+                "restored data differs from the backup's fingerprint: {}",
+                diff.join("; ")
+            )));
+        }
+        // Swap names: old aside, new in place, old dropped.
+        let target = quote_ident(&self.conn.dbname);
+        let existed = self.database_exists(&admin, &self.conn.dbname).await?;
+        let aside = format!("{}__lifeboat_old_{tag}", self.conn.dbname);
+        if existed {
+            let sql = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()";
+            let _ = admin.execute(sql, &[&self.conn.dbname]).await;
+            if let Err(e) = admin
+                .batch_execute(&format!(
+                    "ALTER DATABASE {target} RENAME TO {}",
+                    quote_ident(&aside)
+                ))
+                .await
+            {
+                drop_staging().await;
+                return Err(self.restore_err(format!(
+                    "cannot move the old database aside: {}",
+                    db_err(&e)
+                )));
+            }
+        }
+        if let Err(e) = admin
+            .batch_execute(&format!(
+                "ALTER DATABASE {} RENAME TO {target}",
+                quote_ident(&staging)
+            ))
+            .await
+        {
+            if existed {
+                let _ = admin
+                    .batch_execute(&format!(
+                        "ALTER DATABASE {} RENAME TO {target}",
+                        quote_ident(&aside)
+                    ))
+                    .await;
+            }
+            drop_staging().await;
+            return Err(self.restore_err(format!(
+                "cannot rename the restored database: {}",
+                db_err(&e)
+            )));
+        }
+        if existed
+            && let Err(e) = admin
+                .batch_execute(&format!(
+                    "DROP DATABASE {} WITH (FORCE)",
+                    quote_ident(&aside)
+                ))
+                .await
+        {
+            tracing::warn!(database = %aside, error = %db_err(&e), "could not drop the replaced database; drop it by hand");
+        }
+        Ok(RestoreOutcome {
+            target: self.location(),
+            bytes,
+            fingerprint: actual,
+            replaced: existed,
+        })
+    }
+}
+
+/// Create `conn.dbname` and `pg_restore` the archive into it in parallel.
+/// On failure the caller drops the database.
+pub(crate) async fn restore_into(
+    conn: &PgConn,
+    pg_restore: &Tool,
+    archive: &std::path::Path,
+    opts: &PostgresOptions,
+    secrets: &std::path::Path,
+) -> std::result::Result<Duration, String> {
+    let admin = conn
+        .with_dbname("postgres")
+        .connect()
+        .await
+        .map_err(|e| e.to_string())?;
+    admin
+        .batch_execute(&format!(
+            "CREATE DATABASE {} TEMPLATE template0",
+            quote_ident(&conn.dbname)
+        ))
+        .await
+        .map_err(|e| format!("cannot create database {}: {}", conn.dbname, db_err(&e)))?;
+    let mut cmd = pg_restore.command();
+    cmd.args(["--exit-on-error", "--no-password"])
+        .arg(format!("--jobs={}", opts.jobs().max(1)))
+        .arg(format!("--dbname={}", conn.dbname));
+    if opts.no_owner {
+        cmd.args(["--no-owner", "--no-privileges"]);
+    }
+    cmd.arg(archive)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    conn.configure_child(&mut cmd, secrets)
+        .map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    let out = blocking(move || cmd.output())
+        .await?
+        .map_err(|e| format!("cannot run pg_restore: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        return Err(format!(
+            "pg_restore failed ({}): {}",
+            out.status,
+            lines[lines.len().saturating_sub(4)..].join(" / ")
+        ));
+    }
+    tracing::info!(database = %conn.dbname, ms = t.elapsed().as_millis() as u64, jobs = opts.jobs(), "pg_restore done");
+    Ok(t.elapsed())
+}
+
+/// Kills `pg_dump` if the run is cancelled before it finished.
+struct KillOnDrop(Arc<Mutex<Option<Child>>>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(mut g) = self.0.lock()
+            && let Some(mut c) = g.take()
+        {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toc_listing_counts_tables_and_data() {
+        let listing = "; Archive created at\n;\n215; 1259 16390 TABLE public items postgres\n\
+                       216; 1259 16391 TABLE audit log postgres\n\
+                       3300; 0 16390 TABLE DATA public items postgres\n\
+                       3301; 1259 16392 INDEX public items_name postgres\n";
+        assert_eq!(toc_counts(listing), (2, 1, 4));
+    }
+
+    #[test]
+    fn table_filters_follow_pg_dump_patterns() {
+        let mut o = PostgresOptions::default();
+        assert!(table_selected("public", "items", &o));
+        o.exclude_tables = vec!["public.big_*".into()];
+        assert!(!table_selected("public", "big_log", &o));
+        assert!(table_selected("audit", "big_log", &o));
+        o.schemas = vec!["audit".into()];
+        assert!(!table_selected("public", "items", &o));
+        o.exclude_schemas = vec!["audit".into()];
+        assert!(!table_selected("audit", "x", &o));
+    }
+}

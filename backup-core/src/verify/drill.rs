@@ -1,0 +1,279 @@
+//! The restore drill (seeds 001 and 003): restore a stored PostgreSQL backup
+//! into a scratch database, compare every table's row count with the
+//! fingerprint, run smoke checks, time it, and drop the scratch database
+//! whatever happens. The evidence is uploaded to
+//! `<source>/drills/<YYYY>-Q<n>/<drill-id>.json`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{Datelike, Utc};
+
+use super::{Verifier, VerifyInput, verdict};
+use crate::error::Result;
+use crate::manifest::{Fingerprint, Verdict};
+use crate::sink::PutOptions;
+use crate::source::postgres::cluster::ScratchCluster;
+use crate::source::postgres::{self, PgConn, PostgresOptions, tools};
+
+/// Where a drill restores to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DrillTarget {
+    /// A temporary database on this server (any database URL of it; the
+    /// drill connects to its `postgres` database to create and drop).
+    Server(String),
+    /// A throwaway cluster started from local server binaries.
+    Cluster,
+}
+
+/// A smoke check: a query or a table that must yield at least `min_rows`.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SmokeCheck {
+    /// A query; its rows are counted.
+    pub sql: Option<String>,
+    /// A table (`schema.table` or `table`); its rows are counted.
+    pub table: Option<String>,
+    /// The fewest rows that pass.
+    pub min_rows: u64,
+}
+
+/// The `pg-drill` verifier.
+#[derive(Debug, Clone)]
+pub struct PgDrill {
+    target: DrillTarget,
+    opts: PostgresOptions,
+    smoke: Vec<SmokeCheck>,
+}
+
+impl PgDrill {
+    /// A drill into `target` with the tools and jobs of `opts`.
+    pub fn new(target: DrillTarget, opts: PostgresOptions, smoke: Vec<SmokeCheck>) -> Self {
+        Self {
+            target,
+            opts,
+            smoke,
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Evidence<'a> {
+    drill_id: String,
+    backup_id: &'a str,
+    source: &'a str,
+    target: String,
+    started_at: chrono::DateTime<Utc>,
+    restore_ms: u64,
+    total_ms: u64,
+    tables_checked: usize,
+    rows_checked: u64,
+    mismatches: Vec<String>,
+    smoke: Vec<serde_json::Value>,
+    passed: bool,
+    error: Option<String>,
+}
+
+fn quote_table(name: &str) -> String {
+    name.split('.')
+        .map(|p| format!("\"{}\"", p.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+impl PgDrill {
+    async fn run_checks(
+        &self,
+        conn: &PgConn,
+        expected: &Fingerprint,
+        ev: &mut Evidence<'_>,
+    ) -> std::result::Result<(), String> {
+        let client = conn.connect().await.map_err(|e| e.to_string())?;
+        for t in &expected.tables {
+            let n: i64 = client
+                .query_one(
+                    &format!("SELECT count(*) FROM {}", quote_table(&t.name)),
+                    &[],
+                )
+                .await
+                .map_err(|e| format!("counting {}: {e}", t.name))?
+                .get(0);
+            ev.tables_checked += 1;
+            ev.rows_checked += n as u64;
+            if n as u64 != t.rows {
+                ev.mismatches.push(format!(
+                    "table {} has {n} rows, expected {}",
+                    t.name, t.rows
+                ));
+            }
+        }
+        for check in &self.smoke {
+            let (what, sql) = match (&check.sql, &check.table) {
+                (Some(sql), _) => (
+                    sql.clone(),
+                    format!("SELECT count(*) FROM ({sql}) AS smoke"),
+                ),
+                (None, Some(t)) => (
+                    t.clone(),
+                    format!("SELECT count(*) FROM {}", quote_table(t)),
+                ),
+                (None, None) => return Err("a smoke check needs sql or table".into()),
+            };
+            let result = client.query_one(&sql, &[]).await;
+            let (rows, ok, err) = match result {
+                Ok(r) => {
+                    let n: i64 = r.get(0);
+                    (n as u64, n as u64 >= check.min_rows, None)
+                }
+                Err(e) => (0, false, Some(e.to_string())),
+            };
+            if !ok {
+                ev.mismatches.push(match &err {
+                    Some(e) => format!("smoke check {what:?} failed: {e}"),
+                    None => format!(
+                        "smoke check {what:?} found {rows} rows, fewer than {}",
+                        check.min_rows
+                    ),
+                });
+            }
+            ev.smoke.push(serde_json::json!({"check": what, "rows": rows, "min_rows": check.min_rows, "passed": ok, "error": err}));
+        }
+        Ok(())
+    }
+
+    async fn drill(
+        &self,
+        input: &VerifyInput<'_>,
+        ev: &mut Evidence<'_>,
+    ) -> std::result::Result<(), String> {
+        let archive = input
+            .local_copy
+            .ok_or("the drill needs the decompressed archive")?;
+        let m = input.manifest;
+        let detail = |k: &str| {
+            m.fingerprint
+                .details
+                .get(k)
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0) as u32
+        };
+        let pg_restore = tools::pick("pg_restore", detail("pg_dump_major"), &self.opts.tools)?;
+        let (_cluster, admin) = match &self.target {
+            DrillTarget::Server(url) => {
+                let (conn, _) = PgConn::parse(url).map_err(|e| e.to_string())?;
+                (None, conn)
+            }
+            DrillTarget::Cluster => {
+                let bin = tools::server_bin_dir(detail("server_major").max(1), &self.opts.tools)?;
+                let c = ScratchCluster::start(&bin)?;
+                let admin = c.conn("postgres");
+                (Some(c), admin)
+            }
+        };
+        let db = format!("lifeboat_drill_{:08x}", rand::random::<u32>());
+        let conn = admin.with_dbname(&db);
+        ev.target = conn.location();
+        let secrets = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let result = async {
+            let restore =
+                postgres::restore_into(&conn, &pg_restore, archive, &self.opts, secrets.path())
+                    .await?;
+            ev.restore_ms = restore.as_millis() as u64;
+            self.run_checks(&conn, &m.fingerprint, ev).await
+        }
+        .await;
+        // Whatever happened, the scratch database goes.
+        if let Ok(client) = admin.with_dbname("postgres").connect().await {
+            let _ = client
+                .batch_execute(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
+                .await;
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl Verifier for PgDrill {
+    fn name(&self) -> &str {
+        "pg-drill"
+    }
+
+    fn needs_local_copy(&self) -> bool {
+        true
+    }
+
+    async fn verify(&self, input: &VerifyInput<'_>) -> Result<Verdict> {
+        let started = Instant::now();
+        let now = Utc::now();
+        let m = input.manifest;
+        let mut ev = Evidence {
+            drill_id: format!(
+                "{}-{:04x}",
+                now.format("%Y%m%dT%H%M%SZ"),
+                rand::random::<u16>()
+            ),
+            backup_id: &m.backup_id,
+            source: &m.source.location,
+            target: String::new(),
+            started_at: now,
+            restore_ms: 0,
+            total_ms: 0,
+            tables_checked: 0,
+            rows_checked: 0,
+            mismatches: Vec::new(),
+            smoke: Vec::new(),
+            passed: false,
+            error: None,
+        };
+        let outcome = self.drill(input, &mut ev).await;
+        ev.total_ms = started.elapsed().as_millis() as u64;
+        if let Err(e) = &outcome {
+            ev.error = Some(e.clone());
+        }
+        ev.passed = outcome.is_ok() && ev.mismatches.is_empty();
+        let quarter = (now.month() - 1) / 3 + 1;
+        let key = format!(
+            "{}/drills/{}-Q{quarter}/{}.json",
+            m.source.name,
+            now.year(),
+            ev.drill_id
+        );
+        let json = serde_json::to_vec_pretty(&ev).expect("evidence serializes");
+        if let Err(e) = input
+            .sink
+            .put(&key, Bytes::from(json), PutOptions::create_only())
+            .await
+        {
+            tracing::warn!(key = %key, error = %e.display_chain(), "could not upload the drill evidence");
+        }
+        let detail = match (&outcome, ev.passed) {
+            (Err(e), _) => format!("restore drill failed: {e}"),
+            (Ok(()), false) => {
+                format!("restore drill found problems: {}", ev.mismatches.join("; "))
+            }
+            (Ok(()), true) => format!(
+                "restore drill OK: {} tables, {} rows match the fingerprint, {} smoke checks passed; restore {} ms, drill {} ms; evidence {key}",
+                ev.tables_checked,
+                ev.rows_checked,
+                ev.smoke.len(),
+                ev.restore_ms,
+                ev.total_ms
+            ),
+        };
+        if ev.passed {
+            tracing::info!(backup_id = %m.backup_id, restore_ms = ev.restore_ms, "restore drill OK");
+        }
+        Ok(verdict(self.name(), ev.passed, detail, started))
+    }
+}
+
+/// A shareable drill verifier.
+pub fn pg_drill(
+    target: DrillTarget,
+    opts: PostgresOptions,
+    smoke: Vec<SmokeCheck>,
+) -> Arc<dyn Verifier> {
+    Arc::new(PgDrill::new(target, opts, smoke))
+}
