@@ -356,21 +356,34 @@ impl PostgresSource {
         if !standby {
             return Ok(());
         }
-        let lag: f64 = client
+        let row = client
             .query_one(
-                "SELECT CASE WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0 \
-                 ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END::float8",
+                "SELECT pg_last_wal_receive_lsn() IS DISTINCT FROM pg_last_wal_replay_lsn(), \
+                 EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8",
                 &[],
             )
             .await
-            .map_err(|e| self.err(db_err(&e)))?
-            .get(0);
+            .map_err(|e| self.err(db_err(&e)))?;
+        let behind: bool = row.get(0);
+        // Caught up: no lag. Behind: time since the last replayed commit;
+        // unknown (never replayed one) counts as over any limit.
+        let lag: f64 = if behind {
+            row.get::<_, Option<f64>>(1).unwrap_or(f64::INFINITY)
+        } else {
+            0.0
+        };
         tracing::info!(source = %self.location(), replay_lag_secs = lag, "source is a standby");
         if let Some(max) = self.opts.max_replica_lag
             && lag > max as f64
         {
+            let behind = if lag.is_finite() {
+                format!("{lag:.0}s behind its primary")
+            } else {
+                "behind its primary by an unknown time (WAL received, none replayed yet)"
+                    .to_string()
+            };
             let msg = format!(
-                "the source is a standby {lag:.0}s behind its primary, more than the allowed {max}s; a backup now would miss recent data"
+                "the source is a standby {behind}, more than the allowed {max}s; a backup now would miss recent data"
             );
             if self.opts.replica_lag_warn_only {
                 tracing::warn!(source = %self.location(), "{msg}");
