@@ -608,3 +608,27 @@ fn a_lagging_standby_is_refused_or_warned_about() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("WARN") && err.contains("standby"), "{err}");
 }
+
+#[test]
+fn a_missing_pg_dump_exits_2_naming_what_to_install() {
+    let Some(pg) = PgCluster::start_default() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("emptybin")).unwrap();
+    let (code, _, err) = run(lifeboat(dir.path()).args([
+        "backup",
+        &pg.url("postgres"),
+        "--to",
+        "b",
+        "--pg-bin-dir",
+        "emptybin",
+    ]));
+    assert_eq!(code, 2, "{err}");
+    let line = error_line(&err);
+    assert!(
+        line.contains("pg_dump not found")
+            && line.contains(&format!("postgresql-client-{}", pg.major())),
+        "{line}"
+    );
+}
