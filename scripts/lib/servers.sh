@@ -13,6 +13,8 @@
 : "${LB_VENV:?LB_VENV must be set}"
 LB_SERVER_PIDS=()
 LB_LOG_DIR="${LB_REPO:?LB_REPO must be set}/.lifeboat-test/logs"
+# PostgreSQL 17 binaries for cross-version tests (scripts/test installs them).
+LB_PG17_DIR="$LB_REPO/.lifeboat-test/pg17"
 LB_LOGS=()
 
 # Print N distinct free loopback TCP ports (all sockets held open together,
@@ -96,6 +98,9 @@ lb_export_test_env() {
   export LIFEBOAT_TEST_S3_ENDPOINT="http://127.0.0.1:$LB_MOTO_PORT"
   export LIFEBOAT_TEST_FAKE_GCS="http://127.0.0.1:$LB_GCS_PORT"
   export LIFEBOAT_REQUIRE_SERVERS=1 # tests fail, not skip, without their servers
+  # PostgreSQL server binaries: tests start their own clusters (tests/src/pg.rs).
+  export LIFEBOAT_TEST_PG_BIN="${LIFEBOAT_TEST_PG_BIN:-/usr/lib/postgresql/15/bin}"
+  export LIFEBOAT_TEST_PG17_BIN="${LIFEBOAT_TEST_PG17_BIN:-$LB_PG17_DIR/bin}"
   export AWS_ACCESS_KEY_ID=testing
   export AWS_SECRET_ACCESS_KEY=testing
   export AWS_REGION=us-east-1
@@ -111,7 +116,8 @@ lb_export_test_env() {
 
 lb_print_test_env() {
   local v
-  for v in LIFEBOAT_TEST_S3_ENDPOINT LIFEBOAT_TEST_FAKE_GCS AWS_ACCESS_KEY_ID \
+  for v in LIFEBOAT_TEST_S3_ENDPOINT LIFEBOAT_TEST_FAKE_GCS LIFEBOAT_TEST_PG_BIN \
+    LIFEBOAT_TEST_PG17_BIN AWS_ACCESS_KEY_ID \
     AWS_SECRET_ACCESS_KEY AWS_REGION AWS_DEFAULT_REGION PATH; do
     printf 'export %s=%q\n' "$v" "${!v}"
   done

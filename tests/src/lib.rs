@@ -1,3 +1,4 @@
 //! Test support
 pub mod gcs_double;
+pub mod pg;
 pub mod support;
