@@ -2,6 +2,7 @@
 //! progress and output in one place, called by the `lifeboat` binary and
 //! (later) by the npm and Python packages, so the three cannot drift.
 
+pub mod api;
 mod commands;
 pub(crate) mod logging;
 mod progress;
@@ -92,21 +93,37 @@ enum Command {
 /// overrides.
 pub(crate) struct Context {
     pub(crate) settings: Settings,
-    pub(crate) progress: bool,
+    pub(crate) progress: Option<std::sync::Arc<dyn backup_core::Progress>>,
 }
 
 impl Context {
     fn new(global: &Global, json_logs: bool) -> Result<Self, Error> {
-        let path = match &global.config {
-            Some(p) => Some(p.clone()),
+        let mut ctx = Self::load(global.config.as_deref(), global.profile.as_deref())?;
+        let bar = !global.no_progress
+            && !json_logs
+            && !global.quiet
+            && std::io::IsTerminal::is_terminal(&std::io::stderr());
+        if bar {
+            ctx.progress = Some(std::sync::Arc::new(progress::Bar::default()));
+        }
+        Ok(ctx)
+    }
+
+    /// The settings of `profile` in `config` (default ./lifeboat.toml when it exists).
+    pub(crate) fn load(
+        config: Option<&std::path::Path>,
+        profile: Option<&str>,
+    ) -> Result<Self, Error> {
+        let path = match config {
+            Some(p) => Some(p.to_path_buf()),
             None => {
                 let default = PathBuf::from("lifeboat.toml");
                 default.is_file().then_some(default)
             }
         };
         let settings = match path {
-            Some(p) => Config::load(&p)?.resolve(global.profile.as_deref())?,
-            None if global.profile.is_some() => {
+            Some(p) => Config::load(&p)?.resolve(profile)?,
+            None if profile.is_some() => {
                 return Err(Error::Config {
                     origin: "--profile".into(),
                     message: "a profile was named but there is no config file (pass --config or create lifeboat.toml)".into(),
@@ -114,11 +131,10 @@ impl Context {
             }
             None => Settings::default(),
         };
-        let progress = !global.no_progress
-            && !json_logs
-            && !global.quiet
-            && std::io::IsTerminal::is_terminal(&std::io::stderr());
-        Ok(Self { settings, progress })
+        Ok(Self {
+            settings,
+            progress: None,
+        })
     }
 }
 

@@ -6,9 +6,10 @@ use clap::Args;
 
 use super::pg::{DrillArgs, PgArgs};
 use super::{min_size, print_json, sink, verdict_summary};
-use crate::{Context, human_bytes, progress::Bar};
+use crate::{Context, human_bytes};
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub(crate) struct BackupArgs {
     /// The database: sqlite:///path/to/app.db or postgres://user@host:5432/db[,db2] (default: source in lifeboat.toml).
     source: Option<String>,
@@ -20,6 +21,7 @@ pub(crate) struct BackupArgs {
     name: Option<String>,
     /// Fail if the uncompressed dump is smaller than this (default 1 KiB).
     #[arg(long, value_name = "SIZE")]
+    #[serde(deserialize_with = "super::string_or_number")]
     min_size: Option<String>,
     /// zstd level, 1 to 19 (default 3).
     #[arg(long, value_name = "N")]
@@ -38,47 +40,84 @@ pub(crate) struct BackupArgs {
     temp_dir: Option<PathBuf>,
     /// Print the manifest as JSON on stdout.
     #[arg(long)]
+    #[serde(skip)]
     json: bool,
     #[command(flatten)]
+    #[serde(flatten)]
     pg: PgArgs,
     #[command(flatten)]
+    #[serde(flatten)]
     drill: DrillArgs,
 }
 
+/// One database's backup, and its drill when one ran.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct BackupOutput {
+    manifest: backup_core::Manifest,
+    location: String,
+    duration_ms: u64,
+    drill: Option<backup_core::Verdict>,
+}
+
 pub(crate) async fn run(ctx: &Context, a: BackupArgs) -> Result<(), Error> {
-    let s = &ctx.settings;
-    let source_url = a.source.clone().or_else(|| s.source.clone()).ok_or_else(|| Error::Usage {
-        message: "no source: pass one (lifeboat backup sqlite:///path/app.db --to …) or set source in lifeboat.toml".into(),
-    })?;
-    let pg = a.pg.resolve(ctx)?;
-    let sources = backup_core::sources_from_url(&source_url, &pg)?;
-    if sources.len() > 1 && a.name.is_some() {
-        return Err(Error::Usage {
-            message: "--name names one source; a run over several databases names each after its database".into(),
-        });
+    let json = a.json;
+    let (outputs, err) = execute(ctx, &a).await;
+    if json {
+        print_json(&outputs);
+    } else {
+        for o in &outputs {
+            print_human(o);
+        }
     }
-    let drill = a.drill.resolve(ctx, &pg, true)?;
-    let sink = sink(ctx, a.to.as_deref(), "--to")?;
+    err.map_or(Ok(()), Err)
+}
+
+/// Back up every database the source names. Returns what succeeded and
+/// the first failure (later ones are logged).
+pub(crate) async fn execute(ctx: &Context, a: &BackupArgs) -> (Vec<BackupOutput>, Option<Error>) {
+    let mut outputs = Vec::new();
+    let plan = (|| {
+        let s = &ctx.settings;
+        let source_url = a.source.clone().or_else(|| s.source.clone()).ok_or_else(|| Error::Usage {
+            message: "no source: pass one (lifeboat backup sqlite:///path/app.db --to …) or set source in lifeboat.toml".into(),
+        })?;
+        let pg = a.pg.resolve(ctx)?;
+        let sources = backup_core::sources_from_url(&source_url, &pg)?;
+        if sources.len() > 1 && a.name.is_some() {
+            return Err(Error::Usage {
+                message: "--name names one source; a run over several databases names each after its database".into(),
+            });
+        }
+        let drill = a.drill.resolve(ctx, &pg, true)?;
+        let sink = sink(ctx, a.to.as_deref(), "--to")?;
+        Ok((source_url, pg, sources, drill, sink))
+    })();
+    let (source_url, pg, sources, drill, sink) = match plan {
+        Ok(p) => p,
+        Err(e) => return (outputs, Some(e)),
+    };
     let mut first_err = None;
     for (i, source) in sources.into_iter().enumerate() {
         // Globals belong to the server: store them once per run.
         let source = if i > 0 && pg.globals {
             let mut without = pg.clone();
             without.globals = false;
-            backup_core::sources_from_url(&source_url, &without)?.remove(i)
+            match backup_core::sources_from_url(&source_url, &without) {
+                Ok(mut all) => all.remove(i),
+                Err(e) => return (outputs, Some(e)),
+            }
         } else {
             source
         };
-        let result = backup_one(ctx, &a, source, sink.clone(), drill.clone(), &pg).await;
-        if let Err(e) = result {
-            if first_err.is_none() {
-                first_err = Some(e);
-            } else {
+        match backup_one(ctx, a, source, sink.clone(), drill.clone(), &pg).await {
+            Ok(o) => outputs.push(o),
+            Err(e) if first_err.is_none() => first_err = Some(e),
+            Err(e) => {
                 crate::logging::fail("backup", &e);
             }
         }
     }
-    first_err.map_or(Ok(()), Err)
+    (outputs, first_err)
 }
 
 async fn backup_one(
@@ -88,7 +127,7 @@ async fn backup_one(
     sink: Arc<dyn backup_core::Sink>,
     drill: Option<Arc<dyn backup_core::Verifier>>,
     pg: &backup_core::PostgresOptions,
-) -> Result<(), Error> {
+) -> Result<BackupOutput, Error> {
     let s = &ctx.settings;
     let mut job = BackupJob::new(source.clone(), sink.clone())
         .min_size(min_size(ctx, a.min_size.as_deref())?)
@@ -112,16 +151,22 @@ async fn backup_one(
     if let Some(d) = a.temp_dir.clone().or_else(|| s.temp_dir.clone()) {
         job = job.temp_dir(d);
     }
-    if ctx.progress {
-        job = job.progress(Arc::new(Bar::default()));
+    if let Some(p) = ctx.progress.clone() {
+        job = job.progress(p);
     }
     let report = job.run().await?;
-    summarize(&report, a.json);
+    log_summary(&report);
+    let mut out = BackupOutput {
+        location: format!("{}/{}", report.sink_location, report.dir),
+        duration_ms: report.duration.as_millis() as u64,
+        manifest: report.manifest,
+        drill: None,
+    };
     if let Some(drill) = drill {
         let entry = Catalog::new(sink.clone())
             .find(
-                Some(&report.manifest.source.name),
-                &Selector::Id(report.manifest.backup_id.clone()),
+                Some(&out.manifest.source.name),
+                &Selector::Id(out.manifest.backup_id.clone()),
             )
             .await?;
         let mut verify = VerifyJob::new(sink.clone())
@@ -131,14 +176,12 @@ async fn backup_one(
             verify = verify.temp_dir(d);
         }
         let v = verify.verify_entry(entry).await?;
-        if let Some(d) = v.verdicts.iter().find(|v| v.verifier == "pg-drill") {
-            println!("  {}", d.detail);
-        }
+        out.drill = v.verdicts.into_iter().find(|v| v.verifier == "pg-drill");
     }
-    Ok(())
+    Ok(out)
 }
 
-fn summarize(report: &BackupReport, json: bool) {
+fn log_summary(report: &BackupReport) {
     let m = &report.manifest;
     tracing::info!(
         summary = true,
@@ -157,20 +200,22 @@ fn summarize(report: &BackupReport, json: bool) {
         verdicts = %verdict_summary(&m.verdicts),
         "backup complete"
     );
-    if json {
-        print_json(m);
-    } else {
-        println!(
-            "backup {} verified ({}) — {} raw, {} stored, {} tables, {} rows — {}/{} in {:.1}s",
-            m.backup_id,
-            verdict_summary(&m.verdicts),
-            human_bytes(m.artifact.raw_size),
-            human_bytes(m.artifact.stored_size),
-            m.fingerprint.tables.len(),
-            m.fingerprint.total_rows(),
-            report.sink_location,
-            report.dir,
-            report.duration.as_secs_f64()
-        );
+}
+
+fn print_human(o: &BackupOutput) {
+    let m = &o.manifest;
+    println!(
+        "backup {} verified ({}) — {} raw, {} stored, {} tables, {} rows — {} in {:.1}s",
+        m.backup_id,
+        verdict_summary(&m.verdicts),
+        human_bytes(m.artifact.raw_size),
+        human_bytes(m.artifact.stored_size),
+        m.fingerprint.tables.len(),
+        m.fingerprint.total_rows(),
+        o.location,
+        o.duration_ms as f64 / 1000.0
+    );
+    if let Some(d) = &o.drill {
+        println!("  {}", d.detail);
     }
 }

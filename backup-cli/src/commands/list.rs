@@ -4,7 +4,8 @@ use clap::Args;
 use super::{sink, source_name};
 use crate::{Context, human_bytes};
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub(crate) struct ListArgs {
     /// Where backups live (default: sink in lifeboat.toml).
     #[arg(long, value_name = "SINK")]
@@ -14,10 +15,19 @@ pub(crate) struct ListArgs {
     source: Option<String>,
     /// Print JSON: {"complete": [manifest, …], "incomplete": […]}.
     #[arg(long)]
+    #[serde(skip)]
     json: bool,
 }
 
-pub(crate) async fn run(ctx: &Context, a: ListArgs) -> Result<(), Error> {
+/// Complete backups (their manifests) and incomplete ones.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct ListOutput {
+    location: String,
+    complete: Vec<backup_core::Manifest>,
+    incomplete: Vec<backup_core::IncompleteBackup>,
+}
+
+pub(crate) async fn execute(ctx: &Context, a: &ListArgs) -> Result<ListOutput, Error> {
     let sink = sink(ctx, a.from.as_deref(), "--from")?;
     let name = if a.source.is_some() || ctx.settings.source.is_some() || ctx.settings.name.is_some()
     {
@@ -35,23 +45,27 @@ pub(crate) async fn run(ctx: &Context, a: ListArgs) -> Result<(), Error> {
         incomplete = listing.incomplete.len(),
         "list complete"
     );
+    Ok(ListOutput {
+        location: sink.location().to_string(),
+        complete: listing.complete.into_iter().map(|b| b.manifest).collect(),
+        incomplete: listing.incomplete,
+    })
+}
+
+pub(crate) async fn run(ctx: &Context, a: ListArgs) -> Result<(), Error> {
+    let out = execute(ctx, &a).await?;
     if a.json {
-        let complete: Vec<_> = listing.complete.iter().map(|b| &b.manifest).collect();
-        super::print_json(&serde_json::json!({
-            "complete": complete,
-            "incomplete": listing.incomplete,
-        }));
+        super::print_json(&out);
         return Ok(());
     }
-    if listing.complete.is_empty() {
-        println!("no complete backups in {}", sink.location());
+    if out.complete.is_empty() {
+        println!("no complete backups in {}", out.location);
     } else {
         println!(
             "{:<16} {:<22} {:<20} {:>10} {:>10} {:<8} {:>6} {:>12}",
             "SOURCE", "BACKUP ID", "STARTED (UTC)", "RAW", "STORED", "VERIFIED", "TABLES", "ROWS"
         );
-        for b in &listing.complete {
-            let m = &b.manifest;
+        for m in &out.complete {
             println!(
                 "{:<16} {:<22} {:<20} {:>10} {:>10} {:<8} {:>6} {:>12}",
                 m.source.name,
@@ -65,9 +79,9 @@ pub(crate) async fn run(ctx: &Context, a: ListArgs) -> Result<(), Error> {
             );
         }
     }
-    if !listing.incomplete.is_empty() {
+    if !out.incomplete.is_empty() {
         println!("\nincomplete (no valid manifest: never offered for restore):");
-        for i in &listing.incomplete {
+        for i in &out.incomplete {
             println!(
                 "{:<16} {:<22} {:<20} {:>10}  {}",
                 i.source,

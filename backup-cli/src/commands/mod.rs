@@ -77,3 +77,20 @@ pub(crate) fn print_json(value: &impl serde::Serialize) {
         serde_json::to_string_pretty(value).expect("serializable")
     );
 }
+
+/// Accept `"1 KiB"` or `1024` from the bindings for a size or duration flag.
+pub(crate) fn string_or_number<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    use serde::Deserialize;
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        N(u64),
+        S(String),
+    }
+    Ok(Option::<Raw>::deserialize(d)?.map(|r| match r {
+        Raw::N(n) => n.to_string(),
+        Raw::S(s) => s,
+    }))
+}

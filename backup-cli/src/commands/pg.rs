@@ -11,7 +11,8 @@ use clap::Args;
 
 use crate::Context;
 
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Args, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub(crate) struct PgArgs {
     /// PostgreSQL: directory holding pg_dump/pg_restore to use (default: PATH, then /usr/lib/postgresql/*/bin, newest fitting).
     #[arg(long, value_name = "DIR")]
@@ -39,6 +40,7 @@ pub(crate) struct PgArgs {
     min_tables: Option<usize>,
     /// PostgreSQL: refuse a standby lagging more than this ("5m", "30s").
     #[arg(long, value_name = "DURATION")]
+    #[serde(deserialize_with = "super::string_or_number")]
     max_replica_lag: Option<String>,
     /// PostgreSQL: only warn when the standby lags too much.
     #[arg(long)]
@@ -83,7 +85,8 @@ impl PgArgs {
     }
 }
 
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Args, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub(crate) struct DrillArgs {
     /// Restore drill: restore into a scratch database, compare row counts, run smoke checks, drop it.
     #[arg(long)]

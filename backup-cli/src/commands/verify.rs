@@ -1,14 +1,14 @@
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use backup_core::{Error, VerifyJob};
 use clap::Args;
 
 use super::pg::{DrillArgs, PgArgs};
 use super::{min_size, selector, sink, source_name, verdict_summary};
-use crate::{Context, progress::Bar};
+use crate::Context;
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub(crate) struct VerifyArgs {
     /// Backup id (or a unique prefix); default: the latest.
     id: Option<String>,
@@ -23,20 +23,35 @@ pub(crate) struct VerifyArgs {
     source: Option<String>,
     /// Size floor for the uncompressed dump (default 1 KiB).
     #[arg(long, value_name = "SIZE")]
+    #[serde(deserialize_with = "super::string_or_number")]
     min_size: Option<String>,
     /// Directory for the decompressed copy (default: the temp dir).
     #[arg(long, value_name = "DIR")]
     temp_dir: Option<PathBuf>,
     /// Print the verdicts as JSON on stdout.
     #[arg(long)]
+    #[serde(skip)]
     json: bool,
     #[command(flatten)]
+    #[serde(flatten)]
     pg: PgArgs,
     #[command(flatten)]
+    #[serde(flatten)]
     drill: DrillArgs,
 }
 
-pub(crate) async fn run(ctx: &Context, a: VerifyArgs) -> Result<(), Error> {
+/// The verdicts on one backup.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct VerifyOutput {
+    backup_id: String,
+    source: String,
+    location: String,
+    passed: bool,
+    verdicts: Vec<backup_core::Verdict>,
+    duration_ms: u64,
+}
+
+pub(crate) async fn execute(ctx: &Context, a: &VerifyArgs) -> Result<VerifyOutput, Error> {
     let sink = sink(ctx, a.from.as_deref(), "--from")?;
     let pg = a.pg.resolve(ctx)?;
     let mut job = VerifyJob::new(sink.clone())
@@ -52,32 +67,40 @@ pub(crate) async fn run(ctx: &Context, a: VerifyArgs) -> Result<(), Error> {
     if let Some(d) = a.temp_dir.clone().or_else(|| ctx.settings.temp_dir.clone()) {
         job = job.temp_dir(d);
     }
-    if ctx.progress {
-        job = job.progress(Arc::new(Bar::default()));
+    if let Some(p) = ctx.progress.clone() {
+        job = job.progress(p);
     }
     let report = job.run().await?;
     let m = &report.manifest;
+    let location = format!("{}/{}", sink.location(), report.dir);
     tracing::info!(
         summary = true,
         command = "verify",
         result = "ok",
         backup_id = %m.backup_id,
-        location = %format!("{}/{}", sink.location(), report.dir),
+        location = %location,
         size = m.artifact.stored_size,
         duration_ms = report.duration.as_millis() as u64,
         verdicts = %verdict_summary(&report.verdicts),
         "verify complete"
     );
+    Ok(VerifyOutput {
+        backup_id: m.backup_id.clone(),
+        source: m.source.name.clone(),
+        location,
+        passed: true,
+        duration_ms: report.duration.as_millis() as u64,
+        verdicts: report.verdicts,
+    })
+}
+
+pub(crate) async fn run(ctx: &Context, a: VerifyArgs) -> Result<(), Error> {
+    let out = execute(ctx, &a).await?;
     if a.json {
-        super::print_json(&serde_json::json!({
-            "backup_id": m.backup_id,
-            "source": m.source.name,
-            "passed": true,
-            "verdicts": report.verdicts,
-        }));
+        super::print_json(&out);
     } else {
-        println!("backup {} of {} verified:", m.backup_id, m.source.name);
-        for v in &report.verdicts {
+        println!("backup {} of {} verified:", out.backup_id, out.source);
+        for v in &out.verdicts {
             println!(
                 "  ok  {:<17} {} ({} ms)",
                 v.verifier, v.detail, v.duration_ms
