@@ -268,3 +268,175 @@ async fn backup_survives_a_database_larger_than_the_channel_and_part_size() {
     assert!(report.manifest.artifact.stored_size < report.manifest.artifact.raw_size / 3);
     VerifyJob::new(sink).run().await.unwrap();
 }
+
+/// A local sink whose uploads are slow, to hold a backup in its streaming
+/// phase while the test writes to the live database.
+#[derive(Debug)]
+struct SlowSink(LocalSink);
+
+struct SlowUpload(Box<dyn backup_core::Upload>);
+
+#[async_trait::async_trait]
+impl backup_core::Upload for SlowUpload {
+    async fn write(&mut self, data: bytes::Bytes) -> backup_core::Result<()> {
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        self.0.write(data).await
+    }
+    async fn complete(self: Box<Self>) -> backup_core::Result<()> {
+        self.0.complete().await
+    }
+    async fn abort(self: Box<Self>) -> backup_core::Result<()> {
+        self.0.abort().await
+    }
+}
+
+#[async_trait::async_trait]
+impl backup_core::Sink for SlowSink {
+    fn location(&self) -> &str {
+        self.0.location()
+    }
+    async fn check(&self) -> backup_core::Result<()> {
+        self.0.check().await
+    }
+    async fn put(
+        &self,
+        k: &str,
+        d: bytes::Bytes,
+        o: backup_core::PutOptions,
+    ) -> backup_core::Result<()> {
+        self.0.put(k, d, o).await
+    }
+    async fn upload(&self, k: &str) -> backup_core::Result<Box<dyn backup_core::Upload>> {
+        Ok(Box::new(SlowUpload(self.0.upload(k).await?)))
+    }
+    async fn get(&self, k: &str) -> backup_core::Result<backup_core::sink::ByteStream> {
+        self.0.get(k).await
+    }
+    async fn head(&self, k: &str) -> backup_core::Result<backup_core::ObjectInfo> {
+        self.0.head(k).await
+    }
+    async fn list(&self, p: &str) -> backup_core::Result<Vec<backup_core::ObjectInfo>> {
+        self.0.list(p).await
+    }
+    async fn delete(&self, k: &str) -> backup_core::Result<()> {
+        self.0.delete(k).await
+    }
+}
+
+/// Signals the test when the snapshot is taken and streaming begins, then
+/// slows the reading of the snapshot down (progress is reported from the
+/// compressor's thread after each 1 MiB read).
+struct OnUpload(std::sync::Mutex<Option<std::sync::mpsc::Sender<()>>>);
+
+impl backup_core::Progress for OnUpload {
+    fn start(&self, phase: backup_core::Phase, _total: Option<u64>) {
+        if phase == backup_core::Phase::Upload
+            && let Some(tx) = self.0.lock().unwrap().take()
+        {
+            let _ = tx.send(());
+        }
+    }
+    fn advance(&self, _bytes: u64) {
+        std::thread::sleep(Duration::from_millis(120));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_and_checkpoints_during_a_direct_read_do_not_reach_the_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("live.db");
+    sample_db(&db, 60_000);
+    let sink = Arc::new(SlowSink(LocalSink::new(dir.path().join("b")).unwrap()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let writer_db = db.clone();
+    let writer = std::thread::spawn(move || {
+        rx.recv().unwrap();
+        let c = rusqlite::Connection::open(&writer_db).unwrap();
+        c.busy_timeout(Duration::from_secs(30)).unwrap();
+        let mut blocked = 0;
+        for round in 0..20 {
+            c.execute_batch(&format!(
+                "BEGIN; WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500) \
+                 INSERT INTO notes (body) SELECT 'late ' || i FROM n; \
+                 UPDATE items SET name = 'changed {round}' WHERE id % 7 = 0; COMMIT;"
+            ))
+            .unwrap();
+            // The checkpointer must not be able to write into the file
+            // being read: a passive checkpoint backfills nothing meanwhile.
+            let (_, log, done): (i64, i64, i64) = c
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .unwrap();
+            if log > 0 && done < log {
+                blocked += 1;
+            }
+        }
+        blocked
+    });
+    let report = BackupJob::new(Arc::new(SqliteSource::new(&db)), sink.clone())
+        .lock_dir(dir.path())
+        .progress(Arc::new(OnUpload(std::sync::Mutex::new(Some(tx)))))
+        .run()
+        .await
+        .expect("backup");
+    let blocked = writer.join().unwrap();
+    assert!(blocked > 0, "no checkpoint ran while the snapshot was held");
+    let m = &report.manifest;
+    assert_eq!(m.fingerprint.details["snapshot_method"], "direct-read");
+    assert_eq!(
+        m.fingerprint
+            .tables
+            .iter()
+            .map(|t| (t.name.as_str(), t.rows))
+            .collect::<Vec<_>>(),
+        vec![("items", 60_000), ("notes", 6_000)],
+        "the snapshot is the database before the writer started"
+    );
+    // Restore proves integrity_check and the counts; the content is the old one.
+    let target = dir.path().join("restored.db");
+    RestoreJob::new(sink, Arc::new(SqliteSource::new(&target)))
+        .lock_dir(dir.path())
+        .run()
+        .await
+        .expect("restore of a direct-read snapshot");
+    let c = rusqlite::Connection::open(&target).unwrap();
+    let changed: i64 = c
+        .query_row(
+            "SELECT count(*) FROM items WHERE name LIKE 'changed%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(changed, 0, "a write made after the snapshot leaked into it");
+    let live: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM notes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(live, 6_000 + 20 * 500, "the writer did write meanwhile");
+}
+
+#[tokio::test]
+async fn rollback_journal_databases_are_copied_with_the_backup_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("classic.db");
+    sample_db(&db, 100);
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .pragma_update(None, "journal_mode", "delete")
+        .unwrap();
+    let sink = Arc::new(LocalSink::new(dir.path().join("b")).unwrap());
+    let report = BackupJob::new(Arc::new(SqliteSource::new(&db)), sink)
+        .lock_dir(dir.path())
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(
+        report.manifest.fingerprint.details["snapshot_method"],
+        "backup-api"
+    );
+    assert_eq!(
+        report.manifest.fingerprint.details["journal_mode"],
+        "delete"
+    );
+}

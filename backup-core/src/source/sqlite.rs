@@ -144,6 +144,10 @@ fn describe(e: &rusqlite::Error) -> String {
 /// The file cannot be opened as a database.
 pub fn integrity_check(path: &Path) -> std::result::Result<Option<String>, String> {
     let conn = open_immutable(path).map_err(|e| describe(&e))?;
+    integrity_check_conn(&conn)
+}
+
+fn integrity_check_conn(conn: &Connection) -> std::result::Result<Option<String>, String> {
     let mut stmt = conn
         .prepare("PRAGMA integrity_check(20)")
         .map_err(|e| describe(&e))?;
@@ -165,6 +169,10 @@ pub fn integrity_check(path: &Path) -> std::result::Result<Option<String>, Strin
 /// The file cannot be read as a database.
 pub fn fingerprint(path: &Path) -> std::result::Result<Fingerprint, String> {
     let conn = open_immutable(path).map_err(|e| describe(&e))?;
+    fingerprint_conn(&conn)
+}
+
+fn fingerprint_conn(conn: &Connection) -> std::result::Result<Fingerprint, String> {
     let tables: Vec<String> = conn
         .prepare(
             "SELECT name FROM sqlite_schema WHERE type = 'table' \
@@ -195,9 +203,23 @@ pub fn fingerprint(path: &Path) -> std::result::Result<Fingerprint, String> {
     Ok(fp)
 }
 
-/// Copy the live database into `dst` through the backup API. Returns the
-/// source's journal mode.
-fn take_snapshot(src_path: &Path, dst: &Path) -> std::result::Result<String, String> {
+/// How the snapshot is taken.
+enum Snapshot {
+    /// WAL mode with an empty WAL: inside one read transaction the database
+    /// file itself is the snapshot and cannot change (a checkpoint must
+    /// lock read-mark 0, which this reader holds), so it is streamed as is.
+    Direct {
+        conn: Connection,
+        /// A second reader of the same snapshot (also on an empty WAL), so
+        /// the check and the counts can run side by side.
+        second: Option<Connection>,
+        size: u64,
+    },
+    /// Anything else: a copy through the online backup API.
+    Copied,
+}
+
+fn open_source(src_path: &Path) -> std::result::Result<(Connection, String, bool), String> {
     check_database_file(src_path)?;
     let rw = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let src = match Connection::open_with_flags(src_path, rw) {
@@ -213,9 +235,9 @@ fn take_snapshot(src_path: &Path, dst: &Path) -> std::result::Result<String, Str
     let journal_mode: String = src
         .pragma_query_value(None, "journal_mode", |r| r.get(0))
         .map_err(|e| format!("cannot read: {}", describe(&e)))?;
-    if journal_mode.eq_ignore_ascii_case("wal")
-        && !src.is_readonly(rusqlite::MAIN_DB).unwrap_or(true)
-    {
+    let journal_mode = journal_mode.to_ascii_lowercase();
+    let mut checkpointed = false;
+    if journal_mode == "wal" && !src.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {
         let (busy, log, done): (i64, i64, i64) = src
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
@@ -228,9 +250,69 @@ fn take_snapshot(src_path: &Path, dst: &Path) -> std::result::Result<String, Str
                 "wal_checkpoint(TRUNCATE) could not finish while readers were active; the backup still copies the WAL's committed pages"
             );
         } else {
+            checkpointed = true;
             tracing::debug!(checkpointed = done, "wal checkpoint done");
         }
     }
+    Ok((src, journal_mode, checkpointed))
+}
+
+/// Take the snapshot: directly when the WAL is empty, else copied into `dst`.
+fn take_snapshot(src_path: &Path, dst: &Path) -> std::result::Result<(Snapshot, String), String> {
+    let (src, journal_mode, checkpointed) = open_source(src_path)?;
+    if checkpointed {
+        src.execute_batch("BEGIN").map_err(|e| describe(&e))?;
+        // The first read starts the read transaction and picks its read mark.
+        let (pages, page_size): (i64, i64) = src
+            .query_row(
+                "SELECT (SELECT page_count FROM pragma_page_count), (SELECT page_size FROM pragma_page_size)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(|e| describe(&e))?;
+        // An empty WAL now means it was empty when the transaction began (it
+        // cannot be reset while we read), so we read the database file alone.
+        let wal = std::path::PathBuf::from(format!("{}-wal", src_path.display()));
+        let wal_empty = fs::metadata(&wal).map(|m| m.len() == 0).unwrap_or(true);
+        if wal_empty {
+            let second = second_reader(src_path, &wal);
+            return Ok((
+                Snapshot::Direct {
+                    conn: src,
+                    second,
+                    size: (pages * page_size) as u64,
+                },
+                journal_mode,
+            ));
+        }
+        src.execute_batch("COMMIT").map_err(|e| describe(&e))?;
+    }
+    copy_snapshot(&src, dst)?;
+    Ok((Snapshot::Copied, journal_mode))
+}
+
+/// Another read transaction on the same snapshot: valid only if the WAL is
+/// still empty once it has begun (then both read the unchanging file).
+fn second_reader(src_path: &Path, wal: &Path) -> Option<Connection> {
+    let c = Connection::open_with_flags(
+        src_path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .ok()?;
+    c.busy_timeout(LOCK_WAIT).ok()?;
+    c.execute_batch("BEGIN").ok()?;
+    c.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .ok()?;
+    fs::metadata(wal)
+        .map(|m| m.len() == 0)
+        .unwrap_or(true)
+        .then_some(c)
+}
+
+/// Copy the live database into `dst` through the backup API.
+fn copy_snapshot(src: &Connection, dst: &Path) -> std::result::Result<(), String> {
     // The snapshot is created 0600 before SQLite opens it.
     OpenOptions::new()
         .write(true)
@@ -240,7 +322,7 @@ fn take_snapshot(src_path: &Path, dst: &Path) -> std::result::Result<String, Str
         .map_err(|e| format!("cannot create snapshot file {}: {e}", dst.display()))?;
     let mut dst_conn = Connection::open(dst).map_err(|e| describe(&e))?;
     {
-        let backup = Backup::new(&src, &mut dst_conn).map_err(|e| describe(&e))?;
+        let backup = Backup::new(src, &mut dst_conn).map_err(|e| describe(&e))?;
         let deadline = Instant::now() + LOCK_WAIT;
         loop {
             match backup
@@ -260,7 +342,19 @@ fn take_snapshot(src_path: &Path, dst: &Path) -> std::result::Result<String, Str
         }
     }
     dst_conn.close().map_err(|(_, e)| describe(&e))?;
-    Ok(journal_mode.to_ascii_lowercase())
+    Ok(())
+}
+
+/// A reader that tells the snapshot's holder when it is done (or dropped).
+struct SignalOnDrop<R> {
+    inner: R,
+    _done: Vec<std::sync::mpsc::Sender<()>>,
+}
+
+impl<R: Read> Read for SignalOnDrop<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf)
+    }
 }
 
 fn verdict(name: &str, passed: bool, detail: String, started: Instant) -> Verdict {
@@ -291,6 +385,9 @@ pub(crate) fn integrity_verdict(path: &Path) -> std::result::Result<Verdict, Str
         ),
     })
 }
+
+/// `rusqlite::Connection` is `Send`; the wrapper only names the tuple.
+struct SendSnapshot(Snapshot);
 
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> std::result::Result<T, String> + Send + 'static,
@@ -360,39 +457,125 @@ impl Source for SqliteSource {
         let snap = temp.path().join("snapshot.db");
         let src = self.path.clone();
         let started = Instant::now();
-        let journal_mode = {
+        let (snapshot, journal_mode) = {
             let snap = snap.clone();
-            blocking(move || take_snapshot(&src, &snap))
+            blocking(move || take_snapshot(&src, &snap).map(|(s, j)| (SendSnapshot(s), j)))
                 .await
                 .map_err(|m| self.err(m))?
         };
-        tracing::info!(
-            source = %self.location(),
-            journal_mode = %journal_mode,
-            ms = started.elapsed().as_millis() as u64,
-            "snapshot taken with the online backup API"
-        );
-        let reader =
-            File::open(&snap).map_err(|e| self.err(format!("cannot read snapshot: {e}")))?;
-        let size_hint = reader.metadata().ok().map(|m| m.len());
-
-        // Integrity check and row counts run on the snapshot while the
-        // pipeline compresses and uploads it.
-        let integrity = {
-            let snap = snap.clone();
-            let temp = temp.clone();
-            tokio::task::spawn_blocking(move || {
-                let _keep = temp;
-                integrity_verdict(&snap)
-            })
-        };
-        let counts = {
-            let snap = snap.clone();
-            let temp = temp.clone();
-            tokio::task::spawn_blocking(move || {
-                let _keep = temp;
-                fingerprint(&snap)
-            })
+        let (reader, size_hint, integrity, counts, method): (
+            Box<dyn Read + Send>,
+            Option<u64>,
+            tokio::task::JoinHandle<std::result::Result<Verdict, String>>,
+            tokio::task::JoinHandle<std::result::Result<Fingerprint, String>>,
+            &str,
+        ) = match snapshot.0 {
+            Snapshot::Direct { conn, second, size } => {
+                tracing::info!(
+                    source = %self.location(),
+                    journal_mode = %journal_mode,
+                    bytes = size,
+                    readers = 1 + usize::from(second.is_some()),
+                    "snapshot is the database file, read inside one read transaction (WAL empty)"
+                );
+                let file = File::open(&self.path)
+                    .map_err(|e| self.err(format!("cannot read {}: {e}", self.path.display())))?;
+                let (done_a, wait_a) = std::sync::mpsc::channel::<()>();
+                let (done_b, wait_b) = std::sync::mpsc::channel::<()>();
+                let reader = SignalOnDrop {
+                    inner: file.take(size),
+                    _done: vec![done_a, done_b],
+                };
+                // Each connection holds the snapshot until the stream has
+                // been read: check and count inside it meanwhile.
+                let hold = |conn: Connection, wait: std::sync::mpsc::Receiver<()>| {
+                    let _ = wait.recv();
+                    let _ = conn.execute_batch("COMMIT");
+                };
+                let check = |conn: &Connection| {
+                    let t = Instant::now();
+                    integrity_check_conn(conn).map(|r| match r {
+                        None => verdict(
+                            "sqlite-integrity",
+                            true,
+                            "PRAGMA integrity_check: ok".into(),
+                            t,
+                        ),
+                        Some(p) => verdict(
+                            "sqlite-integrity",
+                            false,
+                            format!("PRAGMA integrity_check: {p}"),
+                            t,
+                        ),
+                    })
+                };
+                let (integrity, counts) = match second {
+                    Some(second) => (
+                        tokio::task::spawn_blocking(move || {
+                            let v = check(&conn);
+                            hold(conn, wait_a);
+                            v
+                        }),
+                        tokio::task::spawn_blocking(move || {
+                            let fp = fingerprint_conn(&second);
+                            hold(second, wait_b);
+                            fp
+                        }),
+                    ),
+                    None => {
+                        let (v_tx, v_rx) = tokio::sync::oneshot::channel();
+                        let counts = tokio::task::spawn_blocking(move || {
+                            let _ = v_tx.send(check(&conn));
+                            let fp = fingerprint_conn(&conn);
+                            drop(wait_b);
+                            hold(conn, wait_a);
+                            fp
+                        });
+                        let integrity = tokio::spawn(async move {
+                            v_rx.await
+                                .unwrap_or_else(|_| Err("integrity check did not run".into()))
+                        });
+                        (integrity, counts)
+                    }
+                };
+                (
+                    Box::new(reader),
+                    Some(size),
+                    integrity,
+                    counts,
+                    "direct-read",
+                )
+            }
+            Snapshot::Copied => {
+                tracing::info!(
+                    source = %self.location(),
+                    journal_mode = %journal_mode,
+                    ms = started.elapsed().as_millis() as u64,
+                    "snapshot copied with the online backup API"
+                );
+                let reader = File::open(&snap)
+                    .map_err(|e| self.err(format!("cannot read snapshot: {e}")))?;
+                let size_hint = reader.metadata().ok().map(|m| m.len());
+                // Integrity check and row counts run on the snapshot while
+                // the pipeline compresses and uploads it.
+                let integrity = {
+                    let snap = snap.clone();
+                    let temp = temp.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let _keep = temp;
+                        integrity_verdict(&snap)
+                    })
+                };
+                let counts = {
+                    let snap = snap.clone();
+                    let temp = temp.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let _keep = temp;
+                        fingerprint(&snap)
+                    })
+                };
+                (Box::new(reader), size_hint, integrity, counts, "backup-api")
+            }
         };
         let location = self.location();
         let outcome = async move {
@@ -408,13 +591,16 @@ impl Source for SqliteSource {
             fingerprint
                 .details
                 .insert("journal_mode".into(), journal_mode.into());
+            fingerprint
+                .details
+                .insert("snapshot_method".into(), method.into());
             Ok(DumpOutcome {
                 fingerprint,
                 verdicts: vec![integrity],
             })
         };
         Ok(Dump {
-            reader: Box::new(reader),
+            reader,
             outcome: Box::pin(outcome),
             guard: Some(Box::new(temp)),
             size_hint,
@@ -632,7 +818,8 @@ mod tests {
         let db = dir.path().join("a.db");
         write_sample_database(&db, 250).unwrap();
         let snap = dir.path().join("snap.db");
-        take_snapshot(&db, &snap).unwrap();
+        let (src, _, _) = open_source(&db).unwrap();
+        copy_snapshot(&src, &snap).unwrap();
         let fp = fingerprint(&snap).unwrap();
         let names: Vec<_> = fp
             .tables

@@ -65,7 +65,12 @@ impl PgConn {
     /// # Errors
     /// [`Error::Usage`] for a malformed URL.
     pub fn parse(url: &str) -> Result<(Self, Vec<String>)> {
-        let parsed = url::Url::parse(url)
+        // `postgres://user@/db?host=/socket` has no host before the path;
+        // give the parser one, the `host` parameter replaces it.
+        let patched = url
+            .replacen("@/", "@localhost/", 1)
+            .replacen(":///", "://localhost/", 1);
+        let parsed = url::Url::parse(&patched)
             .map_err(|e| Error::usage(format!("invalid PostgreSQL URL: {e}")))?;
         if !matches!(parsed.scheme(), "postgres" | "postgresql") {
             return Err(Error::usage("a PostgreSQL URL starts with postgres://"));

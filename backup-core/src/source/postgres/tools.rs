@@ -34,9 +34,10 @@ impl PgVersion {
                 minor: n % 10_000,
             }
         } else {
+            // Before 10 the major was two numbers (9.6); keep the first.
             Self {
-                major: n / 10_000 * 10 + n / 100 % 100,
-                minor: n % 100,
+                major: n / 10_000,
+                minor: n / 100 % 100,
             }
         }
     }
