@@ -209,10 +209,10 @@ enum Snapshot {
     /// file itself is the snapshot and cannot change (a checkpoint must
     /// lock read-mark 0, which this reader holds), so it is streamed as is.
     Direct {
-        conn: Connection,
+        conn: Box<Connection>,
         /// A second reader of the same snapshot (also on an empty WAL), so
         /// the check and the counts can run side by side.
-        second: Option<Connection>,
+        second: Option<Box<Connection>>,
         size: u64,
     },
     /// Anything else: a copy through the online backup API.
@@ -278,8 +278,8 @@ fn take_snapshot(src_path: &Path, dst: &Path) -> std::result::Result<(Snapshot, 
             let second = second_reader(src_path, &wal);
             return Ok((
                 Snapshot::Direct {
-                    conn: src,
-                    second,
+                    conn: Box::new(src),
+                    second: second.map(Box::new),
                     size: (pages * page_size) as u64,
                 },
                 journal_mode,
@@ -488,7 +488,7 @@ impl Source for SqliteSource {
                 };
                 // Each connection holds the snapshot until the stream has
                 // been read: check and count inside it meanwhile.
-                let hold = |conn: Connection, wait: std::sync::mpsc::Receiver<()>| {
+                let hold = |conn: Box<Connection>, wait: std::sync::mpsc::Receiver<()>| {
                     let _ = wait.recv();
                     let _ = conn.execute_batch("COMMIT");
                 };
