@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::Context;
-use crate::commands::{backup, list, restore, verify};
+use crate::commands::{backup, list, prune, restore, status, verify};
 
 pub use crate::run as run_cli;
 
@@ -66,6 +66,9 @@ fn parse<T: DeserializeOwned + Serialize + Default>(
         config.as_deref().map(std::path::Path::new),
         profile.as_deref(),
     )?;
+    if op != "status" {
+        ctx.require_profile()?;
+    }
     Ok((ctx, args))
 }
 
@@ -115,6 +118,25 @@ pub async fn restore(options: Value, progress: Option<Arc<dyn Progress>>) -> Res
     let (mut ctx, args) = parse::<restore::RestoreArgs>("restore", options)?;
     ctx.progress = progress;
     Ok(to_json(&restore::execute(&ctx, &args).await?))
+}
+
+/// Apply retention: `{"decisions": [{backup_id, dir, started_at, keep, reasons, incomplete}], "deleted": [...], "dry_run"}`.
+///
+/// # Errors
+/// A listing failure deletes nothing.
+pub async fn prune(options: Value) -> Result<Value, Error> {
+    let (ctx, args) = parse::<prune::PruneArgs>("prune", options)?;
+    Ok(to_json(&prune::execute(&ctx, &args).await?))
+}
+
+/// Health of each source: `[{source, backups, incomplete, newest, last_verification, last_drill, problems, healthy}]`.
+/// Unhealthy sources are results, not errors (the CLI exits 6 for them).
+///
+/// # Errors
+/// When the checks could not run.
+pub async fn status(options: Value) -> Result<Value, Error> {
+    let (ctx, args) = parse::<status::StatusArgs>("status", options)?;
+    Ok(to_json(&status::execute(&ctx, &args).await?))
 }
 
 /// Install the CLI's log output (text or JSON lines on stderr) for a host

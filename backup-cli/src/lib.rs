@@ -21,7 +21,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     name = "lifeboat",
     version,
     about,
-    after_help = "Exit codes: 0 ok, 1 locked, 2 source failed, 3 sink failed, 4 verification failed, 5 restore failed, 64 usage, 78 config.\n\nRun 'lifeboat <command> --help' for examples."
+    after_help = "Exit codes: 0 ok, 1 locked, 2 source failed, 3 sink failed, 4 verification failed, 5 restore failed, 6 unhealthy, 64 usage, 78 config, 130 interrupted.\n\nRun 'lifeboat <command> --help' for examples."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -57,6 +57,9 @@ struct Global {
     /// Never draw a progress bar (none is drawn when stderr is not a terminal).
     #[arg(long, global = true)]
     no_progress: bool,
+    /// Also append logs to this file (checked for writability at start).
+    #[arg(long, global = true, value_name = "FILE", env = "LIFEBOAT_LOG_FILE")]
+    log_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -87,6 +90,24 @@ enum Command {
         after_help = "Examples:\n  lifeboat restore --from s3://acme-backups/prod --latest --to sqlite:///srv/restored.db\n  lifeboat restore --from file:///var/backups/app 20261121T030000Z-3f9a --to sqlite:///srv/app.db --force"
     )]
     Restore(commands::restore::RestoreArgs),
+    /// Delete backups no retention rule keeps (newest verified one always stays).
+    #[command(
+        after_help = "Examples:\n  lifeboat prune --from s3://acme-backups/prod --keep-last 7 --dry-run\n  lifeboat prune --from file:///var/backups --keep-daily 7 --keep-weekly 4 --keep-monthly 6\n  lifeboat prune --config lifeboat.toml --profile prod"
+    )]
+    Prune(commands::prune::PruneArgs),
+    /// Check each source's newest backup: age, size, verification, drills. Exit 6 when unhealthy.
+    #[command(
+        after_help = "Examples:\n  lifeboat status --from s3://acme-backups/prod --max-age 26h\n  lifeboat status --config lifeboat.toml --format prometheus\n  lifeboat status --format json"
+    )]
+    Status(commands::status::StatusArgs),
+    /// Print systemd units or crontab lines for each profile of lifeboat.toml.
+    #[command(
+        after_help = "Examples:\n  lifeboat schedule --cron >> /etc/cron.d/lifeboat\n  lifeboat schedule --systemd --config /etc/lifeboat.toml"
+    )]
+    Schedule(commands::schedule::ScheduleArgs),
+    /// Write a commented starter lifeboat.toml.
+    #[command(after_help = "Examples:\n  lifeboat init\n  lifeboat init --path /etc/lifeboat.toml")]
+    Init(commands::init::InitArgs),
 }
 
 /// Resolved settings for a command: config file (if any) under command-line
@@ -94,6 +115,30 @@ enum Command {
 pub(crate) struct Context {
     pub(crate) settings: Settings,
     pub(crate) progress: Option<std::sync::Arc<dyn backup_core::Progress>>,
+    /// The config file in use, if any.
+    pub(crate) config_path: Option<PathBuf>,
+    /// The profile named on the command line, if any.
+    pub(crate) profile: Option<String>,
+    /// Set when the config has several profiles and none was chosen:
+    /// commands about one source refuse to guess.
+    pub(crate) ambiguous: Option<String>,
+}
+
+impl Context {
+    /// Refuse to guess among several profiles.
+    pub(crate) fn require_profile(&self) -> Result<(), Error> {
+        match &self.ambiguous {
+            None => Ok(()),
+            Some(message) => Err(Error::Config {
+                origin: self
+                    .config_path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                message: message.clone(),
+            }),
+        }
+    }
 }
 
 impl Context {
@@ -121,8 +166,19 @@ impl Context {
                 default.is_file().then_some(default)
             }
         };
-        let settings = match path {
-            Some(p) => Config::load(&p)?.resolve(profile)?,
+        let mut ambiguous = None;
+        let settings = match &path {
+            Some(p) => {
+                let config = Config::load(p)?;
+                match config.resolve(profile) {
+                    Ok(s) => s,
+                    Err(Error::Config { message, .. }) if profile.is_none() => {
+                        ambiguous = Some(message);
+                        config.defaults.clone()
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             None if profile.is_some() => {
                 return Err(Error::Config {
                     origin: "--profile".into(),
@@ -134,6 +190,9 @@ impl Context {
         Ok(Self {
             settings,
             progress: None,
+            config_path: path,
+            profile: profile.map(str::to_string),
+            ambiguous,
         })
     }
 }
@@ -156,7 +215,28 @@ where
         }
     };
     let json = cli.global.log_format == LogFormat::Json;
-    logging::init(json, cli.global.verbose, cli.global.quiet);
+    let name = cli_command_name(&cli.command);
+    // The config may name a log file, so it is read before logging starts;
+    // its errors are reported once logging is up.
+    let ctx = Context::new(&cli.global, json);
+    let log_file = cli
+        .global
+        .log_file
+        .clone()
+        .or_else(|| ctx.as_ref().ok().and_then(|c| c.settings.log_file.clone()));
+    if let Err(e) = logging::init_with_file(
+        json,
+        cli.global.verbose,
+        cli.global.quiet,
+        log_file.as_deref(),
+    ) {
+        logging::init(json, cli.global.verbose, cli.global.quiet);
+        return logging::fail(name, &e);
+    }
+    let ctx = match ctx {
+        Ok(c) => c,
+        Err(e) => return logging::fail(name, &e),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -168,17 +248,26 @@ where
         }
     };
     let code = runtime.block_on(async move {
-        let ctx = match Context::new(&cli.global, json) {
-            Ok(c) => c,
-            Err(e) => return logging::fail(cli_command_name(&cli.command), &e),
-        };
-        let name = cli_command_name(&cli.command);
         let work = async {
+            if matches!(
+                cli.command,
+                Command::Backup(_)
+                    | Command::List(_)
+                    | Command::Verify(_)
+                    | Command::Restore(_)
+                    | Command::Prune(_)
+            ) {
+                ctx.require_profile()?;
+            }
             match cli.command {
                 Command::Backup(a) => commands::backup::run(&ctx, a).await,
                 Command::List(a) => commands::list::run(&ctx, a).await,
                 Command::Verify(a) => commands::verify::run(&ctx, a).await,
                 Command::Restore(a) => commands::restore::run(&ctx, a).await,
+                Command::Prune(a) => commands::prune::run(&ctx, a).await,
+                Command::Status(a) => commands::status::run(&ctx, a).await,
+                Command::Schedule(a) => commands::schedule::run(&ctx, a).await,
+                Command::Init(a) => commands::init::run(a).await,
             }
         };
         tokio::select! {
@@ -205,6 +294,10 @@ fn cli_command_name(c: &Command) -> &'static str {
         Command::List(_) => "list",
         Command::Verify(_) => "verify",
         Command::Restore(_) => "restore",
+        Command::Prune(_) => "prune",
+        Command::Status(_) => "status",
+        Command::Schedule(_) => "schedule",
+        Command::Init(_) => "init",
     }
 }
 

@@ -4,18 +4,99 @@
 use backup_core::Error;
 use tracing_subscriber::EnvFilter;
 
-pub(crate) fn init(json: bool, verbose: u8, quiet: bool) {
+/// Logging to stderr and, when given, appended to `file`. The file is
+/// opened first: a file that cannot be written is a configuration error
+/// (seed 000's permissions bug), reported before any work starts.
+pub(crate) fn init_with_file(
+    json: bool,
+    verbose: u8,
+    quiet: bool,
+    file: Option<&std::path::Path>,
+) -> Result<(), Error> {
+    let Some(path) = file else {
+        init(json, verbose, quiet);
+        return Ok(());
+    };
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::Config {
+            origin: path.display().to_string(),
+            message: format!("the log file is not writable: {e}"),
+        })?;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let file = std::sync::Arc::new(f);
+    let filter = || {
+        EnvFilter::try_new(filter_spec(verbose, quiet)).unwrap_or_else(|_| EnvFilter::new("info"))
+    };
+    let registry = tracing_subscriber::registry().with(filter());
+    let writer = move || FileWriter(file.clone());
+    let _ = if json {
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(writer)
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false),
+            )
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false),
+            )
+            .try_init()
+    } else {
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(writer)
+                    .with_ansi(false)
+                    .with_target(false),
+            )
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(false)
+                    .with_target(false),
+            )
+            .try_init()
+    };
+    Ok(())
+}
+
+/// Appends to the log file; one `write` per record, so concurrent runs
+/// interleave whole lines.
+struct FileWriter(std::sync::Arc<std::fs::File>);
+
+impl std::io::Write for FileWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn filter_spec(verbose: u8, quiet: bool) -> String {
     let level = match (quiet, verbose) {
         (true, _) => "warn",
         (false, 0) => "info",
         (false, 1) => "debug",
         (false, _) => "trace",
     };
+    std::env::var("LIFEBOAT_LOG")
+        .unwrap_or_else(|_| format!("warn,backup_core={level},backup_cli={level},lifeboat={level}"))
+}
+
+pub(crate) fn init(json: bool, verbose: u8, quiet: bool) {
     // LIFEBOAT_LOG takes a full filter; dependencies stay at warn by default.
-    let filter = std::env::var("LIFEBOAT_LOG").unwrap_or_else(|_| {
-        format!("warn,backup_core={level},backup_cli={level},lifeboat={level}")
-    });
-    let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_new(filter_spec(verbose, quiet)).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -55,6 +55,57 @@ pub struct Settings {
     pub postgres: Option<crate::source::PostgresOptions>,
     /// Restore drills of PostgreSQL backups.
     pub drill: Option<DrillSettings>,
+    /// Which backups to keep (`lifeboat prune`, and after each backup when
+    /// `after_backup` is set).
+    pub retention: Option<crate::retention::RetentionPolicy>,
+    /// Health thresholds for `lifeboat status`.
+    pub health: Option<crate::health::HealthPolicy>,
+    /// Prometheus textfile directory and/or Pushgateway.
+    pub metrics: Option<crate::metrics::MetricsConfig>,
+    /// Slack and JSON webhooks.
+    pub notify: Option<crate::notify::NotifyConfig>,
+    /// Whole-run retries on transient failures.
+    pub retries: Option<RetryPolicy>,
+    /// When `lifeboat schedule` runs this profile: `"daily 03:00"`,
+    /// `"weekly sun 03:00"`, `"monthly 1 03:00"`, `"hourly"`.
+    pub schedule: Option<String>,
+    /// Also write logs to this file (checked for writability at start).
+    pub log_file: Option<PathBuf>,
+}
+
+/// Whole-run retries: a run that fails with a transient error (network,
+/// 5xx, a held lock) is tried again; permanent errors (authentication,
+/// configuration, a missing database) are not.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct RetryPolicy {
+    /// Attempts in all (1 = no retry).
+    pub attempts: u32,
+    /// Wait before the second attempt (`"30s"`, or seconds).
+    #[serde(deserialize_with = "crate::config::opt_duration::deserialize")]
+    pub interval: Option<u64>,
+    /// Each further wait is this many times the previous one.
+    pub backoff: f64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 1,
+            interval: Some(30),
+            backoff: 2.0,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `n` (2, 3, …).
+    pub fn delay(&self, attempt: u32) -> std::time::Duration {
+        let base = self.interval.unwrap_or(30) as f64;
+        let secs = base * self.backoff.max(1.0).powi(attempt.saturating_sub(2) as i32);
+        std::time::Duration::from_secs_f64(secs.min(3600.0))
+    }
 }
 
 /// `[drill]`: where restore drills go and what they check.
@@ -93,6 +144,13 @@ impl Settings {
                 .or_else(|| self.sink_options.clone()),
             postgres: other.postgres.clone().or_else(|| self.postgres.clone()),
             drill: other.drill.clone().or_else(|| self.drill.clone()),
+            retention: other.retention.clone().or_else(|| self.retention.clone()),
+            health: other.health.clone().or_else(|| self.health.clone()),
+            metrics: other.metrics.clone().or_else(|| self.metrics.clone()),
+            notify: other.notify.clone().or_else(|| self.notify.clone()),
+            retries: other.retries.clone().or_else(|| self.retries.clone()),
+            schedule: other.schedule.clone().or_else(|| self.schedule.clone()),
+            log_file: other.log_file.clone().or_else(|| self.log_file.clone()),
         }
     }
 }

@@ -49,10 +49,14 @@
 pub mod catalog;
 pub mod config;
 pub mod error;
+pub mod health;
 pub mod lock;
 pub mod manifest;
+pub mod metrics;
+pub mod notify;
 pub mod pipeline;
 pub mod progress;
+pub mod retention;
 pub mod sink;
 pub mod source;
 pub mod verify;
@@ -61,12 +65,15 @@ pub mod verify;
 pub mod conformance;
 
 pub use catalog::{BackupEntry, Catalog, IncompleteBackup, Listing, Selector};
-pub use config::{ByteSize, Config, Settings};
+pub use config::{ByteSize, Config, RetryPolicy, Settings};
 pub use error::{Error, ErrorKind, Result};
 pub use lock::LockMode;
 pub use manifest::{Fingerprint, Manifest, TableCount, Verdict};
-pub use pipeline::{BackupJob, BackupReport, RestoreJob, RestoreReport, VerifyJob, VerifyReport};
+pub use pipeline::{
+    BackupJob, BackupReport, Clock, RestoreJob, RestoreReport, VerifyJob, VerifyReport,
+};
 pub use progress::{NoProgress, Phase, Progress};
+pub use retention::{PruneReport, RetentionPolicy};
 pub use sink::{
     LocalSink, ObjectInfo, ObjectStoreSink, PutOptions, Sink, SinkExt, SinkOptions, Upload,
     sink_from_url,

@@ -92,6 +92,15 @@ pub struct BackupJob {
     lock_dir: Option<PathBuf>,
     temp_dir: Option<PathBuf>,
     progress: ProgressHandle,
+    clock: Clock,
+}
+
+/// Where a job reads the time: the system clock, or an injected one (tests
+/// of retention and health drive dated backups this way).
+pub type Clock = Arc<dyn Fn() -> chrono::DateTime<Utc> + Send + Sync>;
+
+fn system_clock() -> Clock {
+    Arc::new(Utc::now)
 }
 
 impl std::fmt::Debug for BackupJob {
@@ -121,7 +130,15 @@ impl BackupJob {
             lock_dir: None,
             temp_dir: None,
             progress: ProgressHandle::default(),
+            clock: system_clock(),
         }
+    }
+
+    /// Read the time from `clock` instead of the system clock: the backup's
+    /// id, layout date and recorded times follow it.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The source name in the bucket layout (default: from the source).
@@ -213,7 +230,7 @@ impl BackupJob {
         self.source.preflight().await?;
         self.sink.check().await?;
 
-        let started_at = Utc::now();
+        let started_at = (self.clock)();
         let backup_id = new_backup_id(started_at);
         let dir = backup_dir(&name, started_at, &backup_id);
         let key = format!("{dir}/data.{}.zst", self.source.extension());
@@ -331,7 +348,7 @@ impl BackupJob {
             return Err(e);
         }
         manifest.verdicts = all;
-        manifest.finished_at = Utc::now();
+        manifest.finished_at = (self.clock)().max(started_at);
         if let Err(e) = self
             .sink
             .put(
@@ -893,6 +910,32 @@ impl VerifyJob {
         self.verify_entry(entry).await
     }
 
+    /// Keep the result in the sink, for `status`:
+    /// `<source>/verifications/<YYYY>-<MM>/<time>-<backup-id>.json`.
+    async fn record(&self, manifest: &Manifest, verdicts: &[Verdict], passed: bool) {
+        let now = Utc::now();
+        let key = format!(
+            "{}/verifications/{}/{}-{}.json",
+            manifest.source.name,
+            now.format("%Y-%m"),
+            now.format("%Y%m%dT%H%M%SZ"),
+            manifest.backup_id
+        );
+        let body = serde_json::json!({
+            "backup_id": manifest.backup_id,
+            "checked_at": now,
+            "passed": passed,
+            "verdicts": verdicts,
+        });
+        if let Err(e) = self
+            .sink
+            .put(&key, Bytes::from(body.to_string()), PutOptions::default())
+            .await
+        {
+            tracing::warn!(key = %key, error = %e.display_chain(), "could not store the verification record");
+        }
+    }
+
     /// Verify a backup already found.
     pub async fn verify_entry(&self, entry: BackupEntry) -> Result<VerifyReport> {
         let t0 = Instant::now();
@@ -948,7 +991,9 @@ impl VerifyJob {
                 }
             }
         }
-        failures_to_error(&verdicts)?;
+        let outcome = failures_to_error(&verdicts);
+        self.record(&manifest, &verdicts, outcome.is_ok()).await;
+        outcome?;
         Ok(VerifyReport {
             manifest,
             dir,

@@ -72,8 +72,9 @@ pub(crate) async fn run(ctx: &Context, a: BackupArgs) -> Result<(), Error> {
     err.map_or(Ok(()), Err)
 }
 
-/// Back up every database the source names. Returns what succeeded and
-/// the first failure (later ones are logged).
+/// Back up every database the source names, each with its own retries,
+/// metrics, notification and retention. Returns what succeeded and the first
+/// failure (later ones are logged).
 pub(crate) async fn execute(ctx: &Context, a: &BackupArgs) -> (Vec<BackupOutput>, Option<Error>) {
     let mut outputs = Vec::new();
     let plan = (|| {
@@ -94,8 +95,16 @@ pub(crate) async fn execute(ctx: &Context, a: &BackupArgs) -> (Vec<BackupOutput>
     })();
     let (source_url, pg, sources, drill, sink) = match plan {
         Ok(p) => p,
-        Err(e) => return (outputs, Some(e)),
+        Err(e) => {
+            // Still tell the monitoring that this run failed.
+            if let Some(name) = fallback_name(ctx, a) {
+                super::hooks::after_backup(ctx, &name, None, Err(&e), std::time::Duration::ZERO)
+                    .await;
+            }
+            return (outputs, Some(e));
+        }
     };
+    let retries = ctx.settings.retries.clone().unwrap_or_default();
     let mut first_err = None;
     for (i, source) in sources.into_iter().enumerate() {
         // Globals belong to the server: store them once per run.
@@ -109,7 +118,41 @@ pub(crate) async fn execute(ctx: &Context, a: &BackupArgs) -> (Vec<BackupOutput>
         } else {
             source
         };
-        match backup_one(ctx, a, source, sink.clone(), drill.clone(), &pg).await {
+        let name = a
+            .name
+            .clone()
+            .or_else(|| ctx.settings.name.clone())
+            .unwrap_or_else(|| source.default_name());
+        let t0 = std::time::Instant::now();
+        let mut attempt = 1;
+        let result = loop {
+            let r = backup_one(ctx, a, source.clone(), sink.clone(), drill.clone(), &pg).await;
+            match &r {
+                Err(e) if e.is_retryable() && attempt < retries.attempts => {
+                    let delay = retries.delay(attempt + 1);
+                    tracing::warn!(
+                        source = %name,
+                        attempt,
+                        attempts = retries.attempts,
+                        retry_in_secs = delay.as_secs_f64(),
+                        error = %e.display_chain(),
+                        "backup attempt failed with a transient error; retrying"
+                    );
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                _ => break r,
+            }
+        };
+        super::hooks::after_backup(
+            ctx,
+            &name,
+            Some(&sink),
+            result.as_ref().map(|o| &o.manifest),
+            t0.elapsed(),
+        )
+        .await;
+        match result {
             Ok(o) => outputs.push(o),
             Err(e) if first_err.is_none() => first_err = Some(e),
             Err(e) => {
@@ -118,6 +161,18 @@ pub(crate) async fn execute(ctx: &Context, a: &BackupArgs) -> (Vec<BackupOutput>
         }
     }
     (outputs, first_err)
+}
+
+/// The source name a failed plan would have used, for its metrics.
+fn fallback_name(ctx: &Context, a: &BackupArgs) -> Option<String> {
+    a.name
+        .clone()
+        .or_else(|| ctx.settings.name.clone())
+        .or_else(|| {
+            let url = a.source.clone().or_else(|| ctx.settings.source.clone())?;
+            let sources = backup_core::sources_from_url(&url, &Default::default()).ok()?;
+            (sources.len() == 1).then(|| sources[0].default_name())
+        })
 }
 
 async fn backup_one(

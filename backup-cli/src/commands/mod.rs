@@ -2,9 +2,14 @@
 //! call the core, print the result.
 
 pub(crate) mod backup;
+pub(crate) mod hooks;
+pub(crate) mod init;
 pub(crate) mod list;
 pub(crate) mod pg;
+pub(crate) mod prune;
 pub(crate) mod restore;
+pub(crate) mod schedule;
+pub(crate) mod status;
 pub(crate) mod verify;
 
 use std::sync::Arc;

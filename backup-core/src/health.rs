@@ -1,0 +1,278 @@
+//! `status`: is each source's newest backup fresh, big enough, verified?
+//!
+//! Seed 003's silent failure is a job that exits 0 for months while nothing
+//! usable lands; these checks look at what is actually in the bucket.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::Catalog;
+use crate::error::Result;
+use crate::sink::{Sink, SinkExt};
+
+/// Default `max_age`: 26 hours (a daily backup plus slack).
+pub const DEFAULT_MAX_AGE_SECS: u64 = 26 * 3600;
+
+/// Health thresholds. In `lifeboat.toml`, a profile's `[health]` table.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct HealthPolicy {
+    /// The newest backup must be younger than this (`"26h"`, or seconds).
+    #[serde(deserialize_with = "crate::config::opt_duration::deserialize")]
+    pub max_age: Option<u64>,
+    /// The newest backup's stored size must be at least this many bytes.
+    pub min_size: Option<u64>,
+    /// Unhealthy when the newest backup's raw size dropped by more than this
+    /// fraction against the previous one (0.5 = half), a dropped table or a
+    /// mass delete.
+    pub max_size_drop: Option<f64>,
+}
+
+/// One source's health.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceStatus {
+    /// The source name.
+    pub source: String,
+    /// Complete backups.
+    pub backups: usize,
+    /// Incomplete backups.
+    pub incomplete: usize,
+    /// The newest complete backup.
+    pub newest: Option<NewestBackup>,
+    /// The newest verification record (`lifeboat verify`).
+    pub last_verification: Option<Record>,
+    /// The newest restore drill.
+    pub last_drill: Option<Record>,
+    /// What is wrong; empty when healthy.
+    pub problems: Vec<String>,
+    /// Whether nothing is wrong.
+    pub healthy: bool,
+}
+
+/// The newest backup's facts.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewestBackup {
+    /// Its id.
+    pub backup_id: String,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// Its age at `now`, in seconds.
+    pub age_secs: i64,
+    /// Stored bytes.
+    pub stored_size: u64,
+    /// Raw bytes.
+    pub raw_size: u64,
+    /// Whether every verdict passed.
+    pub verified: bool,
+    /// The previous backup's raw size, if any.
+    pub previous_raw_size: Option<u64>,
+}
+
+/// A verification or drill record.
+#[derive(Debug, Clone, Serialize)]
+pub struct Record {
+    /// When it ran.
+    pub at: DateTime<Utc>,
+    /// Whether it passed.
+    pub passed: bool,
+    /// The backup it was about.
+    pub backup_id: String,
+    /// Its key in the sink.
+    pub key: String,
+}
+
+/// The newest record (JSON with `passed`, `backup_id` and a time field)
+/// under `prefix`, by the time it records.
+async fn newest_record(sink: &dyn Sink, prefix: &str, time_field: &str) -> Result<Option<Record>> {
+    let mut objects = sink.list(prefix).await?;
+    // Parse the newest few by modification time; choose by recorded time.
+    objects.sort_by_key(|o| std::cmp::Reverse(o.last_modified));
+    let mut best: Option<Record> = None;
+    for o in objects.iter().take(5) {
+        let Ok(raw) = sink.get_bytes(&o.key).await else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&raw) else {
+            continue;
+        };
+        let at = v[time_field]
+            .as_str()
+            .and_then(|s| s.parse::<DateTime<Utc>>().ok());
+        if let Some(at) = at
+            && best.as_ref().is_none_or(|b| at > b.at)
+        {
+            best = Some(Record {
+                at,
+                passed: v["passed"].as_bool().unwrap_or(false),
+                backup_id: v["backup_id"].as_str().unwrap_or_default().to_string(),
+                key: o.key.clone(),
+            });
+        }
+    }
+    Ok(best)
+}
+
+/// Check one source at time `now`.
+///
+/// # Errors
+/// A listing failure (which is never "no backups").
+pub async fn status(
+    sink: &Arc<dyn Sink>,
+    source: &str,
+    policy: &HealthPolicy,
+    now: DateTime<Utc>,
+) -> Result<SourceStatus> {
+    let listing = Catalog::new(sink.clone()).list(Some(source)).await?;
+    let mut problems = Vec::new();
+    let n = listing.complete.len();
+    let newest = listing.complete.last().map(|b| {
+        let m = &b.manifest;
+        NewestBackup {
+            backup_id: m.backup_id.clone(),
+            started_at: m.started_at,
+            age_secs: (now - m.started_at).num_seconds(),
+            stored_size: m.artifact.stored_size,
+            raw_size: m.artifact.raw_size,
+            verified: m.verified(),
+            previous_raw_size: (n >= 2).then(|| listing.complete[n - 2].manifest.artifact.raw_size),
+        }
+    });
+    let max_age = policy.max_age.unwrap_or(DEFAULT_MAX_AGE_SECS);
+    match &newest {
+        None => problems.push(format!("no complete backup of {source}")),
+        Some(b) => {
+            if b.age_secs > max_age as i64 {
+                problems.push(format!(
+                    "newest backup {} is {} old, more than the allowed {}",
+                    b.backup_id,
+                    human_secs(b.age_secs),
+                    human_secs(max_age as i64)
+                ));
+            }
+            if !b.verified {
+                problems.push(format!("newest backup {} is not verified", b.backup_id));
+            }
+            if let Some(min) = policy.min_size
+                && b.stored_size < min
+            {
+                problems.push(format!(
+                    "newest backup {} is {} bytes, below the minimum {min}",
+                    b.backup_id, b.stored_size
+                ));
+            }
+            if let (Some(frac), Some(prev)) = (policy.max_size_drop, b.previous_raw_size)
+                && prev > 0
+                && (b.raw_size as f64) < prev as f64 * (1.0 - frac)
+            {
+                problems.push(format!(
+                    "newest backup {} shrank to {} bytes from {prev} (more than {:.0}%): a dropped table or a mass delete?",
+                    b.backup_id,
+                    b.raw_size,
+                    frac * 100.0
+                ));
+            }
+        }
+    }
+    let last_verification =
+        newest_record(&**sink, &format!("{source}/verifications"), "checked_at").await?;
+    let last_drill = newest_record(&**sink, &format!("{source}/drills"), "started_at").await?;
+    if let Some(v) = &last_verification
+        && !v.passed
+        && newest.as_ref().is_some_and(|b| b.backup_id == v.backup_id)
+    {
+        problems.push(format!("the last verification of {} failed", v.backup_id));
+    }
+    if let Some(d) = &last_drill
+        && !d.passed
+    {
+        problems.push(format!(
+            "the last restore drill (of {}) failed",
+            d.backup_id
+        ));
+    }
+    Ok(SourceStatus {
+        source: source.to_string(),
+        backups: n,
+        incomplete: listing.incomplete.len(),
+        healthy: problems.is_empty(),
+        newest,
+        last_verification,
+        last_drill,
+        problems,
+    })
+}
+
+/// `26h`, `3d 4h`, `15m`.
+pub fn human_secs(s: i64) -> String {
+    let s = s.max(0);
+    match s {
+        s if s >= 86400 => format!("{}d {}h", s / 86400, s % 86400 / 3600),
+        s if s >= 3600 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        s if s >= 60 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// Prometheus text for a set of statuses.
+pub fn prometheus(statuses: &[SourceStatus], now: DateTime<Utc>) -> String {
+    let mut out = String::new();
+    let mut metric = |name: &str, help: &str, values: Vec<(String, f64)>| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+        for (src, v) in values {
+            out.push_str(&format!(
+                "{name}{{source=\"{}\"}} {v}\n",
+                escape_label(&src)
+            ));
+        }
+    };
+    let per = |f: &dyn Fn(&SourceStatus) -> Option<f64>| -> Vec<(String, f64)> {
+        statuses
+            .iter()
+            .filter_map(|s| f(s).map(|v| (s.source.clone(), v)))
+            .collect()
+    };
+    metric(
+        "lifeboat_healthy",
+        "1 when the newest backup is fresh, verified and big enough",
+        per(&|s| Some(if s.healthy { 1.0 } else { 0.0 })),
+    );
+    metric(
+        "lifeboat_newest_backup_timestamp_seconds",
+        "Start time of the newest complete backup",
+        per(&|s| s.newest.as_ref().map(|b| b.started_at.timestamp() as f64)),
+    );
+    metric(
+        "lifeboat_newest_backup_age_seconds",
+        "Age of the newest complete backup",
+        per(&|s| {
+            s.newest
+                .as_ref()
+                .map(|b| (now - b.started_at).num_seconds() as f64)
+        }),
+    );
+    metric(
+        "lifeboat_newest_backup_size_bytes",
+        "Stored size of the newest complete backup",
+        per(&|s| s.newest.as_ref().map(|b| b.stored_size as f64)),
+    );
+    metric(
+        "lifeboat_backups",
+        "Complete backups in the sink",
+        per(&|s| Some(s.backups as f64)),
+    );
+    metric(
+        "lifeboat_last_drill_timestamp_seconds",
+        "Time of the newest restore drill",
+        per(&|s| s.last_drill.as_ref().map(|d| d.at.timestamp() as f64)),
+    );
+    out
+}
+
+pub(crate) fn escape_label(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}

@@ -1,0 +1,263 @@
+//! Retention: which backups to keep, and deleting the rest safely.
+//!
+//! Rules, all optional and combined (a backup is kept if *any* rule keeps
+//! it):
+//!
+//! - `keep_last = N`: the N newest complete backups;
+//! - `keep_days = D`: every backup started in the last D days;
+//! - `keep_daily`, `keep_weekly`, `keep_monthly = N`: the newest backup of
+//!   each of the N most recent days, ISO weeks or months that have one
+//!   (grandfather-father-son).
+//!
+//! Safety rules, not configurable:
+//!
+//! - the newest *verified* backup is never deleted;
+//! - with no rule configured nothing is deleted;
+//! - if the listing fails, nothing is deleted (a listing error is never an
+//!   empty list);
+//! - backups are ordered by the start time recorded in their manifests,
+//!   never by key names;
+//! - an incomplete backup (no manifest) is removed only once its newest
+//!   object is older than the grace period, so a running backup is never
+//!   touched;
+//! - a backup is deleted manifest first, so a half-deleted backup is
+//!   incomplete, never a corrupt "complete" one.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{BackupEntry, Catalog, Listing};
+use crate::error::{Error, Result};
+use crate::manifest::MANIFEST_FILE;
+use crate::sink::Sink;
+
+/// A retention policy. In `lifeboat.toml`, a profile's `[retention]` table.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct RetentionPolicy {
+    /// Keep the N newest backups.
+    pub keep_last: Option<u32>,
+    /// Keep every backup of the last D days.
+    pub keep_days: Option<u32>,
+    /// Keep the newest backup of each of the last N days that have one.
+    pub keep_daily: Option<u32>,
+    /// Keep the newest backup of each of the last N ISO weeks that have one.
+    pub keep_weekly: Option<u32>,
+    /// Keep the newest backup of each of the last N months that have one.
+    pub keep_monthly: Option<u32>,
+    /// Incomplete backups older than this (`"24h"`, or seconds) are removed.
+    #[serde(deserialize_with = "crate::config::opt_duration::deserialize")]
+    pub incomplete_grace: Option<u64>,
+    /// Prune after every successful backup.
+    pub after_backup: bool,
+}
+
+/// Default grace period for incomplete backups.
+pub const DEFAULT_INCOMPLETE_GRACE: Duration = Duration::from_secs(24 * 3600);
+
+impl RetentionPolicy {
+    /// Whether any keep rule is set.
+    pub fn has_rules(&self) -> bool {
+        self.keep_last.is_some()
+            || self.keep_days.is_some()
+            || self.keep_daily.is_some()
+            || self.keep_weekly.is_some()
+            || self.keep_monthly.is_some()
+    }
+
+    fn grace(&self) -> chrono::Duration {
+        chrono::Duration::seconds(
+            self.incomplete_grace
+                .unwrap_or(DEFAULT_INCOMPLETE_GRACE.as_secs()) as i64,
+        )
+    }
+}
+
+/// The fate of one backup.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Decision {
+    /// The backup id.
+    pub backup_id: String,
+    /// Its directory in the sink.
+    pub dir: String,
+    /// When it started (from its manifest), or its newest object's time for
+    /// an incomplete one.
+    pub started_at: DateTime<Utc>,
+    /// Whether it stays.
+    pub keep: bool,
+    /// The rules that keep it, or the reason it goes.
+    pub reasons: Vec<String>,
+    /// Whether it is an incomplete backup (no manifest).
+    pub incomplete: bool,
+}
+
+/// Decide, without touching anything, which backups of one listing stay.
+/// `listing` must hold one source's backups.
+pub fn plan(listing: &Listing, policy: &RetentionPolicy, now: DateTime<Utc>) -> Vec<Decision> {
+    let mut newest_first: Vec<&BackupEntry> = listing.complete.iter().collect();
+    newest_first.sort_by(|a, b| {
+        (b.manifest.started_at, &b.manifest.backup_id)
+            .cmp(&(a.manifest.started_at, &a.manifest.backup_id))
+    });
+    let mut reasons: Vec<Vec<String>> = vec![Vec::new(); newest_first.len()];
+    if !policy.has_rules() {
+        for r in &mut reasons {
+            r.push("no retention rule configured".into());
+        }
+    }
+    if let Some(n) = policy.keep_last {
+        for (i, r) in reasons.iter_mut().enumerate().take(n as usize) {
+            r.push(format!("keep_last {n} (#{})", i + 1));
+        }
+    }
+    if let Some(d) = policy.keep_days {
+        let cutoff = now - chrono::Duration::days(d as i64);
+        for (b, r) in newest_first.iter().zip(reasons.iter_mut()) {
+            if b.manifest.started_at >= cutoff {
+                r.push(format!("keep_days {d}"));
+            }
+        }
+    }
+    let mut bucketed =
+        |n: Option<u32>, rule: &str, key: &dyn Fn(DateTime<Utc>) -> (i32, u32, u32)| {
+            let Some(n) = n else { return };
+            let mut seen = BTreeSet::new();
+            for (b, r) in newest_first.iter().zip(reasons.iter_mut()) {
+                if seen.len() >= n as usize {
+                    break;
+                }
+                let k = key(b.manifest.started_at);
+                if seen.insert(k) {
+                    r.push(format!("{rule} {n} ({})", describe_bucket(rule, k)));
+                }
+            }
+        };
+    bucketed(policy.keep_daily, "keep_daily", &|t| {
+        (t.year(), t.month(), t.day())
+    });
+    bucketed(policy.keep_weekly, "keep_weekly", &|t| {
+        let w = t.iso_week();
+        (w.year(), w.week(), 0)
+    });
+    bucketed(policy.keep_monthly, "keep_monthly", &|t| {
+        (t.year(), t.month(), 0)
+    });
+    // Never the newest verified backup.
+    if let Some(i) = newest_first.iter().position(|b| b.manifest.verified()) {
+        reasons[i].push("newest verified backup".into());
+    }
+    let mut out: Vec<Decision> = newest_first
+        .iter()
+        .zip(reasons)
+        .map(|(b, reasons)| {
+            let keep = !reasons.is_empty();
+            Decision {
+                backup_id: b.manifest.backup_id.clone(),
+                dir: b.dir.clone(),
+                started_at: b.manifest.started_at,
+                keep,
+                reasons: if keep {
+                    reasons
+                } else {
+                    vec!["no rule keeps it".into()]
+                },
+                incomplete: false,
+            }
+        })
+        .collect();
+    let grace = policy.grace();
+    for inc in &listing.incomplete {
+        let old = inc.last_modified + grace <= now;
+        out.push(Decision {
+            backup_id: inc.backup_id.clone(),
+            dir: inc.dir.clone(),
+            started_at: inc.last_modified,
+            keep: !old,
+            reasons: vec![if old {
+                format!(
+                    "incomplete ({}) for longer than the grace period",
+                    inc.reason
+                )
+            } else {
+                format!(
+                    "incomplete ({}) but within the grace period (may still be running)",
+                    inc.reason
+                )
+            }],
+            incomplete: true,
+        });
+    }
+    out
+}
+
+fn describe_bucket(rule: &str, k: (i32, u32, u32)) -> String {
+    match rule {
+        "keep_daily" => format!("{:04}-{:02}-{:02}", k.0, k.1, k.2),
+        "keep_weekly" => format!("{:04}-W{:02}", k.0, k.1),
+        _ => format!("{:04}-{:02}", k.0, k.1),
+    }
+}
+
+/// What a prune did (or, dry, would do).
+#[derive(Debug, Clone, Serialize)]
+pub struct PruneReport {
+    /// Every decision, complete backups newest first, then incomplete ones.
+    pub decisions: Vec<Decision>,
+    /// Backups deleted (none when dry).
+    pub deleted: Vec<String>,
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+}
+
+/// Apply `policy` to the backups of `source` in `sink` at time `now`.
+///
+/// # Errors
+/// A listing failure deletes nothing. A failed delete stops the prune and is
+/// returned; what was deleted before it is in the log.
+pub async fn prune(
+    sink: &std::sync::Arc<dyn Sink>,
+    source: &str,
+    policy: &RetentionPolicy,
+    now: DateTime<Utc>,
+    dry_run: bool,
+) -> Result<PruneReport> {
+    let listing = Catalog::new(sink.clone()).list(Some(source)).await?;
+    if listing
+        .complete
+        .iter()
+        .any(|b| b.manifest.source.name != source)
+    {
+        return Err(Error::usage(format!(
+            "listing of {source} returned other sources"
+        )));
+    }
+    let decisions = plan(&listing, policy, now);
+    let mut deleted = Vec::new();
+    if !dry_run {
+        let objects = sink.list(&format!("{source}/backups")).await?;
+        for d in decisions.iter().filter(|d| !d.keep) {
+            let prefix = format!("{}/", d.dir);
+            let mut keys: Vec<&str> = objects
+                .iter()
+                .map(|o| o.key.as_str())
+                .filter(|k| k.starts_with(&prefix))
+                .collect();
+            // The manifest goes first: from then on the rest is "incomplete".
+            keys.sort_by_key(|k| !k.ends_with(MANIFEST_FILE));
+            for k in keys {
+                sink.delete(k).await?;
+            }
+            tracing::info!(backup_id = %d.backup_id, reason = %d.reasons.join("; "), "pruned");
+            deleted.push(d.backup_id.clone());
+        }
+    }
+    Ok(PruneReport {
+        decisions,
+        deleted,
+        dry_run,
+    })
+}
