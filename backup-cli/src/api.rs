@@ -66,9 +66,6 @@ fn parse<T: DeserializeOwned + Serialize + Default>(
         config.as_deref().map(std::path::Path::new),
         profile.as_deref(),
     )?;
-    if op != "status" {
-        ctx.require_profile()?;
-    }
     Ok((ctx, args))
 }
 

@@ -79,6 +79,9 @@ pub(crate) async fn execute(ctx: &Context, a: &BackupArgs) -> (Vec<BackupOutput>
     let mut outputs = Vec::new();
     let plan = (|| {
         let s = &ctx.settings;
+        if a.source.is_none() {
+            ctx.require_profile()?;
+        }
         let source_url = a.source.clone().or_else(|| s.source.clone()).ok_or_else(|| Error::Usage {
             message: "no source: pass one (lifeboat backup sqlite:///path/app.db --to …) or set source in lifeboat.toml".into(),
         })?;

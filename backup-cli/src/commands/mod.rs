@@ -20,6 +20,10 @@ use crate::Context;
 
 /// The sink from `--to/--from` or the config.
 pub(crate) fn sink(ctx: &Context, arg: Option<&str>, flag: &str) -> Result<Arc<dyn Sink>, Error> {
+    if arg.is_none() {
+        // Taking the sink from the config needs one profile.
+        ctx.require_profile()?;
+    }
     let url = arg.map(str::to_string).or_else(|| ctx.settings.sink.clone()).ok_or_else(|| Error::Usage {
         message: format!("no sink: pass {flag} URL (file:///var/backups/app, s3://bucket/prefix, gs://…, spaces://…) or set sink in lifeboat.toml"),
     })?;
@@ -32,6 +36,9 @@ pub(crate) fn sink(ctx: &Context, arg: Option<&str>, flag: &str) -> Result<Arc<d
 pub(crate) fn source_name(ctx: &Context, arg: Option<&str>) -> Result<Option<String>, Error> {
     if let Some(a) = arg {
         return Ok(Some(a.to_string()));
+    }
+    if ctx.ambiguous.is_some() {
+        return Ok(None);
     }
     if let Some(n) = &ctx.settings.name {
         return Ok(Some(n.clone()));
