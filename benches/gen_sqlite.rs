@@ -17,7 +17,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
@@ -506,11 +506,20 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
-    prepare_path(&args.path, args.force)?;
+    check_target(&args.path, args.force)?;
+    if let Some(parent) = args.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    // Build the database beside its final name and rename it into place at
+    // the end: a reader never sees a half-written file, and one that still
+    // has the old file open cannot hold up the new one's checkpoint.
+    let partial = with_suffix(&args.path, ".partial");
+    remove_db_files(&partial)?;
     let started = Instant::now();
     let target_bytes = args.size_mb * 1024 * 1024;
 
-    let mut conn = Connection::open(&args.path)?;
+    let mut conn = Connection::open(&partial)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(format!("could not switch to WAL mode (got {mode})").into());
@@ -544,14 +553,40 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
 
     // Fold the WAL into the main file so the file on disk is the whole
     // database; it stays in WAL mode (recorded in the header).
-    let (busy, _, _): (i64, i64, i64) =
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?;
-    if busy != 0 {
-        return Err("WAL checkpoint did not complete".into());
+    let mut attempts = 0;
+    loop {
+        let (busy, _, _): (i64, i64, i64) =
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+        if busy == 0 {
+            break;
+        }
+        attempts += 1;
+        if attempts == 20 {
+            return Err(format!(
+                "WAL checkpoint of {} still blocked by another connection after {attempts} tries",
+                partial.display()
+            )
+            .into());
+        }
+        std::thread::sleep(Duration::from_millis(500));
     }
     conn.close().map_err(|(_, e)| e)?;
+    let wal = with_suffix(&partial, "-wal");
+    if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+        return Err(format!("{} is not empty after the checkpoint", wal.display()).into());
+    }
+
+    // A stale -wal beside the final name would be replayed into the new
+    // file: drop the old companions first (check_target allowed it).
+    for suffix in ["-wal", "-shm", "-journal"] {
+        remove_if_exists(&with_suffix(&args.path, suffix))?;
+    }
+    for suffix in ["-wal", "-shm"] {
+        remove_if_exists(&with_suffix(&partial, suffix))?;
+    }
+    std::fs::rename(&partial, &args.path)?;
 
     let file_size = std::fs::metadata(&args.path)?.len();
     println!(
@@ -568,36 +603,43 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Refuses to touch an existing database unless `force`; with `force`,
-/// removes it and its `-wal`/`-shm` companions.
-fn prepare_path(path: &Path, force: bool) -> Result<(), Box<dyn std::error::Error>> {
-    if path.exists() {
-        if !force {
+/// Refuses to go on if the database or one of its companion files exists,
+/// unless `force`.
+fn check_target(path: &Path, force: bool) -> Result<(), Box<dyn std::error::Error>> {
+    if force {
+        return Ok(());
+    }
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let file = with_suffix(path, suffix);
+        if file.exists() {
             return Err(format!(
                 "{} already exists; pass --force to overwrite it",
-                path.display()
+                file.display()
             )
             .into());
         }
-        std::fs::remove_file(path)?;
     }
-    for suffix in ["-wal", "-shm", "-journal"] {
-        let mut companion = path.as_os_str().to_owned();
-        companion.push(suffix);
-        let companion = PathBuf::from(companion);
-        if companion.exists() {
-            if !force {
-                return Err(format!(
-                    "{} already exists; pass --force to overwrite it",
-                    companion.display()
-                )
-                .into());
-            }
-            std::fs::remove_file(&companion)?;
-        }
+    Ok(())
+}
+
+/// `path` with `suffix` appended to its file name.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+fn remove_if_exists(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
+}
+
+/// Removes a database file and its companions, if present.
+fn remove_db_files(path: &Path) -> std::io::Result<()> {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        remove_if_exists(&with_suffix(path, suffix))?;
     }
     Ok(())
 }

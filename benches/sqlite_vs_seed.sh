@@ -6,7 +6,7 @@
 # Usage:
 #   benches/sqlite_vs_seed.sh [--size-mb N] [--runs N] [--seed N]
 #                             [--out FILE] [--no-write] [--only-baseline]
-#                             [--skip-build]
+#                             [--skip-build] [--max-other PCT]
 #
 #   --size-mb N      size of the generated database in MiB (default 500)
 #   --runs N         measured runs per pipeline and sink (default 3; the
@@ -17,8 +17,14 @@
 #   --only-baseline  measure only the seed 002 pipeline (no lifeboat build or
 #                    runs; BENCHMARKS.md is not updated)
 #   --skip-build     use the binaries already in target/release
+#   --max-other PCT  run a measurement again (up to 3 tries) when other
+#                    processes took more than PCT% of the CPUs during it
+#                    (default 10; the machine may be shared with builds).
+#                    Before each measured run the script also waits, up to
+#                    QUIET_WAIT seconds (default 300), for a quiet second.
 #
-# Environment: SIZE_MB, RUNS, SEED give the defaults of the options above.
+# Environment: SIZE_MB, RUNS, SEED, MAX_OTHER, QUIET_WAIT give the defaults
+# of the options above.
 #
 # Needs: cargo, sqlite3, gzip, /usr/bin/time (GNU time), curl, python3, and
 # moto[server] + awscli (from .venv if present, else from PATH, else
@@ -42,6 +48,9 @@ OUT_FILE=""
 WRITE_MD=1
 ONLY_BASELINE=0
 SKIP_BUILD=0
+MAX_OTHER="${MAX_OTHER:-10}"
+MAX_TRIES=3
+QUIET_WAIT="${QUIET_WAIT:-300}"
 BENCH_MD="$REPO/BENCHMARKS.md"
 SECTION_HEADING="## SQLite: lifeboat vs seed 002 pipeline"
 BUCKET="lifeboat-bench"
@@ -63,11 +72,12 @@ while [ $# -gt 0 ]; do
     --no-write) WRITE_MD=0; shift ;;
     --only-baseline) ONLY_BASELINE=1; WRITE_MD=0; shift ;;
     --skip-build) SKIP_BUILD=1; shift ;;
+    --max-other) need_value "$@"; MAX_OTHER=$2; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "sqlite_vs_seed: unknown option '$1'" >&2; usage >&2; exit 2 ;;
   esac
 done
-for v in SIZE_MB RUNS SEED; do
+for v in SIZE_MB RUNS SEED MAX_OTHER QUIET_WAIT; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number (got '${!v}')"
 done
 [ "$SIZE_MB" -ge 1 ] || die "--size-mb must be at least 1"
@@ -123,7 +133,10 @@ fi
 
 # --------------------------------------------------------------- database ---
 TARGET_BYTES=$((SIZE_MB * 1024 * 1024))
-if [ -f "$DB" ] && [ ! -e "$DB-wal" ] && [ "$(stat -c %s "$DB")" -ge "$TARGET_BYTES" ]; then
+# Reuse the file if it has the size and no unfinished WAL (an empty -wal is
+# what a reader that opened it read-only leaves behind).
+if [ -f "$DB" ] && [ ! -s "$DB-wal" ] && [ "$(stat -c %s "$DB")" -ge "$TARGET_BYTES" ] &&
+  sqlite3 "$DB" 'PRAGMA page_count' >/dev/null 2>&1; then
   log "reusing ${DB#"$REPO"/} ($(stat -c %s "$DB") bytes)"
 else
   log "generating ${DB#"$REPO"/} (${SIZE_MB} MiB, seed $SEED)"
@@ -174,37 +187,65 @@ curl -fsS -o /dev/null "$EP/" || die "moto did not answer on $EP within 20 s"
 "$AWS" --endpoint-url "$EP" s3 mb "s3://$BUCKET" >/dev/null
 
 # ------------------------------------------------------------ measurement ---
+# Busy CPU ticks of the whole machine, and of moto (whose work is part of an
+# S3 pipeline's cost); their difference over a command, less the command's
+# own CPU time, is what other processes took meanwhile.
+HZ=$(getconf CLK_TCK)
+NCPU=$(nproc)
+machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+moto_ticks() {
+  if [ -n "$MOTO_PID" ] && [ -r "/proc/$MOTO_PID/stat" ]; then
+    sed 's/^.*) //' "/proc/$MOTO_PID/stat" | awk '{ print $12 + $13 }'
+  else
+    echo 0
+  fi
+}
+
 # measure OUT CMD...: run CMD with stdout to OUT under /usr/bin/time -v; sets
-# M_WALL (seconds) and M_RSS (KiB). stderr goes to $WORK/stderr.log.
+# M_WALL (seconds), M_RSS (KiB) and M_OTHER (CPU seconds other processes
+# used meanwhile). Its stderr is left in $WORK/cmd.err and appended to
+# $WORK/stderr.log.
 M_WALL=0
 M_RSS=0
+M_OTHER=0
 measure() {
-  local out=$1 tf="$WORK/time.out"
+  local out=$1 tf="$WORK/time.out" b0 m0 b1 m1
   shift
   echo "+ $*" >>"$WORK/stderr.log"
-  if ! /usr/bin/time -v -o "$tf" "$@" >"$out" 2>>"$WORK/stderr.log"; then
+  b0=$(machine_ticks)
+  m0=$(moto_ticks)
+  if ! /usr/bin/time -v -o "$tf" "$@" >"$out" 2>"$WORK/cmd.err"; then
+    cat "$WORK/cmd.err" >>"$WORK/stderr.log"
     echo "sqlite_vs_seed: command failed: $*" >&2
     echo "--- last lines of its stderr ---" >&2
-    tail -n 20 "$WORK/stderr.log" >&2
+    tail -n 20 "$WORK/cmd.err" >&2
     exit 1
   fi
+  cat "$WORK/cmd.err" >>"$WORK/stderr.log"
   M_WALL=$(awk -F': ' '/Elapsed \(wall clock\) time/ {
       n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s }' "$tf")
+  b1=$(machine_ticks)
+  m1=$(moto_ticks)
   M_RSS=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$tf")
   if [ -z "$M_WALL" ] || [ -z "$M_RSS" ]; then die "could not parse $tf"; fi
+  M_OTHER=$(awk -F': ' -v busy=$((b1 - b0 - (m1 - m0))) -v hz="$HZ" '
+    /User time \(seconds\)|System time \(seconds\)/ { own += $2 }
+    END { o = busy / hz - own; if (o < 0) o = 0; printf "%.2f", o }' "$tf")
 }
 
 # Results of the last pipeline run: P_WALL (s), P_RSS (KiB), P_SIZE (bytes),
-# P_STEPS ("name=seconds ...").
+# P_OTHER (CPU s used by other processes), P_STEPS ("name=seconds ...").
 P_WALL=0
 P_RSS=0
 P_SIZE=0
+P_OTHER=0
 P_STEPS=""
 step() { # step NAME OUT CMD...
   local name=$1
   shift
   measure "$@"
   P_WALL=$(awk -v a="$P_WALL" -v b="$M_WALL" 'BEGIN { printf "%.2f", a + b }')
+  P_OTHER=$(awk -v a="$P_OTHER" -v b="$M_OTHER" 'BEGIN { printf "%.2f", a + b }')
   [ "$M_RSS" -gt "$P_RSS" ] && P_RSS=$M_RSS
   P_STEPS+="$name=$M_WALL "
 }
@@ -212,6 +253,7 @@ reset_result() {
   P_WALL=0
   P_RSS=0
   P_SIZE=0
+  P_OTHER=0
   P_STEPS=""
 }
 
@@ -255,12 +297,40 @@ seed_pipeline() { # seed_pipeline SINK TAG
 
 # ---- The two Lifeboat invocations: adjust here if the CLI changes. ----
 # Each fills LB_CMD with the command to time; the backup goes to $1.
+# (--json prints the manifest on stdout: only used for the phase breakdown.)
 lifeboat_local_cmd() { # DIR
-  LB_CMD=("$LIFEBOAT" backup "sqlite://$DB" --to "file://$1" --log-format json)
+  LB_CMD=("$LIFEBOAT" backup "sqlite://$DB" --to "file://$1" --log-format json --json)
 }
 lifeboat_s3_cmd() { # PREFIX (inside the bucket)
   LB_CMD=(env AWS_ENDPOINT_URL="$EP" AWS_ALLOW_HTTP=true
-    "$LIFEBOAT" backup "sqlite://$DB" --to "s3://$BUCKET/$1" --log-format json)
+    "$LIFEBOAT" backup "sqlite://$DB" --to "s3://$BUCKET/$1" --log-format json --json)
+}
+
+# lifeboat_phases MANIFEST LOG: "name=seconds ..." for the snapshot (from the
+# JSON log) and each verifier (from the manifest); empty if neither parses.
+lifeboat_phases() {
+  python3 - "$1" "$2" <<'PY' 2>/dev/null || true
+import json, sys
+out = []
+for line in open(sys.argv[2]):
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        continue
+    if str(rec.get("message", "")).startswith("snapshot") and "ms" in rec:
+        out.append("snapshot=%.2f" % (rec["ms"] / 1000))
+try:
+    doc = json.load(open(sys.argv[1]))
+    # --json has printed the manifest itself, and a list of {"manifest": ...}.
+    if isinstance(doc, list):
+        doc = doc[0]
+    manifest = doc.get("manifest", doc)
+    for v in manifest.get("verdicts", []):
+        out.append("%s=%.2f" % (v["verifier"], v.get("duration_ms", 0) / 1000))
+except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+    pass
+print(" ".join(out))
+PY
 }
 
 ZSTD_CHECKED=0
@@ -273,6 +343,7 @@ lifeboat_pipeline() { # lifeboat_pipeline SINK TAG
       mkdir -p "$dest"
       lifeboat_local_cmd "$dest"
       step lifeboat "$WORK/lifeboat-$sink-$tag.stdout" "${LB_CMD[@]}"
+      P_STEPS+="$(lifeboat_phases "$WORK/lifeboat-$sink-$tag.stdout" "$WORK/cmd.err") "
       mapfile -t data < <(find "$dest" -type f -name 'data.*.zst')
       [ "${#data[@]}" = 1 ] || die "expected one data.*.zst under $dest, found ${#data[@]}: $(find "$dest" -type f)"
       [ -n "$(find "$dest" -type f -name manifest.json)" ] || die "no manifest.json under $dest"
@@ -293,6 +364,7 @@ lifeboat_pipeline() { # lifeboat_pipeline SINK TAG
     s3)
       lifeboat_s3_cmd "lifeboat/$tag"
       step lifeboat "$WORK/lifeboat-$sink-$tag.stdout" "${LB_CMD[@]}"
+      P_STEPS+="$(lifeboat_phases "$WORK/lifeboat-$sink-$tag.stdout" "$WORK/cmd.err") "
       P_SIZE=$(s3_object_size "lifeboat/$tag" '/data\.[^/]*\.zst$')
       "$AWS" --endpoint-url "$EP" s3 rm --recursive --only-show-errors "s3://$BUCKET/lifeboat/$tag/"
       ;;
@@ -301,7 +373,32 @@ lifeboat_pipeline() { # lifeboat_pipeline SINK TAG
 
 # ------------------------------------------------------------------- runs ---
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-declare -A WALLS RSSES SIZES STEPS
+declare -A WALLS RSSES SIZES STEPS OTHERS
+RETRIES=0
+FLAGGED=()
+# other_share CPU_S WALL_S: CPU seconds as a percentage of the machine's
+# capacity over WALL_S.
+# wait_quiet: wait (up to QUIET_WAIT s) for a second in which other processes
+# use at most MAX_OTHER% of the CPUs.
+wait_quiet() {
+  local waited=0 b0 b1 m0 m1 share
+  while :; do
+    b0=$(machine_ticks)
+    m0=$(moto_ticks)
+    sleep 1
+    b1=$(machine_ticks)
+    m1=$(moto_ticks)
+    share=$(awk -v b=$((b1 - b0 - (m1 - m0))) -v hz="$HZ" -v n="$NCPU" 'BEGIN { printf "%.1f", 100 * b / hz / n }')
+    awk -v s="$share" -v m="$MAX_OTHER" 'BEGIN { exit !(s <= m) }' && return 0
+    [ "$waited" = 0 ] && log "  machine busy (other processes ${share}% of the CPUs): waiting up to ${QUIET_WAIT} s"
+    waited=$((waited + 1))
+    if [ "$waited" -ge "$QUIET_WAIT" ]; then
+      log "  still busy (${share}%) after ${QUIET_WAIT} s: measuring anyway"
+      return 0
+    fi
+  done
+}
+other_share() { awk -v o="$1" -v w="$2" -v n="$NCPU" 'BEGIN { if (w > 0) printf "%.1f", 100 * o / (w * n); else print 0 }'; }
 PIPELINES=(seed)
 [ "$ONLY_BASELINE" = 0 ] && PIPELINES+=(lifeboat)
 SINKS=(local s3)
@@ -314,8 +411,21 @@ for sink in "${SINKS[@]}"; do
   done
   for run in $(seq 1 "$RUNS"); do
     for p in "${PIPELINES[@]}"; do
-      "${p}_pipeline" "$sink" "run$run"
-      log "$p -> $sink: run $run/$RUNS: ${P_WALL} s, peak RSS $((P_RSS / 1024)) MiB, output $P_SIZE bytes${P_STEPS:+ ($P_STEPS)}"
+      for try in $(seq 1 "$MAX_TRIES"); do
+        wait_quiet
+        "${p}_pipeline" "$sink" "run$run"
+        share=$(other_share "$P_OTHER" "$P_WALL")
+        log "$p -> $sink: run $run/$RUNS: ${P_WALL} s, peak RSS $((P_RSS / 1024)) MiB, output $P_SIZE bytes, other processes ${share}% of the CPUs${P_STEPS:+ ($P_STEPS)}"
+        awk -v s="$share" -v m="$MAX_OTHER" 'BEGIN { exit !(s <= m) }' && break
+        if [ "$try" -lt "$MAX_TRIES" ]; then
+          log "  other processes took more than ${MAX_OTHER}% of the CPUs: running it again"
+          RETRIES=$((RETRIES + 1))
+        else
+          log "  still busy after $MAX_TRIES tries: keeping this run (flagged in the report)"
+          FLAGGED+=("$p -> $sink run $run: other processes took ${share}% of the CPUs")
+        fi
+      done
+      OTHERS[$p,$sink]+="$share "
       WALLS[$p,$sink]+="$P_WALL "
       RSSES[$p,$sink]+="$P_RSS "
       SIZES[$p,$sink]+="$P_SIZE "
@@ -343,8 +453,8 @@ if [ "$ONLY_BASELINE" = 0 ]; then
 fi
 if git_rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null); then
   git_rev="commit $git_rev"
-  if ! git -C "$REPO" diff --quiet HEAD -- backup-core backup-cli benches 2>/dev/null; then
-    git_rev+=" with uncommitted changes"
+  if ! git -C "$REPO" diff --quiet HEAD -- backup-core backup-cli Cargo.lock 2>/dev/null; then
+    git_rev+=" with uncommitted changes to backup-core/backup-cli/Cargo.lock"
   fi
 else
   git_rev="an uncommitted tree"
@@ -393,16 +503,19 @@ SECTION="$WORK/section.md"
     done
     echo
   fi
-  echo "Seed pipeline steps (median wall s of the measured runs):"
+  echo "Where the time goes (median s of the measured runs; the seed's steps run one after another,"
+  echo "Lifeboat's phases come from its JSON log and manifest and overlap each other):"
   echo
-  for sink in "${SINKS[@]}"; do
-    names=$(printf '%s' "${STEPS[seed,$sink]}" | head -n 1 | tr ' ' '\n' | cut -d= -f1 | grep .)
-    line="- $sink:"
-    for n in $names; do
-      m=$(printf '%s' "${STEPS[seed,$sink]}" | tr ' ' '\n' | grep "^$n=" | cut -d= -f2 | tr '\n' ' ' | median)
-      line+=" $n $(printf '%.2f' "$m"),"
+  for p in "${PIPELINES[@]}"; do
+    for sink in "${SINKS[@]}"; do
+      names=$(printf '%s' "${STEPS[$p,$sink]}" | head -n 1 | tr ' ' '\n' | cut -d= -f1 | grep .)
+      line="- $p -> $sink:"
+      for n in $names; do
+        m=$(printf '%s' "${STEPS[$p,$sink]}" | tr ' ' '\n' | grep "^$n=" | cut -d= -f2 | tr '\n' ' ' | median)
+        line+=" $n $(printf '%.2f' "$m"),"
+      done
+      echo "${line%,}"
     done
-    echo "${line%,}"
   done
   echo
   echo "Method:"
@@ -419,13 +532,27 @@ SECTION="$WORK/section.md"
   echo "  (S3) or \`mv\` into a backup directory on the same filesystem (local; no fsync)."
   echo "- Lifeboat: \`lifeboat backup sqlite://\$DB --to file://\$DIR\` and"
   echo "  \`AWS_ENDPOINT_URL=\$EP lifeboat backup sqlite://\$DB --to s3://$BUCKET/lifeboat\`"
-  echo "  (\`--log-format json\`): backup-API snapshot, \`PRAGMA integrity_check\`, zstd, SHA-256, upload"
+  echo "  (\`--log-format json --json\`): consistent snapshot, \`PRAGMA integrity_check\`, zstd, SHA-256, upload"
   echo "  (fsync + rename for the local sink), checksum read-back, manifest. Output size: the"
   echo "  \`data.*.zst\` object (\`du -b\` locally, \`aws s3 ls\` on S3)."
   echo "- S3 is moto $moto_version on 127.0.0.1 on the same machine, so upload cost is loopback + moto's"
   echo "  CPU, which competes with the pipeline for the $(nproc) cores."
-  echo "- Load average (1/5/15 min) before the runs: $LOAD_BEFORE; after: $LOAD_AFTER. Anything else"
-  echo "  running on the machine slows both pipelines alike only roughly: read the ratios, not the seconds."
+  echo "- Other processes on the machine: CPU time that neither the measured command nor moto used,"
+  echo "  from /proc/stat, as a share of the $NCPU cores over the run. Each measured run waited for a quiet"
+  echo "  second first (up to $QUIET_WAIT s), and a run where other processes passed ${MAX_OTHER}%"
+  worst=""
+  for sink in "${SINKS[@]}"; do
+    for p in "${PIPELINES[@]}"; do
+      worst+="$p -> $sink $(maximum <<<"${OTHERS[$p,$sink]}")%, "
+    done
+  done
+  echo "  was run again (up to $MAX_TRIES tries; $RETRIES re-run(s) this time). Worst accepted run:"
+  echo "  ${worst%, }."
+  if [ "${#FLAGGED[@]}" -gt 0 ]; then
+    flagged=$(printf '%s; ' "${FLAGGED[@]}")
+    echo "  **Kept although busy** (after $MAX_TRIES tries): ${flagged%; }."
+  fi
+  echo "  Load average (1/5/15 min) before the runs: $LOAD_BEFORE; after: $LOAD_AFTER."
   echo
   echo "Machine: $(nproc) cores, $cpu_model, $mem_total RAM, Linux $(uname -r);"
   echo "$(sqlite3 --version | cut -d' ' -f1,2 | sed 's/^/sqlite3 /'), $(gzip --version | head -n 1),"
