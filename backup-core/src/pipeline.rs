@@ -85,7 +85,7 @@ pub struct BackupJob {
     sink: Arc<dyn Sink>,
     name: Option<String>,
     min_size: u64,
-    level: i32,
+    level: Option<i32>,
     threads: u32,
     extra_verifiers: Vec<Arc<dyn Verifier>>,
     lock_mode: LockMode,
@@ -123,7 +123,7 @@ impl BackupJob {
             sink,
             name: None,
             min_size: verify::size::DEFAULT_MIN_SIZE,
-            level: DEFAULT_LEVEL,
+            level: None,
             threads: default_threads(),
             extra_verifiers: Vec::new(),
             lock_mode: LockMode::FailFast,
@@ -153,10 +153,16 @@ impl BackupJob {
         self
     }
 
-    /// zstd level, 1 to 19 (default 3).
+    /// zstd level, 1 to 19 (default: the source's, 3 for SQLite and 6 for
+    /// PostgreSQL).
     pub fn compression_level(mut self, level: i32) -> Self {
-        self.level = level;
+        self.level = Some(level);
         self
+    }
+
+    fn level(&self) -> i32 {
+        self.level
+            .unwrap_or_else(|| self.source.default_compression_level())
     }
 
     /// Compression threads (default: every core).
@@ -196,10 +202,10 @@ impl BackupJob {
     }
 
     fn check(&self) -> Result<String> {
-        if !(1..=19).contains(&self.level) {
+        if !(1..=19).contains(&self.level()) {
             return Err(Error::usage(format!(
                 "compression level {} is out of range (1 to 19)",
-                self.level
+                self.level()
             )));
         }
         let name = self
@@ -253,7 +259,7 @@ impl BackupJob {
         let streamed = stream_to_upload(
             dump.reader,
             upload,
-            self.level,
+            self.level(),
             self.threads,
             self.progress.clone(),
             raw_hint,
@@ -289,16 +295,21 @@ impl BackupJob {
         }
         upload.complete().await?;
         let mut written = vec![key.clone()];
-        let attachments =
-            match store_attachments(&*self.sink, &dir, attachments_in, self.level, &mut written)
-                .await
-            {
-                Ok(a) => a,
-                Err(e) => {
-                    delete_all(&*self.sink, &written).await;
-                    return Err(e);
-                }
-            };
+        let attachments = match store_attachments(
+            &*self.sink,
+            &dir,
+            attachments_in,
+            self.level(),
+            &mut written,
+        )
+        .await
+        {
+            Ok(a) => a,
+            Err(e) => {
+                delete_all(&*self.sink, &written).await;
+                return Err(e);
+            }
+        };
 
         let mut manifest = Manifest {
             format: crate::manifest::MANIFEST_FORMAT.into(),
@@ -320,7 +331,7 @@ impl BackupJob {
                 sha256: compressed.sha256,
                 compression: Compression {
                     algorithm: "zstd".into(),
-                    level: self.level,
+                    level: self.level(),
                 },
                 encryption: None,
             },

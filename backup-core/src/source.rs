@@ -122,6 +122,11 @@ pub trait Source: Send + Sync + fmt::Debug {
     /// File extension of the raw artifact (`sqlite`, `pgdump`).
     fn extension(&self) -> &'static str;
 
+    /// The zstd level a backup uses unless told otherwise.
+    fn default_compression_level(&self) -> i32 {
+        crate::pipeline::DEFAULT_LEVEL
+    }
+
     /// Check, before any upload starts, that the database exists and can be
     /// read.
     ///
