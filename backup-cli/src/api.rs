@@ -44,8 +44,11 @@ fn parse<T: DeserializeOwned + Serialize + Default>(
             ))),
         }
     };
-    let config = text(map.remove("config"), "config")?;
-    let profile = text(map.remove("profile"), "profile")?;
+    // As on the command line, LIFEBOAT_CONFIG and LIFEBOAT_PROFILE apply
+    // when the options do not say.
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let config = text(map.remove("config"), "config")?.or_else(|| env("LIFEBOAT_CONFIG"));
+    let profile = text(map.remove("profile"), "profile")?.or_else(|| env("LIFEBOAT_PROFILE"));
     let known: Vec<String> = match serde_json::to_value(T::default()) {
         Ok(Value::Object(m)) => m.keys().cloned().collect(),
         _ => Vec::new(),

@@ -248,7 +248,9 @@ pub(crate) const DEFAULT_UPLOAD_CONCURRENCY: usize = 4;
 /// for missing or unreadable credentials settings.
 pub fn sink_from_url(url: &str, opts: &SinkOptions) -> Result<Arc<dyn Sink>> {
     if !url.contains("://") {
-        return Ok(Arc::new(LocalSink::new(url)?));
+        // A plain path, or `file:relative/dir`.
+        let path = url.strip_prefix("file:").unwrap_or(url);
+        return Ok(Arc::new(LocalSink::new(path)?));
     }
     let parsed =
         url::Url::parse(url).map_err(|e| Error::usage(format!("invalid sink URL {url:?}: {e}")))?;
@@ -338,6 +340,20 @@ pub(crate) fn check_key(location: &str, key: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relative_file_urls_and_plain_paths_are_local() {
+        let cwd = std::env::current_dir().unwrap();
+        for url in ["file:backups", "backups", "./backups"] {
+            let sink = sink_from_url(url, &SinkOptions::default()).unwrap();
+            assert!(
+                sink.location()
+                    .starts_with(&format!("file://{}", cwd.display())),
+                "{url}"
+            );
+            assert!(sink.location().ends_with("backups"), "{url}");
+        }
+    }
 
     #[test]
     fn unknown_scheme_is_a_usage_error() {

@@ -1,0 +1,240 @@
+// Type definitions for the npm package `lifeboat`.
+//
+// Options are the `lifeboat` command line's long flags in camelCase
+// (`--min-size` → `minSize`, `--exclude-schema` → `excludeSchemas`).
+// Results are exactly the JSON `lifeboat <command> --json` prints, so their
+// keys are snake_case like the stored manifests.
+
+/** The kind of failure; also `LifeboatError.code`. */
+export type ErrorCode =
+  | 'locked'
+  | 'source'
+  | 'sink'
+  | 'verification'
+  | 'restore'
+  | 'health'
+  | 'usage'
+  | 'config'
+  | 'cancelled';
+
+/** Exit codes of the `lifeboat` command line, by error code. */
+export declare const EXIT_CODES: Readonly<Record<ErrorCode, number>>;
+
+/** Every failure of a Lifeboat operation. */
+export declare class LifeboatError extends Error {
+  readonly name: 'LifeboatError';
+  /** The kind of failure, to branch on (never parse `message`). */
+  readonly code: ErrorCode;
+  /** The exit code the `lifeboat` command line uses for this failure. */
+  readonly exitCode: number;
+  /** Whether the same call, repeated unchanged, may succeed. */
+  readonly retryable: boolean;
+}
+
+export type Phase = 'snapshot' | 'upload' | 'verify' | 'download';
+
+export interface ProgressEvent {
+  phase: Phase;
+  /** Bytes done in this phase so far (upload: raw bytes; download: stored bytes). */
+  bytes: number;
+  /** The phase's size in bytes, when known. */
+  total: number | null;
+  /** `true` on the phase's last event. */
+  done: boolean;
+}
+
+/** A size: bytes, or a string such as `"1 KiB"` or `"5MB"`. */
+export type Size = number | string;
+
+/** Options every operation takes. */
+export interface CommonOptions {
+  /** Config file (default: `./lifeboat.toml` when it exists). */
+  config?: string;
+  /** Profile in the config file. */
+  profile?: string;
+  /** Cancel the operation: it rejects with `code: 'cancelled'` and leaves nothing half-visible. */
+  signal?: AbortSignal;
+}
+
+/** Called from the event loop, never blocking the work; does not keep the process alive. */
+export interface ProgressOptions {
+  onProgress?: (event: ProgressEvent) => void;
+}
+
+/** PostgreSQL options (ignored for SQLite). */
+export interface PostgresOptions {
+  /** Directory holding pg_dump/pg_restore. */
+  pgBinDir?: string;
+  /** Run the tools through this command, e.g. `"docker exec -i db"`. */
+  commandPrefix?: string;
+  schemas?: string[];
+  excludeSchemas?: string[];
+  tables?: string[];
+  excludeTables?: string[];
+  /** Also store roles and tablespaces. */
+  globals?: boolean;
+  /** Fail verification when the archive lists fewer tables (default 1). */
+  minTables?: number;
+  /** Refuse a standby lagging more than this (`"5m"`, `"30s"`, or seconds). */
+  maxReplicaLag?: string | number;
+  /** Only warn when the standby lags too much. */
+  replicaLagWarn?: boolean;
+  /** Parallel jobs for restores and drills. */
+  jobs?: number;
+  /** Restore without ownership and privileges. */
+  noOwner?: boolean;
+}
+
+/** Restore drills of PostgreSQL backups. */
+export interface DrillOptions {
+  drill?: boolean;
+  /** Drill into a temporary database on this server (`postgres://…`). */
+  drillServer?: string;
+  /** Drill into a throwaway cluster started from local server binaries. */
+  drillCluster?: boolean;
+}
+
+export interface BackupOptions extends CommonOptions, ProgressOptions, PostgresOptions, DrillOptions {
+  /** `sqlite:///path/app.db` or `postgres://user@host/db[,db2]` (default: `source` in the config). */
+  source?: string;
+  /** `file:///dir`, `s3://bucket/prefix`, `spaces://bucket/prefix?region=nyc3`, `gs://bucket/prefix`, or a path. */
+  to?: string;
+  /** Source name in the bucket layout (default: the database file's stem). */
+  name?: string;
+  /** Fail if the uncompressed dump is smaller (default 1 KiB). */
+  minSize?: Size;
+  /** zstd level, 1 to 19 (default 3). */
+  level?: number;
+  /** Compression threads (default: every core). */
+  threads?: number;
+  /** Wait for another run on the same database instead of failing with `locked`. */
+  wait?: boolean;
+  lockDir?: string;
+  tempDir?: string;
+}
+
+export interface ListOptions extends CommonOptions {
+  /** Where backups live (default: `sink` in the config). */
+  from?: string;
+  /** Only this source's backups. */
+  source?: string;
+}
+
+export interface VerifyOptions extends CommonOptions, ProgressOptions, PostgresOptions, DrillOptions {
+  /** Backup id or unique prefix (default: the latest). */
+  id?: string;
+  latest?: boolean;
+  from?: string;
+  source?: string;
+  minSize?: Size;
+  tempDir?: string;
+}
+
+export interface RestoreOptions extends CommonOptions, ProgressOptions, PostgresOptions {
+  id?: string;
+  latest?: boolean;
+  from?: string;
+  source?: string;
+  /** The database to create: `sqlite:///path/restored.db` or `postgres://…/newdb`. Required. */
+  to: string;
+  /** Replace an existing database (kept aside until the new one is proven). */
+  force?: boolean;
+  wait?: boolean;
+  lockDir?: string;
+}
+
+export interface TableCount {
+  name: string;
+  rows: number;
+}
+
+export interface Fingerprint {
+  tables: TableCount[];
+  server_version: string;
+  details?: Record<string, unknown>;
+}
+
+export interface Verdict {
+  verifier: string;
+  passed: boolean;
+  detail: string;
+  duration_ms: number;
+  /** RFC 3339 UTC. */
+  checked_at: string;
+}
+
+export interface Manifest {
+  format: string;
+  format_version: number;
+  backup_id: string;
+  source: { kind: string; name: string; location: string };
+  started_at: string;
+  finished_at: string;
+  host: string;
+  tool: { name: string; version: string };
+  artifact: {
+    key: string;
+    raw_size: number;
+    stored_size: number;
+    sha256: string;
+    compression: { algorithm: string; level: number };
+    encryption: string | null;
+  };
+  fingerprint: Fingerprint;
+  verdicts: Verdict[];
+  attachments?: { name: string; key: string; raw_size: number; stored_size: number }[];
+}
+
+export interface BackupResult {
+  backups: { manifest: Manifest; location: string; duration_ms: number; drill: Verdict | null }[];
+}
+
+export interface IncompleteBackup {
+  dir: string;
+  source: string;
+  backup_id: string;
+  bytes: number;
+  last_modified: string;
+  reason: string;
+}
+
+export interface ListResult {
+  location: string;
+  /** Oldest first, by recorded start time. */
+  complete: Manifest[];
+  incomplete: IncompleteBackup[];
+}
+
+export interface VerifyResult {
+  backup_id: string;
+  source: string;
+  location: string;
+  passed: boolean;
+  verdicts: Verdict[];
+  duration_ms: number;
+}
+
+export interface RestoreResult {
+  backup_id: string;
+  target: string;
+  bytes: number;
+  replaced: boolean;
+  fingerprint: Fingerprint;
+  duration_ms: number;
+}
+
+/** Take a backup, verify it, and commit it with its manifest. */
+export declare function backup(options?: BackupOptions): Promise<BackupResult>;
+/** List the backups in a sink, complete and incomplete. A failed listing rejects; it is never an empty list. */
+export declare function list(options?: ListOptions): Promise<ListResult>;
+/** Prove a stored backup again: size, checksum, and the data itself. Rejects with `code: 'verification'` when a check fails. */
+export declare function verify(options?: VerifyOptions): Promise<VerifyResult>;
+/** Restore a backup into a new SQLite file or PostgreSQL database. */
+export declare function restore(options: RestoreOptions): Promise<RestoreResult>;
+/**
+ * Run the `lifeboat` command line in this process with `args` (no program
+ * name) and return its exit code. Blocks the event loop until done.
+ */
+export declare function runCli(args: string[]): number;
+/** Send Lifeboat's logs to stderr (text or JSON lines), as the CLI does. Off by default. */
+export declare function initLogging(options?: { json?: boolean; verbose?: number; quiet?: boolean }): void;
