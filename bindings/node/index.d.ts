@@ -231,6 +231,67 @@ export declare function list(options?: ListOptions): Promise<ListResult>;
 export declare function verify(options?: VerifyOptions): Promise<VerifyResult>;
 /** Restore a backup into a new SQLite file or PostgreSQL database. */
 export declare function restore(options: RestoreOptions): Promise<RestoreResult>;
+export interface PruneOptions extends CommonOptions {
+  from?: string;
+  source?: string;
+  keepLast?: number;
+  keepDays?: number;
+  keepDaily?: number;
+  keepWeekly?: number;
+  keepMonthly?: number;
+  /** List what would go, and the rule that releases it; delete nothing. */
+  dryRun?: boolean;
+}
+
+export interface PruneDecision {
+  backup_id: string;
+  dir: string;
+  started_at: string;
+  keep: boolean;
+  /** The rules that keep it, or why it goes. */
+  reasons: string[];
+  incomplete: boolean;
+}
+
+export interface PruneResult {
+  decisions: PruneDecision[];
+  deleted: string[];
+  dry_run: boolean;
+}
+
+export interface StatusOptions extends CommonOptions {
+  from?: string;
+  source?: string;
+  /** `"26h"` or seconds. */
+  maxAge?: string | number;
+  minSize?: string | number;
+  /** 0.5 = unhealthy when the newest backup is less than half the previous one. */
+  maxSizeDrop?: number;
+}
+
+export interface SourceStatus {
+  source: string;
+  backups: number;
+  incomplete: number;
+  newest: null | {
+    backup_id: string;
+    started_at: string;
+    age_secs: number;
+    stored_size: number;
+    raw_size: number;
+    verified: boolean;
+    previous_raw_size: number | null;
+  };
+  last_verification: null | { at: string; passed: boolean; backup_id: string; key: string };
+  last_drill: null | { at: string; passed: boolean; backup_id: string; key: string };
+  problems: string[];
+  healthy: boolean;
+}
+
+/** Apply retention to one source's backups (the newest verified one always stays). */
+export declare function prune(options?: PruneOptions): Promise<PruneResult>;
+/** Health of each source; unhealthy ones are `healthy: false`, not rejections. */
+export declare function status(options?: StatusOptions): Promise<SourceStatus[]>;
 /**
  * Run the `lifeboat` command line in this process with `args` (no program
  * name) and return its exit code. Blocks the event loop until done.

@@ -177,6 +177,24 @@ function restore(options) {
 }
 
 /**
+ * Apply retention to one source's backups: `{ decisions: [{ backup_id, dir,
+ * started_at, keep, reasons, incomplete }], deleted, dry_run }`. With
+ * `dryRun: true` nothing is deleted. A failed listing deletes nothing.
+ */
+function prune(options) {
+  return call('prune', options, false);
+}
+
+/**
+ * Health of each source: `[{ source, backups, incomplete, newest,
+ * last_verification, last_drill, problems, healthy }]`. An unhealthy source
+ * is a result (`healthy: false`), not a rejection; the CLI exits 6 for it.
+ */
+function status(options) {
+  return call('status', options, false);
+}
+
+/**
  * Run the `lifeboat` command line in this process (args without the
  * program name) and return its exit code. Prints as the binary does and
  * blocks the event loop until done: meant for scripts and the `lifeboat` bin.
@@ -195,6 +213,8 @@ module.exports = {
   list,
   verify,
   restore,
+  prune,
+  status,
   runCli,
   initLogging,
   LifeboatError,

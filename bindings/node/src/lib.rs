@@ -252,6 +252,30 @@ pub fn list<'env>(
     })
 }
 
+/// Apply retention; resolves to the envelope text.
+#[napi(catch_unwind, ts_return_type = "Promise<string>")]
+pub fn prune<'env>(
+    env: &'env Env,
+    options_json: String,
+    cancel: Option<&CancelToken>,
+) -> NapiResult<PromiseRaw<'env, String>> {
+    spawn(env, cancel, async move {
+        backup_cli::api::prune(options(&options_json)?).await
+    })
+}
+
+/// Health of each source; resolves to the envelope text.
+#[napi(catch_unwind, ts_return_type = "Promise<string>")]
+pub fn status<'env>(
+    env: &'env Env,
+    options_json: String,
+    cancel: Option<&CancelToken>,
+) -> NapiResult<PromiseRaw<'env, String>> {
+    spawn(env, cancel, async move {
+        backup_cli::api::status(options(&options_json)?).await
+    })
+}
+
 /// Verify a stored backup; resolves to the envelope text.
 #[napi(catch_unwind, ts_return_type = "Promise<string>")]
 pub fn verify<'env>(
