@@ -12,7 +12,9 @@ Usage (from the repository root, with the package built in release mode):
 The database is generated once by `target/release/gen-sqlite` into
 bench-data/ and reused. Each round runs both doors once, in alternating
 order, each to a fresh local sink; one unmeasured warm-up round comes first
-so both start with the source in the page cache. Reported: the median wall
+so both start with the source in the page cache. Before each run the
+script waits (up to --quiet-wait s) for a second in which other processes
+use less than --max-other % of the CPUs: the machine may be shared. Reported: the median wall
 time per door (the binary's includes its process start, as a user would
 see it) and the median `duration_ms` the pipeline itself reports.
 """
@@ -42,6 +44,31 @@ def ensure_release_tools(skip_build: bool) -> None:
          "-p", "lifeboat-benches", "--bin", "gen-sqlite"],
         cwd=REPO, check=True,
     )
+
+
+def cpu_busy(interval: float = 1.0) -> float:
+    """Share of all CPUs busy during `interval` (this process is idle meanwhile)."""
+
+    def snap() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        idle = fields[3] + fields[4]
+        return sum(fields) - idle, sum(fields)
+
+    b0, t0 = snap()
+    time.sleep(interval)
+    b1, t1 = snap()
+    return (b1 - b0) / max(1, t1 - t0)
+
+
+def wait_quiet(max_busy: float, timeout: float) -> float:
+    """Wait (up to `timeout` s) for a second in which other processes keep
+    less than `max_busy` of the CPUs busy: the machine may be shared."""
+    deadline = time.monotonic() + timeout
+    busy = cpu_busy()
+    while busy > max_busy and time.monotonic() < deadline:
+        busy = cpu_busy()
+    return busy
 
 
 def binary_run(db: Path, sink: Path, lock_dir: Path) -> tuple[float, int]:
@@ -74,6 +101,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--skip-build", action="store_true", help="use the binaries already in target/release")
     ap.add_argument("--json", action="store_true", help="print the summary as JSON too")
+    ap.add_argument("--max-other", type=float, default=15,
+                    help="before each run, wait for a second with at most this %% of CPU used by others")
+    ap.add_argument("--quiet-wait", type=float, default=300, help="how long to wait for that second")
     args = ap.parse_args()
 
     import lifeboat  # fail early if the package is not installed
@@ -94,12 +124,14 @@ def main() -> int:
             order = list(doors) if round_no % 2 == 0 else list(reversed(doors))
             for door in order:
                 sink = work / f"{door}-{round_no}"
+                busy = wait_quiet(args.max_other / 100, args.quiet_wait)
                 wall, pipeline_ms = doors[door](db, sink, work)
                 shutil.rmtree(sink)
                 if round_no > 0:
                     results[door].append((wall, pipeline_ms))
                 print(f"round {round_no}{' (warm-up)' if round_no == 0 else ''} {door:<6}"
-                      f" wall {wall:7.3f}s  pipeline {pipeline_ms / 1000:7.3f}s", file=sys.stderr)
+                      f" wall {wall:7.3f}s  pipeline {pipeline_ms / 1000:7.3f}s"
+                      f"  (others busy {100 * busy:.0f}% before)", file=sys.stderr)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -63,8 +63,10 @@ fn parse<T: DeserializeOwned + Serialize + Default>(
         )));
     }
     map.retain(|_, v| !v.is_null());
-    let args: T =
-        serde_json::from_value(Value::Object(map)).map_err(|e| usage(format!("{op}: {e}")))?;
+    let args: T = serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
+        let path = e.path().to_string();
+        usage(format!("{op}: option {path}: {}", e.inner()))
+    })?;
     let ctx = Context::load(
         config.as_deref().map(std::path::Path::new),
         profile.as_deref(),

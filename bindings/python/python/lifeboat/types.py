@@ -1,0 +1,110 @@
+"""Shapes of the dicts the operations return (the CLI's ``--json`` output)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Optional, TypedDict
+
+__all__ = [
+    "ProgressCallback",
+    "Manifest",
+    "Verdict",
+    "BackupOutput",
+    "BackupResult",
+    "ListResult",
+    "VerifyResult",
+    "RestoreResult",
+    "PruneResult",
+    "SourceStatus",
+]
+
+#: ``on_progress(phase, bytes, total)``: ``phase`` is "snapshot", "upload",
+#: "verify" or "download"; ``bytes`` is how much of the phase is done;
+#: ``total`` is the phase's size when known, else None.
+ProgressCallback = Callable[[str, int, Optional[int]], object]
+
+#: A backup's manifest, as stored next to it (``manifest.json``): keys
+#: ``backup_id``, ``source``, ``started_at``, ``finished_at``, ``host``,
+#: ``tool``, ``artifact`` (``key``, ``raw_size``, ``stored_size``, ``sha256``,
+#: ...), ``fingerprint``, ``verdicts``, ``attachments``.
+Manifest = Dict[str, Any]
+
+
+class Verdict(TypedDict):
+    """One verifier's judgement of a backup."""
+
+    verifier: str
+    passed: bool
+    detail: str
+    duration_ms: int
+    checked_at: str
+
+
+class BackupOutput(TypedDict):
+    """One database's backup."""
+
+    manifest: Manifest
+    location: str
+    duration_ms: int
+    drill: Optional[Verdict]
+
+
+class BackupResult(TypedDict):
+    """What :func:`lifeboat.backup` returns: one entry per database."""
+
+    backups: List[BackupOutput]
+
+
+class ListResult(TypedDict):
+    """What :func:`lifeboat.list` returns."""
+
+    location: str
+    complete: List[Manifest]
+    incomplete: List[Dict[str, Any]]
+
+
+class VerifyResult(TypedDict):
+    """What :func:`lifeboat.verify` returns."""
+
+    backup_id: str
+    source: str
+    location: str
+    passed: bool
+    verdicts: List[Verdict]
+    duration_ms: int
+
+
+class RestoreResult(TypedDict):
+    """What :func:`lifeboat.restore` returns."""
+
+    backup_id: str
+    target: str
+    bytes: int
+    replaced: bool
+    fingerprint: Dict[str, Any]
+    duration_ms: int
+
+
+class PruneResult(TypedDict):
+    """What :func:`lifeboat.prune` returns.
+
+    ``decisions``: one per backup, ``{"backup_id", "dir", "started_at", "keep",
+    "reasons", "incomplete"}``; ``deleted``: the backups removed (none with
+    ``dry_run=True``).
+    """
+
+    decisions: List[Dict[str, Any]]
+    deleted: List[Any]
+    dry_run: bool
+
+
+class SourceStatus(TypedDict):
+    """One source's health, as :func:`lifeboat.status` returns it (a list of these)."""
+
+    source: str
+    backups: int
+    incomplete: int
+    newest: Optional[Dict[str, Any]]
+    last_verification: Optional[Dict[str, Any]]
+    last_drill: Optional[Dict[str, Any]]
+    problems: List[str]
+    healthy: bool
