@@ -9,7 +9,7 @@
 # Usage:
 #   benches/pg_vs_seed.sh [--scale N] [--runs N] [--out FILE] [--no-write]
 #                         [--skip-build] [--max-other PCT] [--no-drill-cluster]
-#                         [--regenerate] [--generate-only]
+#                         [--regenerate] [--generate-only] [--also-level N]
 #
 #   --scale N           generator scale (default 1: about 1.2 GB in
 #                       pg_database_size; may be fractional for a smoke test)
@@ -27,6 +27,8 @@
 #   --regenerate        generate the database again even if it exists
 #   --generate-only     set up the cluster and the database, then stop
 #                       (no build, no measurement)
+#   --also-level N      also measure `lifeboat backup --level N` beside the
+#                       default level (default 3; 0 to skip)
 #
 # Environment: SCALE, RUNS, MAX_OTHER, QUIET_WAIT give the defaults of the
 # options above; PGBIN (default /usr/lib/postgresql/15/bin) the server and
@@ -63,6 +65,7 @@ QUIET_WAIT="${QUIET_WAIT:-300}"
 DRILL_CLUSTER=1
 REGENERATE=0
 GENERATE_ONLY=0
+ALSO_LEVEL="${ALSO_LEVEL:-3}"
 PGBIN="${PGBIN:-/usr/lib/postgresql/15/bin}"
 BENCH_MD="$REPO/BENCHMARKS.md"
 SECTION_HEADING="## PostgreSQL: lifeboat vs the seed 000/003 pipeline"
@@ -88,18 +91,19 @@ while [ $# -gt 0 ]; do
     --no-drill-cluster) DRILL_CLUSTER=0; shift ;;
     --regenerate) REGENERATE=1; shift ;;
     --generate-only) GENERATE_ONLY=1; shift ;;
+    --also-level) need_value "$@"; ALSO_LEVEL=$2; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "pg_vs_seed: unknown option '$1'" >&2; usage >&2; exit 2 ;;
   esac
 done
-for v in RUNS MAX_OTHER QUIET_WAIT; do
+for v in RUNS MAX_OTHER QUIET_WAIT ALSO_LEVEL; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number (got '${!v}')"
 done
 [[ $SCALE =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--scale must be a positive number (got '$SCALE')"
 awk -v s="$SCALE" 'BEGIN { exit !(s > 0) }' || die "--scale must be above 0"
 [ "$RUNS" -ge 1 ] || die "--runs must be at least 1"
 
-for tool in cargo curl python3 pgrep; do
+for tool in cargo curl python3 ps; do
   command -v "$tool" >/dev/null 2>&1 || die "$tool not found"
 done
 [ -x /usr/bin/time ] || die "/usr/bin/time (GNU time) not found: apt-get install -y time"
@@ -296,15 +300,28 @@ pid_ticks() { # PID [with_children]: utime + stime (+ cutime + cstime)
     echo 0
   fi
 }
-helper_ticks() {
-  local t=0 c
-  [ -n "$MOTO_PID" ] && t=$((t + $(pid_ticks "$MOTO_PID")))
-  t=$((t + $(pid_ticks "$PG_PID" 1)))
-  for c in $(pgrep -P "$PG_PID" 2>/dev/null); do
+# The server's processes (zombies included: a backend that has exited but
+# is not yet reaped has not yet reached the postmaster's child times).
+pg_children() { ps --ppid "$PG_PID" -o pid= 2>/dev/null || true; }
+# Wait (up to 2 s) until the server is back to N children: the backends of
+# the command just measured have exited and been reaped, so their CPU time
+# is in the postmaster's child times.
+pg_settle() {
+  for _ in $(seq 1 40); do
+    [ "$(pg_children | grep -c .)" -le "$1" ] && return 0
+    sleep 0.05
+  done
+}
+pg_ticks() {
+  local t c
+  t=$(pid_ticks "$PG_PID" 1)
+  for c in $(pg_children); do
     t=$((t + $(pid_ticks "$c")))
   done
   echo "$t"
 }
+moto_ticks() { if [ -n "$MOTO_PID" ]; then pid_ticks "$MOTO_PID"; else echo 0; fi; }
+helper_ticks() { echo $(($(moto_ticks) + $(pg_ticks))); }
 
 # measure OUT ERR CMD...: run CMD with stdout to OUT and stderr appended to
 # ERR under /usr/bin/time -v; sets M_WALL (s), M_RSS (KiB), M_OTHER (CPU s
@@ -313,18 +330,25 @@ helper_ticks() {
 M_WALL=0
 M_RSS=0
 M_OTHER=0
+M_CPU=0
+M_PG=0
+M_MOTO=0
 M_RC=0
 MEASURE_MAY_FAIL=0
 measure() {
-  local out=$1 err=$2 tf="$WORK/time.out" b0 h0 b1 h1
+  local out=$1 err=$2 tf="$WORK/time.out" b0 p0 m0 b1 p1 m1 n0
   shift 2
   echo "+ $*" >>"$err"
+  n0=$(pg_children | grep -c .)
   b0=$(machine_ticks)
-  h0=$(helper_ticks)
+  p0=$(pg_ticks)
+  m0=$(moto_ticks)
   M_RC=0
   /usr/bin/time -v -o "$tf" "$@" >"$out" 2>>"$err" || M_RC=$?
+  pg_settle "$n0"
   b1=$(machine_ticks)
-  h1=$(helper_ticks)
+  p1=$(pg_ticks)
+  m1=$(moto_ticks)
   if [ "$M_RC" != 0 ] && [ "$MEASURE_MAY_FAIL" = 0 ]; then
     echo "pg_vs_seed: command failed (exit $M_RC): $*" >&2
     echo "--- last lines of its stderr ($err) ---" >&2
@@ -335,9 +359,12 @@ measure() {
       n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s }' "$tf")
   M_RSS=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$tf")
   if [ -z "$M_WALL" ] || [ -z "$M_RSS" ]; then die "could not parse $tf"; fi
-  M_OTHER=$(awk -F': ' -v busy=$((b1 - b0 - (h1 - h0))) -v hz="$HZ" '
-    /User time \(seconds\)|System time \(seconds\)/ { own += $2 }
-    END { o = busy / hz - own; if (o < 0) o = 0; printf "%.2f", o }' "$tf")
+  M_CPU=$(awk -F': ' '/User time \(seconds\)|System time \(seconds\)/ { own += $2 }
+    END { printf "%.2f", own }' "$tf")
+  M_PG=$(awk -v t=$((p1 - p0)) -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }')
+  M_MOTO=$(awk -v t=$((m1 - m0)) -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }')
+  M_OTHER=$(awk -v busy=$((b1 - b0 - (p1 - p0) - (m1 - m0))) -v hz="$HZ" -v own="$M_CPU" '
+    BEGIN { o = busy / hz - own; if (o < 0) o = 0; printf "%.2f", o }')
 }
 
 # Results of the last run: P_WALL (s), P_RSS (KiB), P_SIZE (bytes), P_OTHER
@@ -347,7 +374,13 @@ P_RSS=0
 P_SIZE=0
 P_OTHER=0
 P_STEPS=""
+P_CPU=0
+P_PG=0
+P_MOTO=0
 reset_result() {
+  P_CPU=0
+  P_PG=0
+  P_MOTO=0
   P_WALL=0
   P_RSS=0
   P_SIZE=0
@@ -360,6 +393,9 @@ step() { # step NAME OUT ERR CMD...
   measure "$@"
   P_WALL=$(awk -v a="$P_WALL" -v b="$M_WALL" 'BEGIN { printf "%.2f", a + b }')
   P_OTHER=$(awk -v a="$P_OTHER" -v b="$M_OTHER" 'BEGIN { printf "%.2f", a + b }')
+  P_CPU=$(awk -v a="$P_CPU" -v b="$M_CPU" 'BEGIN { printf "%.2f", a + b }')
+  P_PG=$(awk -v a="$P_PG" -v b="$M_PG" 'BEGIN { printf "%.2f", a + b }')
+  P_MOTO=$(awk -v a="$P_MOTO" -v b="$M_MOTO" 'BEGIN { printf "%.2f", a + b }')
   [ "$M_RSS" -gt "$P_RSS" ] && P_RSS=$M_RSS
   P_STEPS+="$name=$M_WALL "
 }
@@ -411,12 +447,14 @@ seed_pipeline() { # seed_pipeline SINK TAG
 }
 
 # ---- The Lifeboat invocations: adjust here if the CLI changes. ----
+# LB_EXTRA: more options (the --also-level runs).
+LB_EXTRA=()
 lifeboat_local_cmd() { # DIR
-  LB_CMD=("$LIFEBOAT" backup "$DB_URL" --to "file://$1" --log-format json --json)
+  LB_CMD=("$LIFEBOAT" backup "$DB_URL" --to "file://$1" --log-format json --json ${LB_EXTRA[@]+"${LB_EXTRA[@]}"})
 }
 lifeboat_s3_cmd() { # PREFIX (inside the bucket)
   LB_CMD=(env AWS_ENDPOINT_URL="$EP" AWS_ALLOW_HTTP=true
-    "$LIFEBOAT" backup "$DB_URL" --to "s3://$BUCKET/$1" --log-format json --json)
+    "$LIFEBOAT" backup "$DB_URL" --to "s3://$BUCKET/$1" --log-format json --json ${LB_EXTRA[@]+"${LB_EXTRA[@]}"})
 }
 drill_server_cmd() {
   LB_CMD=("$LIFEBOAT" verify --from "file://$DRILL_SINK" --latest
@@ -510,7 +548,7 @@ mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 div() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 yesno() { awk "BEGIN { print ($1) ? \"yes\" : \"**no**\" }"; }
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-declare -A WALLS RSSES SIZES STEPS OTHERS
+declare -A WALLS RSSES SIZES STEPS OTHERS CPUS PGS MOTOS
 RETRIES=0
 FLAGGED=()
 wait_quiet() {
@@ -564,6 +602,9 @@ run_group() {
       RSSES[$name]+="$P_RSS "
       SIZES[$name]+="$P_SIZE "
       STEPS[$name]+="$P_STEPS"$'\n'
+      CPUS[$name]+="$P_CPU "
+      PGS[$name]+="$P_PG "
+      MOTOS[$name]+="$P_MOTO "
     done
   done
 }
@@ -571,12 +612,22 @@ run_group() {
 m_floor() { floor_pipeline - "$2"; }
 m_seed() { seed_pipeline "$1" "$2"; }
 m_lifeboat() { lifeboat_pipeline "$1" "$2"; }
+m_lifeboat_lvl() {
+  LB_EXTRA=(--level "$ALSO_LEVEL")
+  lifeboat_pipeline "$1" "lvl$ALSO_LEVEL-$2"
+  LB_EXTRA=()
+}
 m_drill() { drill_server_pipeline "$2"; }
 m_plain() { plain_pipeline "$2"; }
 
 run_group "floor:m_floor:-"
-run_group "seed-local:m_seed:local" "lifeboat-local:m_lifeboat:local"
-run_group "seed-s3:m_seed:s3" "lifeboat-s3:m_lifeboat:s3"
+if [ "$ALSO_LEVEL" -gt 0 ]; then
+  run_group "seed-local:m_seed:local" "lifeboat-local:m_lifeboat:local" "lifeboat-lvl-local:m_lifeboat_lvl:local"
+  run_group "seed-s3:m_seed:s3" "lifeboat-s3:m_lifeboat:s3" "lifeboat-lvl-s3:m_lifeboat_lvl:s3"
+else
+  run_group "seed-local:m_seed:local" "lifeboat-local:m_lifeboat:local"
+  run_group "seed-s3:m_seed:s3" "lifeboat-s3:m_lifeboat:s3"
+fi
 [ -f "$PLAIN_DUMP" ] || die "no seed dump kept for the plain restore"
 [ -d "$DRILL_SINK" ] || die "no lifeboat backup kept for the drills"
 run_group "plain-restore:m_plain:-" "drill-server:m_drill:-"
@@ -622,8 +673,9 @@ if command -v zstd >/dev/null 2>&1; then
     # shellcheck disable=SC2086
     "$PGBIN/pg_dump" $1 -d "$DB_URL" | zstd -q -T0 $2 -c | wc -c
   }
-  SIZE_DIAG+=("\`pg_dump -Fc -Z0 | zstd -$LB_LEVEL\` $(mib "$(zsize "-Fc -Z0" "-$LB_LEVEL")") MiB")
-  SIZE_DIAG+=("\`pg_dump -Fc -Z0 | zstd -6\` $(mib "$(zsize "-Fc -Z0" "-6")") MiB")
+  for lvl in $(printf '%s\n' 3 6 "$LB_LEVEL" | sort -nu); do
+    SIZE_DIAG+=("\`pg_dump -Fc -Z0 | zstd -$lvl\` $(mib "$(zsize "-Fc -Z0" "-$lvl")") MiB")
+  done
   SIZE_DIAG+=("\`pg_dump -Ft | zstd -$LB_LEVEL\` $(mib "$(zsize "-Ft" "-$LB_LEVEL")") MiB")
   SIZE_DIAG+=("\`pg_dump -Ft | zstd -$LB_LEVEL --long=27\` $(mib "$(zsize "-Ft" "-$LB_LEVEL --long=27")") MiB")
   Z0_RAW=$("$PGBIN/pg_dump" -Fc -Z0 -d "$DB_URL" | wc -c)
@@ -635,11 +687,11 @@ fi
 # timestamps and per-verdict durations: derive where each run's time went,
 # median over the measured runs.
 PHASES="$WORK/phases.txt"
-python3 - "$WORK/logs" "$RUNS" >"$PHASES" 2>"$WORK/phases.err" <<'EOF_PY' || true
+python3 - "$WORK/logs" "$RUNS" "$ALSO_LEVEL" >"$PHASES" 2>"$WORK/phases.err" <<'EOF_PY' || true
 import json, os, re, statistics, sys
 from datetime import datetime
 
-logs, runs = sys.argv[1], int(sys.argv[2])
+logs, runs, lvl = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 
 def ts(s):
     # 2026-11-21T06:09:53.188505881Z -> seconds (microsecond precision)
@@ -701,7 +753,10 @@ def drill_phases(err):
         "total (duration_ms)": done["duration_ms"] / 1000,
     }
 
-for kind in ("lifeboat-local", "lifeboat-s3", "drill-server", "drill-cluster"):
+kinds = ["lifeboat-local", "lifeboat-s3"]
+if lvl > 0:
+    kinds += [f"lifeboat-local-lvl{lvl}", f"lifeboat-s3-lvl{lvl}"]
+for kind in kinds + ["drill-server", "drill-cluster"]:
     per = {}
     for r in range(1, runs + 1):
         err = os.path.join(logs, f"{kind}-run{r}.err")
@@ -741,6 +796,11 @@ else
   git_rev="an uncommitted tree"
 fi
 
+NAMES=(floor seed-local lifeboat-local seed-s3 lifeboat-s3 plain-restore drill-server)
+if [ "$ALSO_LEVEL" -gt 0 ]; then
+  NAMES=(floor seed-local lifeboat-local lifeboat-lvl-local seed-s3 lifeboat-s3 lifeboat-lvl-s3 plain-restore drill-server)
+fi
+label() { case "$1" in lifeboat-lvl-*) echo "lifeboat-${1#lifeboat-lvl-} --level $ALSO_LEVEL" ;; *) echo "$1" ;; esac; }
 W() { median <<<"${WALLS[$1]}"; }
 R() { maximum <<<"${RSSES[$1]}"; }
 S() { median <<<"${SIZES[$1]:-0}"; }
@@ -773,6 +833,12 @@ SECTION="$WORK/section.md"
     printf '| lifeboat backup (verified) | %s | %.2f | %s | %s | **%s×** | %s | %s |\n' \
       "$sink" "$lw" "$(mib $(($(R "lifeboat-$sink") * 1024)))" "$(mib "$(S "lifeboat-$sink")")" \
       "$(div "$sw" "$lw")" "$(div "$lw" "$FLOOR")" "$(div "$(S "lifeboat-$sink")" "$(S "seed-$sink")")"
+    if [ "$ALSO_LEVEL" -gt 0 ]; then
+      vw=$(W "lifeboat-lvl-$sink")
+      printf '| lifeboat backup, `--level %s` (verified) | %s | %.2f | %s | %s | %s× | %s | %s |\n' "$ALSO_LEVEL" \
+        "$sink" "$vw" "$(mib $(($(R "lifeboat-lvl-$sink") * 1024)))" "$(mib "$(S "lifeboat-lvl-$sink")")" \
+        "$(div "$sw" "$vw")" "$(div "$vw" "$FLOOR")" "$(div "$(S "lifeboat-lvl-$sink")" "$(S "seed-$sink")")"
+    fi
   done
   echo
   echo "### Restore drill (from the local folder)"
@@ -813,6 +879,11 @@ SECTION="$WORK/section.md"
   echo "- Speed: the seed pipeline's time is its \`pg_dump -Fc\` step ($(printf '%.2f' "$seed_dump") s of $(printf '%.2f' "$sw_l") s locally): the"
   echo "  floor plus single-threaded zlib. Lifeboat takes $(div "$lw_l" "$FLOOR")× (local) / $(div "$lw_s" "$FLOOR")× (S3) the floor$(
     awk -v r="$(div "$lw_l" "$FLOOR")" 'BEGIN { print (r <= 1.15) ? ": it is bound by `pg_dump` and the server, not by its own work." : "." }')"
+  for name in lifeboat-local lifeboat-s3; do
+    c=$(median <<<"${CPUS[$name]}"); g=$(median <<<"${PGS[$name]}"); m=$(median <<<"${MOTOS[$name]}")
+    echo "  $name kept the $NCPU cores $(awk -v c="$c" -v g="$g" -v m="$m" -v w="$(W "$name")" -v n="$NCPU" \
+      'BEGIN { printf "%.0f%%", 100 * (c + g + m) / (n * w) }') busy (lifeboat with pg_dump $c CPU s, server $g s, moto $m s)."
+  done
   if awk -v r="$sf_l" 'BEGIN { exit !(r < 3) }'; then
     echo "  As the seed pipeline takes only ${sf_l}× the floor, 3× faster than it would mean finishing well"
     echo "  before \`pg_dump -Z0 > /dev/null\` alone does, which no pipeline around one \`pg_dump\` stream can."
@@ -825,11 +896,27 @@ SECTION="$WORK/section.md"
     echo "  The uncompressed \`-Fc -Z0\` archive is $(mib "$Z0_RAW") MiB against $(mib "$TAR_RAW") MiB for \`-Ft\`: with \`-Z0\`, pg_dump"
     echo "  frames every COPY row with a length word, which costs zstd more than the bytes it adds."
   fi
+  if [ "$ALSO_LEVEL" -gt 0 ]; then
+    echo "- Level: with \`--level $ALSO_LEVEL\` instead of the default $LB_LEVEL, lifeboat takes $(printf '%.2f' "$(W lifeboat-lvl-local)") s"
+    echo "  ($(div "$(W lifeboat-lvl-local)" "$FLOOR")× the floor, $(div "$sw_l" "$(W lifeboat-lvl-local)")× faster than the seed) locally and $(printf '%.2f' "$(W lifeboat-lvl-s3)") s ($(div "$(W lifeboat-lvl-s3)" "$FLOOR")×, $(div "$sw_s" "$(W lifeboat-lvl-s3)")×)"
+    echo "  to S3, for $(div "$(S lifeboat-lvl-local)" "$FC_SIZE")× the \`pg_dump -Fc\` size."
+  fi
   echo "- Memory: lifeboat's peak RSS is $(mib $(($(R lifeboat-local) * 1024))) MiB (local) / $(mib $(($(R lifeboat-s3) * 1024))) MiB (S3); the seed's S3 step (\`aws s3 cp\`) peaks at"
   echo "  $(mib $(($(R seed-s3) * 1024))) MiB."
   echo "- Restore: the drill restores with \`pg_restore -j\` (default: the core count) from an uncompressed"
   echo "  archive, the plain restore with one job from the zlib one; the drill adds the download and"
   echo "  decompression, row counts and the drop (phases below)."
+  echo
+  echo "CPU seconds per run (medians; the command with the children it waits for, the PostgreSQL"
+  echo "server's processes, moto), against the $NCPU cores' capacity over the run's wall time:"
+  echo
+  echo "| measurement | wall s | command CPU s | server CPU s | moto CPU s | total / ($NCPU × wall) |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+  for name in "${NAMES[@]}"; do
+    c=$(median <<<"${CPUS[$name]}"); g=$(median <<<"${PGS[$name]}"); m=$(median <<<"${MOTOS[$name]}"); w=$(W "$name")
+    printf '| %s | %.2f | %.2f | %.2f | %.2f | %s |\n' "$(label "$name")" "$w" "$c" "$g" "$m" \
+      "$(awk -v c="$c" -v g="$g" -v m="$m" -v w="$w" -v n="$NCPU" 'BEGIN { printf "%.0f%%", 100 * (c + g + m) / (n * w) }')"
+  done
   echo
   echo "Steps (median wall s of the measured runs):"
   echo
@@ -864,16 +951,17 @@ SECTION="$WORK/section.md"
   echo "  (local) or \`aws --endpoint-url \$EP s3 cp\` (S3). Client tools: \`$PGBIN\`."
   echo "- Lifeboat: \`lifeboat backup postgres://postgres@127.0.0.1:\$PORT/$DBNAME --to file://\$DIR\` and"
   echo "  \`AWS_ENDPOINT_URL=\$EP … lifeboat backup … --to s3://$BUCKET/lifeboat\` (\`--log-format json --json\`,"
-  echo "  defaults otherwise: zstd level 3 on every core): \`pg_dump -Fc -Z0\` (${lb_pg_dump:-?}) on an exported"
+  echo "  defaults otherwise: zstd level $LB_LEVEL on every core): \`pg_dump -Fc -Z0\` (${lb_pg_dump:-?}) on an exported"
   echo "  snapshot streamed through zstd and SHA-256 to the sink, \`pg_restore --list\` on the stream's TOC,"
   echo "  exact \`count(*)\` per table in the snapshot, checksum read-back, manifest. The script checks the"
   echo "  printed manifest: every verdict passed, the structural one among them. Output: the"
   echo "  \`data.pgdump.zst\` object."
-  echo "- Drills restore Lifeboat's backup from \`file://\` (\`verify --latest\`): download + decompress to a"
-  echo "  temp file, \`pg_restore\` with parallel jobs (default: $NCPU) into a scratch database, exact row"
-  echo "  counts against the manifest, smoke checks, drop. \`--drill-server\` uses the bench cluster;"
-  echo "  \`--drill-cluster\` starts and removes a throwaway cluster from the local server binaries (its"
-  echo "  server's CPU is outside the measured process tree). The plain restore is \`createdb\` then a"
+  echo "- Drills restore Lifeboat's backup from \`file://\` (\`verify --latest\`): size and checksum check,"
+  echo "  decompress to a temp file, \`pg_restore --list\`, \`pg_restore\` with parallel jobs (default: $NCPU) into a"
+  echo "  scratch database, exact row counts against the manifest (no smoke checks configured), drop."
+  echo "  \`--drill-server\` uses the bench cluster; \`--drill-cluster\` starts and removes a throwaway cluster"
+  echo "  from the local server binaries (its server's CPU is outside what the script can watch, so those"
+  echo "  runs are not checked for other processes). The plain restore is \`createdb\` then a"
   echo "  single-job \`pg_restore -d x\` of the seed's \`-Fc\` dump (dropping x afterwards is not timed)."
   echo "- Cluster: PostgreSQL $pg_version, \`shared_buffers = 256MB\`, \`fsync = off\`,"
   echo "  \`synchronous_commit = off\`, \`full_page_writes = off\`, \`wal_level = minimal\`, \`autovacuum = off\`"
@@ -885,12 +973,12 @@ SECTION="$WORK/section.md"
   echo "  a quiet second first (up to $QUIET_WAIT s), and a run where other processes passed ${MAX_OTHER}%"
   echo "  was run again (up to $MAX_TRIES tries; $RETRIES re-run(s) this time). Worst accepted run:"
   line=" "
-  for name in floor seed-local lifeboat-local seed-s3 lifeboat-s3 plain-restore drill-server; do
-    line+=" $name $(maximum <<<"${OTHERS[$name]}")%;"
+  for name in "${NAMES[@]}"; do
+    line+=" $(label "$name") $(maximum <<<"${OTHERS[$name]}")%;"
   done
   echo "$line"
   if [ "${#FLAGGED[@]}" -gt 0 ]; then
-    echo "  **Kept although busy:** $(printf '%s; ' "${FLAGGED[@]}")"
+    echo "  **Kept although busy:** $(printf '%s; ' "${FLAGGED[@]}" | sed 's/; $/./')"
   fi
   echo "  Load average (1/5/15 min) before the runs: $LOAD_BEFORE; after: $LOAD_AFTER."
   echo
