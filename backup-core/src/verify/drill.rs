@@ -160,14 +160,17 @@ impl PgDrill {
                 .unwrap_or(0) as u32
         };
         let pg_restore = tools::pick("pg_restore", detail("pg_dump_major"), &self.opts.tools)?;
-        let (_cluster, admin) = match &self.target {
+        let (cluster, admin) = match &self.target {
             DrillTarget::Server(url) => {
                 let (conn, _) = PgConn::parse(url).map_err(|e| e.to_string())?;
                 (None, conn)
             }
             DrillTarget::Cluster => {
                 let bin = tools::server_bin_dir(detail("server_major").max(1), &self.opts.tools)?;
-                let c = ScratchCluster::start(&bin)?;
+                // initdb and pg_ctl block: off the async workers.
+                let c = tokio::task::spawn_blocking(move || ScratchCluster::start(&bin))
+                    .await
+                    .map_err(|e| format!("worker failed: {e}"))??;
                 let admin = c.conn("postgres");
                 (Some(c), admin)
             }
@@ -189,6 +192,10 @@ impl PgDrill {
             let _ = client
                 .batch_execute(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
                 .await;
+        }
+        // Stopping a throwaway cluster blocks too.
+        if let Some(c) = cluster {
+            let _ = tokio::task::spawn_blocking(move || drop(c)).await;
         }
         result
     }
@@ -254,10 +261,13 @@ impl Verifier for PgDrill {
                 format!("restore drill found problems: {}", ev.mismatches.join("; "))
             }
             (Ok(()), true) => format!(
-                "restore drill OK: {} tables, {} rows match the fingerprint, {} smoke checks passed; restore {} ms, drill {} ms; evidence {key}",
+                "restore drill OK: {} tables, {} rows match the fingerprint{}; restore {} ms, drill {} ms; evidence {key}",
                 ev.tables_checked,
                 ev.rows_checked,
-                ev.smoke.len(),
+                match ev.smoke.len() {
+                    0 => String::new(),
+                    n => format!(", {n} smoke checks passed"),
+                },
                 ev.restore_ms,
                 ev.total_ms
             ),
