@@ -1,42 +1,17 @@
 //! The `lifeboat` binary as a user runs it: exit codes, one-line errors,
 //! nothing half-done left visible, logs, locks, config files.
 
+mod common;
+
+use common::{error_line, lifeboat, run};
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lifeboat_tests::support::{
     all_files, create_s3_bucket, s3_endpoint, s3_keys, sample_db, unique_bucket,
 };
-
-fn lifeboat(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
-    c.current_dir(dir)
-        .env("LIFEBOAT_LOCK_DIR", dir)
-        .env_remove("LIFEBOAT_CONFIG")
-        .env_remove("LIFEBOAT_PROFILE")
-        .env_remove("LIFEBOAT_LOG_FORMAT")
-        .stdin(Stdio::null());
-    c
-}
-
-fn run(cmd: &mut Command) -> (i32, String, String) {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd.output().expect("lifeboat runs");
-    (
-        status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&stdout).to_string(),
-        String::from_utf8_lossy(&stderr).to_string(),
-    )
-}
-
-/// The error line lifeboat printed (the summary record in text mode).
-fn error_line(stderr: &str) -> &str {
-    stderr.lines().find(|l| l.contains("ERROR")).unwrap_or("")
-}
 
 #[test]
 fn backup_list_verify_restore_through_the_cli() {

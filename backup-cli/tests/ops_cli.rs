@@ -1,38 +1,17 @@
 //! Running unattended: status and its exit 6, metrics, notifications,
 //! retries through a fault-injecting proxy, schedules, init, log files.
 
+mod common;
+
+use common::{lifeboat, run};
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
 use lifeboat_tests::http::{FaultProxy, Faults, Recorder};
 use lifeboat_tests::support::{
     all_files, create_s3_bucket, http, s3_endpoint, s3_keys, sample_db, unique_bucket,
 };
-
-fn lifeboat(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
-    c.current_dir(dir)
-        .env("LIFEBOAT_LOCK_DIR", dir)
-        .env_remove("LIFEBOAT_CONFIG")
-        .env_remove("LIFEBOAT_PROFILE")
-        .env_remove("LIFEBOAT_LOG_FILE")
-        .stdin(Stdio::null());
-    c
-}
-
-fn run(cmd: &mut Command) -> (i32, String, String) {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd.output().expect("lifeboat runs");
-    (
-        status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&stdout).to_string(),
-        String::from_utf8_lossy(&stderr).to_string(),
-    )
-}
 
 /// A backup of `db` into `sink_dir` recorded as taken `hours_ago`.
 fn backup_at(db: &Path, sink_dir: &Path, lock_dir: &Path, hours_ago: i64) {

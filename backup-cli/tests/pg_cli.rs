@@ -1,45 +1,17 @@
 //! PostgreSQL through the `lifeboat` binary, on ephemeral clusters: round
 //! trips, exact fingerprints, version safety, secrets, drills, bad input.
 
+mod common;
+
+use common::{error_line, lifeboat, run};
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use lifeboat_tests::pg::{PgCluster, other_major_bin, sample_fingerprint, sample_schema};
 use lifeboat_tests::support::all_files;
-
-fn lifeboat(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_lifeboat"));
-    c.current_dir(dir)
-        .env("LIFEBOAT_LOCK_DIR", dir)
-        .env_remove("LIFEBOAT_CONFIG")
-        .env_remove("PGPASSWORD")
-        .env("PGPASSFILE", dir.join("no-such-pgpass"))
-        .stdin(Stdio::null());
-    c
-}
-
-fn run(cmd: &mut Command) -> (i32, String, String) {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd.output().expect("lifeboat runs");
-    (
-        status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&stdout).to_string(),
-        String::from_utf8_lossy(&stderr).to_string(),
-    )
-}
-
-fn error_line(stderr: &str) -> String {
-    stderr
-        .lines()
-        .filter(|l| l.contains("ERROR"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
 
 fn manifest(root: &Path) -> serde_json::Value {
     let m = all_files(root)
