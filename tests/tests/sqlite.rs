@@ -120,17 +120,24 @@ fn stored_data_file(dir: &Path) -> std::path::PathBuf {
         .expect("a stored data file")
 }
 
-#[tokio::test]
-async fn corrupted_backup_fails_verify_and_restore_leaves_target_untouched() {
+/// A sample database of `rows` rows in a temp dir, backed up once to the
+/// local sink `<dir>/b`.
+async fn backed_up(rows: usize) -> (tempfile::TempDir, Arc<LocalSink>, backup_core::BackupReport) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("app.db");
-    sample_db(&db, 3_000);
+    sample_db(&db, rows);
     let sink = Arc::new(LocalSink::new(dir.path().join("b")).unwrap());
-    BackupJob::new(Arc::new(SqliteSource::new(&db)), sink.clone())
+    let report = BackupJob::new(Arc::new(SqliteSource::new(&db)), sink.clone())
         .lock_dir(dir.path())
         .run()
         .await
         .unwrap();
+    (dir, sink, report)
+}
+
+#[tokio::test]
+async fn corrupted_backup_fails_verify_and_restore_leaves_target_untouched() {
+    let (dir, sink, _) = backed_up(3_000).await;
     // Flip one byte in the middle of the stored object.
     let data = stored_data_file(&dir.path().join("b"));
     let mut bytes = std::fs::read(&data).unwrap();
@@ -170,15 +177,7 @@ async fn corrupted_backup_fails_verify_and_restore_leaves_target_untouched() {
 
 #[tokio::test]
 async fn restore_refuses_existing_target_and_force_replaces_it_with_side_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("app.db");
-    sample_db(&db, 1_000);
-    let sink = Arc::new(LocalSink::new(dir.path().join("b")).unwrap());
-    BackupJob::new(Arc::new(SqliteSource::new(&db)), sink.clone())
-        .lock_dir(dir.path())
-        .run()
-        .await
-        .unwrap();
+    let (dir, sink, _) = backed_up(1_000).await;
     let target = dir.path().join("target.db");
     sample_db(&target, 7);
     // A stale WAL beside the old database must not be applied to the new one.
@@ -255,15 +254,7 @@ async fn missing_database_is_a_source_error_and_is_never_created() {
 #[tokio::test]
 async fn backup_survives_a_database_larger_than_the_channel_and_part_size() {
     // 30 MB of rows: several 8 MiB parts, many channel round trips.
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("big.db");
-    sample_db(&db, 300_000);
-    let sink = Arc::new(LocalSink::new(dir.path().join("b")).unwrap());
-    let report = BackupJob::new(Arc::new(SqliteSource::new(&db)), sink.clone())
-        .lock_dir(dir.path())
-        .run()
-        .await
-        .unwrap();
+    let (_dir, sink, report) = backed_up(300_000).await;
     assert!(report.manifest.artifact.raw_size > 20 * 1024 * 1024);
     assert!(report.manifest.artifact.stored_size < report.manifest.artifact.raw_size / 3);
     VerifyJob::new(sink).run().await.unwrap();
