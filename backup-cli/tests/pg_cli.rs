@@ -57,6 +57,7 @@ fn backup_verify_restore_round_trip_preserves_every_row() {
     let (code, out, err) = run(lifeboat(dir.path()).args(["backup", &pg.url("shop"), "--to", "b"]));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("pg-toc:pass"), "{out}");
+    assert!(out.contains("pg-rows:pass"), "{out}");
     let m = manifest(&dir.path().join("b"));
     assert_eq!(
         table_rows(&m),
@@ -75,6 +76,23 @@ fn backup_verify_restore_round_trip_preserves_every_row() {
             .starts_with(&pg.major().to_string())
     );
     assert_eq!(m["source"]["kind"], "postgres");
+    // The archive's row chunks were merged, and it holds the counted rows.
+    assert_eq!(d["archive"]["chunks_merged"], true, "{d}");
+    assert!(
+        d["archive"]["chunks_out"].as_u64().unwrap() * 10
+            < d["archive"]["chunks_in"].as_u64().unwrap()
+    );
+    let rows = m["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["verifier"] == "pg-rows")
+        .expect("a pg-rows verdict");
+    assert_eq!(rows["passed"], true);
+    assert!(
+        rows["detail"].as_str().unwrap().contains("3 tables"),
+        "{rows}"
+    );
 
     let (code, out, err) = run(lifeboat(dir.path()).args(["verify", "--from", "b", "--latest"]));
     assert_eq!(code, 0, "{err}");

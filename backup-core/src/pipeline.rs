@@ -115,8 +115,8 @@ impl std::fmt::Debug for BackupJob {
 
 impl BackupJob {
     /// A backup of `source` into `sink` with the defaults: name from the
-    /// source, 1 KiB size floor, checksum read-back, zstd level 3 on every
-    /// core, fail at once if another run holds the lock.
+    /// source, 1 KiB size floor, checksum read-back, zstd at the source's
+    /// level on every core, fail at once if another run holds the lock.
     pub fn new(source: Arc<dyn Source>, sink: Arc<dyn Sink>) -> Self {
         Self {
             source,
@@ -153,7 +153,7 @@ impl BackupJob {
         self
     }
 
-    /// zstd level, 1 to 19 (default: the source's, 3 for SQLite and 6 for
+    /// zstd level, 1 to 19 (default: the source's, 3 for SQLite and 1 for
     /// PostgreSQL).
     pub fn compression_level(mut self, level: i32) -> Self {
         self.level = Some(level);

@@ -23,7 +23,7 @@ pub(crate) struct BackupArgs {
     #[arg(long, value_name = "SIZE")]
     #[serde(deserialize_with = "super::string_or_number")]
     min_size: Option<String>,
-    /// zstd level, 1 to 19 (default 3 for SQLite, 6 for PostgreSQL).
+    /// zstd level, 1 to 19 (default 3 for SQLite, 1 for PostgreSQL).
     #[arg(long, value_name = "N")]
     level: Option<i32>,
     /// Compression threads (default: every core).
