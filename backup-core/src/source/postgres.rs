@@ -29,6 +29,7 @@
 pub mod archive;
 pub mod cluster;
 mod conn;
+pub mod tls;
 pub mod tools;
 
 use std::collections::BTreeMap;

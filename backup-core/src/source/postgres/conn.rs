@@ -7,6 +7,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::tls::{self, SslMode};
 use crate::error::{Error, Result};
 
 /// Where a PostgreSQL database is. `Debug` never shows the password.
@@ -20,6 +21,10 @@ pub struct PgConn {
     pub user: String,
     /// Database.
     pub dbname: String,
+    /// `sslmode` (URL, else `PGSSLMODE`, else `prefer`).
+    pub sslmode: SslMode,
+    /// `sslrootcert` (URL, else `PGSSLROOTCERT`): a PEM file, or `system`.
+    pub sslrootcert: Option<String>,
     password: Option<String>,
 }
 
@@ -30,6 +35,7 @@ impl fmt::Debug for PgConn {
             .field("port", &self.port)
             .field("user", &self.user)
             .field("dbname", &self.dbname)
+            .field("sslmode", &self.sslmode)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .finish()
     }
@@ -56,7 +62,8 @@ fn pct_decode(s: &str) -> String {
 }
 
 impl PgConn {
-    /// Parse `postgres://user[:password]@host[:port]/db[?host=/socket/dir]`.
+    /// Parse `postgres://user[:password]@host[:port]/db[?host=/socket/dir]`
+    /// (also `&sslmode=…&sslrootcert=…`, as libpq).
     /// Missing parts come from `PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE`
     /// (defaults: localhost, 5432, the OS user, the user name). The password
     /// comes from the URL, else `PGPASSWORD`, else `~/.pgpass` (or
@@ -86,6 +93,8 @@ impl PgConn {
             .port()
             .or_else(|| env("PGPORT").and_then(|p| p.parse().ok()))
             .unwrap_or(5432);
+        let mut sslmode = None;
+        let mut sslrootcert = env("PGSSLROOTCERT");
         for (k, v) in parsed.query_pairs() {
             match k.as_ref() {
                 "host" => host = v.to_string(),
@@ -94,15 +103,11 @@ impl PgConn {
                         .parse()
                         .map_err(|_| Error::usage(format!("invalid port {v:?}")))?
                 }
-                "sslmode" if v == "disable" || v == "prefer" || v == "allow" => {}
-                "sslmode" => {
-                    return Err(Error::usage(format!(
-                        "sslmode={v} is not supported by this version of lifeboat (TLS connections are not available yet); use sslmode=disable on a trusted network or a Unix socket"
-                    )));
-                }
+                "sslmode" => sslmode = Some(parse_sslmode(&v)?),
+                "sslrootcert" => sslrootcert = Some(v.to_string()),
                 other => {
                     return Err(Error::usage(format!(
-                        "unknown PostgreSQL URL parameter {other:?} (known: host, port, sslmode)"
+                        "unknown PostgreSQL URL parameter {other:?} (known: host, port, sslmode, sslrootcert)"
                     )));
                 }
             }
@@ -124,12 +129,21 @@ impl PgConn {
         } else {
             dbs
         };
+        let sslmode = match sslmode {
+            Some(m) => m,
+            None => match env("PGSSLMODE") {
+                Some(v) => parse_sslmode(&v)?,
+                None => SslMode::default(),
+            },
+        };
         let password = parsed.password().map(pct_decode);
         let mut conn = Self {
             host,
             port,
             user,
             dbname: dbs[0].clone(),
+            sslmode,
+            sslrootcert,
             password,
         };
         if conn.password.is_none() {
@@ -145,6 +159,8 @@ impl PgConn {
             port,
             user: user.to_string(),
             dbname: dbname.to_string(),
+            sslmode: SslMode::Disable,
+            sslrootcert: None,
             password: None,
         }
     }
@@ -214,16 +230,38 @@ impl PgConn {
         if let Some(p) = &self.password {
             c.password(p);
         }
+        c.ssl_mode(self.effective_sslmode().for_client());
         c
+    }
+
+    /// Unix sockets never use TLS (libpq ignores `sslmode` for them too).
+    fn effective_sslmode(&self) -> SslMode {
+        if self.host.starts_with('/') {
+            SslMode::Disable
+        } else {
+            self.sslmode
+        }
     }
 
     /// Connect, mapping failures to one-line source errors.
     pub(crate) async fn connect(&self) -> Result<tokio_postgres::Client> {
-        let (client, connection) = self
-            .client_config()
-            .connect(tokio_postgres::NoTls)
+        let fail = |e: tokio_postgres::Error| {
+            Error::source_err(self.location(), describe_connect_error(&e))
+        };
+        let config = self.client_config();
+        let mode = self.effective_sslmode();
+        if mode == SslMode::Disable {
+            let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(fail)?;
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            return Ok(client);
+        }
+        let tls = tls::client_config(mode, self.sslrootcert.as_deref(), &self.location())?;
+        let (client, connection) = config
+            .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
             .await
-            .map_err(|e| Error::source_err(self.location(), describe_connect_error(&e)))?;
+            .map_err(fail)?;
         tokio::spawn(async move {
             let _ = connection.await;
         });
@@ -240,7 +278,12 @@ impl PgConn {
             .env("PGDATABASE", &self.dbname)
             .env("PGAPPNAME", "lifeboat")
             .env("PGCONNECT_TIMEOUT", "10")
+            .env("PGSSLMODE", self.sslmode.as_str())
             .env_remove("PGPASSWORD");
+        match &self.sslrootcert {
+            Some(r) => cmd.env("PGSSLROOTCERT", r),
+            None => cmd.env_remove("PGSSLROOTCERT"),
+        };
         match &self.password {
             Some(p) => {
                 let file = self.write_passfile(p, secret_dir)?;
@@ -271,6 +314,14 @@ impl PgConn {
         })?;
         Ok(path)
     }
+}
+
+fn parse_sslmode(v: &str) -> Result<SslMode> {
+    SslMode::parse(v).ok_or_else(|| {
+        Error::usage(format!(
+            "unknown sslmode {v:?} (disable, allow, prefer, require, verify-ca or verify-full)"
+        ))
+    })
 }
 
 fn split_pgpass(line: &str) -> Vec<String> {
@@ -309,6 +360,10 @@ pub(crate) fn describe_connect_error(e: &tokio_postgres::Error) -> String {
         "server unreachable: connection timed out".into()
     } else if text.contains("password missing") {
         "the server wants a password and none was given (PGPASSWORD, ~/.pgpass, or the URL)".into()
+    } else if cause.contains("UnknownIssuer") {
+        format!(
+            "{text}: {cause} (the server's certificate does not lead to a trusted root: point sslrootcert at its CA's PEM file)"
+        )
     } else if cause.is_empty() {
         text
     } else {
@@ -339,7 +394,12 @@ mod tests {
         let (c, _) = PgConn::parse("postgres://u@/db?host=/tmp/sock&port=5433").unwrap();
         assert_eq!((c.host.as_str(), c.port), ("/tmp/sock", 5433));
         assert!(PgConn::parse("postgres://u@h/db?colour=red").is_err());
-        assert!(PgConn::parse("postgres://u@h/db?sslmode=require").is_err());
+        let (c, _) =
+            PgConn::parse("postgres://u@h/db?sslmode=verify-full&sslrootcert=/ca.pem").unwrap();
+        assert_eq!(c.sslmode, SslMode::VerifyFull);
+        assert_eq!(c.sslrootcert.as_deref(), Some("/ca.pem"));
+        let e = PgConn::parse("postgres://u@h/db?sslmode=verify_full").unwrap_err();
+        assert!(e.to_string().contains("unknown sslmode"), "{e}");
     }
 
     #[test]
