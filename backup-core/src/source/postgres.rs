@@ -551,9 +551,9 @@ impl Source for PostgresSource {
 
     /// Level 1. With the archive's row chunks merged ([`archive`]), zstd's
     /// fastest level already stores the benchmark database in 0.95× the
-    /// size of `pg_dump -Fc` (level 3: 1.00×, level 6: 0.94× for 3.5× the
-    /// CPU), and every CPU second it does not take is one the server and
-    /// `pg_dump` (the bottleneck) can have.
+    /// size of `pg_dump -Fc` (level 6: 0.94× for 2.4× the CPU of the run,
+    /// BENCHMARKS.md), and every CPU second it does not take is one the
+    /// server and `pg_dump` (the bottleneck) can have.
     fn default_compression_level(&self) -> i32 {
         1
     }

@@ -5,7 +5,7 @@
 //! | sslmode | TLS | certificate checked |
 //! | --- | --- | --- |
 //! | `disable` | never | – |
-//! | `allow`, `prefer` (default) | if the server offers it | only with `sslrootcert` |
+//! | `allow`, `prefer` (default) | if the server offers it (`allow` is taken as `prefer`) | only with `sslrootcert` |
 //! | `require` | always | only with `sslrootcert` (then as `verify-ca`) |
 //! | `verify-ca` | always | chain to a trusted root |
 //! | `verify-full` | always | chain, and the host name |
