@@ -100,6 +100,10 @@ pub async fn create_only_put_refuses_existing(sink: &dyn Sink) {
         .await
         .expect_err("create-only put of an existing key");
     assert_eq!(err.kind(), ErrorKind::Sink, "{err:?}");
+    assert!(
+        matches!(err, crate::Error::AlreadyExists { .. }),
+        "a taken key is AlreadyExists, not a generic sink error: {err:?}"
+    );
     assert_eq!(
         &sink.get_bytes(&key).await.unwrap()[..],
         b"first",

@@ -133,6 +133,17 @@ pub enum Error {
         key: String,
     },
 
+    /// A create-only write found the key already taken. Not retryable: the
+    /// caller decides (the manifest commit reads the object back, since a
+    /// retried request whose first attempt landed sees its own write).
+    #[error("sink {location}: {key} already exists")]
+    AlreadyExists {
+        /// The sink, as a URL without credentials.
+        location: String,
+        /// The key that exists.
+        key: String,
+    },
+
     /// A verifier rejected a backup.
     #[error("verification {verifier} failed: {message}")]
     Verification {
@@ -189,7 +200,9 @@ impl Error {
         match self {
             Error::Locked { .. } => ErrorKind::Locked,
             Error::Source { .. } => ErrorKind::Source,
-            Error::Sink { .. } | Error::NotFound { .. } => ErrorKind::Sink,
+            Error::Sink { .. } | Error::NotFound { .. } | Error::AlreadyExists { .. } => {
+                ErrorKind::Sink
+            }
             Error::Verification { .. } => ErrorKind::Verification,
             Error::Restore { .. } => ErrorKind::Restore,
             Error::Health { .. } => ErrorKind::Health,

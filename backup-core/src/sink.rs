@@ -58,7 +58,7 @@ pub struct ObjectInfo {
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct PutOptions {
-    /// Fail with [`Error::Sink`] if the key already exists, instead of
+    /// Fail with [`Error::AlreadyExists`] if the key already exists, instead of
     /// overwriting it.
     pub create_only: bool,
 }
@@ -107,8 +107,10 @@ pub trait Sink: Send + Sync + fmt::Debug {
     /// Store a small object in one request.
     ///
     /// # Errors
-    /// [`Error::Sink`]; with [`PutOptions::create_only`], also when the key
-    /// already exists.
+    /// [`Error::Sink`]; with [`PutOptions::create_only`],
+    /// [`Error::AlreadyExists`] when the key already exists (also when an
+    /// earlier attempt of the same request landed and only its response was
+    /// lost: the caller reads the object back to tell).
     async fn put(&self, key: &str, data: Bytes, opts: PutOptions) -> Result<()>;
 
     /// Start a streaming upload to `key`.

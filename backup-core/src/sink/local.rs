@@ -59,6 +59,14 @@ impl LocalSink {
         Ok(self.root.join(key))
     }
 
+    /// The key a file below the root stands for.
+    fn key_of(&self, file: &Path) -> String {
+        file.strip_prefix(&self.root)
+            .unwrap_or(file)
+            .to_string_lossy()
+            .to_string()
+    }
+
     fn io_err(&self, what: &str, path: &Path, err: std::io::Error) -> Error {
         let message = match err.kind() {
             IoKind::PermissionDenied => format!("{what} {}: permission denied", path.display()),
@@ -117,10 +125,10 @@ impl LocalSink {
             if create_only {
                 fs::hard_link(tmp, file).map_err(|e| {
                     if e.kind() == IoKind::AlreadyExists {
-                        Error::sink_err(
-                            &self.location,
-                            format!("{} already exists", file.display()),
-                        )
+                        Error::AlreadyExists {
+                            location: self.location.clone(),
+                            key: self.key_of(file),
+                        }
                     } else {
                         self.io_err("cannot link", file, e)
                     }

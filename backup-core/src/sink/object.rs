@@ -94,7 +94,10 @@ pub(crate) fn map_err(location: &str, key: &str, err: object_store::Error) -> Er
             };
         }
         E::AlreadyExists { .. } | E::Precondition { .. } => {
-            (format!("{key} already exists"), false)
+            return Error::AlreadyExists {
+                location: location.to_string(),
+                key: key.to_string(),
+            };
         }
         E::PermissionDenied { .. } => (
             "access denied (403): the credentials lack permission for this bucket or prefix"
