@@ -360,17 +360,20 @@ impl BackupJob {
         }
         manifest.verdicts = all;
         manifest.finished_at = (self.clock)().max(started_at);
-        if let Err(e) = self
-            .sink
-            .put(
-                &format!("{dir}/{MANIFEST_FILE}"),
-                Bytes::from(manifest.to_json()),
-                PutOptions::create_only(),
-            )
-            .await
-        {
-            delete_all(&*self.sink, &written).await;
-            return Err(e);
+        let manifest_key = format!("{dir}/{MANIFEST_FILE}");
+        match commit_manifest(&*self.sink, &manifest_key, manifest.to_json()).await {
+            Ok(()) => {}
+            Err(CommitError::NotWritten(e)) => {
+                delete_all(&*self.sink, &written).await;
+                return Err(e);
+            }
+            Err(CommitError::Unknown(e)) => {
+                // The manifest may be in the sink: its data must stay. If it
+                // is not, the directory is incomplete and retention removes
+                // it after the grace period.
+                tracing::error!(key = %manifest_key, "could not tell whether the manifest was stored; the backup's objects are left in place (complete if the manifest landed, else removed by retention as incomplete)");
+                return Err(e);
+            }
         }
         drop(guard);
         Ok(BackupReport {
@@ -379,6 +382,57 @@ impl BackupJob {
             sink_location: self.sink.location().to_string(),
             duration: t0.elapsed(),
         })
+    }
+}
+
+/// Why a manifest commit failed.
+enum CommitError {
+    /// The manifest is certainly not in the sink: the backup's other objects
+    /// may be deleted.
+    NotWritten(Error),
+    /// The manifest may be in the sink (or another one is at its key): its
+    /// data must never be deleted.
+    Unknown(Error),
+}
+
+/// Write `manifest.json`, the commit marker, with create-only semantics, and
+/// make the commit idempotent.
+///
+/// A request can land while its response is lost (a 5xx or a dropped
+/// connection after the write). The retry, or our own re-check, then finds
+/// the key taken. So on any failure the manifest is read back: the same
+/// bytes mean the commit happened; no object means it did not; anything
+/// else (another manifest, or a sink that cannot be read) means its data
+/// must stay where it is.
+async fn commit_manifest(
+    sink: &dyn Sink,
+    key: &str,
+    body: Vec<u8>,
+) -> std::result::Result<(), CommitError> {
+    let err = match sink
+        .put(key, Bytes::from(body.clone()), PutOptions::create_only())
+        .await
+    {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    use crate::sink::SinkExt;
+    match sink.get_bytes(key).await {
+        Ok(stored) if stored[..] == body[..] => {
+            tracing::warn!(key, error = %err.display_chain(), "the manifest write reported a failure but the manifest is stored, byte for byte: the backup is committed");
+            Ok(())
+        }
+        Ok(_) => Err(CommitError::Unknown(Error::sink_err(
+            sink.location(),
+            format!(
+                "another manifest is already stored at {key}; nothing of this backup was deleted"
+            ),
+        ))),
+        Err(Error::NotFound { .. }) => Err(CommitError::NotWritten(err)),
+        Err(read_err) => {
+            tracing::warn!(key, error = %read_err.display_chain(), "cannot read the manifest back after a failed write");
+            Err(CommitError::Unknown(err))
+        }
     }
 }
 
