@@ -647,6 +647,63 @@ async fn stream_to_upload(
     }
 }
 
+/// Why copying a downloaded stream to a local file failed.
+enum CopyError {
+    /// The stored bytes are wrong (checksum, decompression) or missing.
+    Data(String),
+    /// The sink failed while streaming.
+    Sink(Error),
+    /// The local file could not be created or written.
+    Local(io::Error),
+}
+
+/// The sink error inside an I/O error from [`ChannelReader`], if that is
+/// what it is.
+fn sink_error(e: io::Error) -> std::result::Result<Error, io::Error> {
+    if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+        let inner = e.into_inner().expect("checked above");
+        return Ok(*inner.downcast::<Error>().expect("checked above"));
+    }
+    Err(e)
+}
+
+/// Copy `reader` into a new `0600` file at `path`, telling read failures
+/// (the backup's data, or the sink) from write failures (the local disk).
+fn copy_to_new_file(
+    mut reader: Box<dyn Read + Send>,
+    path: &Path,
+) -> std::result::Result<u64, CopyError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(CopyError::Local)?;
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(match sink_error(e) {
+                    Ok(Error::NotFound { key, .. }) => {
+                        CopyError::Data(format!("{key} is missing from the sink"))
+                    }
+                    Ok(sink) => CopyError::Sink(sink),
+                    Err(e) => CopyError::Data(e.to_string()),
+                });
+            }
+        };
+        f.write_all(&buf[..n]).map_err(CopyError::Local)?;
+        total += n as u64;
+    }
+    f.flush().map_err(CopyError::Local)?;
+    Ok(total)
+}
+
 /// A blocking reader over a channel of downloaded chunks.
 struct ChannelReader {
     rx: mpsc::Receiver<Result<Bytes>>,
@@ -658,7 +715,9 @@ impl Read for ChannelReader {
         while self.current.is_empty() {
             match self.rx.blocking_recv() {
                 Some(Ok(b)) => self.current = b,
-                Some(Err(e)) => return Err(io::Error::other(e.display_chain())),
+                // Kept typed, so a reader of the stream can tell a sink
+                // that failed from bytes that are wrong (see `sink_error`).
+                Some(Err(e)) => return Err(io::Error::other(e)),
                 None => return Ok(0),
             }
         }
@@ -1025,34 +1084,53 @@ impl VerifyJob {
                 })?;
             let copy = temp.path().join("artifact");
             let t_download = Instant::now();
-            let reader =
-                artifact_reader(self.sink.clone(), &manifest, self.progress.clone()).await?;
-            let copy2 = copy.clone();
-            let written = tokio::task::spawn_blocking(move || -> io::Result<u64> {
-                let mut reader = reader;
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&copy2)?;
-                io::copy(&mut reader, &mut f)
-            })
-            .await
-            .map_err(|e| Error::verification("download", format!("worker failed: {e}")))?;
+            let reader = match artifact_reader(self.sink.clone(), &manifest, self.progress.clone())
+                .await
+            {
+                Ok(r) => Ok(r),
+                Err(Error::NotFound { key, .. }) => Err(format!("{key} is missing from the sink")),
+                Err(e) => return Err(e),
+            };
+            let copied = match reader {
+                Ok(reader) => {
+                    let copy2 = copy.clone();
+                    tokio::task::spawn_blocking(move || copy_to_new_file(reader, &copy2))
+                        .await
+                        .map_err(|e| {
+                            Error::verification("download", format!("worker failed: {e}"))
+                        })?
+                }
+                Err(missing) => Err(CopyError::Data(missing)),
+            };
             self.progress.finish(Phase::Download);
-            match written {
+            match copied {
                 Ok(_) => {
                     verdicts
                         .extend(run_verifiers(&local, &manifest, &*self.sink, Some(&copy)).await?);
                 }
-                Err(e) => {
+                // The backup's bytes are wrong or gone: a verdict on it.
+                Err(CopyError::Data(why)) => {
                     for v in &local {
                         verdicts.push(verify::verdict(
                             v.name(),
                             false,
-                            format!("cannot read the backup's data: {e}"),
+                            format!("cannot read the backup's data: {why}"),
                             t_download,
                         ));
                     }
+                }
+                // The sink could not be read: the check did not run.
+                Err(CopyError::Sink(e)) => return Err(e),
+                // Our own disk failed: an error of this run, never a verdict
+                // on the backup (exit 78, as for an unusable temp dir).
+                Err(CopyError::Local(e)) => {
+                    return Err(Error::config(
+                        temp_root.display().to_string(),
+                        format!(
+                            "cannot write the decompressed copy of the backup ({} bytes): {e}; point --temp-dir (temp_dir) at a disk with room",
+                            manifest.artifact.raw_size
+                        ),
+                    ));
                 }
             }
         }

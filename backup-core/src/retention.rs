@@ -17,9 +17,12 @@
 //!   empty list);
 //! - backups are ordered by the start time recorded in their manifests,
 //!   never by key names;
-//! - an incomplete backup (no manifest) is removed only once its newest
-//!   object is older than the grace period, so a running backup is never
-//!   touched;
+//! - an incomplete backup (no manifest object at all) is removed only once
+//!   its newest object is older than the grace period, so a running backup
+//!   is never touched;
+//! - a backup whose manifest exists but cannot be read (a newer format, a
+//!   garbled body) is never deleted: it may be good, and this build cannot
+//!   tell;
 //! - a backup is deleted manifest first, so a half-deleted backup is
 //!   incomplete, never a corrupt "complete" one.
 
@@ -93,6 +96,8 @@ pub struct Decision {
     pub reasons: Vec<String>,
     /// Whether it is an incomplete backup (no manifest).
     pub incomplete: bool,
+    /// Whether its manifest exists but cannot be read.
+    pub unreadable: bool,
 }
 
 /// Decide, without touching anything, which backups of one listing stay.
@@ -166,9 +171,24 @@ pub fn plan(listing: &Listing, policy: &RetentionPolicy, now: DateTime<Utc>) -> 
                     vec!["no rule keeps it".into()]
                 },
                 incomplete: false,
+                unreadable: false,
             }
         })
         .collect();
+    for u in &listing.unreadable {
+        out.push(Decision {
+            backup_id: u.backup_id.clone(),
+            dir: u.dir.clone(),
+            started_at: u.last_modified,
+            keep: true,
+            reasons: vec![format!(
+                "manifest unreadable ({}): never pruned; inspect it, or upgrade lifeboat",
+                u.reason
+            )],
+            incomplete: false,
+            unreadable: true,
+        });
+    }
     let grace = policy.grace();
     for inc in &listing.incomplete {
         let old = inc.last_modified + grace <= now;
@@ -189,6 +209,7 @@ pub fn plan(listing: &Listing, policy: &RetentionPolicy, now: DateTime<Utc>) -> 
                 )
             }],
             incomplete: true,
+            unreadable: false,
         });
     }
     out

@@ -13,7 +13,7 @@ pub(crate) struct ListArgs {
     /// Only this source's backups (default: all).
     #[arg(long)]
     source: Option<String>,
-    /// Print JSON: {"complete": [manifest, …], "incomplete": […]}.
+    /// Print JSON: {"complete": [manifest, …], "unreadable": […], "incomplete": […]}.
     #[arg(long)]
     #[serde(skip)]
     json: bool,
@@ -24,6 +24,8 @@ pub(crate) struct ListArgs {
 pub(crate) struct ListOutput {
     location: String,
     complete: Vec<backup_core::Manifest>,
+    /// Manifests that exist but cannot be read: kept, never restored from.
+    unreadable: Vec<backup_core::IncompleteBackup>,
     incomplete: Vec<backup_core::IncompleteBackup>,
 }
 
@@ -43,11 +45,13 @@ pub(crate) async fn execute(ctx: &Context, a: &ListArgs) -> Result<ListOutput, E
         location = %sink.location(),
         complete = listing.complete.len(),
         incomplete = listing.incomplete.len(),
+        unreadable = listing.unreadable.len(),
         "list complete"
     );
     Ok(ListOutput {
         location: sink.location().to_string(),
         complete: listing.complete.into_iter().map(|b| b.manifest).collect(),
+        unreadable: listing.unreadable,
         incomplete: listing.incomplete,
     })
 }
@@ -79,8 +83,25 @@ pub(crate) async fn run(ctx: &Context, a: ListArgs) -> Result<(), Error> {
             );
         }
     }
+    if !out.unreadable.is_empty() {
+        println!(
+            "\nunreadable (a manifest this lifeboat cannot read: kept, never pruned, never restored from):"
+        );
+        for i in &out.unreadable {
+            println!(
+                "{:<16} {:<22} {:<20} {:>10}  {}",
+                i.source,
+                i.backup_id,
+                i.last_modified.format("%Y-%m-%d %H:%M:%S"),
+                human_bytes(i.bytes),
+                i.reason
+            );
+        }
+    }
     if !out.incomplete.is_empty() {
-        println!("\nincomplete (no valid manifest: never offered for restore):");
+        println!(
+            "\nincomplete (no manifest: never offered for restore; removed by prune after the grace period):"
+        );
         for i in &out.incomplete {
             println!(
                 "{:<16} {:<22} {:<20} {:>10}  {}",

@@ -113,7 +113,13 @@ pub(crate) async fn run(ctx: &Context, a: PruneArgs) -> Result<(), Error> {
         "deleted"
     };
     for d in &report.decisions {
-        let what = if d.incomplete { " (incomplete)" } else { "" };
+        let what = if d.incomplete {
+            " (incomplete)"
+        } else if d.unreadable {
+            " (unreadable)"
+        } else {
+            ""
+        };
         let verb = if d.keep { "keep" } else { verb_go };
         println!(
             "{verb:<12} {}{what}  {}  — {}",
