@@ -92,7 +92,7 @@ pub enum Selector {
 
 /// What one backup directory turned out to be.
 enum Found {
-    Complete(BackupEntry),
+    Complete(Box<BackupEntry>),
     Incomplete(IncompleteBackup),
     Unreadable(UnreadableBackup),
 }
@@ -178,7 +178,7 @@ impl Catalog {
                     };
                     Ok(match Manifest::from_json(&raw) {
                         Ok(manifest) if manifest.backup_id == id => {
-                            Found::Complete(BackupEntry { dir, manifest })
+                            Found::Complete(Box::new(BackupEntry { dir, manifest }))
                         }
                         Ok(manifest) => Found::Unreadable(incomplete(format!(
                             "the manifest names backup {} but sits in the directory of {id}",
@@ -197,7 +197,7 @@ impl Catalog {
         let mut listing = Listing::default();
         for r in results {
             match r {
-                Found::Complete(entry) => listing.complete.push(entry),
+                Found::Complete(entry) => listing.complete.push(*entry),
                 Found::Incomplete(inc) => listing.incomplete.push(inc),
                 Found::Unreadable(u) => listing.unreadable.push(u),
             }
