@@ -160,7 +160,7 @@ fn split(resp: &[u8]) -> (Vec<u8>, Vec<u8>) {
 }
 
 /// The same response, with `Connection: close` and, if given, a new body.
-fn rewrite(resp: &[u8], new_body: Option<Vec<u8>>, status: Option<&str>) -> Vec<u8> {
+fn rewrite(resp: &[u8], new_body: Option<Vec<u8>>) -> Vec<u8> {
     let (head, body) = split(resp);
     let head = String::from_utf8_lossy(&head).to_string();
     if head.contains("\r\nX-Lifeboat-Head: 1") {
@@ -179,9 +179,6 @@ fn rewrite(resp: &[u8], new_body: Option<Vec<u8>>, status: Option<&str>) -> Vec<
         return out;
     }
     let mut lines: Vec<String> = head.split("\r\n").map(str::to_string).collect();
-    if let Some(s) = status {
-        lines[0] = format!("HTTP/1.1 {s}");
-    }
     let body = new_body.unwrap_or(body);
     lines.retain(|l| {
         let l = l.to_ascii_lowercase();
@@ -189,12 +186,11 @@ fn rewrite(resp: &[u8], new_body: Option<Vec<u8>>, status: Option<&str>) -> Vec<
             && !l.starts_with("content-length:")
             && !l.starts_with("transfer-encoding:")
             && !l.starts_with("content-md5:")
-            && !(status.is_some() && l.starts_with("etag:"))
     });
     let chunked_in = head
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked");
-    let body = if chunked_in && status.is_none() {
+    let body = if chunked_in {
         dechunk(&body)
     } else {
         body
@@ -338,7 +334,7 @@ fn serve(mut client: TcpStream, up: &str, rules: &Mutex<Vec<Rule>>, injected: &A
         })
     };
     let out = match action {
-        None => forward(up, &req).map(|r| rewrite(&r, None, None)),
+        None => forward(up, &req).map(|r| rewrite(&r, None)),
         Some(Action::Status(s)) => Some(error_response(s)),
         Some(Action::ForwardThenDrop) => {
             let _ = forward(up, &req);
@@ -358,17 +354,17 @@ fn serve(mut client: TcpStream, up: &str, rules: &Mutex<Vec<Rule>>, injected: &A
             None
         }
         Some(Action::CorruptBody) => forward(up, &req).map(|r| {
-            let (_, mut body) = split(&rewrite(&r, None, None));
+            let (_, mut body) = split(&rewrite(&r, None));
             if !body.is_empty() {
                 let i = body.len() / 2;
                 body[i] ^= 0x5a;
             }
-            rewrite(&r, Some(body), None)
+            rewrite(&r, Some(body))
         }),
-        Some(Action::ReplaceBody(b)) => forward(up, &req).map(|r| rewrite(&r, Some(b), None)),
+        Some(Action::ReplaceBody(b)) => forward(up, &req).map(|r| rewrite(&r, Some(b))),
         Some(Action::Delay(d)) => {
             std::thread::sleep(d);
-            forward(up, &req).map(|r| rewrite(&r, None, None))
+            forward(up, &req).map(|r| rewrite(&r, None))
         }
     };
     if let Some(bytes) = out {
