@@ -297,3 +297,305 @@ fn a_full_temp_disk_is_not_a_corrupt_backup() {
     let (code, out, _) = run(lifeboat(d).args(["status", "--from", "b"]));
     assert_eq!(code, 0, "{out}");
 }
+
+fn rows(db: &Path) -> i64 {
+    let c = rusqlite::Connection::open(db).unwrap();
+    c.query_row("SELECT count(*) FROM items", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// A database with `n` rows in `items`, WAL mode, whose last row sits in
+/// the WAL (not checkpointed), as a live app's database does: written by a
+/// process that exits without closing.
+fn live_db(path: &Path, n: usize) {
+    sample_db(path, n);
+    let st = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3, os, sys\n\
+             c = sqlite3.connect(sys.argv[1])\n\
+             c.execute('PRAGMA journal_mode=wal')\n\
+             c.execute('PRAGMA wal_autocheckpoint=0')\n\
+             c.execute(\"INSERT INTO items (name) VALUES ('in the wal')\")\n\
+             c.commit()\n\
+             os._exit(0)\n",
+        )
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let wal = std::fs::metadata(format!("{}-wal", path.display())).unwrap();
+    assert!(wal.len() > 0, "the last commit sits in the WAL");
+}
+
+/// `restore --force` replaces only a regular file (or one a symlink points
+/// at): directories, FIFOs, sockets, devices and dangling links are refused
+/// with exit 5 and left alone.
+#[test]
+fn restore_force_refuses_anything_but_a_regular_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    local_backup(d, 500);
+    let fifo = d.join("fifo.db");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let sock = d.join("sock.db");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    std::fs::create_dir(d.join("dir.db")).unwrap();
+    std::os::unix::fs::symlink("/dev/null", d.join("null.db")).unwrap();
+    std::os::unix::fs::symlink(&fifo, d.join("to-fifo.db")).unwrap();
+    std::os::unix::fs::symlink(d.join("nowhere.db"), d.join("dangling.db")).unwrap();
+    for (target, says) in [
+        ("fifo.db", "FIFO"),
+        ("sock.db", "socket"),
+        ("dir.db", "directory"),
+        ("null.db", "character device"),
+        ("to-fifo.db", "FIFO"),
+        ("dangling.db", "dangling"),
+    ] {
+        let (code, _, err) = run(lifeboat(d).args([
+            "restore",
+            "--from",
+            "b",
+            "--latest",
+            "--force",
+            "--to",
+            &format!("sqlite:{target}"),
+        ]));
+        assert_eq!(code, 5, "{target}: {err}");
+        assert!(error_line(&err).contains(says), "{target}: {err}");
+    }
+    assert!(
+        std::fs::symlink_metadata(d.join("null.db"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(!d.join("nowhere.db").exists());
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+
+    // A symlink to a regular database: the file it points at is replaced,
+    // the link stays a link.
+    live_db(&d.join("real.db"), 10);
+    std::os::unix::fs::symlink(d.join("real.db"), d.join("link.db")).unwrap();
+    let (code, _, err) = run(lifeboat(d).args([
+        "restore",
+        "--from",
+        "b",
+        "--latest",
+        "--force",
+        "--to",
+        "sqlite:link.db",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        std::fs::symlink_metadata(d.join("link.db"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(rows(&d.join("real.db")), 500);
+}
+
+/// A database another process has open, idle or in a transaction, is not
+/// replaced: that process's next commit would go to the replaced file.
+#[test]
+fn restore_force_refuses_a_database_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    local_backup(d, 500);
+    for (journal, txn) in [
+        ("wal", false),
+        ("wal", true),
+        ("delete", false),
+        ("delete", true),
+    ] {
+        let target = d.join(format!("app-{journal}-{txn}.db"));
+        sample_db(&target, 20);
+        let app = rusqlite::Connection::open(&target).unwrap();
+        app.pragma_update(None, "journal_mode", journal).unwrap();
+        app.query_row("SELECT count(*) FROM items", [], |r| r.get::<_, i64>(0))
+            .unwrap();
+        if txn {
+            app.execute_batch("BEGIN IMMEDIATE; INSERT INTO items (name) VALUES ('pending');")
+                .unwrap();
+        }
+        let (code, _, err) = run(lifeboat(d).args([
+            "restore",
+            "--from",
+            "b",
+            "--latest",
+            "--force",
+            "--to",
+            &format!("sqlite:{}", target.display()),
+        ]));
+        assert_eq!(code, 5, "{journal} {txn}: {err}");
+        assert!(
+            error_line(&err).contains("another process"),
+            "{journal} {txn}: {err}"
+        );
+        // The app's next commit lands in the file at the path.
+        if txn {
+            app.execute_batch("COMMIT").unwrap();
+        } else {
+            app.execute_batch("INSERT INTO items (name) VALUES ('pending');")
+                .unwrap();
+        }
+        drop(app);
+        assert_eq!(rows(&target), 21, "{journal} {txn}");
+    }
+}
+
+/// `kill -9` at every step of a forced restore: the target path always
+/// holds the old database or the new one, whole, and the next restore
+/// cleans up what the killed one left.
+#[test]
+fn a_killed_forced_restore_leaves_the_old_or_the_new_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    local_backup(d, 500);
+    for (point, expect_new) in [
+        ("sqlite-restore:staged", false),
+        ("sqlite-restore:quiesced", false),
+        ("sqlite-restore:renamed", true),
+    ] {
+        let target = d.join("live.db");
+        for f in ["live.db", "live.db-wal", "live.db-shm"] {
+            let _ = std::fs::remove_file(d.join(f));
+        }
+        live_db(&target, 40);
+        let old_rows = 41;
+        let (code, _, err) = run(lifeboat(d).env("LIFEBOAT_FAILPOINTS", point).args([
+            "restore",
+            "--from",
+            "b",
+            "--latest",
+            "--force",
+            "--to",
+            "sqlite:live.db",
+        ]));
+        assert_eq!(code, -1, "{point}: killed by a signal: {err}");
+        assert!(target.exists(), "{point}: the target path is empty");
+        let n = rows(&target);
+        assert_eq!(n, if expect_new { 500 } else { old_rows }, "{point}");
+        let c = rusqlite::Connection::open(&target).unwrap();
+        let ok: String = c
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(ok, "ok", "{point}");
+        drop(c);
+        let (code, _, err) = run(lifeboat(d).args([
+            "restore",
+            "--from",
+            "b",
+            "--latest",
+            "--force",
+            "--to",
+            "sqlite:live.db",
+        ]));
+        assert_eq!(code, 0, "{point}: {err}");
+        assert_eq!(rows(&target), 500, "{point}");
+        let staging: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains("lifeboat-restore"))
+            .collect();
+        assert!(staging.is_empty(), "{point}: left {staging:?}");
+    }
+}
+
+/// A long-running reader on a WAL database must not turn the backup's
+/// checkpoint into a stall of the application's writers (TRUNCATE waits for
+/// readers while holding the writer lock): a writer with a 5 s busy
+/// timeout never fails while backups run.
+#[test]
+fn a_backup_never_stalls_the_applications_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    sample_db(&d.join("app.db"), 20_000);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (d, stop) = (d.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let c = rusqlite::Connection::open(d.join("app.db")).unwrap();
+            c.execute_batch("BEGIN").unwrap();
+            c.query_row("SELECT count(*) FROM items", [], |r| r.get::<_, i64>(0))
+                .unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            c.execute_batch("COMMIT").unwrap();
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let writer = {
+        let (d, stop) = (d.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let c = rusqlite::Connection::open(d.join("app.db")).unwrap();
+            c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+            let (mut ok, mut failed) = (0, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match c.execute("INSERT INTO items (name) VALUES ('app write')", []) {
+                    Ok(_) => ok += 1,
+                    Err(e) => failed.push(e.to_string()),
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            (ok, failed)
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for _ in 0..2 {
+        let (code, _, err) = run(lifeboat(&d).args(["backup", "sqlite:app.db", "--to", "b"]));
+        assert_eq!(code, 0, "{err}");
+    }
+    // Longer than the writer's busy timeout, with the reader still open.
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    reader.join().unwrap();
+    let (ok, failed) = writer.join().unwrap();
+    assert!(ok > 50, "the writer made progress: {ok}");
+    assert!(
+        failed.is_empty(),
+        "the application's writes failed: {failed:?}"
+    );
+}
+
+/// The lock is keyed on the database, however its path is spelled.
+#[test]
+fn one_lock_per_database_however_spelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    sample_db(&d.join("app.db"), 100);
+    std::fs::create_dir(d.join("sub")).unwrap();
+    std::os::unix::fs::symlink(d.join("app.db"), d.join("alias.db")).unwrap();
+    let canonical = std::fs::canonicalize(d.join("app.db")).unwrap();
+    let lock = backup_core::lock::lock_path(d, &format!("sqlite://{}", canonical.display()));
+    std::fs::write(&lock, "").unwrap();
+    let mut holder = std::process::Command::new("flock")
+        .arg("-o")
+        .arg(&lock)
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for spelling in [
+        format!("sqlite://{}/./app.db", d.display()),
+        format!("sqlite://{}/sub/../app.db", d.display()),
+        "sqlite:alias.db".to_string(),
+        "sqlite:./app.db".to_string(),
+    ] {
+        let (code, _, err) = run(lifeboat(d).args(["backup", &spelling, "--to", "b"]));
+        assert_eq!(code, 1, "{spelling}: {err}");
+    }
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let (code, _, err) = run(lifeboat(d).args(["backup", "sqlite:./app.db", "--to", "b"]));
+    assert_eq!(code, 0, "{err}");
+}

@@ -49,6 +49,7 @@
 pub mod catalog;
 pub mod config;
 pub mod error;
+pub mod failpoint;
 pub mod health;
 pub mod lock;
 pub mod manifest;

@@ -227,7 +227,7 @@ impl BackupJob {
         let t0 = Instant::now();
         let lock_dir = self.lock_dir.clone().unwrap_or_else(lock::default_lock_dir);
         let _lock = lock::acquire(
-            &lock::lock_path(&lock_dir, &self.source.location()),
+            &lock::lock_path(&lock_dir, &self.source.lock_key()),
             self.lock_mode,
         )
         .await?;
@@ -905,7 +905,7 @@ impl RestoreJob {
         let t0 = Instant::now();
         let lock_dir = self.lock_dir.clone().unwrap_or_else(lock::default_lock_dir);
         let _lock = lock::acquire(
-            &lock::lock_path(&lock_dir, &self.target.location()),
+            &lock::lock_path(&lock_dir, &self.target.lock_key()),
             self.lock_mode,
         )
         .await?;

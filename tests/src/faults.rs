@@ -179,7 +179,6 @@ fn rewrite(resp: &[u8], new_body: Option<Vec<u8>>) -> Vec<u8> {
         return out;
     }
     let mut lines: Vec<String> = head.split("\r\n").map(str::to_string).collect();
-    let body = new_body.unwrap_or(body);
     lines.retain(|l| {
         let l = l.to_ascii_lowercase();
         !l.starts_with("connection:")
@@ -190,10 +189,10 @@ fn rewrite(resp: &[u8], new_body: Option<Vec<u8>>) -> Vec<u8> {
     let chunked_in = head
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked");
-    let body = if chunked_in {
-        dechunk(&body)
-    } else {
-        body
+    let body = match new_body {
+        Some(b) => b,
+        None if chunked_in => dechunk(&body),
+        None => body,
     };
     let mut out = lines.join("\r\n");
     out.push_str(&format!(

@@ -549,6 +549,18 @@ impl Source for PostgresSource {
         "pgdump"
     }
 
+    /// Host, port and database: the user, TLS settings and spelling of the
+    /// URL do not make it another database.
+    fn lock_key(&self) -> String {
+        let host = match self.conn.host.as_str() {
+            h if h.starts_with('/') => std::fs::canonicalize(h)
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| h.to_string()),
+            h => h.trim_end_matches('.').to_ascii_lowercase(),
+        };
+        format!("postgres://{host}:{}/{}", self.conn.port, self.conn.dbname)
+    }
+
     /// Level 1. With the archive's row chunks merged ([`archive`]), zstd's
     /// fastest level already stores the benchmark database in 0.95× the
     /// size of `pg_dump -Fc` (level 6: 0.94× for 2.4× the CPU of the run,
