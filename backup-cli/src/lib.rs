@@ -21,7 +21,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     name = "lifeboat",
     version,
     about,
-    after_help = "Exit codes: 0 ok, 1 locked, 2 source failed, 3 sink failed, 4 verification failed, 5 restore failed, 6 unhealthy, 64 usage, 78 config, 130 interrupted.\n\nRun 'lifeboat <command> --help' for examples."
+    after_help = "Exit codes: 0 ok, 1 locked, 2 source failed, 3 sink failed, 4 verification failed, 5 restore failed, 6 unhealthy, 64 usage, 78 config, 130 interrupted (SIGINT), 143 terminated (SIGTERM).\n\nRun 'lifeboat <command> --help' for examples."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -270,22 +270,68 @@ where
                 Command::Init(a) => commands::init::run(a).await,
             }
         };
-        tokio::select! {
-            r = work => match r {
-                Ok(()) => 0,
-                Err(e) => logging::fail(name, &e),
-            },
-            _ = tokio::signal::ctrl_c() => {
-                // Dropping the work future cancels it: uploads are abandoned
-                // before completion and temporary files removed; give the
-                // aborts of abandoned multipart uploads a moment to land.
+        let mut work = Box::pin(work);
+        let outcome = tokio::select! {
+            r = &mut work => Ok(r),
+            signal = interrupted() => Err(signal),
+        };
+        // Dropping the work future cancels it: uploads are abandoned before
+        // completion (a completion in flight is aborted and its object
+        // deleted) and temporary files removed. It must be dropped here,
+        // before waiting for the aborts it spawns to land.
+        drop(work);
+        match outcome {
+            Ok(Ok(())) => 0,
+            Ok(Err(e)) => logging::fail(name, &e),
+            Err(signal) => {
                 backup_core::sink::wait_for_cleanup(Duration::from_secs(5)).await;
-                logging::fail(name, &Error::Cancelled)
+                logging::fail_with_code(name, &Error::Cancelled, signal.exit_code(), signal.name())
             }
         }
     });
     runtime.shutdown_timeout(Duration::from_secs(5));
     code
+}
+
+/// A signal that stops a run.
+#[derive(Debug, Clone, Copy)]
+enum Interrupt {
+    /// Ctrl-C.
+    Int,
+    /// systemd's stop, `docker stop`, `timeout`, `kill`.
+    Term,
+}
+
+impl Interrupt {
+    fn exit_code(self) -> i32 {
+        match self {
+            Interrupt::Int => 130,
+            Interrupt::Term => 143,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Interrupt::Int => "SIGINT",
+            Interrupt::Term => "SIGTERM",
+        }
+    }
+}
+
+/// Resolves at the first SIGINT or SIGTERM.
+async fn interrupted() -> Interrupt {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        // Without signal handlers the default action (exit) applies.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => Interrupt::Int,
+        _ = term.recv() => Interrupt::Term,
+    }
 }
 
 fn cli_command_name(c: &Command) -> &'static str {

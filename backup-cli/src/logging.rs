@@ -116,8 +116,20 @@ pub(crate) fn init(json: bool, verbose: u8, quiet: bool) {
 /// Log the failure as the run's summary record, print it, and return its
 /// exit code.
 pub(crate) fn fail(command: &str, err: &Error) -> i32 {
-    let code = err.exit_code();
-    let message = err.display_chain();
+    summary_failure(command, err, err.exit_code(), None)
+}
+
+/// [`fail`] for a run stopped by `signal`, with its own exit code (130 for
+/// SIGINT, 143 for SIGTERM).
+pub(crate) fn fail_with_code(command: &str, err: &Error, code: i32, signal: &str) -> i32 {
+    summary_failure(command, err, code, Some(signal))
+}
+
+fn summary_failure(command: &str, err: &Error, code: i32, signal: Option<&str>) -> i32 {
+    let message = match signal {
+        Some(s) => format!("interrupted by {s}; nothing half-done was left visible"),
+        None => err.display_chain(),
+    };
     tracing::error!(
         summary = true,
         command,

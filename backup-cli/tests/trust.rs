@@ -599,3 +599,98 @@ fn one_lock_per_database_however_spelled() {
     let (code, _, err) = run(lifeboat(d).args(["backup", "sqlite:./app.db", "--to", "b"]));
     assert_eq!(code, 0, "{err}");
 }
+
+/// Send `signal` to `child` after `after`; its exit code, stdout, stderr.
+fn signal_after(
+    mut cmd: std::process::Command,
+    signal: &str,
+    after: std::time::Duration,
+) -> (Option<i32>, String, String) {
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(after);
+    let st = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// SIGTERM (systemd, `docker stop`, `timeout`) is handled like SIGINT: the
+/// upload is aborted, temporary files go, one summary record, exit 143.
+#[test]
+fn sigterm_during_an_upload_aborts_cleanly_with_exit_143() {
+    let Some(ep) = s3_endpoint() else { return };
+    for (signal, expect) in [("TERM", 143), ("INT", 130)] {
+        let bucket = unique_bucket("sigterm");
+        create_s3_bucket(&ep, &bucket);
+        let proxy = FaultyHttp::start(
+            &ep,
+            vec![Rule::new(
+                "PUT",
+                "partNumber=",
+                Action::Delay(std::time::Duration::from_millis(1500)),
+                100,
+            )],
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        sample_db(&d.join("app.db"), 400_000);
+        std::fs::create_dir(d.join("tmp")).unwrap();
+        // One part in flight at a time, each held up: the stream is
+        // mid-way when the signal comes.
+        std::fs::write(
+            d.join("lifeboat.toml"),
+            format!(
+                "source = \"sqlite:app.db\"\nsink = \"s3://{bucket}/prod\"\n[sink_options]\nendpoint = \"{}\"\nupload_concurrency = 1\npart_size = 5242880\n",
+                proxy.url()
+            ),
+        )
+        .unwrap();
+        let mut cmd = lifeboat(d);
+        cmd.args([
+            "--log-format",
+            "json",
+            "backup",
+            "--level",
+            "1",
+            "--temp-dir",
+            "tmp",
+        ]);
+        let (code, _, err) = signal_after(cmd, signal, std::time::Duration::from_millis(1200));
+        assert_eq!(code, Some(expect), "SIG{signal}: {err}");
+        let summaries: Vec<&str> = err
+            .lines()
+            .filter(|l| l.contains("\"summary\":true"))
+            .collect();
+        assert_eq!(summaries.len(), 1, "SIG{signal}: one summary record: {err}");
+        assert!(
+            summaries[0].contains(&format!("\"exit_code\":{expect}")),
+            "{}",
+            summaries[0]
+        );
+        assert!(
+            s3_keys(&ep, &bucket).is_empty(),
+            "SIG{signal}: objects left"
+        );
+        let (_, uploads) = http("GET", &format!("{ep}/{bucket}?uploads"), b"");
+        assert!(
+            !uploads.contains("<UploadId>"),
+            "SIG{signal}: an open upload is left: {uploads} {err}"
+        );
+        let left: Vec<_> = std::fs::read_dir(d.join("tmp"))
+            .unwrap()
+            .flatten()
+            .collect();
+        assert!(left.is_empty(), "SIG{signal}: temp files left: {left:?}");
+    }
+}

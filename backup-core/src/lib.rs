@@ -60,6 +60,7 @@ pub mod progress;
 pub mod retention;
 pub mod sink;
 pub mod source;
+pub mod tempdir;
 pub mod verify;
 
 #[cfg(any(test, feature = "testing"))]

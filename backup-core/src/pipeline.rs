@@ -231,6 +231,9 @@ impl BackupJob {
             self.lock_mode,
         )
         .await?;
+        // What runs killed with -9 left in the temp dir (snapshot copies,
+        // passfiles) goes first.
+        crate::tempdir::sweep(&self.temp_dir.clone().unwrap_or_else(std::env::temp_dir));
         // One after the other: a failed preflight must not leave a sink
         // check running in the background.
         self.source.preflight().await?;
@@ -909,6 +912,7 @@ impl RestoreJob {
             self.lock_mode,
         )
         .await?;
+        crate::tempdir::sweep(&std::env::temp_dir());
         let entry = Catalog::new(self.sink.clone())
             .find(self.source_name.as_deref(), &self.selector)
             .await?;
@@ -1073,15 +1077,13 @@ impl VerifyJob {
         let mut verdicts = run_verifiers(&remote, &manifest, &*self.sink, None).await?;
         if !local.is_empty() {
             let temp_root = self.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
-            let temp = tempfile::Builder::new()
-                .prefix("lifeboat-verify-")
-                .tempdir_in(&temp_root)
-                .map_err(|e| {
-                    Error::config(
-                        temp_root.display().to_string(),
-                        format!("cannot create a temporary directory: {e}"),
-                    )
-                })?;
+            crate::tempdir::sweep(&temp_root);
+            let temp = crate::tempdir::PrivateDir::new(&temp_root, "verify").map_err(|e| {
+                Error::config(
+                    temp_root.display().to_string(),
+                    format!("cannot create a temporary directory: {e}"),
+                )
+            })?;
             let copy = temp.path().join("artifact");
             let t_download = Instant::now();
             let reader = match artifact_reader(self.sink.clone(), &manifest, self.progress.clone())

@@ -521,15 +521,12 @@ impl Source for SqliteSource {
     async fn dump(&self, opts: &DumpOptions) -> Result<Dump> {
         let temp_root = opts.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
         let temp = Arc::new(
-            tempfile::Builder::new()
-                .prefix("lifeboat-sqlite-")
-                .tempdir_in(&temp_root)
-                .map_err(|e| {
-                    self.err(format!(
-                        "cannot create a temporary directory in {}: {e}",
-                        temp_root.display()
-                    ))
-                })?,
+            crate::tempdir::PrivateDir::new(&temp_root, "sqlite").map_err(|e| {
+                self.err(format!(
+                    "cannot create a temporary directory in {}: {e}",
+                    temp_root.display()
+                ))
+            })?,
         );
         let snap = temp.path().join("snapshot.db");
         let src = self.path.clone();
