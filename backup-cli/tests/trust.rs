@@ -694,3 +694,232 @@ fn sigterm_during_an_upload_aborts_cleanly_with_exit_143() {
         assert!(left.is_empty(), "SIG{signal}: temp files left: {left:?}");
     }
 }
+
+/// Every canary that must never appear in any output.
+const CANARIES: [&str; 9] = [
+    "CanaryPgUrl1x",
+    "CanaryQuery2x",
+    "CanaryClap3x",
+    "CanaryThreads4x",
+    "CanarySecretKey5x",
+    "CanaryKeepDays6x",
+    "CanaryMinSize7x",
+    "CanaryPgVar8x",
+    "CanaryWebhook9x",
+];
+
+/// Secrets never echoed: a URL's password, a query-string secret, an
+/// interpolated `${VAR}`, on stderr, in JSON logs, in the log file and in
+/// webhooks, whatever goes wrong.
+#[test]
+fn secrets_are_never_echoed_on_any_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    sample_db(&d.join("app.db"), 100);
+    let hook = lifeboat_tests::http::Recorder::start(200);
+    let mut outputs: Vec<String> = Vec::new();
+    let run_case =
+        |outputs: &mut Vec<String>, args: &[&str], config: Option<String>, expect: i32| {
+            match &config {
+                Some(c) => std::fs::write(d.join("lifeboat.toml"), c).unwrap(),
+                None => {
+                    let _ = std::fs::remove_file(d.join("lifeboat.toml"));
+                }
+            }
+            for format in ["text", "json"] {
+                let mut cmd = lifeboat(d);
+                for (i, c) in CANARIES.iter().enumerate() {
+                    cmd.env(format!("LB_CANARY{}", i + 1), c);
+                }
+                let (code, out, err) = run(cmd
+                    .args(["--log-format", format, "-vv", "--log-file", "log.txt"])
+                    .args(args));
+                assert_eq!(code, expect, "{args:?} {config:?}: {err}");
+                assert!(!err.contains("panicked"), "{err}");
+                outputs.push(format!("{out}\n{err}"));
+            }
+        };
+    // A password in a URL on the command line: refused connection, and a
+    // warning that `ps` shows it.
+    run_case(
+        &mut outputs,
+        &[
+            "backup",
+            &format!("postgres://app:{}@127.0.0.1:1/shop", CANARIES[0]),
+            "--to",
+            "b",
+        ],
+        None,
+        2,
+    );
+    assert!(
+        outputs.last().unwrap().contains("PGPASSFILE"),
+        "no warning about the password on the command line"
+    );
+    run_case(
+        &mut outputs,
+        &[
+            "backup",
+            "sqlite:app.db",
+            "--to",
+            &format!("s3://bucket/x?secret_access_key={}", CANARIES[1]),
+        ],
+        None,
+        64,
+    );
+    run_case(
+        &mut outputs,
+        &[
+            "backup",
+            "--level",
+            &format!("postgres://u:{}@h/db", CANARIES[2]),
+            "sqlite:app.db",
+            "--to",
+            "b",
+        ],
+        None,
+        64,
+    );
+    let webhook = format!("webhook = \"{}/hook/${{LB_CANARY9}}\"\n", hook.url());
+    for (config, expect) in [
+        (
+            "source = \"sqlite:app.db\"\nsink = \"b\"\nthreads = \"${LB_CANARY4}\"\n".to_string(),
+            78,
+        ),
+        (
+            format!(
+                "source = \"sqlite:app.db\"\nsink = \"s3://bucket/x\"\n[sink_options]\nendpoint = \"http://127.0.0.1:1\"\nmax_retries = 0\naccess_key_id = \"AKIAEXAMPLE\"\nsecret_access_key = \"${{LB_CANARY5}}\"\n[notify]\n{webhook}"
+            ),
+            3,
+        ),
+        (
+            "source = \"sqlite:app.db\"\nsink = \"b\"\n[retention]\nkeep_days = \"${LB_CANARY6}\"\n"
+                .to_string(),
+            78,
+        ),
+        (
+            "source = \"sqlite:app.db\"\nsink = \"b\"\nmin_size = \"${LB_CANARY7}\"\n".to_string(),
+            78,
+        ),
+        (
+            format!(
+                "source = \"postgres://app:${{LB_CANARY8}}@127.0.0.1:1/db\"\nsink = \"b\"\n[notify]\n{webhook}"
+            ),
+            2,
+        ),
+    ] {
+        run_case(&mut outputs, &["backup"], Some(config), expect);
+    }
+    let log = std::fs::read_to_string(d.join("log.txt")).unwrap();
+    assert!(log.contains("summary"), "the log file was written");
+    outputs.push(log);
+    let requests = hook.requests();
+    assert!(requests.len() >= 2, "the webhook was called: {requests:?}");
+    for r in &requests {
+        outputs.push(r.body.clone());
+    }
+    let mut found = Vec::new();
+    for o in &outputs {
+        for c in CANARIES {
+            if o.contains(c) {
+                found.push(format!("{c} in: {}", &o[..o.len().min(2000)]));
+            }
+        }
+    }
+    assert!(found.is_empty(), "secrets echoed: {found:#?}");
+}
+
+/// Numbers that overflow are usage (64) or config (78) errors, never a
+/// panic or a wrap-around.
+#[test]
+fn huge_numbers_are_refused_not_wrapped() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    local_backup(d, 100);
+    let flag_cases: Vec<Vec<&str>> = vec![
+        vec!["prune", "--from", "b", "--keep-days", "4000000000"],
+        vec!["prune", "--from", "b", "--keep-last", "0"],
+        vec!["status", "--from", "b", "--max-age", "18446744073709551615"],
+        vec![
+            "status",
+            "--from",
+            "b",
+            "--max-age",
+            "99999999999999999999999d",
+        ],
+        vec!["status", "--from", "b", "--max-age", "9999999999999999d"],
+        vec!["status", "--from", "b", "--max-size-drop", "NaN"],
+        vec!["status", "--from", "b", "--max-size-drop", "-3"],
+        vec![
+            "backup",
+            "sqlite:app.db",
+            "--to",
+            "b",
+            "--threads",
+            "4000000000",
+        ],
+        vec![
+            "backup",
+            "sqlite:app.db",
+            "--to",
+            "b",
+            "--min-size",
+            "99999999999999999999999 GiB",
+        ],
+        vec![
+            "backup",
+            "sqlite:app.db",
+            "--to",
+            "b",
+            "--level",
+            "2147483647",
+        ],
+        vec![
+            "backup",
+            "postgres://h/db",
+            "--to",
+            "b",
+            "--jobs",
+            "4000000000",
+        ],
+        vec![
+            "backup",
+            "postgres://h/db",
+            "--to",
+            "b",
+            "--max-replica-lag",
+            "18446744073709551615s",
+        ],
+    ];
+    for args in &flag_cases {
+        let (code, _, err) = run(lifeboat(d).args(args));
+        assert_eq!(code, 64, "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    let config_cases = [
+        "[retention]\nkeep_last = 1\nincomplete_grace = \"999999999999d\"\n",
+        "[retention]\nkeep_last = 1\nincomplete_grace = 18446744073709551615\n",
+        "[retention]\nkeep_days = 4000000000\n",
+        "[retries]\nattempts = 4294967295\n",
+        "[retries]\nbackoff = nan\n",
+        "[retries]\ninterval = \"99999999999999d\"\n",
+        "[health]\nmax_age = \"18446744073709551615\"\n",
+        "[sink_options]\npart_size = 18446744073709551615\n",
+        "[sink_options]\nupload_concurrency = 1000000\n",
+        "threads = 4000000000\n",
+        "min_size = \"1e400 GiB\"\n",
+        "[postgres]\njobs = 100000\n",
+    ];
+    for c in config_cases {
+        std::fs::write(
+            d.join("lifeboat.toml"),
+            format!("source = \"sqlite:app.db\"\nsink = \"b\"\n{c}"),
+        )
+        .unwrap();
+        for verb in [vec!["prune"], vec!["status"], vec!["backup"]] {
+            let (code, _, err) = run(lifeboat(d).args(&verb));
+            assert_eq!(code, 78, "{c} {verb:?}: {err}");
+            assert!(!err.contains("panicked"), "{c}: {err}");
+        }
+    }
+}

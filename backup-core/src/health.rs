@@ -31,6 +31,24 @@ pub struct HealthPolicy {
     pub max_size_drop: Option<f64>,
 }
 
+impl HealthPolicy {
+    /// Check the numbers.
+    ///
+    /// # Errors
+    /// A message naming the key and the range.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if let Some(a) = self.max_age {
+            crate::config::check_duration(a).map_err(|e| format!("max_age: {e}"))?;
+        }
+        if let Some(f) = self.max_size_drop
+            && !(f.is_finite() && (0.0..=1.0).contains(&f))
+        {
+            return Err("max_size_drop must be a fraction between 0 and 1 (0.5 = half)".into());
+        }
+        Ok(())
+    }
+}
+
 /// One source's health.
 #[derive(Debug, Clone, Serialize)]
 pub struct SourceStatus {

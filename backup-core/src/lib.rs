@@ -57,6 +57,7 @@ pub mod metrics;
 pub mod notify;
 pub mod pipeline;
 pub mod progress;
+pub mod redact;
 pub mod retention;
 pub mod sink;
 pub mod source;

@@ -202,6 +202,8 @@ impl BackupJob {
     }
 
     fn check(&self) -> Result<String> {
+        crate::config::check_range("threads", self.threads, 1..=crate::config::MAX_THREADS)
+            .map_err(Error::usage)?;
         if !(1..=19).contains(&self.level()) {
             return Err(Error::usage(format!(
                 "compression level {} is out of range (1 to 19)",

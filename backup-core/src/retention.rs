@@ -72,6 +72,32 @@ impl RetentionPolicy {
             || self.keep_monthly.is_some()
     }
 
+    /// Check the numbers: a count or a span past a century is a mistake,
+    /// and would overflow date arithmetic.
+    ///
+    /// # Errors
+    /// A message naming the key and the range.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        use crate::config::check_range;
+        for (what, v) in [
+            ("keep_last", self.keep_last),
+            ("keep_daily", self.keep_daily),
+            ("keep_weekly", self.keep_weekly),
+            ("keep_monthly", self.keep_monthly),
+        ] {
+            if let Some(n) = v {
+                check_range(what, n, 1..=1_000_000)?;
+            }
+        }
+        if let Some(d) = self.keep_days {
+            check_range("keep_days", d, 1..=36_500)?;
+        }
+        if let Some(g) = self.incomplete_grace {
+            crate::config::check_duration(g).map_err(|e| format!("incomplete_grace: {e}"))?;
+        }
+        Ok(())
+    }
+
     fn grace(&self) -> chrono::Duration {
         chrono::Duration::seconds(
             self.incomplete_grace

@@ -229,6 +229,28 @@ impl fmt::Debug for SinkOptions {
     }
 }
 
+impl SinkOptions {
+    /// Check the numbers against what the services accept.
+    ///
+    /// # Errors
+    /// A message naming the key and the range.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        use crate::config::check_range;
+        if let Some(p) = self.part_size {
+            check_range("sink_options.part_size", p, MIN_PART_SIZE..=MAX_PART_SIZE)?;
+        }
+        if let Some(c) = self.upload_concurrency {
+            check_range("sink_options.upload_concurrency", c, 1..=64)?;
+        }
+        if let Some(r) = self.max_retries {
+            check_range("sink_options.max_retries", r, 0..=100)?;
+        }
+        Ok(())
+    }
+}
+
+/// S3's largest part: 5 GiB.
+pub(crate) const MAX_PART_SIZE: usize = 5 * 1024 * 1024 * 1024;
 pub(crate) const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
 pub(crate) const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 pub(crate) const DEFAULT_UPLOAD_CONCURRENCY: usize = 4;

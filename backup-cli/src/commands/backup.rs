@@ -147,14 +147,17 @@ pub(crate) async fn execute(ctx: &Context, a: &BackupArgs) -> (Vec<BackupOutput>
                 _ => break r,
             }
         };
-        super::hooks::after_backup(
+        // Nothing after a committed backup may undo it, not even a panic.
+        let hooks = std::panic::AssertUnwindSafe(super::hooks::after_backup(
             ctx,
             &name,
             Some(&sink),
             result.as_ref().map(|o| &o.manifest),
             t0.elapsed(),
-        )
-        .await;
+        ));
+        if futures::FutureExt::catch_unwind(hooks).await.is_err() {
+            tracing::error!(source = %name, "a step after the backup (metrics, notification or retention) failed with an internal error; the backup's result stands");
+        }
         match result {
             Ok(o) => outputs.push(o),
             Err(e) if first_err.is_none() => first_err = Some(e),

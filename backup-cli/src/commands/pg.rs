@@ -81,6 +81,7 @@ impl PgArgs {
             o.jobs = self.jobs;
         }
         o.no_owner |= self.no_owner;
+        o.validate().map_err(|m| Error::Usage { message: m })?;
         Ok(o)
     }
 }

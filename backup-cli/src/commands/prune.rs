@@ -56,6 +56,7 @@ pub(crate) fn policy(ctx: &Context, a: &PruneArgs) -> RetentionPolicy {
 pub(crate) async fn execute(ctx: &Context, a: &PruneArgs) -> Result<PruneReport, Error> {
     let sink = sink(ctx, a.from.as_deref(), "--from")?;
     let policy = policy(ctx, a);
+    policy.validate().map_err(|m| Error::Usage { message: m })?;
     if !policy.has_rules() {
         return Err(Error::Usage {
             message: "no retention rule: pass --keep-last, --keep-days, --keep-daily, --keep-weekly or --keep-monthly, or set [retention] in lifeboat.toml".into(),

@@ -117,6 +117,12 @@ impl S3Config {
             .clone()
             .or_else(|| env("AWS_SESSION_TOKEN"))
             .or_else(|| files.session_token.clone());
+        for secret in [&access_key_id, &secret_access_key, &session_token]
+            .into_iter()
+            .flatten()
+        {
+            crate::redact::register(secret);
+        }
         if access_key_id.is_some() != secret_access_key.is_some() {
             return Err(Error::config(
                 "credentials",

@@ -105,6 +105,20 @@ impl Default for PostgresOptions {
 }
 
 impl PostgresOptions {
+    /// Check the numbers.
+    ///
+    /// # Errors
+    /// A message naming the key and the range.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if let Some(j) = self.jobs {
+            crate::config::check_range("jobs", j, 1..=256)?;
+        }
+        if let Some(l) = self.max_replica_lag {
+            crate::config::check_duration(l).map_err(|e| format!("max_replica_lag: {e}"))?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn jobs(&self) -> u32 {
         self.jobs.unwrap_or_else(|| {
             std::thread::available_parallelism()
