@@ -52,7 +52,11 @@ fn a_lost_response_to_the_manifest_write_still_commits_the_backup() {
         assert_eq!(proxy.injected(), 1, "{action:?}: the fault was injected");
         assert_eq!(code, 0, "{action:?}: {err}");
         let keys = s3_keys(&ep, &bucket);
-        assert_eq!(keys.len(), 2, "{action:?}: data and manifest: {keys:?}");
+        assert_eq!(
+            keys.len(),
+            3,
+            "{action:?}: data, manifest, restore guide: {keys:?}"
+        );
         assert!(keys.iter().any(|k| k.ends_with("/data.sqlite.zst")));
         let listing = list_json(dir.path(), &[]);
         assert_eq!(listing["complete"].as_array().unwrap().len(), 1);
@@ -227,7 +231,7 @@ fn a_garbled_manifest_from_s3_is_unreadable_not_incomplete() {
     assert!(listing["complete"].as_array().unwrap().is_empty());
     let (code, _, err) = run(lifeboat(dir.path()).args(["prune"]));
     assert_eq!(code, 0, "{err}");
-    assert_eq!(s3_keys(&ep, &bucket).len(), 2, "nothing deleted");
+    assert_eq!(s3_keys(&ep, &bucket).len(), 3, "nothing deleted");
     let (code, _, err) =
         run(lifeboat(dir.path()).args(["restore", "--latest", "--to", "sqlite:r.db"]));
     assert_eq!(code, 3, "{err}");
@@ -922,4 +926,80 @@ fn huge_numbers_are_refused_not_wrapped() {
             assert!(!err.contains("panicked"), "{c}: {err}");
         }
     }
+}
+
+/// The bucket explains itself: with nothing but the manifest, `aws`,
+/// `sha256sum`, `zstd` and `sqlite3`, a backup restores.
+#[test]
+fn a_backup_restores_by_hand_from_its_manifest() {
+    let Some(ep) = s3_endpoint() else { return };
+    let bucket = unique_bucket("byhand");
+    create_s3_bucket(&ep, &bucket);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    sample_db(&d.join("app.db"), 3000);
+    s3_config(d, &bucket, &ep, "");
+    let (code, out, err) = run(lifeboat(d).args(["backup", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let m = &v[0]["manifest"];
+    assert_eq!(m["artifact"]["format"], "sqlite3 database file");
+    let st = &m["storage"];
+    assert_eq!(st["prefix"], "prod");
+    let key = st["artifact_bucket_key"].as_str().unwrap();
+    assert!(key.starts_with("prod/app/backups/"), "{key}");
+    let steps: Vec<&str> = st["manual_restore"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert!(
+        steps[0].contains(&format!("aws s3 cp s3://{bucket}/{key}")),
+        "{steps:?}"
+    );
+    assert!(steps.iter().any(|s| s.contains("zstd -d")), "{steps:?}");
+    // Follow them.
+    let sh = |cmd: &str| {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(cmd)
+            .current_dir(d)
+            .env("AWS_ENDPOINT_URL", &ep)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    sh(&format!(
+        "aws s3 cp s3://{bucket}/{key} data.sqlite.zst --only-show-errors"
+    ));
+    let sum = sh("sha256sum data.sqlite.zst");
+    assert!(
+        sum.starts_with(m["artifact"]["sha256"].as_str().unwrap()),
+        "{sum}"
+    );
+    sh("zstd -q -d data.sqlite.zst -o by-hand.db");
+    assert_eq!(
+        sh("sqlite3 by-hand.db 'PRAGMA integrity_check'").trim(),
+        "ok"
+    );
+    for t in m["fingerprint"]["tables"].as_array().unwrap() {
+        let name = t["name"].as_str().unwrap();
+        let n = sh(&format!(
+            "sqlite3 by-hand.db 'SELECT count(*) FROM \"{name}\"'"
+        ));
+        assert_eq!(n.trim(), t["rows"].to_string(), "{name}");
+    }
+    let guide = sh(&format!(
+        "aws s3 cp s3://{bucket}/prod/app/restore.md - --only-show-errors"
+    ));
+    assert!(
+        guide.contains("manual_restore") && guide.contains("manifest.json"),
+        "{guide}"
+    );
 }

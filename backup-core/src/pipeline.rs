@@ -339,11 +339,14 @@ impl BackupJob {
                     level: self.level(),
                 },
                 encryption: None,
+                format: Some(self.source.artifact_format().into()),
             },
             fingerprint: outcome.fingerprint,
             verdicts: Vec::new(),
             attachments,
+            storage: None,
         };
+        manifest.storage = Some(manifest.describe_storage(self.sink.location()));
 
         self.progress.start(Phase::Verify, None);
         let mut verifiers = verify::default_verifiers(self.min_size);
@@ -381,12 +384,49 @@ impl BackupJob {
             }
         }
         drop(guard);
+        write_restore_guide(&*self.sink, &manifest).await;
         Ok(BackupReport {
             manifest,
             dir,
             sink_location: self.sink.location().to_string(),
             duration: t0.elapsed(),
         })
+    }
+}
+
+/// `<source>/restore.md`: how to find and restore this source's backups
+/// with standard tools, written once (create-only) beside them. Best effort:
+/// the backup is already committed.
+async fn write_restore_guide(sink: &dyn Sink, manifest: &Manifest) {
+    let name = &manifest.source.name;
+    let key = format!("{name}/restore.md");
+    let steps = manifest
+        .storage
+        .as_ref()
+        .map(|s| s.manual_restore.join("\n"))
+        .unwrap_or_default();
+    let text = format!(
+        "# Restoring {name} without Lifeboat\n\n\
+         Every backup of `{name}` ({kind}, {location}) is a directory\n\
+         `{name}/backups/<YYYY>/<MM>/<DD>/<backup-id>/` holding the data and a `manifest.json`,\n\
+         written last: a directory without a manifest is an interrupted run, never a backup.\n\
+         Backup ids start with their UTC start time, so the newest directory holds the newest backup.\n\n\
+         Each `manifest.json` says, under `storage.manual_restore`, how to restore that backup by hand,\n\
+         and under `artifact` the SHA-256 and size of the stored bytes, under `fingerprint` the tables and\n\
+         exact row counts it must hold. For the backup `{id}` these steps were:\n\n{steps}\n\n\
+         With Lifeboat: `lifeboat restore --from <this sink> --source {name} --latest --to <target>`.\n",
+        kind = manifest.source.kind,
+        location = manifest.source.location,
+        id = manifest.backup_id,
+    );
+    match sink
+        .put(&key, Bytes::from(text), PutOptions::create_only())
+        .await
+    {
+        Ok(()) | Err(Error::AlreadyExists { .. }) => {}
+        Err(e) => {
+            tracing::warn!(key = %key, error = %e.display_chain(), "could not write the restore guide; the backup stands")
+        }
     }
 }
 
@@ -472,12 +512,22 @@ async fn store_attachments(
         sink.put(&key, Bytes::from(compressed), PutOptions::create_only())
             .await?;
         written.push(key.clone());
+        let format = if a.file_name.ends_with(".sql") {
+            "SQL script (psql -f)"
+        } else {
+            "raw bytes"
+        };
         out.push(AttachmentInfo {
             name: a.name,
             key,
             raw_size,
             stored_size,
             sha256,
+            compression: Some(Compression {
+                algorithm: "zstd".into(),
+                level,
+            }),
+            format: Some(format.into()),
         });
     }
     Ok(out)

@@ -129,6 +129,12 @@ pub trait Source: Send + Sync + fmt::Debug {
     /// File extension of the raw artifact (`sqlite`, `pgdump`).
     fn extension(&self) -> &'static str;
 
+    /// What the raw artifact is, for people restoring by hand
+    /// (`sqlite3 database file`).
+    fn artifact_format(&self) -> &'static str {
+        "raw bytes"
+    }
+
     /// The zstd level a backup uses unless told otherwise.
     fn default_compression_level(&self) -> i32 {
         crate::pipeline::DEFAULT_LEVEL

@@ -104,11 +104,12 @@ async fn s3_sink_round_trip_on_moto() {
         .filter(|k| k.starts_with("prod/shop/backups/"))
         .collect();
     assert_eq!(backup_keys.len(), 2, "data and manifest: {keys:?}");
-    // The rest is the verification record `VerifyJob` keeps for `status`.
+    // The rest is the verification record `VerifyJob` keeps for `status`,
+    // and the source's restore guide.
     assert!(
-        keys.iter()
-            .all(|k| k.starts_with("prod/shop/backups/")
-                || k.starts_with("prod/shop/verifications/")),
+        keys.iter().all(|k| k.starts_with("prod/shop/backups/")
+            || k.starts_with("prod/shop/verifications/")
+            || k == "prod/shop/restore.md"),
         "{keys:?}"
     );
 }

@@ -563,6 +563,10 @@ impl Source for PostgresSource {
         "pgdump"
     }
 
+    fn artifact_format(&self) -> &'static str {
+        "pg_dump custom-format archive (pg_restore)"
+    }
+
     /// Host, port and database: the user, TLS settings and spelling of the
     /// URL do not make it another database.
     fn lock_key(&self) -> String {

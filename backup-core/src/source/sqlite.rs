@@ -480,6 +480,10 @@ impl Source for SqliteSource {
         format!("sqlite://{}", canonical(&self.path).display())
     }
 
+    fn artifact_format(&self) -> &'static str {
+        "sqlite3 database file"
+    }
+
     fn location(&self) -> String {
         format!("sqlite://{}", self.path.display())
     }
