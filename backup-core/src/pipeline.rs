@@ -65,6 +65,9 @@ pub struct BackupReport {
     pub sink_location: String,
     /// Wall time of the whole run.
     pub duration: Duration,
+    /// Why the restore drill asked for with [`BackupJob::drill`] could not
+    /// run (the backup was committed as checked), if it could not.
+    pub drill_error: Option<String>,
 }
 
 /// A backup of one source to one sink. Build it, then [`run`](Self::run) it
@@ -88,6 +91,7 @@ pub struct BackupJob {
     level: Option<i32>,
     threads: u32,
     extra_verifiers: Vec<Arc<dyn Verifier>>,
+    drill: Option<Arc<dyn Verifier>>,
     lock_mode: LockMode,
     lock_dir: Option<PathBuf>,
     temp_dir: Option<PathBuf>,
@@ -126,6 +130,7 @@ impl BackupJob {
             level: None,
             threads: default_threads(),
             extra_verifiers: Vec::new(),
+            drill: None,
             lock_mode: LockMode::FailFast,
             lock_dir: None,
             temp_dir: None,
@@ -174,6 +179,19 @@ impl BackupJob {
     /// Add a verifier that runs after the upload.
     pub fn verifier(mut self, v: Arc<dyn Verifier>) -> Self {
         self.extra_verifiers.push(v);
+        self
+    }
+
+    /// Prove the stored backup restores before it is committed: `drill`
+    /// (a verifier that reads the decompressed artifact, such as
+    /// [`PgDrill`](crate::verify::PgDrill)) runs on a copy downloaded back
+    /// from the sink, after every other check passed. Its verdict goes into
+    /// the manifest. A failed drill does not delete the backup (its data
+    /// matches the snapshot, and `restore --partial` can still recover what
+    /// loads): it is committed, listed as failed, never counted as verified,
+    /// and [`BackupReport::manifest`]`.verified()` is `false`.
+    pub fn drill(mut self, drill: Arc<dyn Verifier>) -> Self {
+        self.drill = Some(drill);
         self
     }
 
@@ -366,6 +384,31 @@ impl BackupJob {
             delete_all(&*self.sink, &written).await;
             return Err(e);
         }
+        let mut drill_error = None;
+        if let Some(drill) = &self.drill {
+            // The drill reads back what the sink holds, as a restore would.
+            manifest.verdicts = all.clone();
+            self.progress.start(Phase::Verify, None);
+            let temp_root = self.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+            let drilled = verify_local(
+                self.sink.clone(),
+                &manifest,
+                std::slice::from_ref(drill),
+                &temp_root,
+                self.progress.clone(),
+            )
+            .await;
+            self.progress.finish(Phase::Verify);
+            match drilled {
+                Ok(v) => all.extend(v),
+                // The drill could not run (no scratch server, no room): the
+                // backup is as good as its checks say; commit it as checked.
+                Err(e) => {
+                    tracing::warn!(error = %e.display_chain(), "the restore drill could not run; the backup is committed as checked, not drilled");
+                    drill_error = Some(e.display_chain());
+                }
+            }
+        }
         manifest.verdicts = all;
         manifest.finished_at = (self.clock)().max(started_at);
         let manifest_key = format!("{dir}/{MANIFEST_FILE}");
@@ -390,6 +433,7 @@ impl BackupJob {
             dir,
             sink_location: self.sink.location().to_string(),
             duration: t0.elapsed(),
+            drill_error,
         })
     }
 }
@@ -699,6 +743,69 @@ async fn stream_to_upload(
             let _ = upload.abort().await;
             Err(Error::source_err("dump", format!("compressor failed: {e}")))
         }
+    }
+}
+
+/// Download and decompress the artifact of `manifest` into a private temp
+/// dir under `temp_root` and run `verifiers` (those that need a local copy)
+/// on it. Bytes that are wrong or missing are failed verdicts; a sink that
+/// fails, or a local disk that does (exit 78), are errors of the run.
+async fn verify_local(
+    sink: Arc<dyn Sink>,
+    manifest: &Manifest,
+    verifiers: &[Arc<dyn Verifier>],
+    temp_root: &Path,
+    progress: ProgressHandle,
+) -> Result<Vec<Verdict>> {
+    crate::tempdir::sweep(temp_root);
+    let temp = crate::tempdir::PrivateDir::new(temp_root, "verify").map_err(|e| {
+        Error::config(
+            temp_root.display().to_string(),
+            format!("cannot create a temporary directory: {e}"),
+        )
+    })?;
+    let copy = temp.path().join("artifact");
+    let t_download = Instant::now();
+    let reader = match artifact_reader(sink.clone(), manifest, progress.clone()).await {
+        Ok(r) => Ok(r),
+        Err(Error::NotFound { key, .. }) => Err(format!("{key} is missing from the sink")),
+        Err(e) => return Err(e),
+    };
+    let copied = match reader {
+        Ok(reader) => {
+            let copy2 = copy.clone();
+            tokio::task::spawn_blocking(move || copy_to_new_file(reader, &copy2))
+                .await
+                .map_err(|e| Error::verification("download", format!("worker failed: {e}")))?
+        }
+        Err(missing) => Err(CopyError::Data(missing)),
+    };
+    progress.finish(Phase::Download);
+    match copied {
+        Ok(_) => run_verifiers(verifiers, manifest, &*sink, Some(&copy)).await,
+        // The backup's bytes are wrong or gone: a verdict on it.
+        Err(CopyError::Data(why)) => Ok(verifiers
+            .iter()
+            .map(|v| {
+                verify::verdict(
+                    v.name(),
+                    false,
+                    format!("cannot read the backup's data: {why}"),
+                    t_download,
+                )
+            })
+            .collect()),
+        // The sink could not be read: the check did not run.
+        Err(CopyError::Sink(e)) => Err(e),
+        // Our own disk failed: an error of this run, never a verdict on the
+        // backup (exit 78, as for an unusable temp dir).
+        Err(CopyError::Local(e)) => Err(Error::config(
+            temp_root.display().to_string(),
+            format!(
+                "cannot write the decompressed copy of the backup ({} bytes): {e}; point --temp-dir (temp_dir) at a disk with room",
+                manifest.artifact.raw_size
+            ),
+        )),
     }
 }
 
@@ -1129,64 +1236,16 @@ impl VerifyJob {
         let mut verdicts = run_verifiers(&remote, &manifest, &*self.sink, None).await?;
         if !local.is_empty() {
             let temp_root = self.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
-            crate::tempdir::sweep(&temp_root);
-            let temp = crate::tempdir::PrivateDir::new(&temp_root, "verify").map_err(|e| {
-                Error::config(
-                    temp_root.display().to_string(),
-                    format!("cannot create a temporary directory: {e}"),
+            verdicts.extend(
+                verify_local(
+                    self.sink.clone(),
+                    &manifest,
+                    &local,
+                    &temp_root,
+                    self.progress.clone(),
                 )
-            })?;
-            let copy = temp.path().join("artifact");
-            let t_download = Instant::now();
-            let reader = match artifact_reader(self.sink.clone(), &manifest, self.progress.clone())
-                .await
-            {
-                Ok(r) => Ok(r),
-                Err(Error::NotFound { key, .. }) => Err(format!("{key} is missing from the sink")),
-                Err(e) => return Err(e),
-            };
-            let copied = match reader {
-                Ok(reader) => {
-                    let copy2 = copy.clone();
-                    tokio::task::spawn_blocking(move || copy_to_new_file(reader, &copy2))
-                        .await
-                        .map_err(|e| {
-                            Error::verification("download", format!("worker failed: {e}"))
-                        })?
-                }
-                Err(missing) => Err(CopyError::Data(missing)),
-            };
-            self.progress.finish(Phase::Download);
-            match copied {
-                Ok(_) => {
-                    verdicts
-                        .extend(run_verifiers(&local, &manifest, &*self.sink, Some(&copy)).await?);
-                }
-                // The backup's bytes are wrong or gone: a verdict on it.
-                Err(CopyError::Data(why)) => {
-                    for v in &local {
-                        verdicts.push(verify::verdict(
-                            v.name(),
-                            false,
-                            format!("cannot read the backup's data: {why}"),
-                            t_download,
-                        ));
-                    }
-                }
-                // The sink could not be read: the check did not run.
-                Err(CopyError::Sink(e)) => return Err(e),
-                // Our own disk failed: an error of this run, never a verdict
-                // on the backup (exit 78, as for an unusable temp dir).
-                Err(CopyError::Local(e)) => {
-                    return Err(Error::config(
-                        temp_root.display().to_string(),
-                        format!(
-                            "cannot write the decompressed copy of the backup ({} bytes): {e}; point --temp-dir (temp_dir) at a disk with room",
-                            manifest.artifact.raw_size
-                        ),
-                    ));
-                }
-            }
+                .await?,
+            );
         }
         let outcome = failures_to_error(&verdicts);
         self.record(&manifest, &verdicts, outcome.is_ok()).await;
