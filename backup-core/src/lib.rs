@@ -75,8 +75,8 @@ pub use pipeline::{
 pub use progress::{NoProgress, Phase, Progress};
 pub use retention::{PruneReport, RetentionPolicy};
 pub use sink::{
-    LocalSink, ObjectInfo, ObjectStoreSink, PutOptions, Sink, SinkExt, SinkOptions, Upload,
-    sink_from_url,
+    LocalSink, ObjectInfo, ObjectStoreSink, PendingUpload, PutOptions, Sink, SinkExt, SinkOptions,
+    Upload, sink_from_url,
 };
 pub use source::{
     PostgresOptions, PostgresSource, RestoreOptions, Source, SqliteSource, source_from_url,

@@ -13,14 +13,22 @@
 //!   nothing in [`Sink::list`].
 //! - **Errors are typed.** A missing key is [`Error::NotFound`]; every other
 //!   failure is [`Error::Sink`] with `retryable` set only for transient faults.
-//! - **Listing is complete or fails.** `list` never returns a partial or empty
-//!   list on error.
+//! - **Listing is complete or fails.** `list` and `list_pending` never return
+//!   a partial or empty list on error.
+//! - **Interrupted writes can be found.** A writer that dies without running
+//!   any cleanup (`kill -9`, OOM kill, power loss) leaves at most a *pending
+//!   upload*: an open multipart upload, or a hidden partial file. Such
+//!   uploads are never visible through [`Sink::list`] or [`Sink::get`];
+//!   [`Sink::list_pending`] reports them under the key they were going to
+//!   become and [`Sink::abort_pending`] removes them.
 
 mod gcs;
 mod local;
 mod memory;
 mod object;
 mod s3;
+mod sigv4;
+mod uploads;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -70,8 +78,24 @@ impl PutOptions {
     }
 }
 
+/// An upload that an interrupted writer left behind: started, and neither
+/// completed nor aborted. It holds storage but is not visible as an object.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PendingUpload {
+    /// The key the upload was going to become, relative to the sink's root.
+    pub key: String,
+    /// The sink's own handle for it: the multipart upload id on object
+    /// stores, the hidden partial file (relative to the root) on a local sink.
+    pub id: String,
+    /// When it started, as the sink can tell: the multipart upload's
+    /// initiation time on object stores; on a local sink the partial file's
+    /// last write (a writer that is still running keeps it fresh).
+    pub started: DateTime<Utc>,
+}
+
 /// A multipart upload in progress. Nothing is visible under its key until
-/// [`Upload::complete`] returns `Ok`.
+/// [`Upload::complete`] returns `Ok`. A writer killed outright leaves a
+/// [`PendingUpload`].
 #[async_trait]
 pub trait Upload: Send {
     /// Append bytes. Parts may be of any size; the implementation batches
@@ -134,6 +158,27 @@ pub trait Sink: Send + Sync + fmt::Debug {
 
     /// Delete an object. Deleting a missing key is not an error.
     async fn delete(&self, key: &str) -> Result<()>;
+
+    /// Every pending upload (see [`PendingUpload`]) whose key is below
+    /// `prefix` (a directory-like prefix, without trailing slash; `""` for
+    /// everything), in no particular order. Uploads still being written by a
+    /// live process are listed too: tell them apart by
+    /// [`PendingUpload::started`].
+    ///
+    /// # Errors
+    /// [`Error::Sink`] if the listing fails or cannot be completed; never a
+    /// partial or empty list.
+    async fn list_pending(&self, prefix: &str) -> Result<Vec<PendingUpload>>;
+
+    /// Remove a pending upload as [`Sink::list_pending`] reported it, with
+    /// whatever storage it holds. Removing one that is already gone
+    /// (completed, aborted, removed) is not an error. Never touches a
+    /// visible object.
+    ///
+    /// # Errors
+    /// [`Error::Sink`] if the removal fails, or if `upload` does not name a
+    /// pending upload this sink could have made.
+    async fn abort_pending(&self, upload: &PendingUpload) -> Result<()>;
 }
 
 /// Conveniences built on [`Sink`], available on every sink.

@@ -2,7 +2,8 @@
 //! backup → list → verify → restore round trip: local directory and memory
 //! here, S3 and the Spaces preset against moto over HTTP, and GCS against the
 //! XML API test double (see docs/architecture.md for what the real
-//! fake-gcs-server covers).
+//! fake-gcs-server covers). What interrupted writes leave (pending uploads,
+//! leftovers) is checked on each of them too.
 
 use std::sync::Arc;
 
@@ -10,8 +11,11 @@ use backup_core::{
     BackupJob, Catalog, ErrorKind, LocalSink, ObjectStoreSink, RestoreJob, Sink, SinkOptions,
     SqliteSource, VerifyJob, conformance, sink_from_url,
 };
+use bytes::Bytes;
 use lifeboat_tests::gcs_double::GcsDouble;
-use lifeboat_tests::support::{create_s3_bucket, s3_endpoint, s3_keys, sample_db, unique_bucket};
+use lifeboat_tests::support::{
+    create_s3_bucket, http, s3_endpoint, s3_keys, sample_db, unique_bucket,
+};
 
 fn s3_options(endpoint: &str) -> SinkOptions {
     let mut o = SinkOptions::default();
@@ -19,6 +23,23 @@ fn s3_options(endpoint: &str) -> SinkOptions {
     o.access_key_id = Some("testing".into());
     o.secret_access_key = Some("testing".into());
     o
+}
+
+/// Keys of the multipart uploads open in a moto bucket.
+fn s3_open_uploads(endpoint: &str, bucket: &str) -> Vec<String> {
+    let (status, body) = http("GET", &format!("{endpoint}/{bucket}?uploads"), b"");
+    assert_eq!(status, 200, "list uploads of {bucket}: {body}");
+    body.split("<Key>")
+        .skip(1)
+        .filter_map(|s| s.split_once("</Key>").map(|(k, _)| k.to_string()))
+        .collect()
+}
+
+/// Start an upload, send a part, and "kill" the writer: no cleanup runs.
+async fn kill_writer_during(sink: &dyn Sink, key: &str, len: usize) {
+    let mut upload = sink.upload(key).await.unwrap();
+    upload.write(Bytes::from(vec![7u8; len])).await.unwrap();
+    std::mem::forget(upload);
 }
 
 /// Backup, list, verify and restore through `sink`; returns nothing, panics
@@ -90,6 +111,29 @@ async fn s3_sink_conforms_on_moto() {
         "{:?}",
         s3_keys(&ep, &bucket)
     );
+    assert_eq!(
+        s3_open_uploads(&ep, &bucket),
+        Vec::<String>::new(),
+        "multipart uploads left open"
+    );
+}
+
+/// A listing of pending uploads that fails is an error, not "none".
+#[tokio::test]
+async fn listing_pending_uploads_of_a_missing_bucket_is_an_error() {
+    let double = GcsDouble::start().await;
+    let mut opts = SinkOptions::default();
+    opts.endpoint = Some(double.base_url());
+    let mut sinks = vec![sink_from_url("gs://absent-bucket/x", &opts).unwrap()];
+    if let Some(ep) = s3_endpoint() {
+        sinks.push(sink_from_url("s3://no-such-bucket-lifeboat/x", &s3_options(&ep)).unwrap());
+    }
+    for sink in sinks {
+        let err = sink.list_pending("app").await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Sink, "{err}");
+        assert!(err.to_string().contains("bucket does not exist"), "{err}");
+        assert!(!err.is_retryable());
+    }
 }
 
 #[tokio::test]
@@ -155,6 +199,51 @@ async fn gcs_sink_conforms_on_the_xml_double() {
         0,
         "no multipart upload left open"
     );
+}
+
+/// Pending uploads are listed across pages (the double answers two per
+/// page here), scoped to a directory-like prefix, and removed.
+#[tokio::test]
+async fn gcs_pending_uploads_are_paged_scoped_and_removed() {
+    let double = GcsDouble::start().await;
+    double.create_bucket("lifeboat-gcs");
+    double.limit_upload_pages(2);
+    let mut opts = SinkOptions::default();
+    opts.endpoint = Some(double.base_url());
+    let sink = sink_from_url("gs://lifeboat-gcs/backups", &opts).unwrap();
+    for i in 0..5 {
+        kill_writer_during(&*sink, &format!("app/backups/{i}/data.db.zst"), 1).await;
+    }
+    kill_writer_during(&*sink, "app/backups/0/data.db.zst", 1).await; // a retry
+    kill_writer_during(&*sink, "application/x", 1).await;
+    kill_writer_during(&*sink, "app", 1).await; // a key, not below app/
+
+    let mut keys: Vec<_> = sink
+        .list_pending("app")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.key)
+        .collect();
+    keys.sort();
+    let mut want: Vec<_> = (0..5)
+        .map(|i| format!("app/backups/{i}/data.db.zst"))
+        .collect();
+    want.insert(0, "app/backups/0/data.db.zst".into());
+    assert_eq!(keys, want);
+    let pages = double
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("GET /lifeboat-gcs?uploads"))
+        .count();
+    assert_eq!(pages, 3, "six uploads, two per page");
+
+    assert_eq!(double.pending_uploads("lifeboat-gcs"), 8);
+    for p in sink.list_pending("").await.unwrap() {
+        sink.abort_pending(&p).await.unwrap();
+    }
+    assert_eq!(double.pending_uploads("lifeboat-gcs"), 0);
+    assert!(double.object_keys("lifeboat-gcs").is_empty());
 }
 
 #[tokio::test]

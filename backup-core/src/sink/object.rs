@@ -11,9 +11,10 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload, WriteMultipart};
 
+use super::uploads::XmlUploads;
 use super::{
-    ByteStream, DEFAULT_PART_SIZE, DEFAULT_UPLOAD_CONCURRENCY, ObjectInfo, PutOptions, Sink,
-    Upload, check_key, join_key,
+    ByteStream, DEFAULT_PART_SIZE, DEFAULT_UPLOAD_CONCURRENCY, ObjectInfo, PendingUpload,
+    PutOptions, Sink, Upload, check_key, join_key,
 };
 use crate::error::{Error, Result};
 
@@ -24,6 +25,18 @@ pub struct ObjectStoreSink {
     location: String,
     part_size: usize,
     concurrency: usize,
+    pending: Pending,
+}
+
+/// How the store's pending (interrupted) multipart uploads are found.
+pub(crate) enum Pending {
+    /// The store keeps no state for an unfinished upload (memory: the parts
+    /// live in the upload object itself).
+    None,
+    /// A store wrapped by [`ObjectStoreSink::new`]: nothing is known about it.
+    Unknown,
+    /// The S3-compatible XML API (S3, Spaces, GCS).
+    Xml(XmlUploads),
 }
 
 impl fmt::Debug for ObjectStoreSink {
@@ -37,6 +50,11 @@ impl fmt::Debug for ObjectStoreSink {
 impl ObjectStoreSink {
     /// Wrap a store. `location` is how the sink is named in logs and errors
     /// and must not contain credentials; `prefix` is prepended to every key.
+    ///
+    /// `object_store` cannot list a store's open multipart uploads, so a sink
+    /// made this way answers [`Sink::list_pending`] with an error; the
+    /// constructors for S3, Spaces, GCS ([`S3Config`](super::S3Config),
+    /// [`GcsConfig`](super::GcsConfig)) and [`memory`](Self::memory) know how.
     pub fn new(store: Arc<dyn ObjectStore>, prefix: &str, location: impl Into<String>) -> Self {
         Self {
             store,
@@ -44,16 +62,24 @@ impl ObjectStoreSink {
             location: location.into(),
             part_size: DEFAULT_PART_SIZE,
             concurrency: DEFAULT_UPLOAD_CONCURRENCY,
+            pending: Pending::Unknown,
         }
     }
 
     /// An in-memory sink, for tests and examples.
     pub fn memory() -> Self {
-        Self::new(
+        let mut sink = Self::new(
             Arc::new(object_store::memory::InMemory::new()),
             "",
             "memory://",
-        )
+        );
+        sink.pending = Pending::None;
+        sink
+    }
+
+    pub(crate) fn with_pending(mut self, pending: Pending) -> Self {
+        self.pending = pending;
+        self
     }
 
     /// Set the multipart part size (at least 5 MiB) and how many parts are
@@ -249,6 +275,56 @@ impl Sink for ObjectStoreSink {
             Err(e) => Err(map_err(&self.location, key, e)),
         }
     }
+
+    async fn list_pending(&self, prefix: &str) -> Result<Vec<PendingUpload>> {
+        let xml = match &self.pending {
+            Pending::None => return Ok(Vec::new()),
+            Pending::Unknown => return Err(unknown_pending(&self.location)),
+            Pending::Xml(xml) => xml,
+        };
+        let prefix = prefix.trim_matches('/');
+        if !prefix.is_empty() {
+            check_key(&self.location, prefix)?;
+        }
+        // A directory-like prefix, as for `list`: `a` must not match `ab/…`.
+        let mut full = join_key(&self.prefix, prefix);
+        if !full.is_empty() {
+            full.push('/');
+        }
+        Ok(xml
+            .list(&full)
+            .await?
+            .into_iter()
+            .map(|u| PendingUpload {
+                key: self.strip(&u.key),
+                id: u.upload_id,
+                started: u.initiated,
+            })
+            .collect())
+    }
+
+    async fn abort_pending(&self, upload: &PendingUpload) -> Result<()> {
+        let xml = match &self.pending {
+            Pending::None => return Ok(()),
+            Pending::Unknown => return Err(unknown_pending(&self.location)),
+            Pending::Xml(xml) => xml,
+        };
+        let path = self.path(&upload.key)?;
+        if upload.id.is_empty() {
+            return Err(Error::sink_err(
+                &self.location,
+                format!("pending upload of {:?} has no upload id", upload.key),
+            ));
+        }
+        xml.abort(path.as_ref(), &upload.id).await
+    }
+}
+
+fn unknown_pending(location: &str) -> Error {
+    Error::sink_err(
+        location,
+        "cannot list or remove interrupted uploads: this store was wrapped without a way to reach its multipart uploads",
+    )
 }
 
 struct ObjectUpload {
