@@ -3,6 +3,7 @@
 //!
 //! Enabled by the `testing` feature (and in this crate's own tests).
 
+use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -59,6 +60,7 @@ pub async fn run_with(sink: &dyn Sink, caps: Capabilities) {
     dropped_upload_leaves_nothing(sink).await;
     list_is_scoped_to_prefix(sink).await;
     killed_writer_is_pending_until_aborted(sink, caps).await;
+    dropped_complete_leaves_nothing(sink, std::future::ready(()), std::future::ready(())).await;
 }
 
 /// Round trip of a small object.
@@ -295,6 +297,53 @@ pub async fn killed_writer_is_pending_until_aborted(sink: &dyn Sink, caps: Capab
         .await
         .expect("aborting an upload that is gone is not an error");
     assert!(sink.list(&base).await.unwrap().is_empty());
+}
+
+/// A `complete()` whose future is dropped (Ctrl-C, a timeout) leaves nothing
+/// behind: no object under the key, no pending upload.
+///
+/// The future is polled once, then until `drop_when` resolves (a test can
+/// make that the moment a proxy holds the completion request); it must not
+/// finish before. Then the background cleanup is awaited, then `settle` (a
+/// test can wait there for a held request to reach the service late), and
+/// only then is the sink checked.
+pub async fn dropped_complete_leaves_nothing(
+    sink: &dyn Sink,
+    drop_when: impl Future<Output = ()>,
+    settle: impl Future<Output = ()>,
+) {
+    let base = unique("dropcomplete");
+    let key = format!("{base}/data.bin");
+    let mut upload = sink.upload(&key).await.expect("start upload");
+    for (i, len) in [5 << 20, 4 << 20, 3 << 20].into_iter().enumerate() {
+        upload.write(pattern(len, i as u8)).await.expect("write");
+    }
+    {
+        let complete = upload.complete();
+        tokio::pin!(complete);
+        tokio::select! {
+            biased;
+            r = &mut complete => panic!(
+                "complete() finished ({r:?}) before it could be dropped: the case proves nothing"
+            ),
+            () = drop_when => {}
+        }
+    } // the complete() future is dropped here, mid-flight
+    wait_for_cleanup(Duration::from_secs(60)).await;
+    settle.await;
+    assert!(
+        matches!(sink.head(&key).await, Err(crate::Error::NotFound { .. })),
+        "a cancelled completion left the object visible"
+    );
+    assert!(
+        sink.list(&base).await.unwrap().is_empty(),
+        "a cancelled completion left objects"
+    );
+    assert_eq!(
+        sink.list_pending(&base).await.expect("list_pending"),
+        vec![],
+        "a cancelled completion left the upload open"
+    );
 }
 
 /// Listing a prefix returns exactly the keys under it.

@@ -33,6 +33,7 @@ mod uploads;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -45,7 +46,7 @@ use crate::error::{Error, Result};
 
 pub use gcs::GcsConfig;
 pub use local::LocalSink;
-pub use object::{ObjectStoreSink, wait_for_cleanup};
+pub use object::ObjectStoreSink;
 pub use s3::{S3Config, spaces_endpoint};
 
 /// A stream of bytes read from a sink.
@@ -94,8 +95,11 @@ pub struct PendingUpload {
 }
 
 /// A multipart upload in progress. Nothing is visible under its key until
-/// [`Upload::complete`] returns `Ok`. A writer killed outright leaves a
-/// [`PendingUpload`].
+/// [`Upload::complete`] returns `Ok`.
+///
+/// An upload that is dropped without `complete` or `abort` (a cancelled
+/// run) is cleaned up in the background; [`wait_for_cleanup`] waits for that.
+/// A writer killed outright leaves a [`PendingUpload`].
 #[async_trait]
 pub trait Upload: Send {
     /// Append bytes. Parts may be of any size; the implementation batches
@@ -104,6 +108,13 @@ pub trait Upload: Send {
     async fn write(&mut self, data: Bytes) -> Result<()>;
 
     /// Make the object visible under its key, atomically.
+    ///
+    /// If this fails, or its future is dropped before it returns, nothing
+    /// stays visible under the key and no pending upload stays open. A
+    /// completion whose answer was lost may have landed, so that cleanup
+    /// deletes the key: upload only to keys that no committed object uses.
+    /// (Cleanup needs the service: what an unreachable service keeps is found
+    /// by [`Sink::list_pending`], or listed as an object without manifest.)
     async fn complete(self: Box<Self>) -> Result<()>;
 
     /// Discard everything written. Nothing remains under the key.
@@ -355,6 +366,41 @@ pub fn sink_from_url(url: &str, opts: &SinkOptions) -> Result<Arc<dyn Sink>> {
         other => Err(Error::usage(format!(
             "unknown sink scheme {other:?} in {url:?} (use file, s3, spaces, gs or memory)"
         ))),
+    }
+}
+
+/// Background cleanups of dropped uploads still running (see
+/// [`wait_for_cleanup`]).
+static PENDING_CLEANUPS: AtomicUsize = AtomicUsize::new(0);
+
+/// Run `cleanup` in the background on `handle`, counted for
+/// [`wait_for_cleanup`] until it finishes or is cancelled.
+pub(crate) fn spawn_cleanup(
+    handle: &tokio::runtime::Handle,
+    cleanup: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    struct Counted;
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            PENDING_CLEANUPS.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    PENDING_CLEANUPS.fetch_add(1, Ordering::SeqCst);
+    let counted = Counted;
+    handle.spawn(async move {
+        let _counted = counted;
+        cleanup.await;
+    });
+}
+
+/// Wait (up to `timeout`) for the cleanups of dropped uploads to finish: the
+/// aborts of abandoned multipart uploads, and the removal of what a
+/// cancelled completion may have made visible. A process that cancels a
+/// backup and then exits calls this so the service keeps nothing behind.
+pub async fn wait_for_cleanup(timeout: std::time::Duration) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while PENDING_CLEANUPS.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 

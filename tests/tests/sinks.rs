@@ -6,6 +6,7 @@
 //! leftovers) is checked on each of them too.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use backup_core::{
     BackupJob, Catalog, ErrorKind, LocalSink, ObjectStoreSink, RestoreJob, Sink, SinkOptions,
@@ -13,6 +14,7 @@ use backup_core::{
 };
 use bytes::Bytes;
 use lifeboat_tests::gcs_double::GcsDouble;
+use lifeboat_tests::http::{FaultProxy, HoldCompletion};
 use lifeboat_tests::support::{
     create_s3_bucket, http, s3_endpoint, s3_keys, sample_db, unique_bucket,
 };
@@ -33,6 +35,18 @@ fn s3_open_uploads(endpoint: &str, bucket: &str) -> Vec<String> {
         .skip(1)
         .filter_map(|s| s.split_once("</Key>").map(|(k, _)| k.to_string()))
         .collect()
+}
+
+/// Resolve once `cond` holds (polled; panics after a minute).
+async fn until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Start an upload, send a part, and "kill" the writer: no cleanup runs.
@@ -116,6 +130,66 @@ async fn s3_sink_conforms_on_moto() {
         Vec::<String>::new(),
         "multipart uploads left open"
     );
+}
+
+/// Ctrl-C while `CompleteMultipartUpload` is in flight: whether the request
+/// already completed the upload (its answer is held) or reaches S3 only
+/// later (the request is held), the cancelled backup leaves no object and
+/// no open upload.
+#[tokio::test]
+async fn s3_cancelled_completion_leaves_nothing_on_moto() {
+    let Some(ep) = s3_endpoint() else { return };
+    for hold in [
+        HoldCompletion::Answer(Duration::from_secs(2)),
+        HoldCompletion::BeforeForwarding(Duration::from_secs(2)),
+    ] {
+        let bucket = unique_bucket("cancel");
+        create_s3_bucket(&ep, &bucket);
+        let proxy = FaultProxy::hold_completions(&ep, hold);
+        let sink = sink_from_url(&format!("s3://{bucket}/p"), &s3_options(&proxy.url())).unwrap();
+        conformance::dropped_complete_leaves_nothing(
+            &*sink,
+            until("the held completion", || proxy.injected() >= 1),
+            until("the released completion", || proxy.released() >= 1),
+        )
+        .await;
+        assert_eq!(proxy.injected(), 1, "{hold:?}: one completion was held");
+        assert_eq!(s3_keys(&ep, &bucket), Vec::<String>::new(), "{hold:?}");
+        assert_eq!(
+            s3_open_uploads(&ep, &bucket),
+            Vec::<String>::new(),
+            "{hold:?}"
+        );
+    }
+}
+
+/// The same on GCS, through the XML API double.
+#[tokio::test]
+async fn gcs_cancelled_completion_leaves_nothing_on_the_xml_double() {
+    for hold in [
+        HoldCompletion::Answer(Duration::from_secs(2)),
+        HoldCompletion::BeforeForwarding(Duration::from_secs(2)),
+    ] {
+        let double = GcsDouble::start().await;
+        double.create_bucket("lifeboat-gcs");
+        let proxy = FaultProxy::hold_completions(&double.base_url(), hold);
+        let mut opts = SinkOptions::default();
+        opts.endpoint = Some(proxy.url());
+        let sink = sink_from_url("gs://lifeboat-gcs/p", &opts).unwrap();
+        conformance::dropped_complete_leaves_nothing(
+            &*sink,
+            until("the held completion", || proxy.injected() >= 1),
+            until("the released completion", || proxy.released() >= 1),
+        )
+        .await;
+        assert_eq!(proxy.injected(), 1, "{hold:?}");
+        assert_eq!(
+            double.object_keys("lifeboat-gcs"),
+            Vec::<String>::new(),
+            "{hold:?}"
+        );
+        assert_eq!(double.pending_uploads("lifeboat-gcs"), 0, "{hold:?}");
+    }
 }
 
 /// A listing of pending uploads that fails is an error, not "none".

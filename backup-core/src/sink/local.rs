@@ -16,7 +16,9 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
-use super::{ByteStream, ObjectInfo, PendingUpload, PutOptions, Sink, Upload, check_key};
+use super::{
+    ByteStream, ObjectInfo, PendingUpload, PutOptions, Sink, Upload, check_key, spawn_cleanup,
+};
 use crate::error::{Error, Result};
 
 const READ_CHUNK: usize = 1024 * 1024;
@@ -311,6 +313,8 @@ impl Sink for LocalSink {
             file,
             tmp,
             handle: Some(f),
+            publishing: None,
+            done: false,
         }))
     }
 
@@ -471,7 +475,13 @@ struct LocalUpload {
     sink: LocalSink,
     file: PathBuf,
     tmp: PathBuf,
+    /// `None` once the upload failed or its completion started.
     handle: Option<File>,
+    /// The blocking task that syncs and renames the file into place, while
+    /// `complete` runs.
+    publishing: Option<tokio::task::JoinHandle<Result<()>>>,
+    /// Completed: nothing to clean up.
+    done: bool,
 }
 
 #[async_trait]
@@ -502,22 +512,57 @@ impl Upload for LocalUpload {
             ));
         };
         let (sink, tmp, file) = (self.sink.clone(), self.tmp.clone(), self.file.clone());
-        // `self` (now without a handle) is dropped after publish; its Drop
-        // removes the temp file only if it still exists, i.e. on failure.
-        blocking(move || sink.publish(&tmp, &file, f, false)).await
+        // Kept in `self` while it runs: if this future is dropped, `Drop`
+        // waits for the task and undoes what it did.
+        let task = self.publishing.insert(tokio::task::spawn_blocking(move || {
+            sink.publish(&tmp, &file, f, false)
+        }));
+        let result = match task.await {
+            Ok(r) => r,
+            Err(e) => Err(Error::sink_err(
+                &self.sink.location,
+                format!("worker failed: {e}"),
+            )),
+        };
+        self.publishing = None;
+        self.done = result.is_ok();
+        // On failure, `Drop` removes the partial file.
+        result
     }
 
     async fn abort(mut self: Box<Self>) -> Result<()> {
         self.handle.take();
         let _ = fs::remove_file(&self.tmp);
+        self.done = true;
         Ok(())
     }
 }
 
 impl Drop for LocalUpload {
     fn drop(&mut self) {
+        if self.done {
+            return;
+        }
         // Abandoned (cancelled, failed) uploads leave nothing behind.
-        let _ = fs::remove_file(&self.tmp);
+        let (tmp, file) = (self.tmp.clone(), self.file.clone());
+        if let Some(task) = self.publishing.take() {
+            // `complete` was dropped while the rename may be happening: once
+            // it is over, remove what it published, which nobody committed.
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                spawn_cleanup(&handle, async move {
+                    let published = matches!(task.await, Ok(Ok(())));
+                    let _ = tokio::task::spawn_blocking(move || {
+                        if published {
+                            let _ = fs::remove_file(&file);
+                        }
+                        let _ = fs::remove_file(&tmp);
+                    })
+                    .await;
+                });
+                return;
+            }
+        }
+        let _ = fs::remove_file(&tmp);
     }
 }
 

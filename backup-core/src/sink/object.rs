@@ -3,18 +3,20 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload, WriteMultipart};
+use object_store::{
+    MultipartUpload, ObjectStore, ObjectStoreExt, PutMode, PutPayload, PutPayloadMut,
+};
+use tokio::task::JoinSet;
 
 use super::uploads::XmlUploads;
 use super::{
     ByteStream, DEFAULT_PART_SIZE, DEFAULT_UPLOAD_CONCURRENCY, ObjectInfo, PendingUpload,
-    PutOptions, Sink, Upload, check_key, join_key,
+    PutOptions, Sink, Upload, check_key, join_key, spawn_cleanup,
 };
 use crate::error::{Error, Result};
 
@@ -213,7 +215,13 @@ impl Sink for ObjectStoreSink {
             .await
             .map_err(|e| map_err(&self.location, key, e))?;
         Ok(Box::new(ObjectUpload {
-            writer: Some(WriteMultipart::new_with_chunk_size(upload, self.part_size)),
+            upload: Some(upload),
+            buffer: PutPayloadMut::new(),
+            parts: JoinSet::new(),
+            completing: false,
+            store: self.store.clone(),
+            path,
+            part_size: self.part_size,
             concurrency: self.concurrency,
             location: self.location.clone(),
             key: key.to_string(),
@@ -327,61 +335,133 @@ fn unknown_pending(location: &str) -> Error {
     )
 }
 
+/// A streaming upload over `object_store`'s [`MultipartUpload`]: parts of
+/// `part_size` bytes, at most `concurrency` of them in flight (so memory
+/// stays below `(concurrency + 1) × part_size` plus one written chunk).
+///
+/// Unlike `object_store::WriteMultipart`, it keeps the multipart upload until
+/// the completion has answered, so a `complete()` that fails or is dropped
+/// mid-request can still abort the upload and delete the key.
 struct ObjectUpload {
-    /// `None` once completed or aborted.
-    writer: Option<WriteMultipart>,
+    /// `None` once completed, aborted or cleaned up.
+    upload: Option<Box<dyn MultipartUpload>>,
+    buffer: PutPayloadMut,
+    parts: JoinSet<object_store::Result<()>>,
+    /// The completion request has been sent: from then on the object may
+    /// exist, and cleaning up must delete the key too.
+    completing: bool,
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    part_size: usize,
     concurrency: usize,
     location: String,
     key: String,
 }
 
-static PENDING_ABORTS: AtomicUsize = AtomicUsize::new(0);
-
-/// Wait (up to `timeout`) for the aborts of dropped uploads to reach the
-/// service. A process that cancels a backup and then exits calls this so the
-/// service does not keep the abandoned parts.
-pub async fn wait_for_cleanup(timeout: std::time::Duration) {
-    let deadline = tokio::time::Instant::now() + timeout;
-    while PENDING_ABORTS.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-}
-
 impl ObjectUpload {
-    fn writer(&mut self) -> Result<&mut WriteMultipart> {
-        self.writer
-            .as_mut()
-            .ok_or_else(|| Error::sink_err(&self.location, "upload already finished"))
+    fn finished(&self) -> Error {
+        Error::sink_err(&self.location, "upload already finished")
+    }
+
+    /// Wait until at most `max_in_flight` parts are in flight (`0`: all
+    /// done); the first failed part fails the upload.
+    async fn wait_for_parts(&mut self, max_in_flight: usize) -> Result<()> {
+        while self.parts.len() > max_in_flight {
+            match self.parts.join_next().await {
+                None => break,
+                Some(Ok(Ok(()))) => {}
+                Some(Ok(Err(e))) => return Err(map_err(&self.location, &self.key, e)),
+                Some(Err(e)) => {
+                    return Err(Error::sink_err(
+                        &self.location,
+                        format!("part upload task failed: {e}"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn send_part(&mut self, part: PutPayload) -> Result<()> {
+        let Some(upload) = self.upload.as_mut() else {
+            return Err(self.finished());
+        };
+        // Spawned, so parts upload while the caller produces the next ones.
+        self.parts.spawn(upload.put_part(part));
+        Ok(())
+    }
+
+    /// Abort the multipart upload and, once a completion was sent, delete
+    /// the key. Errors are ignored: this runs after a failure and what it
+    /// cannot remove is found later through `list_pending` or the catalog.
+    async fn clean_up(&mut self) {
+        self.parts.shutdown().await;
+        if let Some(upload) = self.upload.as_mut() {
+            let _ = upload.abort().await;
+            if self.completing {
+                let _ = self.store.delete(&self.path).await;
+            }
+        }
+        self.upload = None;
     }
 }
 
 #[async_trait]
 impl Upload for ObjectUpload {
-    async fn write(&mut self, data: Bytes) -> Result<()> {
-        let concurrency = self.concurrency;
-        let result = self.writer()?.wait_for_capacity(concurrency).await;
-        result.map_err(|e| map_err(&self.location, &self.key, e))?;
-        self.writer()?.put(data);
+    async fn write(&mut self, mut data: Bytes) -> Result<()> {
+        if self.upload.is_none() {
+            return Err(self.finished());
+        }
+        while !data.is_empty() {
+            let room = self.part_size - self.buffer.content_length();
+            if data.len() < room {
+                self.buffer.push(data);
+                break;
+            }
+            self.buffer.push(data.split_to(room));
+            let part = std::mem::take(&mut self.buffer).freeze();
+            let limit = self.concurrency - 1;
+            self.wait_for_parts(limit).await?;
+            self.send_part(part)?;
+        }
         Ok(())
     }
 
     async fn complete(mut self: Box<Self>) -> Result<()> {
-        let writer = self.writer.take();
-        let Some(writer) = writer else {
-            return Err(Error::sink_err(&self.location, "upload already finished"));
-        };
-        writer
-            .finish()
-            .await
-            .map(|_| ())
-            .map_err(|e| map_err(&self.location, &self.key, e))
+        if self.upload.is_none() {
+            return Err(self.finished());
+        }
+        if self.buffer.content_length() > 0 {
+            let part = std::mem::take(&mut self.buffer).freeze();
+            self.send_part(part)?;
+        }
+        if let Err(e) = self.wait_for_parts(0).await {
+            self.clean_up().await;
+            return Err(e);
+        }
+        // If this future is dropped from here on, `Drop` aborts the upload
+        // and deletes the key in the background.
+        self.completing = true;
+        let upload = self.upload.as_mut().expect("checked above");
+        match upload.complete().await {
+            Ok(_) => {
+                self.upload = None;
+                Ok(())
+            }
+            Err(e) => {
+                let err = map_err(&self.location, &self.key, e);
+                self.clean_up().await;
+                Err(err)
+            }
+        }
     }
 
     async fn abort(mut self: Box<Self>) -> Result<()> {
-        let Some(writer) = self.writer.take() else {
+        self.parts.shutdown().await;
+        let Some(mut upload) = self.upload.take() else {
             return Ok(());
         };
-        writer
+        upload
             .abort()
             .await
             .map_err(|e| map_err(&self.location, &self.key, e))
@@ -389,17 +469,30 @@ impl Upload for ObjectUpload {
 }
 
 impl Drop for ObjectUpload {
-    /// A dropped upload (a cancelled run) is aborted in the background, so
-    /// the service keeps no orphaned parts. Nothing was visible either way.
+    /// A dropped upload (a cancelled run, or a `complete()` whose future was
+    /// dropped mid-request) is cleaned up in the background: the multipart
+    /// upload is aborted so the service keeps no parts, and if the
+    /// completion was already sent, the key is deleted (no manifest can
+    /// point at it yet). [`wait_for_cleanup`](super::wait_for_cleanup) waits
+    /// for it.
     fn drop(&mut self) {
-        if let Some(writer) = self.writer.take()
-            && let Ok(handle) = tokio::runtime::Handle::try_current()
-        {
-            PENDING_ABORTS.fetch_add(1, Ordering::SeqCst);
-            handle.spawn(async move {
-                let _ = writer.abort().await;
-                PENDING_ABORTS.fetch_sub(1, Ordering::SeqCst);
-            });
-        }
+        let Some(mut upload) = self.upload.take() else {
+            return;
+        };
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return; // no runtime to run it: `list_pending` finds the upload
+        };
+        let mut parts = std::mem::take(&mut self.parts);
+        let delete = self
+            .completing
+            .then(|| (self.store.clone(), self.path.clone()));
+        spawn_cleanup(&handle, async move {
+            // Parts still in flight must not land after the abort.
+            parts.shutdown().await;
+            let _ = upload.abort().await;
+            if let Some((store, path)) = delete {
+                let _ = store.delete(&path).await;
+            }
+        });
     }
 }
