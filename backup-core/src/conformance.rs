@@ -394,5 +394,14 @@ mod tests {
     async fn local_sink_conforms() {
         let dir = tempfile::tempdir().unwrap();
         run_all(&crate::LocalSink::new(dir.path()).unwrap()).await;
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(
+            left,
+            Vec::<std::path::PathBuf>::new(),
+            "files or empty directories left"
+        );
     }
 }

@@ -94,6 +94,33 @@ impl LocalSink {
             .map_err(|e| self.io_err("cannot create directory", dir, e))
     }
 
+    /// Create `dir` and its missing parents; return the ones this call
+    /// created below the root, deepest first, so a failed write can remove
+    /// them again.
+    fn make_dirs_tracked(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        let mut missing = Vec::new();
+        let mut d = dir;
+        while d != self.root && d.starts_with(&self.root) && fs::symlink_metadata(d).is_err() {
+            missing.push(d.to_path_buf());
+            match d.parent() {
+                Some(p) => d = p,
+                None => break,
+            }
+        }
+        self.make_dirs(dir)?;
+        Ok(missing)
+    }
+
+    /// Remove `dirs` (deepest first) while they are empty; never the root.
+    /// A directory another writer has put something into stays.
+    fn remove_empty_dirs(&self, dirs: &[PathBuf]) {
+        for d in dirs {
+            if d == &self.root || !d.starts_with(&self.root) || fs::remove_dir(d).is_err() {
+                break;
+            }
+        }
+    }
+
     /// Remove the directories above `file` that are now empty, up to (never
     /// including) the root.
     fn remove_emptied_parents(&self, file: &Path) {
@@ -115,18 +142,42 @@ impl LocalSink {
         file.with_file_name(format!(".{name}.{tag:016x}.partial"))
     }
 
-    fn create_temp(&self, file: &Path) -> Result<(PathBuf, File)> {
-        if let Some(parent) = file.parent() {
-            self.make_dirs(parent)?;
-        }
+    /// Create the hidden partial file for `file`, and the directories it
+    /// needs (returned, deepest first, for cleanup on failure).
+    fn create_temp(&self, file: &Path) -> Result<(PathBuf, File, Vec<PathBuf>)> {
+        let parent = file.parent().unwrap_or(&self.root);
+        let mut created = self.make_dirs_tracked(parent)?;
         let tmp = self.temp_for(file);
-        let f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| self.io_err("cannot create", &tmp, e))?;
-        Ok((tmp, f))
+        let open = || {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+        };
+        let f = match open() {
+            Ok(f) => Ok(f),
+            // A concurrent failed write removed the (then empty) directory
+            // between our mkdir and open: make it again, once.
+            Err(e) if e.kind() == IoKind::NotFound => match self.make_dirs_tracked(parent) {
+                Ok(more) => {
+                    created.extend(more);
+                    open()
+                }
+                Err(err) => {
+                    self.remove_empty_dirs(&created);
+                    return Err(err);
+                }
+            },
+            Err(e) => Err(e),
+        };
+        match f {
+            Ok(f) => Ok((tmp, f, created)),
+            Err(e) => {
+                self.remove_empty_dirs(&created);
+                Err(self.io_err("cannot create", &tmp, e))
+            }
+        }
     }
 
     /// The key a hidden partial file stands for, if `name` is one
@@ -291,12 +342,19 @@ impl Sink for LocalSink {
         let file = self.file(key)?;
         let this = self.clone();
         blocking(move || {
-            let (tmp, mut f) = this.create_temp(&file)?;
-            if let Err(e) = f.write_all(&data) {
-                let _ = fs::remove_file(&tmp);
-                return Err(this.io_err("cannot write", &tmp, e));
+            let (tmp, mut f, created) = this.create_temp(&file)?;
+            let result = match f.write_all(&data) {
+                Ok(()) => this.publish(&tmp, &file, f, opts.create_only),
+                Err(e) => {
+                    let _ = fs::remove_file(&tmp);
+                    Err(this.io_err("cannot write", &tmp, e))
+                }
+            };
+            if result.is_err() {
+                // A failed put leaves no empty directories behind.
+                this.remove_empty_dirs(&created);
             }
-            this.publish(&tmp, &file, f, opts.create_only)
+            result
         })
         .await
     }
@@ -304,7 +362,7 @@ impl Sink for LocalSink {
     async fn upload(&self, key: &str) -> Result<Box<dyn Upload>> {
         let file = self.file(key)?;
         let this = self.clone();
-        let (tmp, f) = {
+        let (tmp, f, created_dirs) = {
             let file = file.clone();
             blocking(move || this.create_temp(&file)).await?
         };
@@ -313,6 +371,7 @@ impl Sink for LocalSink {
             file,
             tmp,
             handle: Some(f),
+            created_dirs,
             publishing: None,
             done: false,
         }))
@@ -477,6 +536,9 @@ struct LocalUpload {
     tmp: PathBuf,
     /// `None` once the upload failed or its completion started.
     handle: Option<File>,
+    /// Directories made for this upload, deepest first: removed again if it
+    /// does not complete.
+    created_dirs: Vec<PathBuf>,
     /// The blocking task that syncs and renames the file into place, while
     /// `complete` runs.
     publishing: Option<tokio::task::JoinHandle<Result<()>>>,
@@ -526,13 +588,14 @@ impl Upload for LocalUpload {
         };
         self.publishing = None;
         self.done = result.is_ok();
-        // On failure, `Drop` removes the partial file.
+        // On failure, `Drop` removes the partial file and the directories.
         result
     }
 
     async fn abort(mut self: Box<Self>) -> Result<()> {
         self.handle.take();
         let _ = fs::remove_file(&self.tmp);
+        self.sink.remove_empty_dirs(&self.created_dirs);
         self.done = true;
         Ok(())
     }
@@ -543,8 +606,10 @@ impl Drop for LocalUpload {
         if self.done {
             return;
         }
-        // Abandoned (cancelled, failed) uploads leave nothing behind.
-        let (tmp, file) = (self.tmp.clone(), self.file.clone());
+        // Abandoned (cancelled, failed) uploads leave nothing behind: no
+        // partial file, no directory made for them.
+        let (sink, tmp, file) = (self.sink.clone(), self.tmp.clone(), self.file.clone());
+        let dirs = std::mem::take(&mut self.created_dirs);
         if let Some(task) = self.publishing.take() {
             // `complete` was dropped while the rename may be happening: once
             // it is over, remove what it published, which nobody committed.
@@ -556,6 +621,7 @@ impl Drop for LocalUpload {
                             let _ = fs::remove_file(&file);
                         }
                         let _ = fs::remove_file(&tmp);
+                        sink.remove_empty_dirs(&dirs);
                     })
                     .await;
                 });
@@ -563,6 +629,7 @@ impl Drop for LocalUpload {
             }
         }
         let _ = fs::remove_file(&tmp);
+        sink.remove_empty_dirs(&dirs);
     }
 }
 
@@ -610,6 +677,82 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o700);
+    }
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn failed_and_abandoned_writes_leave_no_empty_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("b");
+        let sink = LocalSink::new(&root).unwrap();
+        // A directory that was there before stays, even when empty.
+        fs::create_dir_all(root.join("kept")).unwrap();
+
+        let mut up = sink.upload("kept/new/deeper/x").await.unwrap();
+        up.write(Bytes::from_static(b"1")).await.unwrap();
+        up.abort().await.unwrap();
+        assert_eq!(entries(&root.join("kept")), Vec::<String>::new());
+
+        let mut up = sink.upload("a/b/c/data").await.unwrap();
+        up.write(Bytes::from_static(b"2")).await.unwrap();
+        drop(up);
+        assert_eq!(
+            entries(&root),
+            ["kept"],
+            "a dropped upload left directories"
+        );
+
+        // The partial file's name (".<name>.<tag>.partial") is 26 bytes
+        // longer than the key's: a 240-byte name can be a key but not a
+        // partial file, so these fail after their directories were made.
+        let long = "n".repeat(240);
+        let err = sink
+            .put(
+                &format!("p/q/{long}"),
+                Bytes::from_static(b"3"),
+                PutOptions::default(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Sink);
+        assert!(err.to_string().contains("cannot create"), "{err}");
+        let err = match sink.upload(&format!("u/v/{long}")).await {
+            Ok(_) => panic!("an upload to an impossible name started"),
+            Err(e) => e,
+        };
+        assert_eq!(err.kind(), crate::ErrorKind::Sink);
+        assert_eq!(entries(&root), ["kept"], "a failed write left directories");
+
+        // A failed complete (the key is taken by a directory) leaves nothing
+        // it made either.
+        fs::create_dir_all(root.join("kept/taken/inside")).unwrap();
+        let mut up = sink.upload("kept/taken").await.unwrap();
+        up.write(Bytes::from_static(b"4")).await.unwrap();
+        up.complete().await.unwrap_err();
+        assert_eq!(entries(&root.join("kept")), ["taken"]);
+        assert_eq!(entries(&root.join("kept/taken")), ["inside"]);
+    }
+
+    #[tokio::test]
+    async fn the_root_is_never_removed_even_if_an_upload_made_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("fresh");
+        let sink = LocalSink::new(&root).unwrap();
+        let up = sink.upload("x/y").await.unwrap();
+        up.abort().await.unwrap();
+        assert!(root.is_dir());
+        assert_eq!(entries(&root), Vec::<String>::new());
+        let up = sink.upload("z").await.unwrap();
+        drop(up);
+        assert!(root.is_dir());
     }
 
     #[tokio::test]
