@@ -50,6 +50,7 @@ pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod leftovers;
 pub mod lock;
 pub mod manifest;
 pub mod metrics;
@@ -67,6 +68,7 @@ pub mod conformance;
 pub use catalog::{BackupEntry, Catalog, IncompleteBackup, Listing, Selector};
 pub use config::{ByteSize, Config, RetryPolicy, Settings};
 pub use error::{Error, ErrorKind, Result};
+pub use leftovers::Leftover;
 pub use lock::LockMode;
 pub use manifest::{Fingerprint, Manifest, TableCount, Verdict};
 pub use pipeline::{

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use backup_core::{
     BackupJob, Catalog, ErrorKind, LocalSink, ObjectStoreSink, RestoreJob, Sink, SinkOptions,
-    SqliteSource, VerifyJob, conformance, sink_from_url,
+    SqliteSource, VerifyJob, conformance, leftovers, sink_from_url,
 };
 use bytes::Bytes;
 use lifeboat_tests::gcs_double::GcsDouble;
@@ -192,6 +192,35 @@ async fn gcs_cancelled_completion_leaves_nothing_on_the_xml_double() {
     }
 }
 
+/// A killed backup's open upload is a leftover of its source, found and
+/// removed; another source's is not touched.
+#[tokio::test]
+async fn s3_leftovers_of_a_killed_backup_are_found_and_removed_on_moto() {
+    let Some(ep) = s3_endpoint() else { return };
+    let bucket = unique_bucket("leftovers");
+    create_s3_bucket(&ep, &bucket);
+    let sink = sink_from_url(&format!("s3://{bucket}/prod"), &s3_options(&ep)).unwrap();
+    let key = "app/backups/2026/01/02/20260102T030000Z-3f9a/data.db.zst";
+    kill_writer_during(&*sink, key, 9 << 20).await;
+    kill_writer_during(&*sink, "application/backups/x/data.db.zst", 1).await;
+
+    let found = leftovers::find(&*sink, "app", Duration::from_secs(3600), chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].upload.key, key);
+    // moto reports every upload as initiated on 2010-11-10, so it is stale
+    // here; the grace period is checked on the GCS double and the local
+    // sink, which report real times.
+    assert!(found[0].stale);
+    assert_eq!(leftovers::remove(&*sink, &found).await.unwrap(), 1);
+    assert_eq!(
+        s3_open_uploads(&ep, &bucket),
+        vec!["prod/application/backups/x/data.db.zst".to_string()]
+    );
+    assert!(s3_keys(&ep, &bucket).is_empty());
+}
+
 /// A listing of pending uploads that fails is an error, not "none".
 #[tokio::test]
 async fn listing_pending_uploads_of_a_missing_bucket_is_an_error() {
@@ -207,6 +236,10 @@ async fn listing_pending_uploads_of_a_missing_bucket_is_an_error() {
         assert_eq!(err.kind(), ErrorKind::Sink, "{err}");
         assert!(err.to_string().contains("bucket does not exist"), "{err}");
         assert!(!err.is_retryable());
+        let err = leftovers::find(&*sink, "app", Duration::ZERO, chrono::Utc::now())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Sink, "{err}");
     }
 }
 
@@ -276,9 +309,9 @@ async fn gcs_sink_conforms_on_the_xml_double() {
 }
 
 /// Pending uploads are listed across pages (the double answers two per
-/// page here), scoped to a directory-like prefix, and removed.
+/// page here), and only the stale ones of the source are removed.
 #[tokio::test]
-async fn gcs_pending_uploads_are_paged_scoped_and_removed() {
+async fn gcs_pending_uploads_are_paged_and_only_stale_leftovers_removed() {
     let double = GcsDouble::start().await;
     double.create_bucket("lifeboat-gcs");
     double.limit_upload_pages(2);
@@ -312,11 +345,23 @@ async fn gcs_pending_uploads_are_paged_scoped_and_removed() {
         .count();
     assert_eq!(pages, 3, "six uploads, two per page");
 
+    let now = chrono::Utc::now();
+    let grace = Duration::from_secs(3600);
+    let fresh = leftovers::find(&*sink, "app", grace, now).await.unwrap();
+    assert_eq!(fresh.len(), 6);
+    assert!(fresh.iter().all(|l| !l.stale), "a run may still own them");
+    assert_eq!(leftovers::remove(&*sink, &fresh).await.unwrap(), 0);
     assert_eq!(double.pending_uploads("lifeboat-gcs"), 8);
-    for p in sink.list_pending("").await.unwrap() {
-        sink.abort_pending(&p).await.unwrap();
-    }
-    assert_eq!(double.pending_uploads("lifeboat-gcs"), 0);
+
+    let later = now + chrono::Duration::hours(2);
+    let stale = leftovers::find(&*sink, "app", grace, later).await.unwrap();
+    assert!(stale.iter().all(|l| l.stale));
+    assert_eq!(leftovers::remove(&*sink, &stale).await.unwrap(), 6);
+    assert_eq!(
+        double.pending_uploads("lifeboat-gcs"),
+        2,
+        "application/ and the key app itself are not app's leftovers"
+    );
     assert!(double.object_keys("lifeboat-gcs").is_empty());
 }
 
