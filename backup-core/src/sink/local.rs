@@ -193,7 +193,10 @@ impl LocalSink {
     fn walk_partials(&self, dir: &Path, out: &mut Vec<PendingUpload>) -> Result<()> {
         let entries = match fs::read_dir(dir) {
             Ok(e) => e,
-            Err(e) if e.kind() == IoKind::NotFound => return Ok(()),
+            // Nothing can be below a missing directory or a file.
+            Err(e) if matches!(e.kind(), IoKind::NotFound | IoKind::NotADirectory) => {
+                return Ok(());
+            }
             Err(e) => return Err(self.io_err("cannot list", dir, e)),
         };
         for entry in entries {
@@ -772,6 +775,8 @@ mod tests {
 
         let pending = sink.list_pending("app").await.unwrap();
         assert_eq!(pending.len(), 1, "{pending:?}");
+        assert_eq!(sink.list_pending("app/x").await.unwrap(), vec![], "a file");
+        assert_eq!(sink.list_pending("nothing").await.unwrap(), vec![]);
         let p = &pending[0];
         assert_eq!(p.key, "app/deep/data.bin");
         assert!(p.id.starts_with("app/deep/.data.bin.") && p.id.ends_with(".partial"));
