@@ -1003,3 +1003,125 @@ fn a_backup_restores_by_hand_from_its_manifest() {
         "{guide}"
     );
 }
+
+/// `kill -9` in the middle of a backup leaves an open multipart upload (S3)
+/// or a hidden partial file (local) and, for a copied snapshot, a temp dir:
+/// `list --json` reports them, `prune` (and the next backup) remove them
+/// after the grace period.
+#[test]
+fn what_a_kill_9_leaves_is_reported_and_removed() {
+    let Some(ep) = s3_endpoint() else { return };
+    for sink_kind in ["s3", "file"] {
+        let bucket = unique_bucket("killed");
+        create_s3_bucket(&ep, &bucket);
+        let proxy = FaultyHttp::start(
+            &ep,
+            vec![Rule::new(
+                "PUT",
+                "partNumber=",
+                Action::Delay(std::time::Duration::from_millis(1500)),
+                1000,
+            )],
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_path_buf();
+        sample_db(&d.join("app.db"), 400_000);
+        std::fs::create_dir(d.join("tmp")).unwrap();
+        let sink = match sink_kind {
+            "s3" => format!("s3://{bucket}/prod"),
+            _ => "file:backups".to_string(),
+        };
+        std::fs::write(
+            d.join("lifeboat.toml"),
+            format!(
+                "source = \"sqlite:app.db\"\nsink = \"{sink}\"\ntemp_dir = \"tmp\"\n[retention]\nkeep_last = 3\nincomplete_grace = \"0s\"\n[sink_options]\nendpoint = \"{}\"\nupload_concurrency = 1\npart_size = 5242880\n",
+                proxy.url()
+            ),
+        )
+        .unwrap();
+        // A reader on an old snapshot makes the backup copy the database
+        // into the temp dir (the WAL cannot be emptied).
+        let reader = rusqlite::Connection::open(d.join("app.db")).unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        reader
+            .query_row("SELECT count(*) FROM items", [], |r| r.get::<_, i64>(0))
+            .unwrap();
+        let w = rusqlite::Connection::open(d.join("app.db")).unwrap();
+        w.execute("INSERT INTO items (name) VALUES ('after the reader')", [])
+            .unwrap();
+        drop(w);
+        let mut child = lifeboat(&d)
+            .args(["backup", "--level", "1"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Kill it once its upload is under way.
+        let t0 = std::time::Instant::now();
+        loop {
+            let uploading = match sink_kind {
+                "s3" => proxy.injected() >= 1,
+                _ => lifeboat_tests::support::all_files(&d.join("backups"))
+                    .iter()
+                    .any(|p| p.to_string_lossy().ends_with(".partial")),
+            };
+            if uploading {
+                break;
+            }
+            assert!(
+                t0.elapsed().as_secs() < 60,
+                "{sink_kind}: the upload never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), None, "{sink_kind}: killed");
+        reader.execute_batch("COMMIT").unwrap();
+        drop(reader);
+
+        let listing = list_json(&d, &[]);
+        let uploads = listing["leftovers"]["uploads"].as_array().unwrap();
+        let local = listing["leftovers"]["local"].as_array().unwrap();
+        assert_eq!(uploads.len(), 1, "{sink_kind}: {listing}");
+        assert_eq!(uploads[0]["stale"], true, "{sink_kind}");
+        assert!(
+            uploads[0]["key"]
+                .as_str()
+                .unwrap()
+                .ends_with("data.sqlite.zst")
+        );
+        assert_eq!(local.len(), 1, "{sink_kind}: the snapshot copy: {listing}");
+        assert!(listing["complete"].as_array().unwrap().is_empty());
+
+        let (code, out, err) = run(lifeboat(&d).args(["prune"]));
+        assert_eq!(code, 0, "{sink_kind}: {err}");
+        assert!(out.contains("removed"), "{sink_kind}: {out}");
+        let listing = list_json(&d, &[]);
+        assert!(
+            listing["leftovers"]["uploads"]
+                .as_array()
+                .unwrap()
+                .is_empty(),
+            "{listing}"
+        );
+        assert!(
+            listing["leftovers"]["local"].as_array().unwrap().is_empty(),
+            "{listing}"
+        );
+        assert!(std::fs::read_dir(d.join("tmp")).unwrap().next().is_none());
+        match sink_kind {
+            "s3" => {
+                let (_, uploads) = http("GET", &format!("{ep}/{bucket}?uploads"), b"");
+                assert!(!uploads.contains("<UploadId>"), "{uploads}");
+            }
+            _ => {
+                let left = lifeboat_tests::support::all_files(&d.join("backups"));
+                assert!(left.is_empty(), "{left:?}");
+                let dirs: Vec<_> = std::fs::read_dir(d.join("backups"))
+                    .map(|r| r.flatten().collect())
+                    .unwrap_or_default();
+                assert!(dirs.is_empty(), "empty directories left: {dirs:?}");
+            }
+        }
+    }
+}

@@ -258,6 +258,27 @@ impl BackupJob {
         // check running in the background.
         self.source.preflight().await?;
         self.sink.check().await?;
+        // Open uploads and partial files a killed run of this source left,
+        // once they are past the grace period (a younger one may be another
+        // host's run in progress). Never fails the backup.
+        let stale = crate::leftovers::find(
+            &*self.sink,
+            &name,
+            crate::retention::DEFAULT_INCOMPLETE_GRACE,
+            (self.clock)(),
+        )
+        .await;
+        match stale {
+            Ok(l) if l.iter().any(|l| l.stale) => {
+                if let Err(e) = crate::leftovers::remove(&*self.sink, &l).await {
+                    tracing::warn!(error = %e.display_chain(), "could not remove what an interrupted run left");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e.display_chain(), "could not look for what interrupted runs left")
+            }
+        }
 
         let started_at = (self.clock)();
         let backup_id = new_backup_id(started_at);

@@ -24,7 +24,9 @@
 //!   garbled body) is never deleted: it may be good, and this build cannot
 //!   tell;
 //! - a backup is deleted manifest first, so a half-deleted backup is
-//!   incomplete, never a corrupt "complete" one.
+//!   incomplete, never a corrupt "complete" one;
+//! - what interrupted writes left (open multipart uploads, hidden partial
+//!   files) goes with the same grace period as incomplete backups.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -254,6 +256,12 @@ fn describe_bucket(rule: &str, k: (i32, u32, u32)) -> String {
 pub struct PruneReport {
     /// Every decision, complete backups newest first, then incomplete ones.
     pub decisions: Vec<Decision>,
+    /// What interrupted writes left for this source (open multipart
+    /// uploads, hidden partial files); the stale ones (older than the grace
+    /// period) are removed unless dry.
+    pub leftovers: Vec<crate::leftovers::Leftover>,
+    /// How many leftovers were removed.
+    pub leftovers_removed: usize,
     /// Backups deleted (none when dry).
     pub deleted: Vec<String>,
     /// Whether this was a dry run.
@@ -302,8 +310,21 @@ pub async fn prune(
             deleted.push(d.backup_id.clone());
         }
     }
+    let grace = std::time::Duration::from_secs(
+        policy
+            .incomplete_grace
+            .unwrap_or(DEFAULT_INCOMPLETE_GRACE.as_secs()),
+    );
+    let leftovers = crate::leftovers::find(&**sink, source, grace, now).await?;
+    let leftovers_removed = if dry_run {
+        0
+    } else {
+        crate::leftovers::remove(&**sink, &leftovers).await?
+    };
     Ok(PruneReport {
         decisions,
+        leftovers,
+        leftovers_removed,
         deleted,
         dry_run,
     })

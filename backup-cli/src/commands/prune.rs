@@ -89,6 +89,15 @@ pub(crate) async fn execute(ctx: &Context, a: &PruneArgs) -> Result<PruneReport,
         }
     };
     let report = retention::prune(&sink, &name, &policy, chrono::Utc::now(), a.dry_run).await?;
+    if !a.dry_run {
+        // Temporary directories runs killed on this host left.
+        backup_core::tempdir::sweep(
+            &ctx.settings
+                .temp_dir
+                .clone()
+                .unwrap_or_else(std::env::temp_dir),
+        );
+    }
     tracing::info!(
         summary = true,
         command = "prune",
@@ -97,6 +106,8 @@ pub(crate) async fn execute(ctx: &Context, a: &PruneArgs) -> Result<PruneReport,
         dry_run = a.dry_run,
         kept = report.decisions.iter().filter(|d| d.keep).count(),
         deleted = report.decisions.iter().filter(|d| !d.keep).count(),
+        leftovers = report.leftovers.len(),
+        leftovers_removed = report.leftovers_removed,
         "prune complete"
     );
     Ok(report)
@@ -127,6 +138,23 @@ pub(crate) async fn run(ctx: &Context, a: PruneArgs) -> Result<(), Error> {
             d.backup_id,
             d.started_at.format("%Y-%m-%d %H:%M:%S"),
             d.reasons.join("; ")
+        );
+    }
+    for l in &report.leftovers {
+        let verb = match (l.stale, report.dry_run) {
+            (false, _) => "keep",
+            (true, true) => "would remove",
+            (true, false) => "removed",
+        };
+        println!(
+            "{verb:<12} interrupted upload of {}  {}  — {}",
+            l.upload.key,
+            l.upload.started.format("%Y-%m-%d %H:%M:%S"),
+            if l.stale {
+                "older than the grace period"
+            } else {
+                "within the grace period (may still be running)"
+            }
         );
     }
     Ok(())
