@@ -172,7 +172,7 @@ impl BackupJob {
 
     /// Compression threads (default: every core).
     pub fn threads(mut self, threads: u32) -> Self {
-        self.threads = threads.max(1);
+        self.threads = threads;
         self
     }
 
@@ -338,6 +338,7 @@ impl BackupJob {
             ));
         }
         upload.complete().await?;
+        crate::failpoint::point("backup:uploaded");
         let mut written = vec![key.clone()];
         let attachments = match store_attachments(
             &*self.sink,
@@ -433,6 +434,7 @@ impl BackupJob {
         manifest.verdicts = all;
         manifest.finished_at = (self.clock)().max(started_at);
         let manifest_key = format!("{dir}/{MANIFEST_FILE}");
+        crate::failpoint::point("backup:before-commit");
         match commit_manifest(&*self.sink, &manifest_key, manifest.to_json()).await {
             Ok(()) => {}
             Err(CommitError::NotWritten(e)) => {
@@ -447,6 +449,7 @@ impl BackupJob {
                 return Err(e);
             }
         }
+        crate::failpoint::point("backup:committed");
         drop(guard);
         write_restore_guide(&*self.sink, &manifest).await;
         Ok(BackupReport {
@@ -519,29 +522,42 @@ async fn commit_manifest(
     key: &str,
     body: Vec<u8>,
 ) -> std::result::Result<(), CommitError> {
-    let err = match sink
-        .put(key, Bytes::from(body.clone()), PutOptions::create_only())
-        .await
-    {
-        Ok(()) => return Ok(()),
-        Err(e) => e,
-    };
     use crate::sink::SinkExt;
-    match sink.get_bytes(key).await {
-        Ok(stored) if stored[..] == body[..] => {
-            tracing::warn!(key, error = %err.display_chain(), "the manifest write reported a failure but the manifest is stored, byte for byte: the backup is committed");
-            Ok(())
-        }
-        Ok(_) => Err(CommitError::Unknown(Error::sink_err(
-            sink.location(),
-            format!(
-                "another manifest is already stored at {key}; nothing of this backup was deleted"
-            ),
-        ))),
-        Err(Error::NotFound { .. }) => Err(CommitError::NotWritten(err)),
-        Err(read_err) => {
-            tracing::warn!(key, error = %read_err.display_chain(), "cannot read the manifest back after a failed write");
-            Err(CommitError::Unknown(err))
+    const ATTEMPTS: u32 = 3;
+    let mut attempt = 1;
+    loop {
+        let err = match sink
+            .put(key, Bytes::from(body.clone()), PutOptions::create_only())
+            .await
+        {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        match sink.get_bytes(key).await {
+            Ok(stored) if stored[..] == body[..] => {
+                tracing::warn!(key, error = %err.display_chain(), "the manifest write reported a failure but the manifest is stored, byte for byte: the backup is committed");
+                return Ok(());
+            }
+            Ok(_) => {
+                return Err(CommitError::Unknown(Error::sink_err(
+                    sink.location(),
+                    format!(
+                        "another manifest is already stored at {key}; nothing of this backup was deleted"
+                    ),
+                )));
+            }
+            // Certainly not written: a transient failure is worth another
+            // try (the data is already stored and proven).
+            Err(Error::NotFound { .. }) if err.is_retryable() && attempt < ATTEMPTS => {
+                tracing::warn!(key, attempt, error = %err.display_chain(), "the manifest was not written; trying again");
+                tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            Err(Error::NotFound { .. }) => return Err(CommitError::NotWritten(err)),
+            Err(read_err) => {
+                tracing::warn!(key, error = %read_err.display_chain(), "cannot read the manifest back after a failed write");
+                return Err(CommitError::Unknown(err));
+            }
         }
     }
 }
@@ -803,7 +819,10 @@ async fn verify_local(
     };
     progress.finish(Phase::Download);
     match copied {
-        Ok(_) => run_verifiers(verifiers, manifest, &*sink, Some(&copy)).await,
+        Ok(_) => {
+            crate::failpoint::point("verify:downloaded");
+            run_verifiers(verifiers, manifest, &*sink, Some(&copy)).await
+        }
         // The backup's bytes are wrong or gone: a verdict on it.
         Err(CopyError::Data(why)) => Ok(verifiers
             .iter()

@@ -305,6 +305,9 @@ pub async fn prune(
             keys.sort_by_key(|k| !k.ends_with(MANIFEST_FILE));
             for k in keys {
                 sink.delete(k).await?;
+                if k.ends_with(MANIFEST_FILE) {
+                    crate::failpoint::point("prune:manifest-deleted");
+                }
             }
             tracing::info!(backup_id = %d.backup_id, reason = %d.reasons.join("; "), "pruned");
             deleted.push(d.backup_id.clone());

@@ -86,7 +86,12 @@ pub(crate) async fn execute(ctx: &Context, a: &StatusArgs) -> Result<Vec<SourceS
     };
     let now = chrono::Utc::now();
     let mut out = Vec::new();
-    for settings in targets(ctx, a, config.as_ref()) {
+    let targets = targets(ctx, a, config.as_ref());
+    // Bad flags are refused before anything is read.
+    for settings in &targets {
+        policy(settings, a)?;
+    }
+    for settings in targets {
         let sub = Context {
             settings: settings.clone(),
             progress: None,

@@ -453,6 +453,13 @@ impl Sink for LocalSink {
         }
         let this = self.clone();
         blocking(move || {
+            // A root that is a file is a wrong sink, not an empty one.
+            if this.root.exists() && !this.root.is_dir() {
+                return Err(Error::sink_err(
+                    &this.location,
+                    format!("{} exists and is not a directory", this.root.display()),
+                ));
+            }
             let mut out = Vec::new();
             let start = if prefix.is_empty() {
                 this.root.clone()

@@ -225,6 +225,7 @@ impl Sink for ObjectStoreSink {
             concurrency: self.concurrency,
             location: self.location.clone(),
             key: key.to_string(),
+            sent: 0,
         }))
     }
 
@@ -356,6 +357,8 @@ struct ObjectUpload {
     concurrency: usize,
     location: String,
     key: String,
+    /// Bytes handed to parts so far.
+    sent: u64,
 }
 
 impl ObjectUpload {
@@ -386,6 +389,7 @@ impl ObjectUpload {
         let Some(upload) = self.upload.as_mut() else {
             return Err(self.finished());
         };
+        self.sent += part.content_length() as u64;
         // Spawned, so parts upload while the caller produces the next ones.
         self.parts.spawn(upload.put_part(part));
         Ok(())
@@ -450,6 +454,18 @@ impl Upload for ObjectUpload {
             }
             Err(e) => {
                 let err = map_err(&self.location, &self.key, e);
+                // The completion may have landed with its answer lost (a
+                // dropped connection, a 5xx, a retry that then finds no
+                // upload). The key is new and ours alone: holding every byte
+                // sent means it did. (The checksum read-back that follows
+                // proves the bytes before anything is committed.)
+                if let Ok(meta) = self.store.head(&self.path).await
+                    && meta.size == self.sent
+                {
+                    tracing::warn!(key = %self.key, error = %err.display_chain(), "the upload's completion reported a failure, but the object is stored with every byte: completed");
+                    self.upload = None;
+                    return Ok(());
+                }
                 self.clean_up().await;
                 Err(err)
             }

@@ -457,6 +457,17 @@ pub(crate) fn integrity_verdict(path: &Path) -> std::result::Result<Verdict, Str
     })
 }
 
+/// Sets its flag when dropped: a blocking task holding the flag learns that
+/// the future waiting for it was cancelled.
+#[derive(Default)]
+struct CancelOnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// `rusqlite::Connection` is `Send`; the wrapper only names the tuple.
 struct SendSnapshot(Snapshot);
 
@@ -724,6 +735,10 @@ impl Source for SqliteSource {
         let staging = parent.join(format!(".{name}.lifeboat-restore-{tag}"));
         let expected = manifest.fingerprint.clone();
         let this = self.clone();
+        // The blocking work outlives a dropped (cancelled) future: it must
+        // then stop before it replaces anything.
+        let cancel = CancelOnDrop::default();
+        let cancelled = cancel.0.clone();
 
         let result = tokio::task::spawn_blocking(move || -> Result<RestoreOutcome> {
             fs::create_dir_all(&parent).map_err(|e| {
@@ -782,6 +797,10 @@ impl Source for SqliteSource {
                     return Err(e);
                 }
             };
+            if cancelled.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = fs::remove_file(&staging);
+                return Err(Error::Cancelled);
+            }
             // Swap: prove again that nobody uses the old file, make it
             // self-contained, then one atomic rename over it.
             if old_meta.is_some() {
@@ -791,6 +810,10 @@ impl Source for SqliteSource {
                     return Err(this.restore_err(m));
                 }
                 crate::failpoint::point("sqlite-restore:quiesced");
+            }
+            if cancelled.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = fs::remove_file(&staging);
+                return Err(Error::Cancelled);
             }
             if let Err(e) = fs::rename(&staging, &target) {
                 let _ = fs::remove_file(&staging);
@@ -811,6 +834,7 @@ impl Source for SqliteSource {
         })
         .await
         .map_err(|e| self.restore_err(format!("worker failed: {e}")))??;
+        drop(cancel);
         Ok(result)
     }
 }
