@@ -677,6 +677,44 @@ impl PgCluster {
             ]);
     }
 
+    /// Run `sql` in a psql session over the Unix socket that stays open
+    /// (with whatever transaction and locks `sql` left open) until the
+    /// returned [`Session`] is dropped. Returns once `sql` has run.
+    pub fn session(&self, db: &str, sql: &str) -> Session {
+        let mut cmd = self.client_command("psql");
+        cmd.arg("-h").arg(self.socket_dir());
+        cmd.args(["-p", &self.port.to_string(), "-U", "postgres", "-d", db])
+            .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("run psql");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        writeln!(stdin, "{sql}\n\\echo lifeboat-session-ready").expect("write to psql");
+        stdin.flush().expect("flush psql stdin");
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = std::io::BufRead::read_line(&mut out, &mut line).expect("read psql");
+            if n == 0 {
+                let _ = child.kill();
+                let out = child.wait_with_output().expect("psql exits");
+                panic!(
+                    "psql session ended before its SQL ran: {}\nSQL: {sql}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            if line.trim() == "lifeboat-session-ready" {
+                break;
+            }
+        }
+        Session {
+            child,
+            stdin: Some(stdin),
+        }
+    }
+
     pub fn create_db(&self, name: &str) {
         self.psql(
             "postgres",
@@ -837,6 +875,34 @@ impl PgCluster {
 impl Drop for PgCluster {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// An open psql session (see [`PgCluster::session`]): closing its stdin on
+/// drop ends it, rolling back an open transaction and releasing its locks.
+#[derive(Debug)]
+pub struct Session {
+    child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+impl Session {
+    /// End the session now.
+    pub fn close(self) {}
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -51,6 +51,10 @@ pub(crate) struct PgArgs {
     /// PostgreSQL: restore without ownership and privileges.
     #[arg(long)]
     no_owner: bool,
+    /// PostgreSQL: how long a backup waits for a table another session has locked before failing ("30s", "5m"; default 2m).
+    #[arg(long, value_name = "DURATION")]
+    #[serde(deserialize_with = "super::string_or_number")]
+    lock_wait: Option<String>,
 }
 
 impl PgArgs {
@@ -81,6 +85,12 @@ impl PgArgs {
             o.jobs = self.jobs;
         }
         o.no_owner |= self.no_owner;
+        if let Some(w) = &self.lock_wait {
+            o.lock_wait =
+                backup_core::source::postgres::parse_lock_wait(w).map_err(|m| Error::Usage {
+                    message: format!("--lock-wait: {m}"),
+                })?;
+        }
         Ok(o)
     }
 }

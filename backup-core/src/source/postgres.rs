@@ -84,6 +84,89 @@ pub struct PostgresOptions {
     pub jobs: Option<u32>,
     /// Restore without ownership and privileges (`--no-owner --no-privileges`).
     pub no_owner: bool,
+    /// How long a backup waits for a table lock another session holds
+    /// (`"2m"`, `"30s"`, or seconds; default 2 minutes, at most a day).
+    /// `pg_dump --lock-wait-timeout` and Lifeboat's own `lock_timeout`.
+    #[serde(deserialize_with = "lock_wait_serde::deserialize")]
+    pub lock_wait: u64,
+}
+
+/// The lock wait when none is configured: 2 minutes.
+pub const DEFAULT_LOCK_WAIT_SECS: u64 = 120;
+/// The longest lock wait accepted: a day (PostgreSQL's own limit is ~24.8 days
+/// of milliseconds in an int).
+pub const MAX_LOCK_WAIT_SECS: u64 = 86_400;
+
+/// Parse a lock wait: `"30s"`, `"5m"`, `"1h"` or plain seconds, from 1 second
+/// to [`MAX_LOCK_WAIT_SECS`]. Never overflows: a huge number is an error.
+///
+/// # Errors
+/// A message saying what is wrong with `text`.
+pub fn parse_lock_wait(text: &str) -> std::result::Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let mult: u64 = match unit.trim() {
+        "" | "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        _ => {
+            return Err(format!(
+                "invalid lock wait {text:?}: use like \"30s\", \"2m\" or seconds"
+            ));
+        }
+    };
+    let secs = num
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|s| *s <= MAX_LOCK_WAIT_SECS);
+    match secs {
+        None if !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) => Err(format!(
+            "lock wait {text:?} is too long: at most {}",
+            fmt_secs(MAX_LOCK_WAIT_SECS)
+        )),
+        None => Err(format!(
+            "invalid lock wait {text:?}: use like \"30s\", \"2m\" or seconds"
+        )),
+        Some(0) => Err(format!("lock wait {text:?} is too short: at least 1s")),
+        Some(s) => Ok(s),
+    }
+}
+
+/// `90` → `1m30s`, `120` → `2m`, `2` → `2s`.
+pub(crate) fn fmt_secs(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if s > 0 || out.is_empty() {
+        out.push_str(&format!("{s}s"));
+    }
+    out
+}
+
+/// `lock_wait` in `lifeboat.toml`: seconds or a duration string, checked.
+mod lock_wait_serde {
+    use serde::Deserialize;
+
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        let text = match Raw::deserialize(d)? {
+            Raw::N(n) => n.to_string(),
+            Raw::S(s) => s,
+        };
+        super::parse_lock_wait(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 impl Default for PostgresOptions {
@@ -100,6 +183,7 @@ impl Default for PostgresOptions {
             replica_lag_warn_only: false,
             jobs: None,
             no_owner: false,
+            lock_wait: DEFAULT_LOCK_WAIT_SECS,
         }
     }
 }
@@ -335,10 +419,11 @@ fn table_selected(schema: &str, table: &str, o: &PostgresOptions) -> bool {
             .any(|p| table_matches(p, schema, table))
 }
 
+/// Exact row counts; a failure names the table it was counting.
 async fn count_rows(
     client: &tokio_postgres::Client,
     tables: &[(String, String)],
-) -> std::result::Result<Vec<TableCount>, tokio_postgres::Error> {
+) -> std::result::Result<Vec<TableCount>, (String, tokio_postgres::Error)> {
     let mut out = Vec::with_capacity(tables.len());
     for (s, t) in tables {
         let n: i64 = client
@@ -346,7 +431,8 @@ async fn count_rows(
                 &format!("SELECT count(*) FROM {}.{}", quote_ident(s), quote_ident(t)),
                 &[],
             )
-            .await?
+            .await
+            .map_err(|e| (format!("{s}.{t}"), e))?
             .get(0);
         out.push(TableCount {
             name: format!("{s}.{t}"),
@@ -354,6 +440,95 @@ async fn count_rows(
         });
     }
     Ok(out)
+}
+
+/// Tables locked per `LOCK TABLE` statement: few round trips, short statements.
+const LOCK_BATCH: usize = 500;
+
+/// `LOCK TABLE … IN ACCESS SHARE MODE` every table, in the current
+/// transaction (its `lock_timeout` is the lock wait). On a timeout, name the
+/// table another session holds.
+async fn lock_tables(
+    client: &tokio_postgres::Client,
+    tables: &[(String, String)],
+    lock_wait: u64,
+) -> std::result::Result<(), String> {
+    for batch in tables.chunks(LOCK_BATCH) {
+        let names: Vec<String> = batch
+            .iter()
+            .map(|(s, t)| format!("{}.{}", quote_ident(s), quote_ident(t)))
+            .collect();
+        // A savepoint keeps the transaction usable to ask who holds the lock.
+        let sql = format!(
+            "SAVEPOINT lifeboat_lock; LOCK TABLE {} IN ACCESS SHARE MODE; RELEASE SAVEPOINT lifeboat_lock",
+            names.join(", ")
+        );
+        let Err(e) = client.batch_execute(&sql).await else {
+            continue;
+        };
+        if !lock_timed_out(&e) {
+            return Err(format!("cannot lock the tables to dump: {}", db_err(&e)));
+        }
+        let _ = client
+            .batch_execute("ROLLBACK TO SAVEPOINT lifeboat_lock")
+            .await;
+        let held: Vec<(String, String)> = client
+            .query(
+                "SELECT n.nspname, c.relname FROM pg_locks l \
+                 JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock' AND l.granted \
+                 AND l.pid <> pg_backend_pid() \
+                 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                &[],
+            )
+            .await
+            .map(|rows| rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+            .unwrap_or_default();
+        let culprits: Vec<String> = batch
+            .iter()
+            .filter(|t| held.contains(t))
+            .map(|(s, t)| format!("{s}.{t}"))
+            .collect();
+        let table = match culprits.len() {
+            // Released meanwhile, or held in another mode that conflicts.
+            0 if batch.len() == 1 => format!("{}.{}", batch[0].0, batch[0].1),
+            0 => format!("one of {} tables", batch.len()),
+            _ => culprits.join(", "),
+        };
+        return Err(locked_message(&table, lock_wait));
+    }
+    Ok(())
+}
+
+/// A lock wait ran out: `lock_timeout` (55P03), or pg_dump's
+/// `--lock-wait-timeout`, which is a `statement_timeout` (57014).
+fn lock_timed_out(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error()
+        .is_some_and(|d| matches!(d.code().code(), "55P03" | "57014"))
+}
+
+fn locked_message(table: &str, lock_wait: u64) -> String {
+    let what = if table.starts_with("one of") {
+        table.to_string()
+    } else {
+        format!("table {table}")
+    };
+    format!(
+        "{what} is locked by another session (ACCESS EXCLUSIVE?) for longer than the lock wait of {} (--lock-wait, [postgres] lock_wait)",
+        fmt_secs(lock_wait)
+    )
+}
+
+/// The table(s) a `pg_dump` that gave up waiting for a lock names in its
+/// error (`Query was: LOCK TABLE public.items IN ACCESS SHARE MODE`).
+fn pg_dump_lock_failure(stderr: &str) -> Option<String> {
+    if !(stderr.contains("statement timeout") || stderr.contains("lock timeout")) {
+        return None;
+    }
+    let after = stderr.split("LOCK TABLE ").nth(1)?;
+    let tables = after.split(" IN ").next()?.trim();
+    let tables = tables.strip_prefix("ONLY ").unwrap_or(tables);
+    (!tables.is_empty()).then(|| tables.to_string())
 }
 
 fn db_err(e: &tokio_postgres::Error) -> String {
@@ -592,9 +767,22 @@ impl Source for PostgresSource {
             .await
             .map_err(|e| self.err(format!("cannot export a snapshot: {}", db_err(&e))))?
             .get(0);
+        // Never wait forever behind another session's lock: the counting
+        // transaction gives up after the lock wait, and so does pg_dump.
+        let lock_wait = self.opts.lock_wait;
+        client
+            .batch_execute(&format!("SET LOCAL lock_timeout = '{lock_wait}s'"))
+            .await
+            .map_err(|e| self.err(db_err(&e)))?;
         let tables = list_tables(&client, &self.opts)
             .await
             .map_err(|e| self.err(db_err(&e)))?;
+        // Take every table's ACCESS SHARE lock now, before pg_dump starts: a
+        // table held ACCESS EXCLUSIVE fails the run here, named, instead of
+        // stalling it.
+        lock_tables(&client, &tables, lock_wait)
+            .await
+            .map_err(|m| self.err(m))?;
         let mut attachments = Vec::new();
         if self.opts.globals {
             attachments.push(self.dump_globals(server, secrets.path()).await?);
@@ -603,6 +791,7 @@ impl Source for PostgresSource {
         let mut cmd = pg_dump.command();
         cmd.args(["--format=custom", "--compress=0", "--no-password"])
             .arg(format!("--snapshot={snapshot}"))
+            .arg(format!("--lock-wait-timeout={}", lock_wait * 1000))
             .args(self.opts.filter_args())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -648,32 +837,25 @@ impl Source for PostgresSource {
         let opts = self.opts.clone();
         let dump_child = Arc::new(Mutex::new(Some(dump_child)));
         let killer = KillOnDrop(dump_child.clone());
+        let dump_end = watch_pg_dump(dump_child, dump_err, lock_wait);
+        let reader_end = dump_end.clone();
         let outcome = async move {
             let _secrets = secrets;
             let _killer = killer;
             let fail = |m: String| Error::source_err(&location, m);
             // Exact counts inside the exporting transaction, while pg_dump runs.
-            let counts = count_rows(&client, &tables)
-                .await
-                .map_err(|e| fail(format!("counting rows: {}", db_err(&e))));
-            let child = dump_child.lock().expect("child lock").take();
-            let status = match child {
-                Some(mut c) => blocking(move || c.wait()).await.map_err(fail)?,
-                None => return Err(fail("pg_dump was stopped".into())),
-            };
+            let counts = count_rows(&client, &tables).await.map_err(|(table, e)| {
+                fail(match lock_timed_out(&e) {
+                    true => locked_message(&table, lock_wait),
+                    false => format!("counting rows of {table}: {}", db_err(&e)),
+                })
+            });
+            let ended = blocking(move || dump_end.wait(None)).await.map_err(fail)?;
             // Only now may the snapshot go.
             let _ = client.batch_execute("COMMIT").await;
-            let stderr = blocking(move || dump_err.join().unwrap_or_default())
-                .await
-                .unwrap_or_default();
-            let status = status.map_err(|e| fail(format!("pg_dump: {e}")))?;
-            if !status.success() {
-                let how = match status.code() {
-                    Some(c) => format!("exited with status {c}"),
-                    None => "was killed".to_string(),
-                };
-                return Err(fail(format!("pg_dump {how}: {stderr}")));
-            }
+            ended
+                .unwrap_or_else(|| Err("pg_dump was stopped".into()))
+                .map_err(fail)?;
             let counts = counts?;
 
             let (toc_status, listing, toc_stderr) = blocking(move || {
@@ -747,7 +929,10 @@ impl Source for PostgresSource {
         };
         Ok(Dump {
             reader: Box::new(TeeReader {
-                inner: repacked,
+                inner: DumpReader {
+                    inner: repacked,
+                    end: reader_end,
+                },
                 tee: toc_in,
                 teed: 0,
             }),
@@ -869,7 +1054,9 @@ impl Source for PostgresSource {
                                 .map(|(s, n)| (s.to_string(), n.to_string()))
                         })
                         .collect();
-                    count_rows(&client, &names).await.map_err(|e| db_err(&e))
+                    count_rows(&client, &names)
+                        .await
+                        .map_err(|(t, e)| format!("{t}: {}", db_err(&e)))
                 }
                 Err(e) => Err(e.to_string()),
             }
@@ -1015,6 +1202,99 @@ pub(crate) async fn restore_into(
     Ok(t.elapsed())
 }
 
+/// How `pg_dump` ended, published by [`watch_pg_dump`]: `Ok(())`, or its
+/// failure in words.
+#[derive(Debug, Default)]
+struct DumpEnd {
+    result: Mutex<Option<std::result::Result<(), String>>>,
+    cv: std::sync::Condvar,
+}
+
+impl DumpEnd {
+    /// Block until pg_dump has ended (or `timeout` passed: `None`).
+    fn wait(&self, timeout: Option<Duration>) -> Option<std::result::Result<(), String>> {
+        let g = self.result.lock().unwrap_or_else(|e| e.into_inner());
+        let g = match timeout {
+            Some(t) => {
+                self.cv
+                    .wait_timeout_while(g, t, |r| r.is_none())
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
+            }
+            None => self
+                .cv
+                .wait_while(g, |r| r.is_none())
+                .unwrap_or_else(|e| e.into_inner()),
+        };
+        g.clone()
+    }
+}
+
+/// Watch `pg_dump` on a thread until it exits, and say how it ended. The
+/// child stays in its mutex (polled, not waited on) so that [`KillOnDrop`]
+/// can still kill it.
+fn watch_pg_dump(
+    child: Arc<Mutex<Option<Child>>>,
+    stderr: std::thread::JoinHandle<String>,
+    lock_wait: u64,
+) -> Arc<DumpEnd> {
+    let end = Arc::new(DumpEnd::default());
+    let published = end.clone();
+    std::thread::spawn(move || {
+        let status = loop {
+            {
+                let mut g = child.lock().unwrap_or_else(|e| e.into_inner());
+                match g.as_mut().map(|c| c.try_wait()) {
+                    None => break None,
+                    Some(Ok(Some(s))) => break Some(Ok(s)),
+                    Some(Err(e)) => break Some(Err(e)),
+                    Some(Ok(None)) => {}
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let stderr = stderr.join().unwrap_or_default();
+        let result = match status {
+            None => Err("pg_dump was stopped".to_string()),
+            Some(Err(e)) => Err(format!("pg_dump: {e}")),
+            Some(Ok(s)) if s.success() => Ok(()),
+            Some(Ok(s)) => Err(match pg_dump_lock_failure(&stderr) {
+                Some(table) => locked_message(&table, lock_wait),
+                None => {
+                    let how = match s.code() {
+                        Some(c) => format!("exited with status {c}"),
+                        None => "was killed".to_string(),
+                    };
+                    format!("pg_dump {how}: {stderr}")
+                }
+            }),
+        };
+        *published.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+        published.cv.notify_all();
+    });
+    end
+}
+
+/// The archive stream. When it breaks off because `pg_dump` failed, the
+/// error says why pg_dump failed (a lock wait, a permission), not only that
+/// the archive was cut short.
+struct DumpReader<R> {
+    inner: R,
+    end: Arc<DumpEnd>,
+}
+
+impl<R: Read> Read for DumpReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(out).map_err(|e| {
+            // pg_dump's output has ended: it is exiting, if not gone.
+            match self.end.wait(Some(Duration::from_secs(30))) {
+                Some(Err(why)) => std::io::Error::other(why),
+                _ => e,
+            }
+        })
+    }
+}
+
 /// Kills `pg_dump` if the run is cancelled before it finished.
 struct KillOnDrop(Arc<Mutex<Option<Child>>>);
 
@@ -1087,6 +1367,42 @@ mod tests {
                        3300; 0 16390 TABLE DATA public items postgres\n\
                        3301; 1259 16392 INDEX public items_name postgres\n";
         assert_eq!(toc_counts(listing), (2, 1, 4));
+    }
+
+    #[test]
+    fn lock_waits_parse_in_range_and_never_overflow() {
+        assert_eq!(parse_lock_wait("30s"), Ok(30));
+        assert_eq!(parse_lock_wait("5m"), Ok(300));
+        assert_eq!(parse_lock_wait("90"), Ok(90));
+        assert_eq!(parse_lock_wait("24h"), Ok(86_400));
+        for bad in [
+            "0",
+            "0s",
+            "25h",
+            "18446744073709551615m",
+            "99999999999999999999999",
+            "2x",
+            "",
+            "-3s",
+            "1.5m",
+        ] {
+            assert!(parse_lock_wait(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(parse_lock_wait("100000h").unwrap_err().contains("too long"));
+        assert_eq!(fmt_secs(120), "2m");
+        assert_eq!(fmt_secs(90), "1m30s");
+        assert_eq!(fmt_secs(2), "2s");
+    }
+
+    #[test]
+    fn pg_dump_lock_timeouts_name_the_table() {
+        let err = "pg_dump: error: query failed: ERROR:  canceling statement due to statement timeout / \
+                   pg_dump: detail: Query was: LOCK TABLE public.items IN ACCESS SHARE MODE";
+        assert_eq!(pg_dump_lock_failure(err).as_deref(), Some("public.items"));
+        assert_eq!(
+            pg_dump_lock_failure("pg_dump: error: connection failed"),
+            None
+        );
     }
 
     #[test]
