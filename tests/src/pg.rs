@@ -1028,6 +1028,49 @@ pub fn sample_fingerprint(cluster: &PgCluster, db: &str) -> String {
     )
 }
 
+/// Every user table's contents, one line each: `schema.table|kind|rows|md5`
+/// of its own rows (`FROM ONLY`, sorted by their text), for ordinary,
+/// partitioned and foreign tables outside extensions. Equal strings mean the
+/// two databases hold the same rows in the same tables. Session settings are
+/// pinned so the text does not depend on the database's own settings (time
+/// zone, date style).
+pub fn table_contents(cluster: &PgCluster, db: &str) -> String {
+    let tables = cluster.psql(
+        db,
+        "SELECT format('%I.%I', n.nspname, c.relname) || '|' || c.relkind::text \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r', 'p', 'f') \
+         AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' \
+         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
+             AND d.objid = c.oid AND d.deptype = 'e') \
+         ORDER BY 1",
+    );
+    if tables.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = tables
+        .lines()
+        .map(|l| {
+            let (name, kind) = l.rsplit_once('|').expect("name|kind");
+            format!(
+                "SELECT {} || '|{kind}|' || count(*) || '|' || \
+                 md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text COLLATE \"C\"), '')) \
+                 FROM ONLY {name} t",
+                quote_literal(name)
+            )
+        })
+        .collect();
+    cluster.psql(
+        db,
+        &format!(
+            "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; \
+             SET extra_float_digits = 1; SET search_path = pg_catalog;\n\
+             SELECT line FROM ({}) AS x(line) ORDER BY line COLLATE \"C\";",
+            parts.join("\nUNION ALL ")
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_major;

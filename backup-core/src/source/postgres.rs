@@ -428,7 +428,14 @@ async fn count_rows(
     for (s, t) in tables {
         let n: i64 = client
             .query_one(
-                &format!("SELECT count(*) FROM {}.{}", quote_ident(s), quote_ident(t)),
+                // ONLY: an inheritance parent's own rows, which are all its
+                // TABLE DATA holds; its children are counted as tables of
+                // their own.
+                &format!(
+                    "SELECT count(*) FROM ONLY {}.{}",
+                    quote_ident(s),
+                    quote_ident(t)
+                ),
                 &[],
             )
             .await
@@ -456,7 +463,7 @@ async fn lock_tables(
     for batch in tables.chunks(LOCK_BATCH) {
         let names: Vec<String> = batch
             .iter()
-            .map(|(s, t)| format!("{}.{}", quote_ident(s), quote_ident(t)))
+            .map(|(s, t)| format!("ONLY {}.{}", quote_ident(s), quote_ident(t)))
             .collect();
         // A savepoint keeps the transaction usable to ask who holds the lock.
         let sql = format!(

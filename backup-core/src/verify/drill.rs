@@ -94,7 +94,8 @@ impl PgDrill {
         for t in &expected.tables {
             let n: i64 = client
                 .query_one(
-                    &format!("SELECT count(*) FROM {}", quote_table(&t.name)),
+                    // ONLY, as the fingerprint counted: a parent's own rows.
+                    &format!("SELECT count(*) FROM ONLY {}", quote_table(&t.name)),
                     &[],
                 )
                 .await
