@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use lifeboat_tests::pg::{PgCluster, sample_schema, table_contents};
+use lifeboat_tests::pg::{PgCluster, database_properties, sample_schema, table_contents};
 use lifeboat_tests::support::all_files;
 
 fn manifest(root: &Path) -> serde_json::Value {
@@ -337,4 +337,233 @@ fn inheritance_partitions_and_foreign_tables_back_up_verify_restore_and_drill() 
         "6",
         "the children are still the parent's"
     );
+}
+
+/// Roles the database-level tests use (cluster-wide, so created once).
+fn app_roles(pg: &PgCluster) {
+    pg.psql(
+        "postgres",
+        "CREATE ROLE appowner NOLOGIN; CREATE ROLE reader NOLOGIN; CREATE ROLE r NOLOGIN;",
+    );
+}
+
+/// A LATIN1 / C database with a non-default owner, a comment, a database
+/// ACL, database and role-in-database settings, one of which
+/// (`default_transaction_read_only`) would break a load that applied it
+/// first.
+fn app_database(pg: &PgCluster, db: &str) {
+    let q = lifeboat_tests::pg::quote_ident(db);
+    pg.psql(
+        "postgres",
+        &format!(
+            "CREATE DATABASE {q} OWNER appowner ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;
+             COMMENT ON DATABASE {q} IS 'the app''s database: é';
+             REVOKE ALL ON DATABASE {q} FROM PUBLIC;
+             GRANT CONNECT ON DATABASE {q} TO reader;
+             ALTER DATABASE {q} SET search_path = app, public;
+             ALTER DATABASE {q} SET timezone = 'Asia/Tokyo';
+             ALTER ROLE r IN DATABASE {q} SET work_mem = '8MB';"
+        ),
+    );
+    pg.psql(
+        db,
+        "CREATE SCHEMA app AUTHORIZATION appowner;
+         CREATE TABLE app.notes (id int PRIMARY KEY, body text, at timestamptz);
+         INSERT INTO app.notes SELECT i, 'café n° ' || i, timestamptz '2024-01-01 00:00+00' + i * interval '1 hour'
+         FROM generate_series(1, 200) i;
+         ALTER TABLE app.notes OWNER TO appowner;",
+    );
+    pg.psql(
+        "postgres",
+        &format!("ALTER DATABASE {q} SET default_transaction_read_only = on"),
+    );
+}
+
+/// What an application connecting to `db` sees of its settings.
+fn session_view(pg: &PgCluster, db: &str) -> String {
+    pg.psql(
+        db,
+        "SELECT current_setting('search_path') || ' | ' || current_setting('TimeZone') || ' | ' \
+         || current_setting('default_transaction_read_only') || ' | ' || (SELECT count(*) FROM notes) \
+         || ' | ' || (SELECT to_char(at, 'YYYY-MM-DD HH24:MI TZ') FROM notes WHERE id = 1)",
+    )
+}
+
+#[test]
+fn restores_keep_the_database_its_owner_locale_comment_acl_and_settings() {
+    let Some(pg) = PgCluster::start_default() else {
+        return;
+    };
+    app_roles(&pg);
+    app_database(&pg, "app");
+    // ICU: another collation order than C.
+    pg.psql(
+        "postgres",
+        "CREATE DATABASE icu_app LOCALE_PROVIDER icu ICU_LOCALE 'de-DE' LOCALE 'C.UTF-8' TEMPLATE template0",
+    );
+    pg.psql(
+        "icu_app",
+        "CREATE TABLE words (w text); INSERT INTO words VALUES ('zebra'), ('Äpfel'), ('apple'), ('Zoo'), ('ärger');",
+    );
+    let order = "SELECT string_agg(w, ',' ORDER BY w) FROM words";
+    let icu_order = pg.psql("icu_app", order);
+    assert_eq!(
+        icu_order, "Äpfel,apple,ärger,zebra,Zoo",
+        "ICU de-DE order, not C's"
+    );
+
+    let before = database_properties(&pg, "app");
+    assert!(
+        before.contains("encoding=LATIN1") && before.contains("owner=appowner"),
+        "{before}"
+    );
+    let view = session_view(&pg, "app");
+    assert_eq!(
+        view,
+        "app, public | Asia/Tokyo | on | 200 | 2024-01-01 10:00 JST"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = pg.url("app").replace("/app", "/app,icu_app");
+    let (code, _, err) = run(lifeboat(dir.path()).args(["backup", &url, "--to", "b"]));
+    assert_eq!(code, 0, "{err}");
+    let b = dir.path().join("b");
+    let manifests: Vec<serde_json::Value> = all_files(&b)
+        .into_iter()
+        .filter(|p| p.ends_with("manifest.json"))
+        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+        .collect();
+    let db_of = |name: &str| {
+        manifests
+            .iter()
+            .find(|m| m["source"]["name"] == name)
+            .map(|m| m["fingerprint"]["details"]["database"].clone())
+            .unwrap()
+    };
+    assert_eq!(
+        db_of("app"),
+        serde_json::json!({"name": "app", "encoding": "LATIN1", "collate": "C", "ctype": "C",
+                           "locale_provider": "libc", "owner": "appowner"})
+    );
+    let icu = db_of("icu_app");
+    assert_eq!(icu["locale_provider"], "icu", "{icu}");
+    assert_eq!(icu["icu_locale"], "de-DE", "{icu}");
+    assert_eq!(icu["encoding"], "UTF8", "{icu}");
+
+    // A drill restores the same way, and checks the properties too.
+    let (code, out, err) = run(lifeboat(dir.path()).args([
+        "verify",
+        "--from",
+        "b",
+        "--source",
+        "app",
+        "--drill-server",
+        &pg.url("postgres"),
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("restore drill OK"), "{out}");
+
+    // Under a new name: everything but the name comes back.
+    let restore = |source: &str, to: &str, extra: &[&str]| {
+        let mut cmd = lifeboat(dir.path());
+        cmd.args([
+            "restore",
+            "--from",
+            "b",
+            "--source",
+            source,
+            "--to",
+            &pg.url(to),
+        ])
+        .args(extra);
+        run(&mut cmd)
+    };
+    let (code, _, err) = restore("app", "app_copy", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(database_properties(&pg, "app_copy"), before);
+    assert_eq!(session_view(&pg, "app_copy"), view);
+    assert_eq!(table_contents(&pg, "app_copy"), table_contents(&pg, "app"));
+
+    // Over the same name, with --force.
+    let (code, _, err) = restore("app", "app", &["--force"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(database_properties(&pg, "app"), before);
+    assert_eq!(session_view(&pg, "app"), view);
+    let left = pg.psql(
+        "postgres",
+        "SELECT string_agg(datname, ',') FROM pg_database WHERE datname LIKE '%lifeboat%'",
+    );
+    assert!(left.is_empty(), "staging or aside databases left: {left}");
+
+    // ICU: the provider, its locale and so the order come back.
+    let icu_before = database_properties(&pg, "icu_app");
+    let (code, _, err) = restore("icu_app", "icu_copy", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(database_properties(&pg, "icu_copy"), icu_before);
+    assert_eq!(pg.psql("icu_copy", order), icu_order);
+
+    // --no-owner: no owner and no ACL from the archive; the rest stays.
+    let (code, _, err) = restore("app", "app_plain", &["--no-owner"]);
+    assert_eq!(code, 0, "{err}");
+    let plain = database_properties(&pg, "app_plain");
+    assert!(
+        plain.contains("owner=postgres") && plain.contains("acl=-"),
+        "{plain}"
+    );
+    assert!(
+        plain.contains("encoding=LATIN1") && plain.contains("comment=the app's database: é"),
+        "{plain}"
+    );
+    assert!(plain.contains("search_path=app, public"), "{plain}");
+    assert_eq!(session_view(&pg, "app_plain"), view);
+}
+
+#[test]
+fn a_server_without_the_backups_locale_is_refused_before_any_data_is_loaded() {
+    let Some(bin) = lifeboat_tests::pg::default_bin() else {
+        return;
+    };
+    // A source server that has a locale this machine does not.
+    let locales = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(locales.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let made = std::process::Command::new("localedef")
+        .args(["-i", "de_DE", "-f", "ISO-8859-1"])
+        .arg(locales.path().join("de_DE.ISO-8859-1"))
+        .status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("SKIPPED: localedef cannot build de_DE.ISO-8859-1 (Debian package locales)");
+        return;
+    }
+    let locpath = locales.path().display().to_string();
+    let source = PgCluster::start_with_env(&bin, "", &[("LOCPATH", &locpath)]);
+    source.psql(
+        "postgres",
+        "CREATE DATABASE de ENCODING 'LATIN1' LOCALE 'de_DE.ISO-8859-1' TEMPLATE template0",
+    );
+    source.psql(
+        "de",
+        "CREATE TABLE t (w text); INSERT INTO t VALUES ('Straße')",
+    );
+    let target = PgCluster::start(&bin);
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(lifeboat(dir.path()).args(["backup", &source.url("de"), "--to", "b"]));
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) =
+        run(lifeboat(dir.path()).args(["restore", "--from", "b", "--to", &target.url("de")]));
+    assert_eq!(code, 5, "{err}");
+    let line = error_line(&err);
+    assert!(
+        line.contains("cannot create the database as the backup had it")
+            && line.contains("de_DE.ISO-8859-1"),
+        "{line}"
+    );
+    assert!(
+        !err.contains("pg_restore done"),
+        "no data may be loaded: {err}"
+    );
+    let dbs = target.psql(
+        "postgres",
+        "SELECT string_agg(datname, ',') FROM pg_database WHERE datname NOT IN ('postgres', 'template0', 'template1')",
+    );
+    assert!(dbs.is_empty(), "nothing created on the target: {dbs}");
 }

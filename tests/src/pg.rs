@@ -367,6 +367,8 @@ pub struct PgCluster {
     /// Write end of the watchdog's stdin, and the watchdog.
     watchdog: Option<(ChildStdin, Child)>,
     stopped: bool,
+    /// Extra environment for the server tools (e.g. `LOCPATH`).
+    server_env: Vec<(String, String)>,
 }
 
 impl PgCluster {
@@ -380,8 +382,19 @@ impl PgCluster {
     /// before the first start (e.g. `archive_mode = on` and an
     /// `archive_command`, which otherwise need a restart).
     pub fn start_with_conf(bin_dir: &Path, extra_conf: &str) -> PgCluster {
+        Self::start_with_env(bin_dir, extra_conf, &[])
+    }
+
+    /// [`start_with_conf`](Self::start_with_conf) with extra environment
+    /// for the server (e.g. `LOCPATH`, so that it has locales the machine
+    /// does not).
+    pub fn start_with_env(bin_dir: &Path, extra_conf: &str, env: &[(&str, &str)]) -> PgCluster {
         let t0 = Instant::now();
         let mut c = Self::prepare(bin_dir);
+        c.server_env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let mut initdb = c.server_command("initdb");
         initdb.arg("-D").arg(c.data_dir()).args([
             "-U",
@@ -493,6 +506,7 @@ impl PgCluster {
             started_in: Duration::ZERO,
             watchdog: Some((stdin, watchdog)),
             stopped: false,
+            server_env: Vec::new(),
         }
     }
 
@@ -617,7 +631,9 @@ impl PgCluster {
     /// `pg_waldump`, ...) as the server user, clean environment, cwd = the
     /// cluster dir.
     pub fn server_command(&self, tool: &str) -> Command {
-        server_tool(&self.bin_dir, tool, &self.dir)
+        let mut cmd = server_tool(&self.bin_dir, tool, &self.dir);
+        cmd.envs(self.server_env.iter().map(|(k, v)| (k, v)));
+        cmd
     }
 
     /// A client tool of this cluster's version (`psql`, `pg_dump`,
@@ -1067,6 +1083,38 @@ pub fn table_contents(cluster: &PgCluster, db: &str) -> String {
              SET extra_float_digits = 1; SET search_path = pg_catalog;\n\
              SELECT line FROM ({}) AS x(line) ORDER BY line COLLATE \"C\";",
             parts.join("\nUNION ALL ")
+        ),
+    )
+}
+
+/// What `pg_restore --create` would recreate of database `db` itself, one
+/// line each, without its name: encoding, collate, ctype, locale provider
+/// and ICU/builtin locale, owner, ACL, comment, then every `ALTER DATABASE …
+/// SET` and `ALTER ROLE … IN DATABASE … SET` (role `*` for the database's
+/// own). Equal strings mean equal databases, whatever their names.
+pub fn database_properties(cluster: &PgCluster, db: &str) -> String {
+    let locale = match cluster.major() {
+        0..=14 => "'c'::text, NULL::text",
+        15 | 16 => "datlocprovider::text, daticulocale",
+        _ => "datlocprovider::text, datlocale",
+    };
+    let lit = quote_literal(db);
+    cluster.psql(
+        "postgres",
+        &format!(
+            "SELECT concat_ws(E'\\n',
+                 'encoding=' || pg_encoding_to_char(d.encoding),
+                 'collate=' || d.datcollate, 'ctype=' || d.datctype,
+                 'provider=' || p.provider, 'locale=' || coalesce(p.locale, '-'),
+                 'owner=' || pg_get_userbyid(d.datdba),
+                 'acl=' || coalesce(d.datacl::text, '-'),
+                 'comment=' || coalesce(shobj_description(d.oid, 'pg_database'), '-'))
+             FROM pg_database d, LATERAL (SELECT {locale}) AS p(provider, locale)
+             WHERE d.datname = {lit};
+             SELECT 'setting ' || coalesce(r.rolname, '*') || ': ' || array_to_string(s.setconfig, ', ')
+             FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+             LEFT JOIN pg_roles r ON r.oid = s.setrole
+             WHERE d.datname = {lit} ORDER BY 1;"
         ),
     )
 }

@@ -29,6 +29,8 @@
 pub mod archive;
 pub mod cluster;
 mod conn;
+pub(crate) mod restore;
+mod sql;
 pub mod tls;
 pub mod tools;
 
@@ -790,6 +792,9 @@ impl Source for PostgresSource {
         lock_tables(&client, &tables, lock_wait)
             .await
             .map_err(|m| self.err(m))?;
+        let db_facts = restore::database_facts(&client, &self.conn.dbname, server.major)
+            .await
+            .map_err(|m| self.err(m))?;
         let mut attachments = Vec::new();
         if self.opts.globals {
             attachments.push(self.dump_globals(server, secrets.path()).await?);
@@ -908,7 +913,7 @@ impl Source for PostgresSource {
             let rows_verdict = archive_rows_verdict(&counts, &stats, toc_started);
             let mut fp = Fingerprint::new(counts, format!("PostgreSQL {server}"));
             let d = &mut fp.details;
-            d.insert("database".into(), location.clone().into());
+            d.insert("database".into(), db_facts);
             d.insert("server_version".into(), server.to_string().into());
             d.insert("pg_dump_version".into(), pg_dump.version.to_string().into());
             d.insert("pg_dump_major".into(), pg_dump.version.major.into());
@@ -1018,22 +1023,27 @@ impl Source for PostgresSource {
             "archive downloaded and checked"
         );
 
-        let tag = format!("{:08x}", rand::random::<u32>());
-        let staging = format!("{}__lifeboat_restore_{tag}", self.conn.dbname);
-        let restored = restore_into(
-            &self.conn.with_dbname(&staging),
-            &pg_restore,
-            &archive,
-            &self.opts,
-            work.path(),
-        )
-        .await
-        .map_err(|m| self.restore_err(m));
         let admin = self
             .admin_conn()
             .connect()
             .await
             .map_err(|e| self.restore_err(e.to_string()))?;
+        let server = self
+            .server_version(&admin)
+            .await
+            .map_err(|e| self.restore_err(e.to_string()))?;
+        let script =
+            restore::DbScript::read(&pg_restore, &archive, work.path(), self.opts.no_owner)
+                .await
+                .map_err(|m| {
+                    self.restore_err(format!("cannot read the archive's database entries: {m}"))
+                })?;
+
+        let tag = format!("{:08x}", rand::random::<u32>());
+        let staging = restore::side_name(&self.conn.dbname, "restore", &tag);
+        restore::create_database(&admin, &script, &staging)
+            .await
+            .map_err(|m| self.restore_err(m))?;
         let drop_staging = || async {
             let _ = admin
                 .batch_execute(&format!(
@@ -1042,89 +1052,80 @@ impl Source for PostgresSource {
                 ))
                 .await;
         };
-        if let Err(e) = restored {
-            drop_staging().await;
-            return Err(e);
-        }
-        // Prove it before it takes the name.
-        let actual = {
-            let c = self.conn.with_dbname(&staging).connect().await;
-            match c {
-                Ok(client) => {
-                    let names: Vec<(String, String)> = manifest
-                        .fingerprint
-                        .tables
-                        .iter()
-                        .filter_map(|t| {
-                            t.name
-                                .split_once('.')
-                                .map(|(s, n)| (s.to_string(), n.to_string()))
-                        })
-                        .collect();
-                    count_rows(&client, &names)
-                        .await
-                        .map_err(|(t, e)| format!("{t}: {}", db_err(&e)))
-                }
-                Err(e) => Err(e.to_string()),
+        let staged = async {
+            restore::load(
+                &self.conn.with_dbname(&staging),
+                &pg_restore,
+                &archive,
+                &self.opts,
+                work.path(),
+            )
+            .await?;
+            // Prove it before it takes the name.
+            let client = self
+                .conn
+                .with_dbname(&staging)
+                .connect()
+                .await
+                .map_err(|e| e.to_string())?;
+            let names: Vec<(String, String)> = manifest
+                .fingerprint
+                .tables
+                .iter()
+                .filter_map(|t| {
+                    t.name
+                        .split_once('.')
+                        .map(|(s, n)| (s.to_string(), n.to_string()))
+                })
+                .collect();
+            let counts = count_rows(&client, &names)
+                .await
+                .map_err(|(t, e)| format!("cannot count the restored rows: {t}: {}", db_err(&e)))?;
+            drop(client);
+            let mut actual = Fingerprint::new(counts, manifest.fingerprint.server_version.clone());
+            let diff = manifest.fingerprint.diff(&actual);
+            if !diff.is_empty() {
+                return Err(format!(
+                    "restored data differs from the backup's fingerprint: {}",
+                    diff.join("; ")
+                ));
             }
-        };
-        let actual = match actual {
-            Ok(a) => Fingerprint::new(a, manifest.fingerprint.server_version.clone()),
+            // The database's own properties go on last: a setting such as
+            // default_transaction_read_only must not meet the load.
+            restore::apply_after(&self.conn.with_dbname(&staging), &script).await?;
+            let facts = restore::database_facts(&admin, &staging, server.major).await?;
+            if let Some(expected) = manifest.fingerprint.details.get("database") {
+                let diff = restore::database_diff(expected, &facts, self.opts.no_owner);
+                if !diff.is_empty() {
+                    return Err(format!(
+                        "the restored database differs from the backup's: {}",
+                        diff.join("; ")
+                    ));
+                }
+            }
+            actual.details.insert("database".into(), facts);
+            Ok::<_, String>(actual)
+        }
+        .await;
+        let mut actual = match staged {
+            Ok(a) => a,
             Err(m) => {
                 drop_staging().await;
-                return Err(self.restore_err(format!("cannot count the restored rows: {m}")));
+                return Err(self.restore_err(m));
             }
         };
-        let diff = manifest.fingerprint.diff(&actual);
-        if !diff.is_empty() {
-            drop_staging().await;
-            return Err(self.restore_err(format!(
-                "restored data differs from the backup's fingerprint: {}",
-                diff.join("; ")
-            )));
+        if let Some(db) = actual.details.get_mut("database") {
+            db["name"] = self.conn.dbname.clone().into();
         }
-        // Swap names: old aside, new in place, old dropped.
-        let target = quote_ident(&self.conn.dbname);
-        let existed = self.database_exists(&admin, &self.conn.dbname).await?;
-        let aside = format!("{}__lifeboat_old_{tag}", self.conn.dbname);
-        if existed {
-            let sql = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()";
-            let _ = admin.execute(sql, &[&self.conn.dbname]).await;
-            if let Err(e) = admin
-                .batch_execute(&format!(
-                    "ALTER DATABASE {target} RENAME TO {}",
-                    quote_ident(&aside)
-                ))
-                .await
-            {
+
+        let aside = restore::side_name(&self.conn.dbname, "old", &tag);
+        let existed = match self.swap(&admin, &staging, &aside).await {
+            Ok(e) => e,
+            Err(m) => {
                 drop_staging().await;
-                return Err(self.restore_err(format!(
-                    "cannot move the old database aside: {}",
-                    db_err(&e)
-                )));
+                return Err(self.restore_err(m));
             }
-        }
-        if let Err(e) = admin
-            .batch_execute(&format!(
-                "ALTER DATABASE {} RENAME TO {target}",
-                quote_ident(&staging)
-            ))
-            .await
-        {
-            if existed {
-                let _ = admin
-                    .batch_execute(&format!(
-                        "ALTER DATABASE {} RENAME TO {target}",
-                        quote_ident(&aside)
-                    ))
-                    .await;
-            }
-            drop_staging().await;
-            return Err(self.restore_err(format!(
-                "cannot rename the restored database: {}",
-                db_err(&e)
-            )));
-        }
+        };
         if existed
             && let Err(e) = admin
                 .batch_execute(&format!(
@@ -1144,69 +1145,55 @@ impl Source for PostgresSource {
     }
 }
 
-/// Create `conn.dbname` and `pg_restore` the archive into it in parallel.
-/// On failure the caller drops the database.
-pub(crate) async fn restore_into(
-    conn: &PgConn,
-    pg_restore: &Tool,
-    archive: &std::path::Path,
-    opts: &PostgresOptions,
-    secrets: &std::path::Path,
-) -> std::result::Result<Duration, String> {
-    let admin = conn
-        .with_dbname("postgres")
-        .connect()
-        .await
-        .map_err(|e| e.to_string())?;
-    admin
-        .batch_execute(&format!(
-            "CREATE DATABASE {} TEMPLATE template0",
-            quote_ident(&conn.dbname)
-        ))
-        .await
-        .map_err(|e| format!("cannot create database {}: {}", conn.dbname, db_err(&e)))?;
-    let mut cmd = pg_restore.command();
-    cmd.args(["--no-password"])
-        .arg(format!("--jobs={}", opts.jobs().max(1)))
-        .arg(format!("--dbname={}", conn.dbname));
-    if opts.no_owner {
-        cmd.args(["--no-owner", "--no-privileges"]);
-    }
-    cmd.arg(archive)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    conn.configure_child(&mut cmd, secrets)
-        .map_err(|e| e.to_string())?;
-    let t = Instant::now();
-    let out = blocking(move || cmd.output())
-        .await?
-        .map_err(|e| format!("cannot run pg_restore: {e}"))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        // A newer pg_restore sets parameters an older server does not know
-        // (`SET transaction_timeout` from 17 into 15): harmless, and the row
-        // counts checked afterwards prove the data. Anything else fails.
-        let errors: Vec<&str> = err
-            .lines()
-            .filter(|l| l.contains("error:") && !l.contains("errors ignored on restore"))
-            .collect();
-        let harmless = !errors.is_empty()
-            && errors
-                .iter()
-                .all(|l| l.contains("unrecognized configuration parameter"));
-        if !harmless {
-            let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-            return Err(format!(
-                "pg_restore failed ({}): {}",
-                out.status,
-                lines[lines.len().saturating_sub(4)..].join(" / ")
+impl PostgresSource {
+    /// Give `staging` the target's name, the old database (if any) renamed to
+    /// `aside`, in one transaction: a crash leaves either the old database or
+    /// the new one under the target name, never neither. Whether a database
+    /// was replaced.
+    async fn swap(
+        &self,
+        admin: &tokio_postgres::Client,
+        staging: &str,
+        aside: &str,
+    ) -> std::result::Result<bool, String> {
+        let target = &self.conn.dbname;
+        let mut last = String::new();
+        // A client connecting between the terminations and the rename makes
+        // it fail ("being accessed by other users"): try again.
+        for attempt in 0..3 {
+            let existed = self
+                .database_exists(admin, target)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut sql = String::from("BEGIN;\n");
+            if existed {
+                sql.push_str(&format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = {} AND pid <> pg_backend_pid();\n\
+                     ALTER DATABASE {} RENAME TO {};\n",
+                    sql::quote_literal(target),
+                    quote_ident(target),
+                    quote_ident(aside)
+                ));
+            }
+            sql.push_str(&format!(
+                "ALTER DATABASE {} RENAME TO {};\nCOMMIT;",
+                quote_ident(staging),
+                quote_ident(target)
             ));
+            match admin.batch_execute(&sql).await {
+                Ok(()) => return Ok(existed),
+                Err(e) => {
+                    let _ = admin.batch_execute("ROLLBACK").await;
+                    last = db_err(&e);
+                    tracing::warn!(attempt, error = %last, "renaming the restored database into place failed");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
         }
-        tracing::warn!(errors = %errors.join(" / "), "pg_restore reported settings this server does not know; ignored (row counts are checked next)");
+        Err(format!(
+            "cannot rename the restored database into place: {last}"
+        ))
     }
-    tracing::info!(database = %conn.dbname, ms = t.elapsed().as_millis() as u64, jobs = opts.jobs(), "pg_restore done");
-    Ok(t.elapsed())
 }
 
 /// How `pg_dump` ended, published by [`watch_pg_dump`]: `Ok(())`, or its

@@ -16,7 +16,7 @@ use crate::error::Result;
 use crate::manifest::{Fingerprint, Verdict};
 use crate::sink::PutOptions;
 use crate::source::postgres::cluster::ScratchCluster;
-use crate::source::postgres::{self, PgConn, PostgresOptions, tools};
+use crate::source::postgres::{PgConn, PostgresOptions, restore, tools};
 
 /// Where a drill restores to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,20 +180,41 @@ impl PgDrill {
         let conn = admin.with_dbname(&db);
         ev.target = conn.location();
         let secrets = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let client = admin
+            .with_dbname("postgres")
+            .connect()
+            .await
+            .map_err(|e| e.to_string())?;
         let result = async {
-            let restore =
-                postgres::restore_into(&conn, &pg_restore, archive, &self.opts, secrets.path())
+            let server: String = client
+                .query_one("SHOW server_version_num", &[])
+                .await
+                .map_err(|e| e.to_string())?
+                .get(0);
+            let server_major = server.trim().parse::<u32>().unwrap_or(0) / 10_000;
+            let script =
+                restore::DbScript::read(&pg_restore, archive, secrets.path(), self.opts.no_owner)
                     .await?;
-            ev.restore_ms = restore.as_millis() as u64;
-            self.run_checks(&conn, &m.fingerprint, ev).await
+            restore::create_database(&client, &script, &db).await?;
+            let took =
+                restore::load(&conn, &pg_restore, archive, &self.opts, secrets.path()).await?;
+            ev.restore_ms = took.as_millis() as u64;
+            self.run_checks(&conn, &m.fingerprint, ev).await?;
+            // The database as the backup had it: the archive's owner,
+            // comment, ACL and settings must apply, and the properties match.
+            restore::apply_after(&conn, &script).await?;
+            let facts = restore::database_facts(&client, &db, server_major).await?;
+            if let Some(expected) = m.fingerprint.details.get("database") {
+                ev.mismatches
+                    .extend(restore::database_diff(expected, &facts, self.opts.no_owner));
+            }
+            Ok(())
         }
         .await;
         // Whatever happened, the scratch database goes.
-        if let Ok(client) = admin.with_dbname("postgres").connect().await {
-            let _ = client
-                .batch_execute(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
-                .await;
-        }
+        let _ = client
+            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
+            .await;
         // Stopping a throwaway cluster blocks too.
         if let Some(c) = cluster {
             let _ = tokio::task::spawn_blocking(move || drop(c)).await;
