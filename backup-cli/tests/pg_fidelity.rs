@@ -567,3 +567,278 @@ fn a_server_without_the_backups_locale_is_refused_before_any_data_is_loaded() {
     );
     assert!(dbs.is_empty(), "nothing created on the target: {dbs}");
 }
+
+fn zstd_decode(data: &[u8]) -> Vec<u8> {
+    let out = std::process::Command::new("zstd")
+        .args(["-d", "-c"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(data)?;
+            c.wait_with_output()
+        })
+        .expect("zstd CLI (scripts/test installs it)");
+    out.stdout
+}
+
+fn rolpassword(pg: &PgCluster, role: &str) -> String {
+    pg.psql(
+        "postgres",
+        &format!(
+            "SELECT coalesce(rolpassword, '-') FROM pg_authid WHERE rolname = {}",
+            lifeboat_tests::pg::quote_literal(role)
+        ),
+    )
+}
+
+#[test]
+fn globals_create_the_missing_roles_and_leave_existing_ones_alone() {
+    let Some(source) = PgCluster::start_default() else {
+        return;
+    };
+    let ts_dir = tempfile::tempdir().unwrap();
+    lifeboat_tests::pg::chown_to_server_user(ts_dir.path());
+    source.psql(
+        "postgres",
+        &format!(
+            "CREATE ROLE appowner LOGIN PASSWORD 'owner-pw';
+             CREATE ROLE reader LOGIN PASSWORD 'reader-pw';
+             CREATE ROLE grp NOLOGIN;
+             CREATE ROLE \"Weird \"\"Role\"\"\" NOLOGIN CONNECTION LIMIT 3;
+             COMMENT ON ROLE grp IS 'a group; with a semicolon';
+             GRANT grp TO reader;
+             GRANT grp TO \"Weird \"\"Role\"\"\" WITH ADMIN OPTION;
+             ALTER ROLE appowner SET statement_timeout = '5s';
+             CREATE TABLESPACE spare LOCATION '{}';",
+            ts_dir.path().display()
+        ),
+    );
+    sample_schema(&source, "shop", 100);
+    source.psql(
+        "shop",
+        "ALTER TABLE public.items OWNER TO appowner; GRANT SELECT ON public.items TO reader;",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) =
+        run(lifeboat(dir.path()).args(["backup", &source.url("shop"), "--to", "b", "--globals"]));
+    assert_eq!(code, 0, "{err}");
+    let m = manifest(&dir.path().join("b"));
+    assert_eq!(
+        m["fingerprint"]["details"]["globals"]["role_passwords"], true,
+        "{m}"
+    );
+    let owner_pw = rolpassword(&source, "appowner");
+    // The tablespace's directory is free again for the other cluster.
+    source.psql("postgres", "DROP TABLESPACE spare");
+
+    let target = PgCluster::start(&pg15_bin());
+    // An existing role with other attributes and another password.
+    target.psql(
+        "postgres",
+        "CREATE ROLE reader LOGIN CREATEDB PASSWORD 'other-pw'",
+    );
+    let reader_before = target.psql(
+        "postgres",
+        "SELECT rolcreatedb::text || rolpassword FROM pg_authid WHERE rolname = 'reader'",
+    );
+
+    // Without --globals: refused before anything is created, naming the roles.
+    let (code, _, err) =
+        run(lifeboat(dir.path()).args(["restore", "--from", "b", "--to", &target.url("shop")]));
+    assert_eq!(code, 5, "{err}");
+    let line = error_line(&err);
+    assert!(
+        line.contains("needs roles this server does not have: appowner;")
+            && line.contains("--globals")
+            && line.contains("--no-owner"),
+        "{line}"
+    );
+    let dbs = target.psql(
+        "postgres",
+        "SELECT count(*) FROM pg_database WHERE datname LIKE 'shop%'",
+    );
+    assert_eq!(dbs, "0");
+
+    // A drill on that server creates no roles: it fails, naming them.
+    let (code, _, err) = run(lifeboat(dir.path()).args([
+        "verify",
+        "--from",
+        "b",
+        "--drill-server",
+        &target.url("postgres"),
+    ]));
+    assert_eq!(code, 4, "{err}");
+    let line = error_line(&err);
+    assert!(
+        line.contains("appowner") && line.contains("--drill-cluster"),
+        "{line}"
+    );
+    // A throwaway cluster gets the stored roles.
+    let (code, out, err) =
+        run(lifeboat(dir.path()).args(["verify", "--from", "b", "--drill-cluster"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("restore drill OK"), "{out}");
+    let evidence = all_files(&dir.path().join("b"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("/drills/"))
+        .map(|p| serde_json::from_slice::<serde_json::Value>(&std::fs::read(p).unwrap()).unwrap())
+        .find(|e| e["passed"] == true)
+        .expect("evidence of the passed drill");
+    assert!(
+        evidence["roles_created"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("appowner")),
+        "{evidence}"
+    );
+
+    let (code, out, err) = run(lifeboat(dir.path()).args([
+        "restore",
+        "--from",
+        "b",
+        "--to",
+        &target.url("shop"),
+        "--globals",
+        "--json",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let g = &out["globals"];
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        let mut n: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(
+        names(&g["roles_created"]),
+        vec!["Weird \"Role\"", "appowner", "grp"],
+        "{g}"
+    );
+    assert_eq!(
+        names(&g["roles_skipped"]),
+        vec!["postgres", "reader"],
+        "{g}"
+    );
+    assert_eq!(names(&g["tablespaces_created"]), vec!["spare"], "{g}");
+    assert_eq!(g["errors"], serde_json::json!([]), "{g}");
+    assert!(err.contains("left as they are"), "{err}");
+    // Created as they were: password, setting, comment, new members.
+    assert_eq!(rolpassword(&target, "appowner"), owner_pw);
+    assert_eq!(
+        target.psql(
+            "postgres",
+            "SELECT array_to_string(setconfig, ',') FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole WHERE r.rolname = 'appowner'"
+        ),
+        "statement_timeout=5s"
+    );
+    assert_eq!(
+        target.psql(
+            "postgres",
+            "SELECT rolconnlimit || ' ' || pg_has_role('Weird \"Role\"', 'grp', 'MEMBER') FROM pg_roles WHERE rolname = 'Weird \"Role\"'"
+        ),
+        "3 true"
+    );
+    assert_eq!(
+        target.psql(
+            "postgres",
+            "SELECT shobj_description('grp'::regrole, 'pg_authid')"
+        ),
+        "a group; with a semicolon"
+    );
+    // The existing role is untouched: attributes, password, memberships.
+    assert_eq!(
+        target.psql(
+            "postgres",
+            "SELECT rolcreatedb::text || rolpassword FROM pg_authid WHERE rolname = 'reader'"
+        ),
+        reader_before
+    );
+    assert_eq!(
+        target.psql("postgres", "SELECT pg_has_role('reader', 'grp', 'MEMBER')"),
+        "f"
+    );
+    // And the data came with its owner and grants.
+    assert_eq!(
+        target.psql(
+            "shop",
+            "SELECT tableowner || ' ' || has_table_privilege('reader', 'public.items', 'SELECT') FROM pg_tables WHERE tablename = 'items'"
+        ),
+        "appowner true"
+    );
+    assert_eq!(
+        table_contents(&source, "shop"),
+        table_contents(&target, "shop")
+    );
+}
+
+#[test]
+fn a_backup_with_globals_by_a_role_that_cannot_read_passwords_warns_and_drops_them() {
+    let Some(pg) = PgCluster::start_default() else {
+        return;
+    };
+    sample_schema(&pg, "shop", 100);
+    pg.psql(
+        "shop",
+        "CREATE ROLE backup_user LOGIN;
+         CREATE ROLE app LOGIN PASSWORD 'app-pw';
+         GRANT USAGE ON SCHEMA audit TO backup_user;
+         GRANT SELECT ON ALL TABLES IN SCHEMA public, audit TO backup_user;
+         GRANT SELECT ON ALL SEQUENCES IN SCHEMA public, audit TO backup_user;",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(lifeboat(dir.path()).args([
+        "backup",
+        &pg.url_as("backup_user", "shop"),
+        "--to",
+        "b",
+        "--globals",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("WARN") && err.contains("--no-role-passwords"),
+        "{err}"
+    );
+    let m = manifest(&dir.path().join("b"));
+    let g = &m["fingerprint"]["details"]["globals"];
+    assert_eq!(g["role_passwords"], false, "{m}");
+    assert!(
+        g["warning"].as_str().unwrap().contains("permission denied"),
+        "{g}"
+    );
+    let stored = all_files(&dir.path().join("b"))
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with("globals.sql.zst"))
+        .unwrap();
+    let sql = String::from_utf8(zstd_decode(&std::fs::read(stored).unwrap())).unwrap();
+    assert!(
+        sql.starts_with("-- lifeboat: dumped with --no-role-passwords"),
+        "{sql}"
+    );
+    assert!(
+        sql.contains("CREATE ROLE app;") && !sql.contains("PASSWORD"),
+        "{sql}"
+    );
+
+    // Those roles come back, without passwords, and the output says so.
+    let target = PgCluster::start(&pg15_bin());
+    let (code, out, err) = run(lifeboat(dir.path()).args([
+        "restore",
+        "--from",
+        "b",
+        "--to",
+        &target.url("shop"),
+        "--globals",
+        "--json",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(out["globals"]["without_passwords"], true, "{out}");
+    assert_eq!(rolpassword(&target, "app"), "-");
+}

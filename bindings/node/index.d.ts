@@ -71,7 +71,11 @@ export interface PostgresOptions {
   excludeSchemas?: string[];
   tables?: string[];
   excludeTables?: string[];
-  /** Also store roles and tablespaces. */
+  /**
+   * Backup: also store roles and tablespaces (`pg_dumpall --globals-only`; a role that may
+   * not read passwords gets them without, with a warning). Restore: create the stored roles
+   * and tablespaces the server lacks, before the data; existing ones are left unchanged.
+   */
   globals?: boolean;
   /** Fail verification when the archive lists fewer tables (default 1). */
   minTables?: number;
@@ -83,6 +87,8 @@ export interface PostgresOptions {
   jobs?: number;
   /** Restore without ownership and privileges. */
   noOwner?: boolean;
+  /** How long a backup waits for a table another session has locked (`"30s"`, `"5m"`, or seconds; default 2 minutes). */
+  lockWait?: string | number;
 }
 
 /** Restore drills of PostgreSQL backups. */
@@ -214,6 +220,19 @@ export interface VerifyResult {
   duration_ms: number;
 }
 
+/** What applying a backup's stored roles (`globals: true` on restore) did. */
+export interface GlobalsReport {
+  roles_created: string[];
+  /** Roles that already existed: attributes, passwords and memberships left unchanged. */
+  roles_skipped: string[];
+  tablespaces_created: string[];
+  tablespaces_skipped: string[];
+  not_applied: string[];
+  errors: string[];
+  /** The backup stored its roles without passwords. */
+  without_passwords: boolean;
+}
+
 export interface RestoreResult {
   backup_id: string;
   target: string;
@@ -221,6 +240,10 @@ export interface RestoreResult {
   replaced: boolean;
   fingerprint: Fingerprint;
   duration_ms: number;
+  /** PostgreSQL with `globals: true`. */
+  globals?: GlobalsReport;
+  /** PostgreSQL with `noOwner`: database settings skipped for roles the server lacks. */
+  settings_skipped?: string[];
 }
 
 /** Take a backup, verify it, and commit it with its manifest. */

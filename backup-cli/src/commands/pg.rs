@@ -32,7 +32,7 @@ pub(crate) struct PgArgs {
     /// PostgreSQL: leave out this table (repeatable).
     #[arg(long = "exclude-table", value_name = "TABLE")]
     exclude_tables: Vec<String>,
-    /// PostgreSQL: also store roles and tablespaces (pg_dumpall --globals-only).
+    /// PostgreSQL: backup: also store roles and tablespaces (pg_dumpall --globals-only); restore: create the stored roles and tablespaces this server lacks (existing ones are left unchanged).
     #[arg(long)]
     globals: bool,
     /// PostgreSQL: fail verification when the archive lists fewer tables (default 1).
@@ -58,6 +58,12 @@ pub(crate) struct PgArgs {
 }
 
 impl PgArgs {
+    /// Whether `--globals` was given (restore applies the stored roles only
+    /// when asked on the command line or in the options, never from config).
+    pub(crate) fn globals(&self) -> bool {
+        self.globals
+    }
+
     pub(crate) fn resolve(&self, ctx: &Context) -> Result<PostgresOptions, Error> {
         let mut o = ctx.settings.postgres.clone().unwrap_or_default();
         if let Some(d) = &self.pg_bin_dir {

@@ -1,6 +1,8 @@
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use backup_core::{Error, LockMode, RestoreJob};
+use backup_core::source::postgres::fetch_globals;
+use backup_core::{Catalog, Error, LockMode, PostgresSource, RestoreJob, Selector, Source};
 use clap::Args;
 
 use super::pg::PgArgs;
@@ -42,7 +44,9 @@ pub(crate) struct RestoreArgs {
     pg: PgArgs,
 }
 
-/// What a restore did.
+/// What a restore did. PostgreSQL adds what its restore reported
+/// (`globals`: roles created and skipped; `settings_skipped`), at the top
+/// level.
 #[derive(Debug, serde::Serialize)]
 pub(crate) struct RestoreOutput {
     backup_id: String,
@@ -51,6 +55,8 @@ pub(crate) struct RestoreOutput {
     replaced: bool,
     fingerprint: backup_core::Fingerprint,
     duration_ms: u64,
+    #[serde(flatten)]
+    report: serde_json::Map<String, serde_json::Value>,
 }
 
 pub(crate) async fn execute(ctx: &Context, a: &RestoreArgs) -> Result<RestoreOutput, Error> {
@@ -66,16 +72,44 @@ pub(crate) async fn execute(ctx: &Context, a: &RestoreArgs) -> Result<RestoreOut
             message: "restore into one database at a time".into(),
         });
     }
-    let target = targets.remove(0);
+    let mut target = targets.remove(0);
+    let mut which = selector(a.id.clone(), a.latest)?;
+    let name = source_name(ctx, a.source.as_deref())?;
+    // --globals on restore (the flag, never the config's `globals`, which
+    // means "store them" at backup): read the backup's stored roles first.
+    if a.pg.globals() {
+        if target.kind() != "postgres" {
+            return Err(Error::Usage {
+                message: "--globals restores PostgreSQL roles; the target is not PostgreSQL".into(),
+            });
+        }
+        let entry = Catalog::new(sink.clone())
+            .find(name.as_deref(), &which)
+            .await?;
+        let m = entry.manifest;
+        let Some(globals) = fetch_globals(&*sink, &m).await? else {
+            return Err(Error::Restore {
+                target: target.location(),
+                message: format!(
+                    "backup {} holds no roles to apply (it was taken without --globals)",
+                    m.backup_id
+                ),
+                source: None,
+            });
+        };
+        which = Selector::Id(m.backup_id.clone());
+        let pg_target = PostgresSource::from_url(&to, &pg)?.remove(0);
+        target = Arc::new(pg_target.with_globals(globals)) as Arc<dyn Source>;
+    }
     let mut job = RestoreJob::new(sink.clone(), target)
-        .select(selector(a.id.clone(), a.latest)?)
+        .select(which)
         .force(a.force)
         .lock_mode(if a.wait {
             LockMode::Wait
         } else {
             LockMode::FailFast
         });
-    if let Some(n) = source_name(ctx, a.source.as_deref())? {
+    if let Some(n) = name {
         job = job.source_name(n);
     }
     if let Some(d) = a.lock_dir.clone().or_else(|| ctx.settings.lock_dir.clone()) {
@@ -86,6 +120,13 @@ pub(crate) async fn execute(ctx: &Context, a: &RestoreArgs) -> Result<RestoreOut
     }
     let report = job.run().await?;
     let (m, o) = (&report.manifest, &report.outcome);
+    // The restore's own report travels in the outcome's fingerprint
+    // details (RestoreOutcome has no field for it); lift it out.
+    let mut fingerprint = o.fingerprint.clone();
+    let restore_report = match fingerprint.details.remove("restore") {
+        Some(serde_json::Value::Object(r)) => r,
+        _ => serde_json::Map::new(),
+    };
     tracing::info!(
         summary = true,
         command = "restore",
@@ -104,8 +145,9 @@ pub(crate) async fn execute(ctx: &Context, a: &RestoreArgs) -> Result<RestoreOut
         target: o.target.clone(),
         bytes: o.bytes,
         replaced: o.replaced,
-        fingerprint: o.fingerprint.clone(),
+        fingerprint,
         duration_ms: report.duration.as_millis() as u64,
+        report: restore_report,
     })
 }
 
@@ -123,6 +165,43 @@ pub(crate) async fn run(ctx: &Context, a: RestoreArgs) -> Result<(), Error> {
             out.fingerprint.total_rows(),
             out.duration_ms as f64 / 1000.0
         );
+        print_report(&out.report);
     }
     Ok(())
+}
+
+/// The PostgreSQL restore's report, for people.
+fn print_report(r: &serde_json::Map<String, serde_json::Value>) {
+    let list = |v: Option<&serde_json::Value>| -> Vec<String> {
+        v.and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    if let Some(g) = r.get("globals") {
+        let created = list(g.get("roles_created"));
+        let skipped = list(g.get("roles_skipped"));
+        println!(
+            "roles: {} created ({}), {} already existed and were left unchanged ({})",
+            created.len(),
+            created.join(", "),
+            skipped.len(),
+            skipped.join(", ")
+        );
+        for t in list(g.get("tablespaces_created")) {
+            println!("tablespace created: {t}");
+        }
+        for n in list(g.get("not_applied")) {
+            println!("globals: not applied: {n}");
+        }
+        for e in list(g.get("errors")) {
+            println!("globals: failed: {e}");
+        }
+    }
+    for s in list(r.get("settings_skipped")) {
+        println!("database setting skipped: {s}");
+    }
 }

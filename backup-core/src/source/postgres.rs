@@ -29,8 +29,9 @@
 pub mod archive;
 pub mod cluster;
 mod conn;
+pub(crate) mod globals;
 pub(crate) mod restore;
-mod sql;
+pub(crate) mod sql;
 pub mod tls;
 pub mod tools;
 
@@ -44,6 +45,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 
 pub use conn::PgConn;
+pub use globals::GlobalsReport;
 pub use tools::{PgVersion, Tool, ToolOptions};
 
 use super::{Attachment, Dump, DumpOptions, DumpOutcome, RestoreOptions, RestoreOutcome, Source};
@@ -91,6 +93,10 @@ pub struct PostgresOptions {
     /// `pg_dump --lock-wait-timeout` and Lifeboat's own `lock_timeout`.
     #[serde(deserialize_with = "lock_wait_serde::deserialize")]
     pub lock_wait: u64,
+    /// Restore everything into the default tablespace (a drill's
+    /// throwaway cluster has none of the backup's).
+    #[serde(skip)]
+    pub(crate) no_tablespaces: bool,
 }
 
 /// The lock wait when none is configured: 2 minutes.
@@ -186,6 +192,7 @@ impl Default for PostgresOptions {
             jobs: None,
             no_owner: false,
             lock_wait: DEFAULT_LOCK_WAIT_SECS,
+            no_tablespaces: false,
         }
     }
 }
@@ -220,6 +227,8 @@ impl PostgresOptions {
 pub struct PostgresSource {
     conn: PgConn,
     opts: PostgresOptions,
+    /// A backup's `pg_dumpall --globals-only`, to apply before a restore.
+    globals: Option<Arc<Vec<u8>>>,
 }
 
 /// What a connection learned before dumping.
@@ -550,7 +559,11 @@ fn db_err(e: &tokio_postgres::Error) -> String {
 impl PostgresSource {
     /// A source for the database in `conn`.
     pub fn new(conn: PgConn, opts: PostgresOptions) -> Self {
-        Self { conn, opts }
+        Self {
+            conn,
+            opts,
+            globals: None,
+        }
     }
 
     /// One source per database named in `url` (`postgres://host/db1,db2`).
@@ -563,6 +576,14 @@ impl PostgresSource {
             .iter()
             .map(|d| Self::new(conn.with_dbname(d), opts.clone()))
             .collect())
+    }
+
+    /// Apply these globals (a backup's `globals` attachment, see
+    /// [`fetch_globals`]) before a restore loads data: missing roles and
+    /// tablespaces are created, existing ones left exactly as they are.
+    pub fn with_globals(mut self, script: Vec<u8>) -> Self {
+        self.globals = Some(Arc::new(script));
+        self
     }
 
     /// The connection parameters.
@@ -656,20 +677,46 @@ impl PostgresSource {
         })
     }
 
+    /// `pg_dumpall --globals-only`. A role that may not read `pg_authid`,
+    /// where passwords are (a managed database's admin is no superuser),
+    /// gets "permission denied": then it dumps again with
+    /// `--no-role-passwords`, warns, and says so in the attachment's first
+    /// line and the manifest. Those roles come back without passwords.
     async fn dump_globals(
         &self,
         server: PgVersion,
         secrets: &std::path::Path,
-    ) -> Result<Attachment> {
+    ) -> Result<(Attachment, Option<String>)> {
         let tool = tools::pick("pg_dumpall", server.major, &self.opts.tools)
             .map_err(|m| self.err(format!("for --globals: {m}")))?;
-        let mut cmd = tool.command();
-        cmd.args(["--globals-only", "--no-password"]);
-        self.conn.configure_child(&mut cmd, secrets)?;
-        let out = tokio::task::spawn_blocking(move || cmd.stdin(Stdio::null()).output())
-            .await
-            .map_err(|e| self.err(format!("pg_dumpall failed: {e}")))?
-            .map_err(|e| self.err(format!("cannot run pg_dumpall: {e}")))?;
+        let run = |no_passwords: bool| {
+            let mut cmd = tool.command();
+            cmd.args(["--globals-only", "--no-password"]);
+            if no_passwords {
+                cmd.arg("--no-role-passwords");
+            }
+            let configured = self.conn.configure_child(&mut cmd, secrets);
+            async move {
+                configured?;
+                tokio::task::spawn_blocking(move || cmd.stdin(Stdio::null()).output())
+                    .await
+                    .map_err(|e| self.err(format!("pg_dumpall failed: {e}")))?
+                    .map_err(|e| self.err(format!("cannot run pg_dumpall: {e}")))
+            }
+        };
+        let mut out = run(false).await?;
+        let mut denied = None;
+        if !out.status.success()
+            && String::from_utf8_lossy(&out.stderr).contains("permission denied")
+        {
+            let why = String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .find(|l| l.contains("permission denied"))
+                .map(|l| l.trim().to_string())
+                .unwrap_or_default();
+            denied = Some(why);
+            out = run(true).await?;
+        }
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr).replace('\n', " ");
             return Err(self.err(format!(
@@ -677,11 +724,26 @@ impl PostgresSource {
                 out.status
             )));
         }
-        Ok(Attachment {
-            name: "globals".into(),
-            file_name: "globals.sql".into(),
-            data: bytes::Bytes::from(out.stdout),
-        })
+        let mut data = out.stdout;
+        let warning = denied.map(|why| {
+            let w = format!(
+                "role {} may not read role passwords ({why}): globals dumped with --no-role-passwords, so restored roles have no passwords",
+                self.conn.user
+            );
+            tracing::warn!(source = %self.location(), "{w}");
+            let mut marked = format!("{} ({w})\n", globals::LIFEBOAT_NO_PASSWORDS).into_bytes();
+            marked.append(&mut data);
+            data = marked;
+            w
+        });
+        Ok((
+            Attachment {
+                name: "globals".into(),
+                file_name: "globals.sql".into(),
+                data: bytes::Bytes::from(data),
+            },
+            warning,
+        ))
     }
 
     fn admin_conn(&self) -> PgConn {
@@ -695,6 +757,34 @@ impl PostgresSource {
             .map_err(|e| self.restore_err(db_err(&e)))?
             .is_some())
     }
+}
+
+/// A backup's stored globals (`pg_dumpall --globals-only`), read back and
+/// checked against the manifest; `None` when it was taken without them.
+///
+/// # Errors
+/// Sink errors; [`Error::Restore`] when the stored object does not match
+/// the manifest.
+pub async fn fetch_globals(
+    sink: &dyn crate::sink::Sink,
+    manifest: &Manifest,
+) -> Result<Option<Vec<u8>>> {
+    use crate::sink::SinkExt;
+    use sha2::Digest;
+    let Some(info) = manifest.attachments.iter().find(|a| a.name == "globals") else {
+        return Ok(None);
+    };
+    let stored = sink.get_bytes(&info.key).await?;
+    let fail = |m: String| Error::restore_err(manifest.source.location.clone(), m);
+    if hex::encode(sha2::Sha256::digest(&stored)) != info.sha256 {
+        return Err(fail(format!(
+            "{} does not match the SHA-256 in the manifest",
+            info.key
+        )));
+    }
+    let raw = zstd::bulk::decompress(&stored, info.raw_size as usize)
+        .map_err(|e| fail(format!("cannot decompress {}: {e}", info.key)))?;
+    Ok(Some(raw))
 }
 
 async fn blocking<T: Send + 'static>(
@@ -796,8 +886,14 @@ impl Source for PostgresSource {
             .await
             .map_err(|m| self.err(m))?;
         let mut attachments = Vec::new();
+        let mut globals_details = None;
         if self.opts.globals {
-            attachments.push(self.dump_globals(server, secrets.path()).await?);
+            let (a, warning) = self.dump_globals(server, secrets.path()).await?;
+            attachments.push(a);
+            globals_details = Some(match warning {
+                None => serde_json::json!({"role_passwords": true}),
+                Some(w) => serde_json::json!({"role_passwords": false, "warning": w}),
+            });
         }
 
         let mut cmd = pg_dump.command();
@@ -932,6 +1028,9 @@ impl Source for PostgresSource {
                 d.insert("excluded".into(), serde_json::json!(excluded));
             }
             d.insert("archive".into(), archive_details(&stats));
+            if let Some(g) = globals_details {
+                d.insert("globals".into(), g);
+            }
             let mut verdicts = vec![toc_verdict];
             verdicts.extend(rows_verdict);
             Ok(DumpOutcome {
@@ -1038,6 +1137,18 @@ impl Source for PostgresSource {
                 .map_err(|m| {
                     self.restore_err(format!("cannot read the archive's database entries: {m}"))
                 })?;
+        let mut report = serde_json::Map::new();
+        if let Some(g) = &self.globals {
+            let applied = globals::apply(&admin, g, true)
+                .await
+                .map_err(|m| self.restore_err(format!("cannot apply the backup's globals: {m}")))?;
+            report.insert(
+                "globals".into(),
+                serde_json::to_value(&applied).expect("serializes"),
+            );
+        }
+        self.check_roles(&admin, &pg_restore, &archive, &script, manifest)
+            .await?;
 
         let tag = format!("{:08x}", rand::random::<u32>());
         let staging = restore::side_name(&self.conn.dbname, "restore", &tag);
@@ -1092,7 +1203,15 @@ impl Source for PostgresSource {
             }
             // The database's own properties go on last: a setting such as
             // default_transaction_read_only must not meet the load.
-            restore::apply_after(&self.conn.with_dbname(&staging), &script).await?;
+            let skipped = restore::apply_after(
+                &self.conn.with_dbname(&staging),
+                &script,
+                self.opts.no_owner,
+            )
+            .await?;
+            if !skipped.is_empty() {
+                report.insert("settings_skipped".into(), skipped.into());
+            }
             let facts = restore::database_facts(&admin, &staging, server.major).await?;
             if let Some(expected) = manifest.fingerprint.details.get("database") {
                 let diff = restore::database_diff(expected, &facts, self.opts.no_owner);
@@ -1116,6 +1235,9 @@ impl Source for PostgresSource {
         };
         if let Some(db) = actual.details.get_mut("database") {
             db["name"] = self.conn.dbname.clone().into();
+        }
+        if !report.is_empty() {
+            actual.details.insert("restore".into(), report.into());
         }
 
         let aside = restore::side_name(&self.conn.dbname, "old", &tag);
@@ -1146,6 +1268,46 @@ impl Source for PostgresSource {
 }
 
 impl PostgresSource {
+    /// Refuse, before anything is created, a restore that needs roles this
+    /// server lacks, naming them and the ways out.
+    async fn check_roles(
+        &self,
+        admin: &tokio_postgres::Client,
+        pg_restore: &Tool,
+        archive: &std::path::Path,
+        script: &restore::DbScript,
+        manifest: &Manifest,
+    ) -> Result<()> {
+        let needed = restore::roles_needed(pg_restore, archive, self.opts.no_owner, script)
+            .await
+            .map_err(|m| {
+                self.restore_err(format!("cannot list the roles the backup needs: {m}"))
+            })?;
+        let existing = globals::existing_roles(admin)
+            .await
+            .map_err(|m| self.restore_err(m))?;
+        let missing: Vec<&str> = needed
+            .iter()
+            .filter(|r| !existing.contains(*r))
+            .map(String::as_str)
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let stored = manifest.attachments.iter().any(|a| a.name == "globals");
+        let globals = match (stored, self.globals.is_some()) {
+            (true, false) => {
+                "pass --globals to create them from the roles stored with the backup, "
+            }
+            (true, true) => "the backup's stored roles did not create them (see the log), so ",
+            (false, _) => "the backup holds no roles (back up with --globals to store them), so ",
+        };
+        Err(self.restore_err(format!(
+            "the backup needs roles this server does not have: {}; {globals}create them first, or pass --no-owner to restore without ownership and privileges",
+            missing.join(", ")
+        )))
+    }
+
     /// Give `staging` the target's name, the old database (if any) renamed to
     /// `aside`, in one transaction: a crash leaves either the old database or
     /// the new one under the target name, never neither. Whether a database

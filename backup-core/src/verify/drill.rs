@@ -16,7 +16,7 @@ use crate::error::Result;
 use crate::manifest::{Fingerprint, Verdict};
 use crate::sink::PutOptions;
 use crate::source::postgres::cluster::ScratchCluster;
-use crate::source::postgres::{PgConn, PostgresOptions, restore, tools};
+use crate::source::postgres::{self, PgConn, PostgresOptions, globals, restore, sql, tools};
 
 /// Where a drill restores to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +72,11 @@ struct Evidence<'a> {
     rows_checked: u64,
     mismatches: Vec<String>,
     smoke: Vec<serde_json::Value>,
+    /// Roles created from the backup's globals (throwaway cluster only).
+    roles_created: Vec<String>,
+    /// Roles the archive needs that its globals did not hold, created
+    /// `NOLOGIN` in the throwaway cluster.
+    placeholder_roles: Vec<String>,
     passed: bool,
     error: Option<String>,
 }
@@ -81,6 +86,15 @@ fn quote_table(name: &str) -> String {
         .map(|p| format!("\"{}\"", p.replace('"', "\"\"")))
         .collect::<Vec<_>>()
         .join(".")
+}
+
+/// A fingerprint's `schema.table`: the schema ends at the first dot, as the
+/// restore reads it (a table name may hold dots).
+fn fingerprint_table(name: &str) -> String {
+    match name.split_once('.') {
+        Some((s, t)) => format!("{}.{}", sql::quote_ident(s), sql::quote_ident(t)),
+        None => sql::quote_ident(name),
+    }
 }
 
 impl PgDrill {
@@ -95,7 +109,7 @@ impl PgDrill {
             let n: i64 = client
                 .query_one(
                     // ONLY, as the fingerprint counted: a parent's own rows.
-                    &format!("SELECT count(*) FROM ONLY {}", quote_table(&t.name)),
+                    &format!("SELECT count(*) FROM ONLY {}", fingerprint_table(&t.name)),
                     &[],
                 )
                 .await
@@ -140,6 +154,56 @@ impl PgDrill {
                 });
             }
             ev.smoke.push(serde_json::json!({"check": what, "rows": rows, "min_rows": check.min_rows, "passed": ok, "error": err}));
+        }
+        Ok(())
+    }
+
+    /// The roles the archive needs. A throwaway cluster has none: the
+    /// backup's stored globals are applied there, and any role still
+    /// missing is created as a `NOLOGIN` placeholder (the cluster is gone
+    /// after the drill). On a real server the drill creates no roles: it
+    /// fails, naming them.
+    #[allow(clippy::too_many_arguments)]
+    async fn prepare_roles(
+        &self,
+        client: &tokio_postgres::Client,
+        scratch: bool,
+        input: &VerifyInput<'_>,
+        pg_restore: &tools::Tool,
+        archive: &std::path::Path,
+        script: &restore::DbScript,
+        ev: &mut Evidence<'_>,
+    ) -> std::result::Result<(), String> {
+        if scratch
+            && let Some(g) = postgres::fetch_globals(input.sink, input.manifest)
+                .await
+                .map_err(|e| e.display_chain())?
+        {
+            let applied = globals::apply(client, &g, false).await?;
+            ev.roles_created.extend(applied.roles_created);
+        }
+        let needed = restore::roles_needed(pg_restore, archive, self.opts.no_owner, script).await?;
+        let existing = globals::existing_roles(client).await?;
+        let missing: Vec<&String> = needed.iter().filter(|r| !existing.contains(*r)).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if !scratch {
+            return Err(format!(
+                "the backup needs roles this server does not have: {}; the drill creates no roles on a real server: create them, drill with --drill-cluster, or pass --no-owner",
+                missing
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        for r in missing {
+            client
+                .batch_execute(&format!("CREATE ROLE {} NOLOGIN", sql::quote_ident(r)))
+                .await
+                .map_err(|e| format!("cannot create placeholder role {r}: {e}"))?;
+            ev.placeholder_roles.push(r.clone());
         }
         Ok(())
     }
@@ -195,14 +259,27 @@ impl PgDrill {
             let script =
                 restore::DbScript::read(&pg_restore, archive, secrets.path(), self.opts.no_owner)
                     .await?;
+            self.prepare_roles(
+                &client,
+                cluster.is_some(),
+                input,
+                &pg_restore,
+                archive,
+                &script,
+                ev,
+            )
+            .await?;
             restore::create_database(&client, &script, &db).await?;
-            let took =
-                restore::load(&conn, &pg_restore, archive, &self.opts, secrets.path()).await?;
+            // A throwaway cluster has none of the backup's tablespaces:
+            // everything goes to its default one.
+            let mut opts = self.opts.clone();
+            opts.no_tablespaces |= cluster.is_some();
+            let took = restore::load(&conn, &pg_restore, archive, &opts, secrets.path()).await?;
             ev.restore_ms = took.as_millis() as u64;
             self.run_checks(&conn, &m.fingerprint, ev).await?;
             // The database as the backup had it: the archive's owner,
             // comment, ACL and settings must apply, and the properties match.
-            restore::apply_after(&conn, &script).await?;
+            restore::apply_after(&conn, &script, self.opts.no_owner).await?;
             let facts = restore::database_facts(&client, &db, server_major).await?;
             if let Some(expected) = m.fingerprint.details.get("database") {
                 ev.mismatches
@@ -253,6 +330,8 @@ impl Verifier for PgDrill {
             rows_checked: 0,
             mismatches: Vec::new(),
             smoke: Vec::new(),
+            roles_created: Vec::new(),
+            placeholder_roles: Vec::new(),
             passed: false,
             error: None,
         };

@@ -10,6 +10,7 @@
 //! the data, and applies the rest after the data and its proof, so a setting
 //! like `default_transaction_read_only` cannot disturb the load.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -271,6 +272,9 @@ pub(crate) async fn load(
     if opts.no_owner {
         cmd.args(["--no-owner", "--no-privileges"]);
     }
+    if opts.no_tablespaces {
+        cmd.arg("--no-tablespaces");
+    }
     cmd.arg(archive)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -312,12 +316,35 @@ pub(crate) async fn load(
 /// after its data is in and proven. They run on a connection to that
 /// database, as pg_restore runs them: its encoding is the archive's, so
 /// text in shared catalogs (the comment) keeps its bytes.
-pub(crate) async fn apply_after(conn: &PgConn, script: &DbScript) -> Result<(), String> {
+///
+/// With `skip_missing_roles` (`--no-owner`), a statement for a role this
+/// server lacks (`ALTER ROLE r IN DATABASE … SET`) is skipped, logged and
+/// returned, instead of failing the restore.
+pub(crate) async fn apply_after(
+    conn: &PgConn,
+    script: &DbScript,
+    skip_missing_roles: bool,
+) -> Result<Vec<String>, String> {
+    let mut skipped = Vec::new();
     if script.after.is_empty() {
-        return Ok(());
+        return Ok(skipped);
     }
     let client = conn.connect().await.map_err(|e| e.to_string())?;
+    let roles = if skip_missing_roles {
+        super::globals::existing_roles(&client).await?
+    } else {
+        BTreeSet::new()
+    };
     for stmt in script.after_sql(&client, &conn.dbname).await? {
+        if skip_missing_roles
+            && let Some(r) = sql::roles_needed(&stmt)
+                .into_iter()
+                .find(|r| !roles.contains(r))
+        {
+            tracing::warn!(role = %r, statement = %stmt, "role does not exist here: database setting skipped (--no-owner)");
+            skipped.push(format!("{stmt} (role {r} does not exist)"));
+            continue;
+        }
         client.batch_execute(&stmt).await.map_err(|e| {
             format!(
                 "cannot apply the database's properties ({stmt}): {}",
@@ -325,7 +352,51 @@ pub(crate) async fn apply_after(conn: &PgConn, script: &DbScript) -> Result<(), 
             )
         })?;
     }
-    Ok(())
+    Ok(skipped)
+}
+
+/// Every role the restore will need: owners, grantees, grantors, policy
+/// roles, user mappings and role settings, in the schema as pg_restore will
+/// run it (so `--no-owner` drops owners and privileges) and in the
+/// database's own entries (with `--no-owner`, role settings of missing roles
+/// are skipped instead, see [`apply_after`]).
+pub(crate) async fn roles_needed(
+    pg_restore: &Tool,
+    archive: &Path,
+    no_owner: bool,
+    script: &DbScript,
+) -> Result<BTreeSet<String>, String> {
+    let mut args = vec!["--schema-only", "--file=-"];
+    if no_owner {
+        args.extend(["--no-owner", "--no-privileges"]);
+    }
+    let schema = pg_restore_script(pg_restore, &args, archive).await?;
+    let mut out = BTreeSet::new();
+    let may_name_roles = |s: &str| {
+        let head: String = s.chars().take(40).collect::<String>().to_ascii_uppercase();
+        [
+            "ALTER ",
+            "GRANT ",
+            "REVOKE ",
+            "CREATE POLICY",
+            "CREATE USER MAPPING",
+            "SET SESSION",
+        ]
+        .iter()
+        .any(|p| head.starts_with(p))
+    };
+    for stmt in split_bytes(&schema) {
+        let text = String::from_utf8_lossy(&stmt);
+        if may_name_roles(&text) {
+            out.extend(sql::roles_needed(&text));
+        }
+    }
+    if !no_owner {
+        for stmt in &script.after {
+            out.extend(sql::roles_needed(&String::from_utf8_lossy(stmt)));
+        }
+    }
+    Ok(out)
 }
 
 /// The database's own properties: encoding, locale and provider, owner.

@@ -353,7 +353,6 @@ pub(crate) fn ident_after<'a>(tokens: &'a [Token], kws: &[&str]) -> Option<&'a s
 /// Role names a comma-separated list of grantees starting at `tokens[i]`
 /// names, stopping at the first token that is not part of it. `PUBLIC` and
 /// the `CURRENT_USER`-like keywords are not roles; `GROUP` is noise.
-#[allow(dead_code)] // used by the role checks that come next
 pub(crate) fn role_list(tokens: &[Token], mut i: usize) -> Vec<String> {
     let mut out = Vec::new();
     while i < tokens.len() {
@@ -386,7 +385,6 @@ pub(crate) fn role_list(tokens: &[Token], mut i: usize) -> Vec<String> {
 /// Every role a schema statement needs to exist: owners (`OWNER TO r`),
 /// grantees and revokees, `GRANTED BY`, `FOR ROLE` in default privileges,
 /// policies' `TO` lists, user mappings and `ALTER ROLE r IN DATABASE`.
-#[allow(dead_code)] // used by the role checks that come next
 pub(crate) fn roles_needed(stmt: &str) -> Vec<String> {
     let t = tokenize(stmt);
     let mut out = Vec::new();
