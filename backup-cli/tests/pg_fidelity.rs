@@ -842,3 +842,51 @@ fn a_backup_with_globals_by_a_role_that_cannot_read_passwords_warns_and_drops_th
     assert_eq!(out["globals"]["without_passwords"], true, "{out}");
     assert_eq!(rolpassword(&target, "app"), "-");
 }
+
+#[test]
+fn a_restored_database_is_analyzed_before_it_takes_the_name() {
+    let Some(pg) = PgCluster::start_default() else {
+        return;
+    };
+    sample_schema(&pg, "shop", 2000);
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(lifeboat(dir.path()).args(["backup", &pg.url("shop"), "--to", "b"]));
+    assert_eq!(code, 0, "{err}");
+    let stats = |db: &str| {
+        pg.psql(
+            db,
+            "SELECT (SELECT count(*) FROM pg_stats WHERE schemaname = 'public' AND tablename = 'items') \
+             || ' ' || (SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relid = 'public.items'::regclass)",
+        )
+    };
+    let (code, out, err) = run(lifeboat(dir.path()).args([
+        "restore",
+        "--from",
+        "b",
+        "--to",
+        &pg.url("shop_copy"),
+        "--json",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(out["analyzed"], true, "{out}");
+    assert!(out["analyze_ms"].as_u64().is_some(), "{out}");
+    assert!(err.contains("analyzed=true"), "the summary says so: {err}");
+    assert_eq!(
+        stats("shop_copy"),
+        "12 true",
+        "planner statistics for every column of items"
+    );
+
+    let (code, out, err) = run(lifeboat(dir.path()).args([
+        "restore",
+        "--from",
+        "b",
+        "--to",
+        &pg.url("shop_raw"),
+        "--no-analyze",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("not analyzed"), "{out}");
+    assert_eq!(stats("shop_raw"), "0 false");
+}

@@ -147,6 +147,8 @@ export interface RestoreOptions extends CommonOptions, ProgressOptions, Postgres
   force?: boolean;
   wait?: boolean;
   lockDir?: string;
+  /** PostgreSQL: do not ANALYZE the restored database before it takes the name. */
+  noAnalyze?: boolean;
 }
 
 export interface TableCount {
@@ -240,6 +242,9 @@ export interface RestoreResult {
   replaced: boolean;
   fingerprint: Fingerprint;
   duration_ms: number;
+  /** PostgreSQL: whether the restored database was analyzed (planner statistics) before it took the name, and how long that took. */
+  analyzed?: boolean;
+  analyze_ms?: number;
   /** PostgreSQL with `globals: true`. */
   globals?: GlobalsReport;
   /** PostgreSQL with `noOwner`: database settings skipped for roles the server lacks. */

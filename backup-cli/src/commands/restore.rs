@@ -35,6 +35,9 @@ pub(crate) struct RestoreArgs {
     /// Directory for lock files.
     #[arg(long, value_name = "DIR")]
     lock_dir: Option<PathBuf>,
+    /// PostgreSQL: do not ANALYZE the restored database before it takes the name (it then has no planner statistics until autovacuum gets to it).
+    #[arg(long)]
+    no_analyze: bool,
     /// Print the result as JSON on stdout.
     #[arg(long)]
     #[serde(skip)]
@@ -65,7 +68,8 @@ pub(crate) async fn execute(ctx: &Context, a: &RestoreArgs) -> Result<RestoreOut
         message: "restore needs a target: --to sqlite:///path/restored.db or postgres://…/newdb"
             .into(),
     })?;
-    let pg = a.pg.resolve(ctx)?;
+    let mut pg = a.pg.resolve(ctx)?;
+    pg.analyze &= !a.no_analyze;
     let mut targets = backup_core::sources_from_url(&to, &pg)?;
     if targets.len() != 1 {
         return Err(Error::Usage {
@@ -135,6 +139,8 @@ pub(crate) async fn execute(ctx: &Context, a: &RestoreArgs) -> Result<RestoreOut
         target = %o.target,
         size = o.bytes,
         replaced = o.replaced,
+        analyzed = restore_report.get("analyzed").and_then(|v| v.as_bool()),
+        analyze_ms = restore_report.get("analyze_ms").and_then(|v| v.as_u64()),
         tables = o.fingerprint.tables.len(),
         rows = o.fingerprint.total_rows(),
         duration_ms = report.duration.as_millis() as u64,
@@ -200,6 +206,23 @@ fn print_report(r: &serde_json::Map<String, serde_json::Value>) {
         for e in list(g.get("errors")) {
             println!("globals: failed: {e}");
         }
+    }
+    match (
+        r.get("analyzed"),
+        r.get("analyze_ms").and_then(|v| v.as_u64()),
+    ) {
+        (Some(serde_json::Value::Bool(true)), Some(ms)) => {
+            println!(
+                "analyzed (planner statistics) in {:.1}s",
+                ms as f64 / 1000.0
+            )
+        }
+        (Some(serde_json::Value::Bool(false)), _) => {
+            println!(
+                "not analyzed (--no-analyze): no planner statistics until autovacuum runs ANALYZE"
+            )
+        }
+        _ => {}
     }
     for s in list(r.get("settings_skipped")) {
         println!("database setting skipped: {s}");

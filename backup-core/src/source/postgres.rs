@@ -93,6 +93,9 @@ pub struct PostgresOptions {
     /// `pg_dump --lock-wait-timeout` and Lifeboat's own `lock_timeout`.
     #[serde(deserialize_with = "lock_wait_serde::deserialize")]
     pub lock_wait: u64,
+    /// `ANALYZE` a restored database before it takes the target name
+    /// (default true; `restore --no-analyze`).
+    pub analyze: bool,
     /// Restore everything into the default tablespace (a drill's
     /// throwaway cluster has none of the backup's).
     #[serde(skip)]
@@ -192,6 +195,7 @@ impl Default for PostgresOptions {
             jobs: None,
             no_owner: false,
             lock_wait: DEFAULT_LOCK_WAIT_SECS,
+            analyze: true,
             no_tablespaces: false,
         }
     }
@@ -1192,7 +1196,6 @@ impl Source for PostgresSource {
             let counts = count_rows(&client, &names)
                 .await
                 .map_err(|(t, e)| format!("cannot count the restored rows: {t}: {}", db_err(&e)))?;
-            drop(client);
             let mut actual = Fingerprint::new(counts, manifest.fingerprint.server_version.clone());
             let diff = manifest.fingerprint.diff(&actual);
             if !diff.is_empty() {
@@ -1201,6 +1204,21 @@ impl Source for PostgresSource {
                     diff.join("; ")
                 ));
             }
+            // A restored database has no planner statistics: ANALYZE it
+            // before it takes the name, or its first queries plan blind.
+            if self.opts.analyze {
+                let t = Instant::now();
+                client.batch_execute("ANALYZE").await.map_err(|e| {
+                    format!("ANALYZE of the restored database failed: {}", db_err(&e))
+                })?;
+                let ms = t.elapsed().as_millis() as u64;
+                tracing::info!(database = %staging, ms, "restored database analyzed");
+                report.insert("analyzed".into(), true.into());
+                report.insert("analyze_ms".into(), ms.into());
+            } else {
+                report.insert("analyzed".into(), false.into());
+            }
+            drop(client);
             // The database's own properties go on last: a setting such as
             // default_transaction_read_only must not meet the load.
             let skipped = restore::apply_after(

@@ -154,12 +154,14 @@ def restore(
             ``lock_dir``, the PostgreSQL options, ``config``, ``profile``.
             PostgreSQL: ``globals=True`` creates the backup's stored roles and
             tablespaces the server lacks (existing ones are left unchanged);
-            ``no_owner=True`` restores without ownership and privileges.
+            ``no_owner=True`` restores without ownership and privileges;
+            ``no_analyze=True`` skips the ANALYZE before the database takes
+            its name.
 
     Returns:
         ``{"backup_id", "target", "bytes", "replaced", "fingerprint", "duration_ms"}``;
-        PostgreSQL adds ``globals`` (roles created and skipped) with
-        ``globals=True``.
+        PostgreSQL adds ``analyzed``/``analyze_ms``, and ``globals`` (roles
+        created and skipped) with ``globals=True``.
 
     Raises:
         RestoreError: the restore failed, or the target exists and ``force`` was not given.

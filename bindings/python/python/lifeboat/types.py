@@ -102,11 +102,14 @@ class _RestoreResultBase(TypedDict):
 class RestoreResult(_RestoreResultBase, total=False):
     """What :func:`lifeboat.restore` returns.
 
-    PostgreSQL adds ``globals`` (with ``globals=True``) and
-    ``settings_skipped`` (with ``no_owner=True``: database settings for roles
-    the server lacks).
+    PostgreSQL adds ``analyzed`` and ``analyze_ms`` (the restored database
+    is analyzed before it takes the name, unless ``no_analyze=True``),
+    ``globals`` (with ``globals=True``) and ``settings_skipped`` (with
+    ``no_owner=True``: database settings for roles the server lacks).
     """
 
+    analyzed: bool
+    analyze_ms: int
     globals: GlobalsReport
     settings_skipped: List[str]
 
