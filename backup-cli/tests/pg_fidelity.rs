@@ -890,3 +890,119 @@ fn a_restored_database_is_analyzed_before_it_takes_the_name() {
     assert!(out.contains("not analyzed"), "{out}");
     assert_eq!(stats("shop_raw"), "0 false");
 }
+
+/// pg_dump restores with an empty search_path: a CHECK constraint calling
+/// a SQL function that names a table without its schema fails the COPY of
+/// the table it guards.
+fn unqualified_check(pg: &PgCluster, db: &str) {
+    pg.create_db(db);
+    pg.psql(
+        db,
+        "CREATE TABLE public.allowed_codes (code text PRIMARY KEY);
+         INSERT INTO public.allowed_codes VALUES ('a'), ('b');
+         CREATE FUNCTION public.code_ok(c text) RETURNS boolean LANGUAGE sql STABLE
+           AS $$ SELECT EXISTS (SELECT 1 FROM allowed_codes WHERE code = c) $$;
+         CREATE TABLE public.orders (id int PRIMARY KEY, code text CHECK (public.code_ok(code)));
+         INSERT INTO public.orders VALUES (1, 'a'), (2, 'b'), (3, 'a');
+         CREATE TABLE public.notes (id int PRIMARY KEY, body text);
+         INSERT INTO public.notes SELECT i, 'note ' || i FROM generate_series(1, 50) i;",
+    );
+}
+
+#[test]
+fn partial_restores_recover_what_loads_and_list_what_did_not() {
+    let Some(pg) = PgCluster::start_default() else {
+        return;
+    };
+    unqualified_check(&pg, "shop");
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(lifeboat(dir.path()).args(["backup", &pg.url("shop"), "--to", "b"]));
+    assert_eq!(code, 0, "{err}");
+    // The target holds something that must survive a failed restore.
+    pg.create_db("target");
+    pg.psql(
+        "target",
+        "CREATE TABLE keep_me (x int); INSERT INTO keep_me VALUES (42);",
+    );
+
+    let (code, _, err) = run(lifeboat(dir.path()).args([
+        "restore",
+        "--from",
+        "b",
+        "--to",
+        &pg.url("target"),
+        "--force",
+    ]));
+    assert_eq!(code, 5, "{err}");
+    let line = error_line(&err);
+    assert!(
+        line.contains("allowed_codes") && line.contains("--partial"),
+        "{line}"
+    );
+    assert_eq!(
+        pg.psql("target", "SELECT x FROM keep_me"),
+        "42",
+        "target untouched"
+    );
+    let left = pg.psql(
+        "postgres",
+        "SELECT string_agg(datname, ',') FROM pg_database WHERE datname LIKE '%lifeboat%'",
+    );
+    assert!(left.is_empty(), "{left}");
+
+    let (code, out, err) = run(lifeboat(dir.path()).args([
+        "restore",
+        "--from",
+        "b",
+        "--to",
+        &pg.url("target"),
+        "--force",
+        "--partial",
+        "--json",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(out["partial"], true, "{out}");
+    let errors = out["errors"].as_array().unwrap();
+    assert!(
+        errors.iter().any(|e| {
+            let e = e.as_str().unwrap();
+            e.contains("orders") && e.contains("allowed_codes")
+        }),
+        "{out}"
+    );
+    assert_eq!(
+        out["tables_differing"],
+        serde_json::json!(["table public.orders has 0 rows, expected 3"]),
+        "{out}"
+    );
+    assert!(err.contains("result=\"partial\""), "{err}");
+    assert!(
+        err.contains("WARN") && err.contains("allowed_codes"),
+        "errors logged: {err}"
+    );
+    // Everything that loads is there, under the target name.
+    assert_eq!(
+        pg.psql(
+            "target",
+            "SELECT (SELECT count(*) FROM allowed_codes) || ' ' || (SELECT count(*) FROM notes) || ' ' || (SELECT count(*) FROM orders)"
+        ),
+        "2 50 0"
+    );
+    assert!(pg.try_psql("target", "SELECT 1 FROM keep_me").is_err());
+
+    // The text output says it is not the whole backup.
+    let (code, out, err) = run(lifeboat(dir.path()).args([
+        "restore",
+        "--from",
+        "b",
+        "--to",
+        &pg.url("target2"),
+        "--partial",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("NOT all of the backup") && out.contains("PARTIAL RESTORE"),
+        "{out}"
+    );
+}

@@ -149,6 +149,12 @@ export interface RestoreOptions extends CommonOptions, ProgressOptions, Postgres
   lockDir?: string;
   /** PostgreSQL: do not ANALYZE the restored database before it takes the name. */
   noAnalyze?: boolean;
+  /**
+   * PostgreSQL: restore what loads when the archive does not load cleanly. Every pg_restore
+   * error and every table whose rows differ is listed (`errors`, `tables_differing`), and the
+   * result still takes the target name. Without it any error rejects and leaves the target untouched.
+   */
+  partial?: boolean;
 }
 
 export interface TableCount {
@@ -245,6 +251,10 @@ export interface RestoreResult {
   /** PostgreSQL: whether the restored database was analyzed (planner statistics) before it took the name, and how long that took. */
   analyzed?: boolean;
   analyze_ms?: number;
+  /** PostgreSQL with `partial: true`: pg_restore's errors, and what differs from the backup. */
+  partial?: boolean;
+  errors?: string[];
+  tables_differing?: string[];
   /** PostgreSQL with `globals: true`. */
   globals?: GlobalsReport;
   /** PostgreSQL with `noOwner`: database settings skipped for roles the server lacks. */

@@ -35,6 +35,9 @@ pub(crate) struct RestoreArgs {
     /// Directory for lock files.
     #[arg(long, value_name = "DIR")]
     lock_dir: Option<PathBuf>,
+    /// PostgreSQL: restore what loads when the archive does not load cleanly: pg_restore goes on past errors, every error and every table whose rows differ is listed, and the result still takes the target name. Without it, any error fails the restore and leaves the target untouched.
+    #[arg(long)]
+    partial: bool,
     /// PostgreSQL: do not ANALYZE the restored database before it takes the name (it then has no planner statistics until autovacuum gets to it).
     #[arg(long)]
     no_analyze: bool,
@@ -70,6 +73,7 @@ pub(crate) async fn execute(ctx: &Context, a: &RestoreArgs) -> Result<RestoreOut
     })?;
     let mut pg = a.pg.resolve(ctx)?;
     pg.analyze &= !a.no_analyze;
+    pg.partial = a.partial;
     let mut targets = backup_core::sources_from_url(&to, &pg)?;
     if targets.len() != 1 {
         return Err(Error::Usage {
@@ -134,7 +138,7 @@ pub(crate) async fn execute(ctx: &Context, a: &RestoreArgs) -> Result<RestoreOut
     tracing::info!(
         summary = true,
         command = "restore",
-        result = "ok",
+        result = if incomplete(&restore_report) { "partial" } else { "ok" },
         backup_id = %m.backup_id,
         target = %o.target,
         size = o.bytes,
@@ -162,8 +166,13 @@ pub(crate) async fn run(ctx: &Context, a: RestoreArgs) -> Result<(), Error> {
     if a.json {
         super::print_json(&out);
     } else {
+        let proven = if incomplete(&out.report) {
+            "NOT all of the backup: see below"
+        } else {
+            "proven against the backup's fingerprint"
+        };
         println!(
-            "restored backup {} to {} — {}, {} tables, {} rows, proven against the backup's fingerprint — in {:.1}s",
+            "restored backup {} to {} — {}, {} tables, {} rows, {proven} — in {:.1}s",
             out.backup_id,
             out.target,
             human_bytes(out.bytes),
@@ -174,6 +183,16 @@ pub(crate) async fn run(ctx: &Context, a: RestoreArgs) -> Result<(), Error> {
         print_report(&out.report);
     }
     Ok(())
+}
+
+/// A `--partial` restore that did not get everything back.
+fn incomplete(report: &serde_json::Map<String, serde_json::Value>) -> bool {
+    ["errors", "tables_differing"].iter().any(|k| {
+        report
+            .get(*k)
+            .and_then(|v| v.as_array())
+            .is_some_and(|a| !a.is_empty())
+    })
 }
 
 /// The PostgreSQL restore's report, for people.
@@ -226,5 +245,24 @@ fn print_report(r: &serde_json::Map<String, serde_json::Value>) {
     }
     for s in list(r.get("settings_skipped")) {
         println!("database setting skipped: {s}");
+    }
+    if r.get("partial").and_then(|v| v.as_bool()) == Some(true) {
+        let errors = list(r.get("errors"));
+        let differing = list(r.get("tables_differing"));
+        if errors.is_empty() && differing.is_empty() {
+            println!("--partial: everything loaded; nothing differs from the backup");
+        } else {
+            println!(
+                "PARTIAL RESTORE: {} error(s), {} difference(s) from the backup:",
+                errors.len(),
+                differing.len()
+            );
+            for e in errors {
+                println!("  error: {e}");
+            }
+            for d in differing {
+                println!("  differs: {d}");
+            }
+        }
     }
 }

@@ -93,6 +93,11 @@ pub struct PostgresOptions {
     /// `pg_dump --lock-wait-timeout` and Lifeboat's own `lock_timeout`.
     #[serde(deserialize_with = "lock_wait_serde::deserialize")]
     pub lock_wait: u64,
+    /// Restore what loads: pg_restore goes on past errors, which are
+    /// listed, and so are tables whose rows differ; the result still takes
+    /// the target name (`restore --partial`). Never from the config.
+    #[serde(skip)]
+    pub partial: bool,
     /// `ANALYZE` a restored database before it takes the target name
     /// (default true; `restore --no-analyze`).
     pub analyze: bool,
@@ -196,6 +201,7 @@ impl Default for PostgresOptions {
             no_owner: false,
             lock_wait: DEFAULT_LOCK_WAIT_SECS,
             analyze: true,
+            partial: false,
             no_tablespaces: false,
         }
     }
@@ -1167,8 +1173,9 @@ impl Source for PostgresSource {
                 ))
                 .await;
         };
+        let partial = self.opts.partial;
         let staged = async {
-            restore::load(
+            let loaded = restore::load(
                 &self.conn.with_dbname(&staging),
                 &pg_restore,
                 &archive,
@@ -1176,6 +1183,7 @@ impl Source for PostgresSource {
                 work.path(),
             )
             .await?;
+            let mut errors = loaded.errors;
             // Prove it before it takes the name.
             let client = self
                 .conn
@@ -1193,17 +1201,40 @@ impl Source for PostgresSource {
                         .map(|(s, n)| (s.to_string(), n.to_string()))
                 })
                 .collect();
-            let counts = count_rows(&client, &names)
-                .await
-                .map_err(|(t, e)| format!("cannot count the restored rows: {t}: {}", db_err(&e)))?;
+            let mut unreadable = BTreeMap::new();
+            let counts = if partial {
+                // Count what is there; a table that did not load at all is
+                // one more difference, not the end.
+                let mut counts = Vec::new();
+                for t in &names {
+                    match count_rows(&client, std::slice::from_ref(t)).await {
+                        Ok(mut c) => counts.append(&mut c),
+                        Err((name, e)) => {
+                            unreadable.insert(format!("table {name} is missing"), db_err(&e));
+                        }
+                    }
+                }
+                counts
+            } else {
+                count_rows(&client, &names).await.map_err(|(t, e)| {
+                    format!("cannot count the restored rows: {t}: {}", db_err(&e))
+                })?
+            };
             let mut actual = Fingerprint::new(counts, manifest.fingerprint.server_version.clone());
             let diff = manifest.fingerprint.diff(&actual);
-            if !diff.is_empty() {
+            if !diff.is_empty() && !partial {
                 return Err(format!(
                     "restored data differs from the backup's fingerprint: {}",
                     diff.join("; ")
                 ));
             }
+            let mut differing: Vec<String> = diff
+                .into_iter()
+                .map(|d| match unreadable.get(&d) {
+                    Some(why) => format!("{d}: {why}"),
+                    None => d,
+                })
+                .collect();
             // A restored database has no planner statistics: ANALYZE it
             // before it takes the name, or its first queries plan blind.
             if self.opts.analyze {
@@ -1221,26 +1252,37 @@ impl Source for PostgresSource {
             drop(client);
             // The database's own properties go on last: a setting such as
             // default_transaction_read_only must not meet the load.
-            let skipped = restore::apply_after(
+            let after = restore::apply_after(
                 &self.conn.with_dbname(&staging),
                 &script,
                 self.opts.no_owner,
+                partial,
             )
             .await?;
-            if !skipped.is_empty() {
-                report.insert("settings_skipped".into(), skipped.into());
+            errors.extend(after.errors);
+            if !after.skipped.is_empty() {
+                report.insert("settings_skipped".into(), after.skipped.into());
             }
             let facts = restore::database_facts(&admin, &staging, server.major).await?;
             if let Some(expected) = manifest.fingerprint.details.get("database") {
                 let diff = restore::database_diff(expected, &facts, self.opts.no_owner);
-                if !diff.is_empty() {
+                if !diff.is_empty() && !partial {
                     return Err(format!(
                         "the restored database differs from the backup's: {}",
                         diff.join("; ")
                     ));
                 }
+                differing.extend(diff);
             }
             actual.details.insert("database".into(), facts);
+            if partial {
+                if !differing.is_empty() {
+                    tracing::warn!(differences = %differing.join("; "), "--partial: the restored database differs from the backup");
+                }
+                report.insert("partial".into(), true.into());
+                report.insert("errors".into(), errors.into());
+                report.insert("tables_differing".into(), differing.into());
+            }
             Ok::<_, String>(actual)
         }
         .await;

@@ -274,12 +274,13 @@ impl PgDrill {
             // everything goes to its default one.
             let mut opts = self.opts.clone();
             opts.no_tablespaces |= cluster.is_some();
-            let took = restore::load(&conn, &pg_restore, archive, &opts, secrets.path()).await?;
-            ev.restore_ms = took.as_millis() as u64;
+            opts.partial = false;
+            let loaded = restore::load(&conn, &pg_restore, archive, &opts, secrets.path()).await?;
+            ev.restore_ms = loaded.took.as_millis() as u64;
             self.run_checks(&conn, &m.fingerprint, ev).await?;
             // The database as the backup had it: the archive's owner,
             // comment, ACL and settings must apply, and the properties match.
-            restore::apply_after(&conn, &script, self.opts.no_owner).await?;
+            restore::apply_after(&conn, &script, self.opts.no_owner, false).await?;
             let facts = restore::database_facts(&client, &db, server_major).await?;
             if let Some(expected) = m.fingerprint.details.get("database") {
                 ev.mismatches

@@ -256,15 +256,59 @@ pub(crate) async fn create_database(
     })
 }
 
+/// What loading the archive did.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Loaded {
+    pub took: Duration,
+    /// pg_restore's errors, one per failed entry (only with `partial`:
+    /// otherwise any error fails the load).
+    pub errors: Vec<String>,
+}
+
+/// pg_restore's stderr as one message per error: the `from TOC entry` line
+/// that names the entry, the error, and its continuation lines (`Command
+/// was: …`, `LINE 1: …`), at most a few.
+pub(crate) fn pg_restore_errors(stderr: &str) -> Vec<String> {
+    const CONTINUATION: usize = 3;
+    let mut out: Vec<String> = Vec::new();
+    let mut entry: Option<&str> = None;
+    let mut open = false;
+    let mut extra = 0;
+    for line in stderr.lines() {
+        if let Some(rest) = line.strip_prefix("pg_restore: ") {
+            open = false;
+            if let Some(toc) = rest.strip_prefix("from TOC entry ") {
+                entry = Some(toc);
+            } else if let Some(err) = rest.strip_prefix("error: ") {
+                out.push(match entry.take() {
+                    Some(toc) => format!("TOC entry {toc}: {err}"),
+                    None => err.to_string(),
+                });
+                open = true;
+                extra = 0;
+            } else {
+                entry = None;
+            }
+        } else if open && !line.trim().is_empty() && extra < CONTINUATION {
+            let last = out.last_mut().expect("an open error");
+            last.push_str(" / ");
+            last.push_str(line.trim());
+            extra += 1;
+        }
+    }
+    out
+}
+
 /// `pg_restore` the archive into the existing database `conn.dbname`, in
-/// parallel. Errors are pg_restore's, one per entry.
+/// parallel. Any error fails the load, unless `opts.partial`: then
+/// pg_restore goes on past errors and they are returned.
 pub(crate) async fn load(
     conn: &PgConn,
     pg_restore: &Tool,
     archive: &Path,
     opts: &PostgresOptions,
     secrets: &Path,
-) -> Result<Duration, String> {
+) -> Result<Loaded, String> {
     let mut cmd = pg_restore.command();
     cmd.args(["--no-password"])
         .arg(format!("--jobs={}", opts.jobs().max(1)))
@@ -285,20 +329,20 @@ pub(crate) async fn load(
     let out = blocking(move || cmd.output())
         .await?
         .map_err(|e| format!("cannot run pg_restore: {e}"))?;
+    let mut loaded = Loaded::default();
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         // A newer pg_restore sets parameters an older server does not know
         // (`SET transaction_timeout` from 17 into 15): harmless, and the row
-        // counts checked afterwards prove the data. Anything else fails.
-        let errors: Vec<&str> = err
-            .lines()
-            .filter(|l| l.contains("error:") && !l.contains("errors ignored on restore"))
-            .collect();
-        let harmless = !errors.is_empty()
-            && errors
-                .iter()
-                .all(|l| l.contains("unrecognized configuration parameter"));
-        if !harmless {
+        // counts checked afterwards prove the data.
+        let (harmless, errors): (Vec<String>, Vec<String>) = pg_restore_errors(&err)
+            .into_iter()
+            .partition(|e| e.contains("unrecognized configuration parameter"));
+        if !harmless.is_empty() {
+            tracing::warn!(errors = %harmless.join(" / "), "pg_restore reported settings this server does not know; ignored (row counts are checked next)");
+        }
+        if errors.is_empty() && harmless.is_empty() {
+            // Failed without saying so in the usual form: keep its words.
             let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
             return Err(format!(
                 "pg_restore failed ({}): {}",
@@ -306,10 +350,29 @@ pub(crate) async fn load(
                 lines[lines.len().saturating_sub(4)..].join(" / ")
             ));
         }
-        tracing::warn!(errors = %errors.join(" / "), "pg_restore reported settings this server does not know; ignored (row counts are checked next)");
+        if !errors.is_empty() {
+            if !opts.partial {
+                let n = errors.len();
+                return Err(format!(
+                    "pg_restore failed with {n} error{}: {}; nothing was replaced (--partial restores what loads and lists what did not)",
+                    if n == 1 { "" } else { "s" },
+                    errors
+                        .iter()
+                        .take(3)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ));
+            }
+            for e in &errors {
+                tracing::warn!(error = %e, "pg_restore error (--partial: going on)");
+            }
+            loaded.errors = errors;
+        }
     }
-    tracing::info!(database = %conn.dbname, ms = t.elapsed().as_millis() as u64, jobs = opts.jobs(), "pg_restore done");
-    Ok(t.elapsed())
+    loaded.took = t.elapsed();
+    tracing::info!(database = %conn.dbname, ms = loaded.took.as_millis() as u64, jobs = opts.jobs(), errors = loaded.errors.len(), "pg_restore done");
+    Ok(loaded)
 }
 
 /// Apply the archive's owner, comment, ACL and settings to `conn.dbname`,
@@ -319,15 +382,18 @@ pub(crate) async fn load(
 ///
 /// With `skip_missing_roles` (`--no-owner`), a statement for a role this
 /// server lacks (`ALTER ROLE r IN DATABASE … SET`) is skipped, logged and
-/// returned, instead of failing the restore.
+/// returned, instead of failing the restore. With `keep_going`
+/// (`--partial`), a failing statement is returned as an error and the rest
+/// still runs.
 pub(crate) async fn apply_after(
     conn: &PgConn,
     script: &DbScript,
     skip_missing_roles: bool,
-) -> Result<Vec<String>, String> {
-    let mut skipped = Vec::new();
+    keep_going: bool,
+) -> Result<AfterReport, String> {
+    let mut report = AfterReport::default();
     if script.after.is_empty() {
-        return Ok(skipped);
+        return Ok(report);
     }
     let client = conn.connect().await.map_err(|e| e.to_string())?;
     let roles = if skip_missing_roles {
@@ -342,17 +408,31 @@ pub(crate) async fn apply_after(
                 .find(|r| !roles.contains(r))
         {
             tracing::warn!(role = %r, statement = %stmt, "role does not exist here: database setting skipped (--no-owner)");
-            skipped.push(format!("{stmt} (role {r} does not exist)"));
+            report
+                .skipped
+                .push(format!("{stmt} (role {r} does not exist)"));
             continue;
         }
-        client.batch_execute(&stmt).await.map_err(|e| {
-            format!(
+        if let Err(e) = client.batch_execute(&stmt).await {
+            let msg = format!(
                 "cannot apply the database's properties ({stmt}): {}",
                 db_err(&e)
-            )
-        })?;
+            );
+            if !keep_going {
+                return Err(msg);
+            }
+            tracing::warn!(error = %msg, "--partial: going on");
+            report.errors.push(msg);
+        }
     }
-    Ok(skipped)
+    Ok(report)
+}
+
+/// What [`apply_after`] skipped, and (with `keep_going`) what failed.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AfterReport {
+    pub skipped: Vec<String>,
+    pub errors: Vec<String>,
 }
 
 /// Every role the restore will need: owners, grantees, grantors, policy
@@ -535,6 +615,33 @@ mod tests {
         assert_eq!(
             d.create_options(),
             "TEMPLATE = template0 ENCODING = 'LATIN1' LOCALE_PROVIDER = libc LOCALE = 'C'"
+        );
+    }
+
+    #[test]
+    fn pg_restore_errors_are_grouped_one_per_entry() {
+        let stderr = "pg_restore: while PROCESSING TOC:\n\
+            pg_restore: from TOC entry 3339; 0 16390 TABLE DATA public orders postgres\n\
+            pg_restore: error: COPY failed for table \"orders\": ERROR:  relation \"allowed_codes\" does not exist\n\
+            LINE 1:  SELECT EXISTS (SELECT 1 FROM allowed_codes WHERE code = c) \n\
+                                                  ^\n\
+            QUERY:   SELECT EXISTS (SELECT 1 FROM allowed_codes WHERE code = c) \n\
+            CONTEXT:  SQL function \"code_ok\" during inlining\n\
+            pg_restore: error: could not execute query: ERROR:  role \"x\" does not exist\n\
+            Command was: ALTER TABLE public.t OWNER TO x;\n\
+            pg_restore: warning: errors ignored on restore: 2\n";
+        let e = pg_restore_errors(stderr);
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(
+            e[0].starts_with("TOC entry 3339; 0 16390 TABLE DATA public orders postgres: COPY failed for table \"orders\"")
+                && e[0].contains("LINE 1:")
+                && !e[0].contains("CONTEXT"),
+            "{}",
+            e[0]
+        );
+        assert_eq!(
+            e[1],
+            "could not execute query: ERROR:  role \"x\" does not exist / Command was: ALTER TABLE public.t OWNER TO x;"
         );
     }
 

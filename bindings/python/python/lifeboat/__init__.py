@@ -156,7 +156,9 @@ def restore(
             tablespaces the server lacks (existing ones are left unchanged);
             ``no_owner=True`` restores without ownership and privileges;
             ``no_analyze=True`` skips the ANALYZE before the database takes
-            its name.
+            its name; ``partial=True`` restores what loads when the archive
+            does not load cleanly, listing every error (``errors``) and every
+            table whose rows differ (``tables_differing``).
 
     Returns:
         ``{"backup_id", "target", "bytes", "replaced", "fingerprint", "duration_ms"}``;

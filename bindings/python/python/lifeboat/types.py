@@ -104,12 +104,16 @@ class RestoreResult(_RestoreResultBase, total=False):
 
     PostgreSQL adds ``analyzed`` and ``analyze_ms`` (the restored database
     is analyzed before it takes the name, unless ``no_analyze=True``),
+    ``partial``, ``errors`` and ``tables_differing`` (with ``partial=True``),
     ``globals`` (with ``globals=True``) and ``settings_skipped`` (with
     ``no_owner=True``: database settings for roles the server lacks).
     """
 
     analyzed: bool
     analyze_ms: int
+    partial: bool
+    errors: List[str]
+    tables_differing: List[str]
     globals: GlobalsReport
     settings_skipped: List[str]
 
