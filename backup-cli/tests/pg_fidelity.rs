@@ -1006,3 +1006,120 @@ fn partial_restores_recover_what_loads_and_list_what_did_not() {
         "{out}"
     );
 }
+
+#[test]
+fn a_restore_killed_mid_load_leaves_databases_the_next_run_cleans_up() {
+    let Some(pg) = PgCluster::start_default() else {
+        return;
+    };
+    sample_schema(&pg, "shop", 60_000);
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(lifeboat(dir.path()).args(["backup", &pg.url("shop"), "--to", "b"]));
+    assert_eq!(code, 0, "{err}");
+    // Mark the moment pg_restore starts loading data, then let it run.
+    let marker = dir.path().join("loading");
+    let bin = pg15_bin();
+    let wrapper = script(
+        dir.path(),
+        "mark",
+        &format!(
+            "tool=$1; shift\n\
+             if [[ \"$tool\" == pg_restore && \" $* \" == *\" --dbname=\"* ]]; then touch {}; fi\n\
+             exec {}/$tool \"$@\"",
+            marker.display(),
+            bin.display()
+        ),
+    );
+    let mut restore = lifeboat(dir.path())
+        .args([
+            "restore",
+            "--from",
+            "b",
+            "--to",
+            &pg.url("shop_copy"),
+            "--command-prefix",
+            &wrapper.display().to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !marker.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the restore never started loading"
+        );
+        assert!(
+            restore.try_wait().unwrap().is_none(),
+            "the restore ended early"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    restore.kill().unwrap(); // SIGKILL: no cleanup can run
+    restore.wait().unwrap();
+    let staging = pg.psql(
+        "postgres",
+        "SELECT count(*) FROM pg_database WHERE datname LIKE 'shop_copy\\_\\_lifeboat\\_restore\\_%'",
+    );
+    assert_eq!(staging, "1", "the killed restore left its staging database");
+
+    // What other killed runs would leave: a database moved aside whose name
+    // is free again, one whose name was taken by the restored copy, and the
+    // staging database of a run that is still alive.
+    pg.create_db("app__lifeboat_old_0badc0de");
+    pg.psql(
+        "app__lifeboat_old_0badc0de",
+        "CREATE TABLE precious (x int); INSERT INTO precious VALUES (7);",
+    );
+    pg.create_db("shop__lifeboat_old_00c0ffee");
+    pg.create_db("live__lifeboat_restore_1234abcd");
+    pg.create_db("lifeboat_drill_0000beef");
+    let live = pg.session(
+        "postgres",
+        "SELECT pg_advisory_lock(hashtextextended('lifeboat:' || 'live__lifeboat_restore_1234abcd', 0));",
+    );
+
+    let (code, out, err) = run(lifeboat(dir.path()).args([
+        "restore",
+        "--from",
+        "b",
+        "--to",
+        &pg.url("shop_copy"),
+        "--json",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let cleaned: Vec<&str> = out["leftovers_cleaned"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(cleaned.len(), 4, "{cleaned:?}");
+    assert!(
+        cleaned
+            .iter()
+            .any(|c| c.starts_with("renamed app__lifeboat_old_0badc0de back to app")),
+        "{cleaned:?}"
+    );
+    assert!(
+        err.contains("WARN") && err.contains("dropped shop_copy__lifeboat_restore_"),
+        "logged: {err}"
+    );
+    assert_eq!(pg.psql("app", "SELECT x FROM precious"), "7");
+    let dbs = pg.psql(
+        "postgres",
+        "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database WHERE datname LIKE '%lifeboat%'",
+    );
+    assert_eq!(
+        dbs, "live__lifeboat_restore_1234abcd",
+        "a live run's database stays"
+    );
+    assert_eq!(
+        table_contents(&pg, "shop"),
+        table_contents(&pg, "shop_copy")
+    );
+    live.close();
+}

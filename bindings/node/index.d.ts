@@ -251,6 +251,8 @@ export interface RestoreResult {
   /** PostgreSQL: whether the restored database was analyzed (planner statistics) before it took the name, and how long that took. */
   analyzed?: boolean;
   analyze_ms?: number;
+  /** PostgreSQL: what killed restores and drills had left on the server and this run removed (or renamed back). */
+  leftovers_cleaned?: string[];
   /** PostgreSQL with `partial: true`: pg_restore's errors, and what differs from the backup. */
   partial?: boolean;
   errors?: string[];

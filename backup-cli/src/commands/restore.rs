@@ -206,6 +206,9 @@ fn print_report(r: &serde_json::Map<String, serde_json::Value>) {
             })
             .unwrap_or_default()
     };
+    for l in list(r.get("leftovers_cleaned")) {
+        println!("cleaned up: {l}");
+    }
     if let Some(g) = r.get("globals") {
         let created = list(g.get("roles_created"));
         let skipped = list(g.get("roles_skipped"));

@@ -1148,6 +1148,12 @@ impl Source for PostgresSource {
                     self.restore_err(format!("cannot read the archive's database entries: {m}"))
                 })?;
         let mut report = serde_json::Map::new();
+        let cleaned = restore::clean_leftovers(&admin)
+            .await
+            .map_err(|m| self.restore_err(m))?;
+        if !cleaned.is_empty() {
+            report.insert("leftovers_cleaned".into(), cleaned.into());
+        }
         if let Some(g) = &self.globals {
             let applied = globals::apply(&admin, g, true)
                 .await
@@ -1162,6 +1168,11 @@ impl Source for PostgresSource {
 
         let tag = format!("{:08x}", rand::random::<u32>());
         let staging = restore::side_name(&self.conn.dbname, "restore", &tag);
+        // Held on `admin` until this function returns (or the process dies):
+        // a later run can tell this staging database from a leftover.
+        restore::hold(&admin, &staging)
+            .await
+            .map_err(|m| self.restore_err(m))?;
         restore::create_database(&admin, &script, &staging)
             .await
             .map_err(|m| self.restore_err(m))?;

@@ -256,6 +256,10 @@ impl PgDrill {
                 .map_err(|e| e.to_string())?
                 .get(0);
             let server_major = server.trim().parse::<u32>().unwrap_or(0) / 10_000;
+            restore::clean_leftovers(&client).await?;
+            // Held until `client` goes: a later run can tell this scratch
+            // database from a killed drill's leftover.
+            restore::hold(&client, &db).await?;
             let script =
                 restore::DbScript::read(&pg_restore, archive, secrets.path(), self.opts.no_owner)
                     .await?;

@@ -104,13 +104,16 @@ class RestoreResult(_RestoreResultBase, total=False):
 
     PostgreSQL adds ``analyzed`` and ``analyze_ms`` (the restored database
     is analyzed before it takes the name, unless ``no_analyze=True``),
-    ``partial``, ``errors`` and ``tables_differing`` (with ``partial=True``),
+    ``leftovers_cleaned`` (databases killed runs had left, removed or
+    renamed back), ``partial``, ``errors`` and ``tables_differing`` (with
+    ``partial=True``),
     ``globals`` (with ``globals=True``) and ``settings_skipped`` (with
     ``no_owner=True``: database settings for roles the server lacks).
     """
 
     analyzed: bool
     analyze_ms: int
+    leftovers_cleaned: List[str]
     partial: bool
     errors: List[str]
     tables_differing: List[str]
