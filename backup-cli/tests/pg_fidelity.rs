@@ -1123,3 +1123,112 @@ fn a_restore_killed_mid_load_leaves_databases_the_next_run_cleans_up() {
     );
     live.close();
 }
+
+#[test]
+fn sequences_and_large_objects_are_fingerprinted_and_checked_at_restore_and_drill() {
+    let Some(pg) = PgCluster::start_default() else {
+        return;
+    };
+    sample_schema(&pg, "shop", 300);
+    pg.psql(
+        "shop",
+        "CREATE SEQUENCE public.fresh;
+         CREATE SEQUENCE public.countdown INCREMENT BY -1 MINVALUE -100 MAXVALUE 0 START 0;
+         SELECT nextval('public.countdown'), nextval('public.countdown'), nextval('public.countdown');
+         CREATE TABLE public.tickets (id int GENERATED ALWAYS AS IDENTITY, t text);
+         INSERT INTO public.tickets (t) SELECT 'x' FROM generate_series(1, 7);
+         SELECT lo_from_bytea(0, convert_to(repeat('blob ', 10000), 'UTF8'));
+         SELECT lo_from_bytea(0, '\\x00ff'::bytea);
+         SELECT lo_create(0);",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(lifeboat(dir.path()).args(["backup", &pg.url("shop"), "--to", "b"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("pg-rows:pass"), "{out}");
+    let m = manifest(&dir.path().join("b"));
+    let d = &m["fingerprint"]["details"];
+    assert_eq!(d["large_objects"], 3, "{d}");
+    let seqs = &d["sequences"];
+    assert_eq!(
+        seqs["audit.events_id_seq"],
+        serde_json::json!({"last_value": 30, "is_called": true}),
+        "{seqs}"
+    );
+    assert_eq!(
+        seqs["public.fresh"],
+        serde_json::json!({"last_value": 1, "is_called": false}),
+        "{seqs}"
+    );
+    assert_eq!(
+        seqs["public.countdown"],
+        serde_json::json!({"last_value": -2, "is_called": true}),
+        "{seqs}"
+    );
+    assert_eq!(
+        seqs["public.tickets_id_seq"],
+        serde_json::json!({"last_value": 7, "is_called": true}),
+        "{seqs}"
+    );
+    let rows = m["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["verifier"] == "pg-rows")
+        .unwrap()
+        .clone();
+    assert!(
+        rows["detail"]
+            .as_str()
+            .unwrap()
+            .contains("its 3 large objects"),
+        "{rows}"
+    );
+
+    let (code, _, err) =
+        run(lifeboat(dir.path()).args(["restore", "--from", "b", "--to", &pg.url("shop_copy")]));
+    assert_eq!(code, 0, "{err}");
+    let objects = |db: &str| {
+        pg.psql(
+            db,
+            "SELECT (SELECT count(*) FROM pg_largeobject_metadata) || ' ' || \
+             (SELECT last_value || '/' || is_called FROM public.countdown) || ' ' || \
+             (SELECT last_value || '/' || is_called FROM public.fresh)",
+        )
+    };
+    assert_eq!(objects("shop_copy"), objects("shop"));
+
+    // A backup whose restore does not bring these back fails like a row count.
+    let mpath = all_files(&dir.path().join("b"))
+        .into_iter()
+        .find(|p| p.ends_with("manifest.json"))
+        .unwrap();
+    let mut edited = m.clone();
+    edited["fingerprint"]["details"]["sequences"]["public.countdown"]["last_value"] = (-3).into();
+    edited["fingerprint"]["details"]["large_objects"] = 4.into();
+    std::fs::write(&mpath, serde_json::to_vec_pretty(&edited).unwrap()).unwrap();
+    let (code, _, err) =
+        run(lifeboat(dir.path()).args(["restore", "--from", "b", "--to", &pg.url("shop_other")]));
+    assert_eq!(code, 5, "{err}");
+    let line = error_line(&err);
+    assert!(
+        line.contains("sequence public.countdown is at -2 (is_called true), expected -3")
+            && line.contains("3 large objects, expected 4"),
+        "{line}"
+    );
+    assert!(
+        pg.try_psql("shop_other", "SELECT 1").is_err(),
+        "nothing restored"
+    );
+    let (code, _, err) = run(lifeboat(dir.path()).args([
+        "verify",
+        "--from",
+        "b",
+        "--drill-server",
+        &pg.url("postgres"),
+    ]));
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        error_line(&err).contains("sequence public.countdown"),
+        "{err}"
+    );
+}

@@ -304,6 +304,7 @@ impl<R: Read> Read for TeeReader<R> {
 /// rows. `None` when the archive was passed through unread.
 fn archive_rows_verdict(
     counts: &[TableCount],
+    large_objects: Option<u64>,
     stats: &archive::ArchiveStats,
     started: Instant,
 ) -> Option<Verdict> {
@@ -328,11 +329,21 @@ fn archive_rows_verdict(
             }
         }
     }
+    let mut lobs = String::new();
+    if let Some(n) = large_objects {
+        if stats.large_objects != n {
+            wrong.push(format!(
+                "large objects: {} in the archive, {n} in the snapshot",
+                stats.large_objects
+            ));
+        }
+        lobs = format!(" and its {n} large objects");
+    }
     Some(if wrong.is_empty() {
         verdict(
             "pg-rows",
             true,
-            format!("the archive holds exactly the snapshot's rows for {checked} tables"),
+            format!("the archive holds exactly the snapshot's rows for {checked} tables{lobs}"),
             started,
         )
     } else {
@@ -895,6 +906,19 @@ impl Source for PostgresSource {
         let db_facts = restore::database_facts(&client, &self.conn.dbname, server.major)
             .await
             .map_err(|m| self.err(m))?;
+        // pg_dump leaves large objects out when schemas or tables are
+        // selected; otherwise it dumps them all. pg_largeobject_metadata is
+        // a catalog: this count is exact at the snapshot.
+        let large_objects = if self.opts.schemas.is_empty() && self.opts.tables.is_empty() {
+            let n: i64 = client
+                .query_one("SELECT count(*) FROM pg_largeobject_metadata", &[])
+                .await
+                .map_err(|e| self.err(format!("counting large objects: {}", db_err(&e))))?
+                .get(0);
+            Some(n as u64)
+        } else {
+            None
+        };
         let mut attachments = Vec::new();
         let mut globals_details = None;
         if self.opts.globals {
@@ -1016,10 +1040,30 @@ impl Source for PostgresSource {
             };
 
             let stats = archive_stats.lock().expect("archive stats lock").clone();
-            let rows_verdict = archive_rows_verdict(&counts, &stats, toc_started);
+            let rows_verdict = archive_rows_verdict(&counts, large_objects, &stats, toc_started);
             let mut fp = Fingerprint::new(counts, format!("PostgreSQL {server}"));
             let d = &mut fp.details;
             d.insert("database".into(), db_facts);
+            if let Some(n) = large_objects {
+                d.insert("large_objects".into(), n.into());
+            }
+            // Sequences are not transactional: a read in the snapshot and
+            // pg_dump's own read differ whenever nextval() runs meanwhile.
+            // The archive's SEQUENCE SET values are what every restore of it
+            // sets, so they are the fingerprint (when the archive was read).
+            if stats.passthrough.is_none() && stats.complete {
+                let seqs: serde_json::Map<String, serde_json::Value> = stats
+                    .sequences
+                    .iter()
+                    .map(|(s, n, v, c)| {
+                        (
+                            format!("{s}.{n}"),
+                            serde_json::json!({"last_value": v, "is_called": c}),
+                        )
+                    })
+                    .collect();
+                d.insert("sequences".into(), seqs.into());
+            }
             d.insert("server_version".into(), server.to_string().into());
             d.insert("pg_dump_version".into(), pg_dump.version.to_string().into());
             d.insert("pg_dump_major".into(), pg_dump.version.major.into());
@@ -1232,7 +1276,8 @@ impl Source for PostgresSource {
                 })?
             };
             let mut actual = Fingerprint::new(counts, manifest.fingerprint.server_version.clone());
-            let diff = manifest.fingerprint.diff(&actual);
+            let mut diff = manifest.fingerprint.diff(&actual);
+            diff.extend(restore::objects_diff(&client, &manifest.fingerprint).await?);
             if !diff.is_empty() && !partial {
                 return Err(format!(
                     "restored data differs from the backup's fingerprint: {}",
@@ -1564,12 +1609,12 @@ mod tests {
             ],
             ..Default::default()
         };
-        let v = archive_rows_verdict(&counts, &stats, Instant::now()).unwrap();
+        let v = archive_rows_verdict(&counts, None, &stats, Instant::now()).unwrap();
         assert!(v.passed, "{}", v.detail);
         assert!(v.detail.contains("2 tables"), "{}", v.detail);
 
         stats.tables[0].2 = 9;
-        let v = archive_rows_verdict(&counts, &stats, Instant::now()).unwrap();
+        let v = archive_rows_verdict(&counts, None, &stats, Instant::now()).unwrap();
         assert!(!v.passed);
         assert_eq!(v.verifier, "pg-rows");
         assert!(
@@ -1579,12 +1624,30 @@ mod tests {
             v.detail
         );
 
+        // Large objects are counted too.
+        stats.tables[0].2 = 10;
+        stats.large_objects = 2;
+        let v = archive_rows_verdict(&counts, Some(2), &stats, Instant::now()).unwrap();
+        assert!(
+            v.passed && v.detail.contains("its 2 large objects"),
+            "{}",
+            v.detail
+        );
+        let v = archive_rows_verdict(&counts, Some(3), &stats, Instant::now()).unwrap();
+        assert!(
+            !v.passed
+                && v.detail
+                    .contains("large objects: 2 in the archive, 3 in the snapshot"),
+            "{}",
+            v.detail
+        );
+
         // Nothing to say about an archive that was not read, or not to the end.
         stats.passthrough = Some("archive version 1.99".into());
-        assert!(archive_rows_verdict(&counts, &stats, Instant::now()).is_none());
+        assert!(archive_rows_verdict(&counts, None, &stats, Instant::now()).is_none());
         stats.passthrough = None;
         stats.complete = false;
-        assert!(archive_rows_verdict(&counts, &stats, Instant::now()).is_none());
+        assert!(archive_rows_verdict(&counts, None, &stats, Instant::now()).is_none());
     }
 
     #[test]

@@ -105,6 +105,8 @@ impl PgDrill {
         ev: &mut Evidence<'_>,
     ) -> std::result::Result<(), String> {
         let client = conn.connect().await.map_err(|e| e.to_string())?;
+        ev.mismatches
+            .extend(restore::objects_diff(&client, expected).await?);
         for t in &expected.tables {
             let n: i64 = client
                 .query_one(

@@ -529,6 +529,62 @@ pub(crate) async fn database_facts(
     Ok(facts)
 }
 
+/// How the restored database's sequences and large objects differ from the
+/// fingerprint's (`sequences`: each one's `last_value` and `is_called`;
+/// `large_objects`: how many), one line each. `client` is connected to the
+/// restored database.
+pub(crate) async fn objects_diff(
+    client: &tokio_postgres::Client,
+    fingerprint: &crate::manifest::Fingerprint,
+) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    if let Some(seqs) = fingerprint
+        .details
+        .get("sequences")
+        .and_then(|v| v.as_object())
+    {
+        for (name, want) in seqs {
+            let Some((schema, seq)) = name.split_once('.') else {
+                continue;
+            };
+            let (last, called) = (want["last_value"].as_i64(), want["is_called"].as_bool());
+            let sql = format!(
+                "SELECT last_value, is_called FROM {}.{}",
+                quote_ident(schema),
+                quote_ident(seq)
+            );
+            match client.query_one(&sql, &[]).await {
+                Ok(row) => {
+                    let (l, c): (i64, bool) = (row.get(0), row.get(1));
+                    if Some(l) != last || Some(c) != called {
+                        out.push(format!(
+                            "sequence {name} is at {l} (is_called {c}), expected {} (is_called {})",
+                            last.map_or("?".into(), |v| v.to_string()),
+                            called.map_or("?".into(), |v| v.to_string())
+                        ));
+                    }
+                }
+                Err(e) => out.push(format!("sequence {name} cannot be read: {}", db_err(&e))),
+            }
+        }
+    }
+    if let Some(want) = fingerprint
+        .details
+        .get("large_objects")
+        .and_then(|v| v.as_u64())
+    {
+        let n: i64 = client
+            .query_one("SELECT count(*) FROM pg_largeobject_metadata", &[])
+            .await
+            .map_err(|e| format!("cannot count large objects: {}", db_err(&e)))?
+            .get(0);
+        if n as u64 != want {
+            out.push(format!("{n} large objects, expected {want}"));
+        }
+    }
+    Ok(out)
+}
+
 /// How the restored database's properties differ from the backup's.
 pub(crate) fn database_diff(
     expected: &serde_json::Value,
