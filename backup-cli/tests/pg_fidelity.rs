@@ -1232,3 +1232,57 @@ fn sequences_and_large_objects_are_fingerprinted_and_checked_at_restore_and_dril
         "{err}"
     );
 }
+
+#[test]
+fn the_new_restore_options_reach_the_core_through_the_bindings_door() {
+    let Some(pg) = PgCluster::start_default() else {
+        return;
+    };
+    sample_schema(&pg, "shop", 50);
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(lifeboat(dir.path()).args([
+        "backup",
+        &pg.url("shop"),
+        "--to",
+        "b",
+        "--globals",
+        "--lock-wait",
+        "30s",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let sink = dir.path().join("b").display().to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // The JSON options the Node and Python packages send, with the
+    // PostgreSQL restore options; the same structs as the command line.
+    let r = rt
+        .block_on(backup_cli::api::restore(
+            serde_json::json!({
+                "from": sink,
+                "to": pg.url("shop_copy"),
+                "lock_dir": dir.path(),
+                "globals": true,
+                "partial": true,
+                "no_analyze": true,
+                "lock_wait": 30,
+            }),
+            None,
+        ))
+        .unwrap();
+    assert_eq!(r["analyzed"], false, "{r}");
+    assert_eq!(r["partial"], true, "{r}");
+    assert_eq!(r["errors"], serde_json::json!([]), "{r}");
+    assert!(
+        r["globals"]["roles_skipped"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("postgres")),
+        "{r}"
+    );
+    let err = rt
+        .block_on(backup_cli::api::backup(
+            serde_json::json!({"source": pg.url("shop"), "to": sink, "lock_wait": "100000h"}),
+            None,
+        ))
+        .unwrap_err();
+    assert_eq!(err.kind(), backup_core::ErrorKind::Usage, "{err}");
+}
