@@ -21,7 +21,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     name = "lifeboat",
     version,
     about,
-    after_help = "Exit codes: 0 ok, 1 locked, 2 source failed, 3 sink failed, 4 verification failed, 5 restore failed, 6 unhealthy, 64 usage, 78 config, 130 interrupted.\n\nRun 'lifeboat <command> --help' for examples."
+    after_help = "Exit codes: 0 ok, 1 locked, 2 source failed, 3 sink failed, 4 verification failed, 5 restore failed, 6 unhealthy, 64 usage, 78 config, 130 interrupted (SIGINT), 143 terminated (SIGTERM).\n\nRun 'lifeboat <command> --help' for examples."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -204,10 +204,22 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    // Passwords typed into URLs on the command line: never echoed (they
+    // are in `ps` already; say so once logging is up).
+    let argv_passwords = register_argv_passwords(&args);
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
+            // clap's message quotes the offending argument: scrub it.
+            let text = match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    let _ = e.print();
+                    String::new()
+                }
+                _ => e.render().to_string(),
+            };
+            logging::eprint_scrubbed(&text);
             return match e.kind() {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
                 _ => 64,
@@ -233,6 +245,12 @@ where
         logging::init(json, cli.global.verbose, cli.global.quiet);
         return logging::fail(name, &e);
     }
+    if argv_passwords {
+        tracing::warn!(
+            "a password was given in a postgres:// URL on the command line, where `ps` shows it to every user of this host; put it in a 0600 PGPASSFILE (~/.pgpass) or in lifeboat.toml as ${{VAR}} instead"
+        );
+    }
+    install_panic_hook();
     let ctx = match ctx {
         Ok(c) => c,
         Err(e) => return logging::fail(name, &e),
@@ -270,22 +288,129 @@ where
                 Command::Init(a) => commands::init::run(a).await,
             }
         };
-        tokio::select! {
-            r = work => match r {
-                Ok(()) => 0,
-                Err(e) => logging::fail(name, &e),
-            },
-            _ = tokio::signal::ctrl_c() => {
-                // Dropping the work future cancels it: uploads are abandoned
-                // before completion and temporary files removed; give the
-                // aborts of abandoned multipart uploads a moment to land.
+        let mut work = Box::pin(work);
+        let outcome = tokio::select! {
+            r = &mut work => Ok(r),
+            signal = interrupted() => Err(signal),
+        };
+        // Dropping the work future cancels it: uploads are abandoned before
+        // completion (a completion in flight is aborted and its object
+        // deleted) and temporary files removed. It must be dropped here,
+        // before waiting for the aborts it spawns to land.
+        drop(work);
+        match outcome {
+            Ok(Ok(())) => 0,
+            Ok(Err(e)) => logging::fail(name, &e),
+            Err(signal) => {
                 backup_core::sink::wait_for_cleanup(Duration::from_secs(5)).await;
-                logging::fail(name, &Error::Cancelled)
+                logging::fail_with_code(name, &Error::Cancelled, signal.exit_code(), signal.name())
             }
         }
     });
     runtime.shutdown_timeout(Duration::from_secs(5));
     code
+}
+
+/// Register the passwords of URLs on the command line as secrets; whether a
+/// PostgreSQL URL carried one.
+fn register_argv_passwords(args: &[OsString]) -> bool {
+    let mut pg = false;
+    for a in args.iter().filter_map(|a| a.to_str()) {
+        for candidate in a.split(['=', ',', ' ']) {
+            let Ok(u) = url::Url::parse(candidate) else {
+                continue;
+            };
+            if let Some(p) = u.password() {
+                backup_core::redact::register(p);
+                if let Ok(decoded) = urlencoding_decode(p) {
+                    backup_core::redact::register(&decoded);
+                }
+                pg |= matches!(u.scheme(), "postgres" | "postgresql");
+            }
+        }
+    }
+    pg
+}
+
+fn urlencoding_decode(s: &str) -> Result<String, std::string::FromUtf8Error> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(hex) = std::str::from_utf8(&bytes[i + 1..i + 3])
+            && let Ok(b) = u8::from_str_radix(hex, 16)
+        {
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out)
+}
+
+/// A panic is a bug; its report goes through the same scrubbing as every
+/// other output, and says what happened to the work.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let payload = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        logging::eprint_scrubbed(&format!(
+            "lifeboat: internal error (a bug, please report it): panicked{location}: {payload}\n"
+        ));
+    }));
+}
+
+/// A signal that stops a run.
+#[derive(Debug, Clone, Copy)]
+enum Interrupt {
+    /// Ctrl-C.
+    Int,
+    /// systemd's stop, `docker stop`, `timeout`, `kill`.
+    Term,
+}
+
+impl Interrupt {
+    fn exit_code(self) -> i32 {
+        match self {
+            Interrupt::Int => 130,
+            Interrupt::Term => 143,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Interrupt::Int => "SIGINT",
+            Interrupt::Term => "SIGTERM",
+        }
+    }
+}
+
+/// Resolves at the first SIGINT or SIGTERM.
+async fn interrupted() -> Interrupt {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        // Without signal handlers the default action (exit) applies.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => Interrupt::Int,
+        _ = term.recv() => Interrupt::Term,
+    }
 }
 
 fn cli_command_name(c: &Command) -> &'static str {

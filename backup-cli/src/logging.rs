@@ -1,6 +1,8 @@
 //! Logs on stderr: text with UTC timestamps, or one JSON object per line.
 //! Every run ends with one summary record (`"summary": true`).
 
+use std::io::Write;
+
 use backup_core::Error;
 use tracing_subscriber::EnvFilter;
 
@@ -44,7 +46,7 @@ pub(crate) fn init_with_file(
             )
             .with(
                 tracing_subscriber::fmt::layer()
-                    .with_writer(std::io::stderr)
+                    .with_writer(stderr)
                     .json()
                     .flatten_event(true)
                     .with_current_span(false),
@@ -60,7 +62,7 @@ pub(crate) fn init_with_file(
             )
             .with(
                 tracing_subscriber::fmt::layer()
-                    .with_writer(std::io::stderr)
+                    .with_writer(stderr)
                     .with_ansi(false)
                     .with_target(false),
             )
@@ -75,11 +77,48 @@ struct FileWriter(std::sync::Arc<std::fs::File>);
 
 impl std::io::Write for FileWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        (&*self.0).write(buf)
+        let clean = scrub(buf);
+        (&*self.0).write_all(&clean)?;
+        Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// A formatted record without secrets (`backup_core::redact`): every log
+/// line, on stderr and in the log file, passes through here.
+fn scrub(buf: &[u8]) -> Vec<u8> {
+    match std::str::from_utf8(buf) {
+        Ok(text) => backup_core::redact::text(text).into_owned().into_bytes(),
+        Err(_) => backup_core::redact::text(&String::from_utf8_lossy(buf))
+            .into_owned()
+            .into_bytes(),
+    }
+}
+
+/// Stderr, through [`scrub`]. tracing's fmt layer writes each record with
+/// one `write_all`, so a record is scrubbed whole.
+struct Stderr;
+
+impl std::io::Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        std::io::stderr().write_all(&scrub(buf))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+fn stderr() -> Stderr {
+    Stderr
+}
+
+/// Print to stderr without secrets (for text that does not go through the
+/// log: clap's usage errors).
+pub(crate) fn eprint_scrubbed(text: &str) {
+    let _ = std::io::stderr().write_all(&scrub(text.as_bytes()));
 }
 
 fn filter_spec(verbose: u8, quiet: bool) -> String {
@@ -99,7 +138,7 @@ pub(crate) fn init(json: bool, verbose: u8, quiet: bool) {
         EnvFilter::try_new(filter_spec(verbose, quiet)).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(stderr)
         .with_target(false);
     // try_init: the bindings may call into the CLI more than once per process.
     let _ = if json {
@@ -116,8 +155,20 @@ pub(crate) fn init(json: bool, verbose: u8, quiet: bool) {
 /// Log the failure as the run's summary record, print it, and return its
 /// exit code.
 pub(crate) fn fail(command: &str, err: &Error) -> i32 {
-    let code = err.exit_code();
-    let message = err.display_chain();
+    summary_failure(command, err, err.exit_code(), None)
+}
+
+/// [`fail`] for a run stopped by `signal`, with its own exit code (130 for
+/// SIGINT, 143 for SIGTERM).
+pub(crate) fn fail_with_code(command: &str, err: &Error, code: i32, signal: &str) -> i32 {
+    summary_failure(command, err, code, Some(signal))
+}
+
+fn summary_failure(command: &str, err: &Error, code: i32, signal: Option<&str>) -> i32 {
+    let message = match signal {
+        Some(s) => format!("interrupted by {s}; nothing half-done was left visible"),
+        None => err.display_chain(),
+    };
     tracing::error!(
         summary = true,
         command,

@@ -374,7 +374,8 @@ fn s3_backup_through_the_cli_lands_data_and_manifest_only() {
     ]));
     assert_eq!(code, 0, "{err}");
     let keys = s3_keys(&ep, &bucket);
-    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert_eq!(keys.len(), 3, "data, manifest, restore guide: {keys:?}");
+    assert!(keys.iter().any(|k| k == "prod/app/restore.md"), "{keys:?}");
     assert!(
         keys.iter().any(|k| k.ends_with("/manifest.json"))
             && keys.iter().any(|k| k.ends_with("/data.sqlite.zst"))

@@ -224,9 +224,10 @@ fn a_503_storm_and_a_dropped_connection_during_upload_are_survived_without_dupli
     let keys = s3_keys(&ep, &bucket);
     assert_eq!(
         keys.len(),
-        2,
-        "one data object and one manifest, nothing else: {keys:?}"
+        3,
+        "one data object, one manifest and the restore guide, nothing else: {keys:?}"
     );
+    assert!(keys.iter().any(|k| k == "prod/app/restore.md"), "{keys:?}");
     let (status, uploads) = http("GET", &format!("{ep}/{bucket}?uploads"), b"");
     assert_eq!(status, 200);
     assert!(
@@ -301,7 +302,10 @@ fn prune_dry_run_lists_then_prune_deletes() {
     );
     assert_eq!(manifests(&dir.path().join("b")), 2);
     assert_eq!(
-        all_files(&dir.path().join("b")).len(),
+        all_files(&dir.path().join("b"))
+            .iter()
+            .filter(|p| p.to_string_lossy().contains("/backups/"))
+            .count(),
         4,
         "data objects of pruned backups left"
     );

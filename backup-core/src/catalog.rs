@@ -1,10 +1,17 @@
 //! What a sink holds: backups listed from their manifests.
 //!
-//! A backup is complete when its directory holds a readable `manifest.json`;
-//! anything else under `<source>/backups/` is incomplete (an interrupted run,
-//! or one whose verification failed and whose cleanup did not finish). Both
-//! are reported; only complete ones are ever offered for restore. Order is by
-//! the time recorded in the manifest, never by key names.
+//! Three kinds of backup directory under `<source>/backups/`:
+//!
+//! - **complete**: it holds a `manifest.json` this build reads;
+//! - **unreadable**: it holds a `manifest.json` this build cannot read (a
+//!   newer format version, a garbled body, an HTML error page served with
+//!   200). It may well be a good backup: it is listed, never offered for
+//!   restore, never pruned, and it makes `status` unhealthy;
+//! - **incomplete**: it holds no manifest object at all (an interrupted run,
+//!   or one whose verification failed and whose cleanup did not finish).
+//!
+//! Only complete ones are ever offered for restore. Order is by the time
+//! recorded in the manifest, never by key names.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,7 +32,8 @@ pub struct BackupEntry {
     pub manifest: Manifest,
 }
 
-/// A backup directory without a readable manifest.
+/// A backup directory without a manifest object (or, in
+/// [`Listing::unreadable`], with one this build cannot read).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct IncompleteBackup {
     /// Its directory in the sink.
@@ -38,26 +46,34 @@ pub struct IncompleteBackup {
     pub bytes: u64,
     /// The newest object's modification time.
     pub last_modified: DateTime<Utc>,
-    /// Why it is incomplete.
+    /// Why it is incomplete (or unreadable).
     pub reason: String,
 }
+
+/// A backup whose manifest exists but cannot be read.
+pub type UnreadableBackup = IncompleteBackup;
 
 /// Everything found in a sink.
 #[derive(Debug, Clone, Default)]
 pub struct Listing {
     /// Complete backups, oldest first by recorded start time.
     pub complete: Vec<BackupEntry>,
-    /// Incomplete ones.
+    /// Directories with no manifest object.
     pub incomplete: Vec<IncompleteBackup>,
+    /// Directories whose manifest exists but cannot be read: kept, never
+    /// restored from, reported.
+    pub unreadable: Vec<UnreadableBackup>,
 }
 
 impl Listing {
-    /// The source names that have complete backups, sorted.
+    /// The source names that have backups of any kind, sorted.
     pub fn sources(&self) -> Vec<String> {
         let mut names: Vec<String> = self
             .complete
             .iter()
             .map(|b| b.manifest.source.name.clone())
+            .chain(self.unreadable.iter().map(|u| u.source.clone()))
+            .chain(self.incomplete.iter().map(|u| u.source.clone()))
             .collect();
         names.sort();
         names.dedup();
@@ -72,6 +88,13 @@ pub enum Selector {
     Latest,
     /// A backup id (a unique prefix is enough).
     Id(String),
+}
+
+/// What one backup directory turned out to be.
+enum Found {
+    Complete(Box<BackupEntry>),
+    Incomplete(IncompleteBackup),
+    Unreadable(UnreadableBackup),
 }
 
 /// Reads backups from a sink.
@@ -138,12 +161,33 @@ impl Catalog {
                         reason,
                     };
                     if !has_manifest {
-                        return Ok::<_, Error>(Err(incomplete("no manifest.json".into())));
+                        return Ok::<_, Error>(Found::Incomplete(incomplete(
+                            "no manifest.json".into(),
+                        )));
                     }
-                    let raw = sink.get_bytes(&format!("{dir}/{MANIFEST_FILE}")).await?;
+                    let raw = match sink.get_bytes(&format!("{dir}/{MANIFEST_FILE}")).await {
+                        Ok(raw) => raw,
+                        // Listed a moment ago, gone now: deleted meanwhile
+                        // (a prune), so it is incomplete.
+                        Err(Error::NotFound { .. }) => {
+                            return Ok(Found::Incomplete(incomplete(
+                                "manifest.json was deleted while listing".into(),
+                            )));
+                        }
+                        Err(e) => return Err(e),
+                    };
                     Ok(match Manifest::from_json(&raw) {
-                        Ok(manifest) => Ok(BackupEntry { dir, manifest }),
-                        Err(e) => Err(incomplete(e.to_string())),
+                        Ok(manifest) if manifest.backup_id == id => {
+                            Found::Complete(Box::new(BackupEntry { dir, manifest }))
+                        }
+                        Ok(manifest) => Found::Unreadable(incomplete(format!(
+                            "the manifest names backup {} but sits in the directory of {id}",
+                            manifest.backup_id
+                        ))),
+                        Err(e) => Found::Unreadable(incomplete(match e {
+                            Error::Verification { message, .. } => message,
+                            other => other.to_string(),
+                        })),
                     })
                 }
             })
@@ -153,8 +197,9 @@ impl Catalog {
         let mut listing = Listing::default();
         for r in results {
             match r {
-                Ok(entry) => listing.complete.push(entry),
-                Err(inc) => listing.incomplete.push(inc),
+                Found::Complete(entry) => listing.complete.push(*entry),
+                Found::Incomplete(inc) => listing.incomplete.push(inc),
+                Found::Unreadable(u) => listing.unreadable.push(u),
             }
         }
         listing.complete.sort_by(|a, b| {
@@ -162,6 +207,10 @@ impl Catalog {
                 .cmp(&(b.manifest.started_at, &b.manifest.backup_id))
         });
         listing.incomplete.sort_by_key(|a| a.last_modified);
+        // Ids start with their UTC start time.
+        listing
+            .unreadable
+            .sort_by(|a, b| a.backup_id.cmp(&b.backup_id));
         Ok(listing)
     }
 
@@ -186,12 +235,42 @@ impl Catalog {
             key: what,
         };
         match which {
-            Selector::Latest => listing.complete.into_iter().next_back().ok_or_else(|| {
-                not_found(match source {
-                    Some(s) => format!("a complete backup of {s}"),
-                    None => "a complete backup".into(),
+            Selector::Latest => {
+                let newest = listing.complete.into_iter().next_back();
+                // Say why a newer-looking backup was passed over.
+                for u in &listing.unreadable {
+                    let newer = newest
+                        .as_ref()
+                        .is_none_or(|n| u.backup_id > n.manifest.backup_id);
+                    if newer {
+                        tracing::warn!(
+                            backup_id = %u.backup_id,
+                            dir = %u.dir,
+                            reason = %u.reason,
+                            "skipped a newer backup: its manifest cannot be read"
+                        );
+                    }
+                }
+                newest.ok_or_else(|| {
+                    let mut what = match source {
+                        Some(s) => format!("a complete backup of {s}"),
+                        None => "a complete backup".into(),
+                    };
+                    if !listing.unreadable.is_empty() {
+                        what.push_str(&format!(
+                            " ({} backups with unreadable manifests were skipped: {})",
+                            listing.unreadable.len(),
+                            listing
+                                .unreadable
+                                .iter()
+                                .map(|u| format!("{}: {}", u.backup_id, u.reason))
+                                .collect::<Vec<_>>()
+                                .join("; ")
+                        ));
+                    }
+                    not_found(what)
                 })
-            }),
+            }
             Selector::Id(id) => {
                 let mut hits: Vec<BackupEntry> = listing
                     .complete

@@ -126,7 +126,89 @@ pub struct DrillSettings {
     pub smoke: Vec<crate::verify::SmokeCheck>,
 }
 
+/// `value` within `range`, or a message naming `what` and the range.
+pub fn check_range<T: PartialOrd + std::fmt::Display + Copy>(
+    what: &str,
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+) -> std::result::Result<T, String> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "{what} must be between {} and {}",
+            range.start(),
+            range.end()
+        ))
+    }
+}
+
+/// Compression threads: 1 to 256.
+pub const MAX_THREADS: u32 = 256;
+
+impl RetryPolicy {
+    /// Check the numbers.
+    ///
+    /// # Errors
+    /// A message naming the bad value.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        check_range("retries.attempts", self.attempts, 1..=100)?;
+        if !self.backoff.is_finite() {
+            return Err("retries.backoff must be a finite number".into());
+        }
+        check_range("retries.backoff", self.backoff, 1.0..=10.0)?;
+        Ok(())
+    }
+}
+
 impl Settings {
+    /// Check every number for sense (ranges, overflow) before anything runs.
+    ///
+    /// # Errors
+    /// A message naming the key and the accepted range.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if let Some(l) = self.compression_level {
+            check_range("compression_level", l, 1..=19)?;
+        }
+        if let Some(t) = self.threads {
+            check_range("threads", t, 1..=MAX_THREADS)?;
+        }
+        if let Some(o) = &self.sink_options {
+            o.validate()?;
+        }
+        if let Some(r) = &self.retention {
+            r.validate().map_err(|e| format!("retention.{e}"))?;
+        }
+        if let Some(h) = &self.health {
+            h.validate().map_err(|e| format!("health.{e}"))?;
+        }
+        if let Some(r) = &self.retries {
+            r.validate()?;
+        }
+        if let Some(p) = &self.postgres {
+            p.validate().map_err(|e| format!("postgres.{e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Register the secrets these settings hold (webhook URLs, sink
+    /// credentials) so no output ever shows them (see `redact`).
+    pub fn register_secrets(&self) {
+        if let Some(n) = &self.notify {
+            for url in [&n.slack_webhook, &n.webhook].into_iter().flatten() {
+                crate::redact::register(url);
+            }
+        }
+        if let Some(o) = &self.sink_options {
+            for s in [&o.access_key_id, &o.secret_access_key, &o.session_token]
+                .into_iter()
+                .flatten()
+            {
+                crate::redact::register(s);
+            }
+        }
+    }
+
     /// `other`'s values where set, else ours.
     pub fn overlay(&self, other: &Settings) -> Settings {
         Settings {
@@ -170,9 +252,9 @@ impl ByteSize {
             .find(|c: char| !c.is_ascii_digit() && c != '.')
             .unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
-        let n: f64 = num
-            .parse()
-            .map_err(|_| format!("invalid size {text:?}: expected like \"1 KiB\""))?;
+        let n: f64 = num.parse().map_err(|_| {
+            "not a size: expected bytes or like \"1 KiB\", \"5MB\", \"2 GiB\"".to_string()
+        })?;
         let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "b" => 1,
             "k" | "kb" => 1000,
@@ -182,12 +264,16 @@ impl ByteSize {
             "g" | "gb" => 1000 * 1000 * 1000,
             "gib" => 1024 * 1024 * 1024,
             _ => {
-                return Err(format!(
-                    "invalid size {text:?}: unknown unit (use B, KB, KiB, MB, MiB, GB, GiB)"
-                ));
+                return Err(
+                    "not a size: unknown unit (use B, KB, KiB, MB, MiB, GB, GiB)".to_string(),
+                );
             }
         };
-        Ok(ByteSize((n * mult as f64) as u64))
+        let bytes = n * mult as f64;
+        if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+            return Err("too large a size".to_string());
+        }
+        Ok(ByteSize(bytes as u64))
     }
 }
 
@@ -210,25 +296,51 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
-/// Parse a duration: `"90s"`, `"5m"`, `"26h"`, `"7d"`, or a number of seconds.
+/// The longest duration any setting takes: 100 years. Longer ones are
+/// mistakes, and would overflow date arithmetic.
+pub const MAX_DURATION_SECS: u64 = 100 * 365 * 86400;
+
+/// Parse a duration: `"90s"`, `"5m"`, `"26h"`, `"7d"`, or a number of seconds,
+/// at most [`MAX_DURATION_SECS`].
 ///
 /// # Errors
-/// A message naming the accepted units.
+/// A message naming the accepted units, or the limit.
 pub fn parse_duration_secs(text: &str) -> std::result::Result<u64, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}: expected like \"5m\""))?;
+    let too_long = || "too long: at most 100 years (\"36500d\")".to_string();
+    let n: u64 = match num.parse() {
+        Ok(n) => n,
+        Err(e) if matches!(e.kind(), std::num::IntErrorKind::PosOverflow) => {
+            return Err(too_long());
+        }
+        Err(_) => {
+            return Err(
+                "not a duration: expected like \"90s\", \"5m\", \"26h\" or \"7d\"".to_string(),
+            );
+        }
+    };
     let mult = match unit.trim() {
         "" | "s" => 1,
         "m" | "min" => 60,
         "h" => 3600,
         "d" => 86400,
-        _ => return Err(format!("invalid duration {text:?}: use s, m, h or d")),
+        _ => return Err("not a duration: use s, m, h or d (\"26h\")".to_string()),
     };
-    Ok(n * mult)
+    check_duration(n.checked_mul(mult).ok_or_else(too_long)?)
+}
+
+/// A number of seconds within [`MAX_DURATION_SECS`].
+///
+/// # Errors
+/// The limit, when exceeded.
+pub fn check_duration(secs: u64) -> std::result::Result<u64, String> {
+    if secs > MAX_DURATION_SECS {
+        Err("too long: at most 100 years (\"36500d\")".to_string())
+    } else {
+        Ok(secs)
+    }
 }
 
 /// serde helper: an optional duration written as `"5m"` or seconds.
@@ -246,7 +358,9 @@ pub(crate) mod opt_duration {
         }
         match Option::<Raw>::deserialize(d)? {
             None => Ok(None),
-            Some(Raw::N(n)) => Ok(Some(n)),
+            Some(Raw::N(n)) => super::check_duration(n)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
             Some(Raw::S(s)) => super::parse_duration_secs(&s)
                 .map(Some)
                 .map_err(serde::de::Error::custom),
@@ -298,6 +412,8 @@ impl Config {
         interpolate_table(&mut value, &origin)?;
         let profiles_value = value.remove("profiles");
         let defaults: Settings = typed(toml::Value::Table(value), text, &origin, "")?;
+        defaults.register_secrets();
+        defaults.validate().map_err(|m| Error::config(&origin, m))?;
         let profiles_table = match profiles_value {
             None => toml::Table::new(),
             Some(toml::Value::Table(t)) => t,
@@ -316,6 +432,10 @@ impl Config {
         for name in names {
             let v = profiles_table[&name].clone();
             let settings: Settings = typed(v, text, &origin, &format!("profiles.{name}"))?;
+            settings.register_secrets();
+            settings
+                .validate()
+                .map_err(|m| Error::config(&origin, format!("profiles.{name}.{m}")))?;
             profiles.push((name, settings));
         }
         Ok(Self {
@@ -386,7 +506,7 @@ fn typed(value: toml::Value, text: &str, origin: &str, at: &str) -> Result<Setti
             Some(n) if !last.is_empty() => format!("line {}: ", n + 1),
             _ => String::new(),
         };
-        let msg = e.inner().to_string().replace('\n', " ");
+        let msg = without_values(&e.inner().to_string()).replace('\n', " ");
         let msg = msg.trim_end_matches('.').to_string();
         if path.is_empty() {
             Error::config(origin, format!("{at_line}{msg}"))
@@ -396,19 +516,52 @@ fn typed(value: toml::Value, text: &str, origin: &str, at: &str) -> Result<Setti
     })
 }
 
+/// Keys whose values are plainly public (paths, names, URLs whose
+/// passwords are masked anyway): values interpolated into any other key are
+/// treated as secrets and never printed (see `redact`).
+const PUBLIC_KEYS: [&str; 19] = [
+    "source",
+    "sink",
+    "name",
+    "lock_dir",
+    "temp_dir",
+    "log_file",
+    "schedule",
+    "endpoint",
+    "region",
+    "bin_dir",
+    "service_account_path",
+    "textfile_dir",
+    "schemas",
+    "exclude_schemas",
+    "tables",
+    "exclude_tables",
+    "command_prefix",
+    "server",
+    "sslrootcert",
+];
+
 fn interpolate_table(t: &mut toml::Table, origin: &str) -> Result<()> {
-    for (_, v) in t.iter_mut() {
-        interpolate_value(v, origin)?;
+    for (k, v) in t.iter_mut() {
+        interpolate_value(v, origin, k)?;
     }
     Ok(())
 }
 
-fn interpolate_value(v: &mut toml::Value, origin: &str) -> Result<()> {
+fn interpolate_value(v: &mut toml::Value, origin: &str, key: &str) -> Result<()> {
     match v {
-        toml::Value::String(s) => *s = interpolate(s, origin)?,
+        toml::Value::String(s) => {
+            let (value, substituted) = interpolate(s, origin)?;
+            if !PUBLIC_KEYS.contains(&key) {
+                for sub in substituted {
+                    crate::redact::register(&sub);
+                }
+            }
+            *s = value;
+        }
         toml::Value::Array(a) => {
             for x in a {
-                interpolate_value(x, origin)?;
+                interpolate_value(x, origin, key)?;
             }
         }
         toml::Value::Table(t) => interpolate_table(t, origin)?,
@@ -418,7 +571,9 @@ fn interpolate_value(v: &mut toml::Value, origin: &str) -> Result<()> {
 }
 
 /// Replace `${VAR}` with the environment's value; `$$` is a literal `$`.
-fn interpolate(s: &str, origin: &str) -> Result<String> {
+/// Also returns the values substituted.
+fn interpolate(s: &str, origin: &str) -> Result<(String, Vec<String>)> {
+    let mut substituted = Vec::new();
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find('$') {
@@ -445,6 +600,7 @@ fn interpolate(s: &str, origin: &str) -> Result<String> {
                 Error::config(origin, format!("environment variable {var} is not set"))
             })?;
             out.push_str(&val);
+            substituted.push(val);
             rest = &r[end + 1..];
         } else {
             out.push('$');
@@ -452,7 +608,30 @@ fn interpolate(s: &str, origin: &str) -> Result<String> {
         }
     }
     out.push_str(rest);
-    Ok(out)
+    Ok((out, substituted))
+}
+
+/// A serde message without the value it complains about (it may have come
+/// from `${VAR}`): `invalid type: string "x", expected u32` → `invalid type:
+/// a string, expected u32`.
+fn without_values(msg: &str) -> String {
+    let mut out = msg.to_string();
+    while let Some(i) = out.find("string \"") {
+        let start = i + "string ".len();
+        let Some(len) = out[start + 1..].find('"') else {
+            break;
+        };
+        out.replace_range(i..start + 1 + len + 1, "a string");
+    }
+    for marker in ["unknown variant `", "invalid value: string `"] {
+        if let Some(i) = out.find(marker) {
+            let start = i + marker.len();
+            if let Some(len) = out[start..].find('`') {
+                out.replace_range(start - 1..start + len + 1, "***");
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -3,18 +3,54 @@
 //!
 //! Enabled by the `testing` feature (and in this crate's own tests).
 
+use std::future::Future;
+use std::time::Duration;
+
 use bytes::Bytes;
 use futures::StreamExt;
 
 use crate::error::ErrorKind;
-use crate::sink::{PutOptions, Sink, SinkExt};
+use crate::sink::{PendingUpload, PutOptions, Sink, SinkExt, wait_for_cleanup};
 
 fn unique(prefix: &str) -> String {
     format!("{prefix}-{:08x}", rand::random::<u32>())
 }
 
-/// Run every check under a fresh random prefix.
+/// What a sink can do, for the checks that depend on it.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// An upload whose writer dies without cleanup leaves state in the store
+    /// (every real store: an open multipart upload, a partial file). Not so
+    /// for memory, whose unfinished parts live in the upload object itself.
+    pub interrupted_writes_persist: bool,
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Self {
+            interrupted_writes_persist: true,
+        }
+    }
+}
+
+impl Capabilities {
+    /// A store that keeps nothing of an unfinished upload (memory).
+    pub fn no_persistent_uploads() -> Self {
+        Self {
+            interrupted_writes_persist: false,
+        }
+    }
+}
+
+/// Run every check under a fresh random prefix, for a store whose
+/// interrupted writes persist (every real store).
 pub async fn run_all(sink: &dyn Sink) {
+    run_with(sink, Capabilities::default()).await;
+}
+
+/// Run every check under a fresh random prefix.
+pub async fn run_with(sink: &dyn Sink, caps: Capabilities) {
     sink.check().await.expect("check() on a healthy sink");
     put_get_head_list_delete(sink).await;
     missing_key_is_not_found(sink).await;
@@ -23,6 +59,8 @@ pub async fn run_all(sink: &dyn Sink) {
     aborted_upload_leaves_nothing(sink).await;
     dropped_upload_leaves_nothing(sink).await;
     list_is_scoped_to_prefix(sink).await;
+    killed_writer_is_pending_until_aborted(sink, caps).await;
+    dropped_complete_leaves_nothing(sink, std::future::ready(()), std::future::ready(())).await;
 }
 
 /// Round trip of a small object.
@@ -160,7 +198,8 @@ pub async fn aborted_upload_leaves_nothing(sink: &dyn Sink) {
     );
 }
 
-/// An upload dropped without complete (a cancelled run) leaves nothing visible.
+/// An upload dropped without complete (a cancelled run) leaves nothing
+/// visible, and once its background cleanup ran, nothing pending.
 pub async fn dropped_upload_leaves_nothing(sink: &dyn Sink) {
     let base = unique("drop");
     let key = format!("{base}/data.bin");
@@ -170,6 +209,140 @@ pub async fn dropped_upload_leaves_nothing(sink: &dyn Sink) {
     assert!(
         sink.list(&base).await.unwrap().is_empty(),
         "dropped upload visible"
+    );
+    wait_for_cleanup(Duration::from_secs(30)).await;
+    assert_eq!(
+        sink.list_pending(&base).await.expect("list_pending"),
+        vec![],
+        "a dropped upload stays pending"
+    );
+}
+
+/// A writer killed mid-upload (no `Drop` runs: `kill -9`, OOM, power loss)
+/// leaves a pending upload that `list_pending` reports under its key, that is
+/// never visible, and that `abort_pending` removes for good.
+pub async fn killed_writer_is_pending_until_aborted(sink: &dyn Sink, caps: Capabilities) {
+    let base = unique("killed");
+    let key = format!("{base}/data.bin");
+    let mut upload = sink.upload(&key).await.expect("start upload");
+    // More than two 8 MiB parts, so parts were sent before the "kill".
+    for i in 0..17 {
+        upload.write(pattern(1 << 20, i)).await.expect("write");
+    }
+    std::mem::forget(upload);
+
+    assert!(
+        sink.list(&base).await.unwrap().is_empty(),
+        "a killed writer's data is visible"
+    );
+    assert!(
+        matches!(sink.head(&key).await, Err(crate::Error::NotFound { .. })),
+        "a killed writer's key exists"
+    );
+    let pending = sink.list_pending(&base).await.expect("list_pending");
+    if !caps.interrupted_writes_persist {
+        assert_eq!(pending, vec![], "nothing can be pending on this store");
+        let made_up = PendingUpload {
+            key: key.clone(),
+            id: "no-such-upload".into(),
+            started: chrono::Utc::now(),
+        };
+        sink.abort_pending(&made_up)
+            .await
+            .expect("aborting what is not there is not an error");
+        return;
+    }
+    assert_eq!(pending.len(), 1, "the killed writer's upload: {pending:?}");
+    let p = &pending[0];
+    assert_eq!(
+        p.key, key,
+        "pending uploads are keyed by their sink-relative target"
+    );
+    assert!(!p.id.is_empty());
+    let age = chrono::Utc::now().signed_duration_since(p.started);
+    assert!(
+        age > -chrono::Duration::minutes(5),
+        "started in the future: {p:?}"
+    );
+    assert_eq!(
+        sink.list_pending("")
+            .await
+            .expect("list_pending of everything")
+            .iter()
+            .filter(|q| q.key == key)
+            .count(),
+        1,
+        "the root listing has it too"
+    );
+    assert_eq!(
+        sink.list_pending(&format!("{base}/data")).await.unwrap(),
+        vec![],
+        "the prefix is a directory, not a string prefix"
+    );
+    assert_eq!(
+        sink.list_pending(&unique("elsewhere")).await.unwrap(),
+        vec![],
+        "listed outside its prefix"
+    );
+
+    sink.abort_pending(p).await.expect("abort_pending");
+    assert_eq!(
+        sink.list_pending(&base)
+            .await
+            .expect("list_pending after abort"),
+        vec![],
+        "still pending after abort_pending"
+    );
+    sink.abort_pending(p)
+        .await
+        .expect("aborting an upload that is gone is not an error");
+    assert!(sink.list(&base).await.unwrap().is_empty());
+}
+
+/// A `complete()` whose future is dropped (Ctrl-C, a timeout) leaves nothing
+/// behind: no object under the key, no pending upload.
+///
+/// The future is polled once, then until `drop_when` resolves (a test can
+/// make that the moment a proxy holds the completion request); it must not
+/// finish before. Then the background cleanup is awaited, then `settle` (a
+/// test can wait there for a held request to reach the service late), and
+/// only then is the sink checked.
+pub async fn dropped_complete_leaves_nothing(
+    sink: &dyn Sink,
+    drop_when: impl Future<Output = ()>,
+    settle: impl Future<Output = ()>,
+) {
+    let base = unique("dropcomplete");
+    let key = format!("{base}/data.bin");
+    let mut upload = sink.upload(&key).await.expect("start upload");
+    for (i, len) in [5 << 20, 4 << 20, 3 << 20].into_iter().enumerate() {
+        upload.write(pattern(len, i as u8)).await.expect("write");
+    }
+    {
+        let complete = upload.complete();
+        tokio::pin!(complete);
+        tokio::select! {
+            biased;
+            r = &mut complete => panic!(
+                "complete() finished ({r:?}) before it could be dropped: the case proves nothing"
+            ),
+            () = drop_when => {}
+        }
+    } // the complete() future is dropped here, mid-flight
+    wait_for_cleanup(Duration::from_secs(60)).await;
+    settle.await;
+    assert!(
+        matches!(sink.head(&key).await, Err(crate::Error::NotFound { .. })),
+        "a cancelled completion left the object visible"
+    );
+    assert!(
+        sink.list(&base).await.unwrap().is_empty(),
+        "a cancelled completion left objects"
+    );
+    assert_eq!(
+        sink.list_pending(&base).await.expect("list_pending"),
+        vec![],
+        "a cancelled completion left the upload open"
     );
 }
 
@@ -206,14 +379,29 @@ pub async fn list_is_scoped_to_prefix(sink: &dyn Sink) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[tokio::test]
     async fn memory_sink_conforms() {
-        super::run_all(&crate::ObjectStoreSink::memory()).await;
+        run_with(
+            &crate::ObjectStoreSink::memory(),
+            Capabilities::no_persistent_uploads(),
+        )
+        .await;
     }
 
     #[tokio::test]
     async fn local_sink_conforms() {
         let dir = tempfile::tempdir().unwrap();
-        super::run_all(&crate::LocalSink::new(dir.path()).unwrap()).await;
+        run_all(&crate::LocalSink::new(dir.path()).unwrap()).await;
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(
+            left,
+            Vec::<std::path::PathBuf>::new(),
+            "files or empty directories left"
+        );
     }
 }

@@ -226,7 +226,7 @@ impl Error {
         }
     }
 
-    /// The message with its chain of causes, on one line.
+    /// The message with its chain of causes, on one line, without secrets.
     pub fn display_chain(&self) -> String {
         let mut out = self.to_string();
         let mut cause = std::error::Error::source(self);
@@ -238,7 +238,9 @@ impl Error {
             }
             cause = c.source();
         }
-        out.replace('\n', " ")
+        // The one funnel every error message leaves the process through:
+        // no secret survives it (see `redact`).
+        crate::redact::text(&out.replace('\n', " ")).into_owned()
     }
 
     pub(crate) fn source_err(location: impl Into<String>, message: impl Into<String>) -> Self {

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Catalog;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::sink::{Sink, SinkExt};
 
 /// Default `max_age`: 26 hours (a daily backup plus slack).
@@ -31,6 +31,24 @@ pub struct HealthPolicy {
     pub max_size_drop: Option<f64>,
 }
 
+impl HealthPolicy {
+    /// Check the numbers.
+    ///
+    /// # Errors
+    /// A message naming the key and the range.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if let Some(a) = self.max_age {
+            crate::config::check_duration(a).map_err(|e| format!("max_age: {e}"))?;
+        }
+        if let Some(f) = self.max_size_drop
+            && !(f.is_finite() && (0.0..=1.0).contains(&f))
+        {
+            return Err("max_size_drop must be a fraction between 0 and 1 (0.5 = half)".into());
+        }
+        Ok(())
+    }
+}
+
 /// One source's health.
 #[derive(Debug, Clone, Serialize)]
 pub struct SourceStatus {
@@ -40,6 +58,8 @@ pub struct SourceStatus {
     pub backups: usize,
     /// Incomplete backups.
     pub incomplete: usize,
+    /// Backups whose manifest exists but cannot be read.
+    pub unreadable: usize,
     /// The newest complete backup.
     pub newest: Option<NewestBackup>,
     /// The newest verification record (`lifeboat verify`).
@@ -176,6 +196,40 @@ pub async fn status(
             }
         }
     }
+    if !listing.unreadable.is_empty() {
+        problems.push(format!(
+            "{} backup(s) have a manifest this lifeboat cannot read (kept, never restored from): {}",
+            listing.unreadable.len(),
+            listing
+                .unreadable
+                .iter()
+                .map(|u| format!("{} ({})", u.backup_id, u.reason))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
+    // A HEAD per object of the newest backup: cheap, and it catches data
+    // deleted from under its manifest (a lifecycle rule, a hand-run rm)
+    // without a full verify.
+    if let Some(b) = listing.complete.last() {
+        let m = &b.manifest;
+        let objects = std::iter::once((&m.artifact.key, m.artifact.stored_size))
+            .chain(m.attachments.iter().map(|a| (&a.key, a.stored_size)));
+        for (key, size) in objects {
+            match sink.head(key).await {
+                Ok(info) if info.size == size => {}
+                Ok(info) => problems.push(format!(
+                    "newest backup {}: {key} is {} bytes, its manifest says {size}",
+                    m.backup_id, info.size
+                )),
+                Err(Error::NotFound { .. }) => problems.push(format!(
+                    "newest backup {}: {key} is missing from the sink",
+                    m.backup_id
+                )),
+                Err(e) => return Err(e),
+            }
+        }
+    }
     let last_verification =
         newest_record(&**sink, &format!("{source}/verifications"), "checked_at").await?;
     let last_drill = newest_record(&**sink, &format!("{source}/drills"), "started_at").await?;
@@ -197,6 +251,7 @@ pub async fn status(
         source: source.to_string(),
         backups: n,
         incomplete: listing.incomplete.len(),
+        unreadable: listing.unreadable.len(),
         healthy: problems.is_empty(),
         newest,
         last_verification,

@@ -49,16 +49,20 @@
 pub mod catalog;
 pub mod config;
 pub mod error;
+pub mod failpoint;
 pub mod health;
+pub mod leftovers;
 pub mod lock;
 pub mod manifest;
 pub mod metrics;
 pub mod notify;
 pub mod pipeline;
 pub mod progress;
+pub mod redact;
 pub mod retention;
 pub mod sink;
 pub mod source;
+pub mod tempdir;
 pub mod verify;
 
 #[cfg(any(test, feature = "testing"))]
@@ -67,6 +71,7 @@ pub mod conformance;
 pub use catalog::{BackupEntry, Catalog, IncompleteBackup, Listing, Selector};
 pub use config::{ByteSize, Config, RetryPolicy, Settings};
 pub use error::{Error, ErrorKind, Result};
+pub use leftovers::Leftover;
 pub use lock::LockMode;
 pub use manifest::{Fingerprint, Manifest, TableCount, Verdict};
 pub use pipeline::{
@@ -75,8 +80,8 @@ pub use pipeline::{
 pub use progress::{NoProgress, Phase, Progress};
 pub use retention::{PruneReport, RetentionPolicy};
 pub use sink::{
-    LocalSink, ObjectInfo, ObjectStoreSink, PutOptions, Sink, SinkExt, SinkOptions, Upload,
-    sink_from_url,
+    LocalSink, ObjectInfo, ObjectStoreSink, PendingUpload, PutOptions, Sink, SinkExt, SinkOptions,
+    Upload, sink_from_url,
 };
 pub use source::{
     PostgresOptions, PostgresSource, RestoreOptions, Source, SqliteSource, source_from_url,

@@ -44,6 +44,29 @@ pub struct Manifest {
     /// Smaller objects stored beside the artifact (PostgreSQL globals).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<AttachmentInfo>,
+    /// Where the backup was stored, and how to restore it by hand, without
+    /// Lifeboat: the bucket explains itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<Storage>,
+}
+
+/// Where a backup's objects are, and the steps to restore it with standard
+/// tools only.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Storage {
+    /// The sink, as a URL without credentials (`s3://bucket/prefix`).
+    pub sink: String,
+    /// The key prefix inside the bucket (`prefix`), or `""`.
+    pub prefix: String,
+    /// The artifact's key relative to the bucket root (prefix included): what
+    /// `aws s3 cp s3://<bucket>/<key>` takes.
+    pub artifact_bucket_key: String,
+    /// Each attachment's key relative to the bucket root, in the order of
+    /// [`Manifest::attachments`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachment_bucket_keys: Vec<String>,
+    /// The steps, in order, to restore this backup by hand.
+    pub manual_restore: Vec<String>,
 }
 
 /// One object stored beside the artifact.
@@ -59,6 +82,13 @@ pub struct AttachmentInfo {
     pub stored_size: u64,
     /// SHA-256 of the stored bytes.
     pub sha256: String,
+    /// How it was compressed (`None` in manifests written before this was
+    /// recorded: zstd).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<Compression>,
+    /// What the decompressed bytes are (`SQL script`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
 }
 
 /// The source a backup was taken from.
@@ -105,6 +135,10 @@ pub struct Artifact {
     pub compression: Compression,
     /// Encryption, if any (`None` until age support lands).
     pub encryption: Option<String>,
+    /// What the decompressed bytes are: `sqlite3 database file` or
+    /// `pg_dump custom-format archive`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
 }
 
 /// Compression of the stored artifact.
@@ -229,6 +263,112 @@ impl Manifest {
     /// Whether every recorded verdict passed (and there is at least one).
     pub fn verified(&self) -> bool {
         !self.verdicts.is_empty() && self.verdicts.iter().all(|v| v.passed)
+    }
+}
+
+/// The key prefix inside the bucket of a sink location
+/// (`s3://bucket/a/b` → `a/b`; `""` for local folders and bucket roots).
+pub fn location_prefix(location: &str) -> String {
+    match location.split_once("://") {
+        Some(("file", _)) | None => String::new(),
+        Some((_, rest)) => rest
+            .split_once('/')
+            .map(|(_, p)| p.trim_matches('/').to_string())
+            .unwrap_or_default(),
+    }
+}
+
+/// How to fetch `url` with the provider's own command-line tool.
+fn fetch_command(url: &str, out: &str) -> String {
+    match url.split_once("://") {
+        Some(("s3", _)) => format!("aws s3 cp {url} {out}"),
+        Some(("spaces", rest)) => format!(
+            "aws s3 cp s3://{rest} {out} --endpoint-url https://<region>.digitaloceanspaces.com"
+        ),
+        Some(("gs" | "gcs", rest)) => format!("gcloud storage cp gs://{rest} {out}"),
+        Some(("file", path)) => format!("cp {path} {out}"),
+        _ => format!("copy {url} to {out}"),
+    }
+}
+
+impl Manifest {
+    /// Where the objects are and how to restore them by hand, for a backup
+    /// stored in the sink at `sink_location`.
+    pub fn describe_storage(&self, sink_location: &str) -> Storage {
+        let prefix = location_prefix(sink_location);
+        let in_bucket = |key: &str| {
+            if prefix.is_empty() {
+                key.to_string()
+            } else {
+                format!("{prefix}/{key}")
+            }
+        };
+        let url = |key: &str| format!("{}/{key}", sink_location.trim_end_matches('/'));
+        let art = &self.artifact;
+        let file = art.key.rsplit('/').next().unwrap_or("data.zst").to_string();
+        let raw = file.trim_end_matches(".zst").to_string();
+        let mut steps = vec![
+            format!(
+                "1. Fetch the data: {}",
+                fetch_command(&url(&art.key), &file)
+            ),
+            format!(
+                "2. Check it: sha256sum {file} must print {} ({} bytes)",
+                art.sha256, art.stored_size
+            ),
+            format!(
+                "3. Decompress it (zstd, level {}): zstd -d {file} -o {raw}",
+                art.compression.level
+            ),
+        ];
+        match self.source.kind.as_str() {
+            "sqlite" => {
+                steps.push(format!(
+                    "4. {raw} is the SQLite database file itself: check it with sqlite3 {raw} 'PRAGMA integrity_check' (prints ok), then put it in place of the application's database while the application is stopped, with no -wal/-shm files beside it"
+                ));
+            }
+            "postgres" => {
+                let mut n = 4;
+                for a in &self.attachments {
+                    let f = a.key.rsplit('/').next().unwrap_or("attachment.zst");
+                    let raw_a = f.trim_end_matches(".zst");
+                    steps.push(format!(
+                        "{n}. Fetch and decompress the {} ({}): {}; zstd -d {f} -o {raw_a}",
+                        a.name,
+                        a.format.as_deref().unwrap_or("zstd"),
+                        fetch_command(&url(&a.key), f),
+                    ));
+                    n += 1;
+                    if a.name == "globals" {
+                        steps.push(format!(
+                            "{n}. Create the roles first, as a superuser: psql -d postgres -f {raw_a} (errors for roles that already exist are expected)"
+                        ));
+                        n += 1;
+                    }
+                }
+                let pg_dump = self
+                    .fingerprint
+                    .details
+                    .get("pg_dump_version")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("?");
+                steps.push(format!(
+                    "{n}. Restore the database with its properties (owner, encoding, locale, settings), using a pg_restore at least as new as the pg_dump that wrote it ({pg_dump}): pg_restore --create --dbname=postgres --jobs=4 {raw}"
+                ));
+                steps.push(format!(
+                    "{}. Compare the row counts of fingerprint.tables with SELECT count(*) FROM ONLY <table>, then run ANALYZE",
+                    n + 1
+                ));
+            }
+            _ => {}
+        }
+        Storage {
+            sink: sink_location.to_string(),
+            artifact_bucket_key: in_bucket(&art.key),
+            attachment_bucket_keys: self.attachments.iter().map(|a| in_bucket(&a.key)).collect(),
+            prefix,
+            manual_restore: steps,
+        }
     }
 }
 

@@ -143,10 +143,13 @@ pub async fn notify(cfg: &NotifyConfig, event: &Event) -> usize {
     ];
     for (url, kind, body) in targets {
         let Some(url) = url else { continue };
+        // A webhook URL is itself a secret (Slack's is the credential).
+        crate::redact::register(url);
+        let body = crate::redact::text(&body.to_string()).into_owned();
         let result = client
             .post(url)
             .header("content-type", "application/json")
-            .body(body.to_string())
+            .body(body)
             .send()
             .await;
         match result {

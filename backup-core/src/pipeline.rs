@@ -65,6 +65,9 @@ pub struct BackupReport {
     pub sink_location: String,
     /// Wall time of the whole run.
     pub duration: Duration,
+    /// Why the restore drill asked for with [`BackupJob::drill`] could not
+    /// run (the backup was committed as checked), if it could not.
+    pub drill_error: Option<String>,
 }
 
 /// A backup of one source to one sink. Build it, then [`run`](Self::run) it
@@ -88,6 +91,7 @@ pub struct BackupJob {
     level: Option<i32>,
     threads: u32,
     extra_verifiers: Vec<Arc<dyn Verifier>>,
+    drill: Option<Arc<dyn Verifier>>,
     lock_mode: LockMode,
     lock_dir: Option<PathBuf>,
     temp_dir: Option<PathBuf>,
@@ -126,6 +130,7 @@ impl BackupJob {
             level: None,
             threads: default_threads(),
             extra_verifiers: Vec::new(),
+            drill: None,
             lock_mode: LockMode::FailFast,
             lock_dir: None,
             temp_dir: None,
@@ -177,6 +182,19 @@ impl BackupJob {
         self
     }
 
+    /// Prove the stored backup restores before it is committed: `drill`
+    /// (a verifier that reads the decompressed artifact, such as
+    /// [`PgDrill`](crate::verify::PgDrill)) runs on a copy downloaded back
+    /// from the sink, after every other check passed. Its verdict goes into
+    /// the manifest. A failed drill does not delete the backup (its data
+    /// matches the snapshot, and `restore --partial` can still recover what
+    /// loads): it is committed, listed as failed, never counted as verified,
+    /// and [`BackupReport::manifest`]`.verified()` is `false`.
+    pub fn drill(mut self, drill: Arc<dyn Verifier>) -> Self {
+        self.drill = Some(drill);
+        self
+    }
+
     /// What to do when another run holds the lock.
     pub fn lock_mode(mut self, mode: LockMode) -> Self {
         self.lock_mode = mode;
@@ -202,6 +220,8 @@ impl BackupJob {
     }
 
     fn check(&self) -> Result<String> {
+        crate::config::check_range("threads", self.threads, 1..=crate::config::MAX_THREADS)
+            .map_err(Error::usage)?;
         if !(1..=19).contains(&self.level()) {
             return Err(Error::usage(format!(
                 "compression level {} is out of range (1 to 19)",
@@ -227,14 +247,38 @@ impl BackupJob {
         let t0 = Instant::now();
         let lock_dir = self.lock_dir.clone().unwrap_or_else(lock::default_lock_dir);
         let _lock = lock::acquire(
-            &lock::lock_path(&lock_dir, &self.source.location()),
+            &lock::lock_path(&lock_dir, &self.source.lock_key()),
             self.lock_mode,
         )
         .await?;
+        // What runs killed with -9 left in the temp dir (snapshot copies,
+        // passfiles) goes first.
+        crate::tempdir::sweep(&self.temp_dir.clone().unwrap_or_else(std::env::temp_dir));
         // One after the other: a failed preflight must not leave a sink
         // check running in the background.
         self.source.preflight().await?;
         self.sink.check().await?;
+        // Open uploads and partial files a killed run of this source left,
+        // once they are past the grace period (a younger one may be another
+        // host's run in progress). Never fails the backup.
+        let stale = crate::leftovers::find(
+            &*self.sink,
+            &name,
+            crate::retention::DEFAULT_INCOMPLETE_GRACE,
+            (self.clock)(),
+        )
+        .await;
+        match stale {
+            Ok(l) if l.iter().any(|l| l.stale) => {
+                if let Err(e) = crate::leftovers::remove(&*self.sink, &l).await {
+                    tracing::warn!(error = %e.display_chain(), "could not remove what an interrupted run left");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e.display_chain(), "could not look for what interrupted runs left")
+            }
+        }
 
         let started_at = (self.clock)();
         let backup_id = new_backup_id(started_at);
@@ -334,11 +378,14 @@ impl BackupJob {
                     level: self.level(),
                 },
                 encryption: None,
+                format: Some(self.source.artifact_format().into()),
             },
             fingerprint: outcome.fingerprint,
             verdicts: Vec::new(),
             attachments,
+            storage: None,
         };
+        manifest.storage = Some(manifest.describe_storage(self.sink.location()));
 
         self.progress.start(Phase::Verify, None);
         let mut verifiers = verify::default_verifiers(self.min_size);
@@ -358,27 +405,144 @@ impl BackupJob {
             delete_all(&*self.sink, &written).await;
             return Err(e);
         }
+        let mut drill_error = None;
+        if let Some(drill) = &self.drill {
+            // The drill reads back what the sink holds, as a restore would.
+            manifest.verdicts = all.clone();
+            self.progress.start(Phase::Verify, None);
+            let temp_root = self.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+            let drilled = verify_local(
+                self.sink.clone(),
+                &manifest,
+                std::slice::from_ref(drill),
+                &temp_root,
+                self.progress.clone(),
+            )
+            .await;
+            self.progress.finish(Phase::Verify);
+            match drilled {
+                Ok(v) => all.extend(v),
+                // The drill could not run (no scratch server, no room): the
+                // backup is as good as its checks say; commit it as checked.
+                Err(e) => {
+                    tracing::warn!(error = %e.display_chain(), "the restore drill could not run; the backup is committed as checked, not drilled");
+                    drill_error = Some(e.display_chain());
+                }
+            }
+        }
         manifest.verdicts = all;
         manifest.finished_at = (self.clock)().max(started_at);
-        if let Err(e) = self
-            .sink
-            .put(
-                &format!("{dir}/{MANIFEST_FILE}"),
-                Bytes::from(manifest.to_json()),
-                PutOptions::create_only(),
-            )
-            .await
-        {
-            delete_all(&*self.sink, &written).await;
-            return Err(e);
+        let manifest_key = format!("{dir}/{MANIFEST_FILE}");
+        match commit_manifest(&*self.sink, &manifest_key, manifest.to_json()).await {
+            Ok(()) => {}
+            Err(CommitError::NotWritten(e)) => {
+                delete_all(&*self.sink, &written).await;
+                return Err(e);
+            }
+            Err(CommitError::Unknown(e)) => {
+                // The manifest may be in the sink: its data must stay. If it
+                // is not, the directory is incomplete and retention removes
+                // it after the grace period.
+                tracing::error!(key = %manifest_key, "could not tell whether the manifest was stored; the backup's objects are left in place (complete if the manifest landed, else removed by retention as incomplete)");
+                return Err(e);
+            }
         }
         drop(guard);
+        write_restore_guide(&*self.sink, &manifest).await;
         Ok(BackupReport {
             manifest,
             dir,
             sink_location: self.sink.location().to_string(),
             duration: t0.elapsed(),
+            drill_error,
         })
+    }
+}
+
+/// `<source>/restore.md`: how to find and restore this source's backups
+/// with standard tools, written once (create-only) beside them. Best effort:
+/// the backup is already committed.
+async fn write_restore_guide(sink: &dyn Sink, manifest: &Manifest) {
+    let name = &manifest.source.name;
+    let key = format!("{name}/restore.md");
+    let steps = manifest
+        .storage
+        .as_ref()
+        .map(|s| s.manual_restore.join("\n"))
+        .unwrap_or_default();
+    let text = format!(
+        "# Restoring {name} without Lifeboat\n\n\
+         Every backup of `{name}` ({kind}, {location}) is a directory\n\
+         `{name}/backups/<YYYY>/<MM>/<DD>/<backup-id>/` holding the data and a `manifest.json`,\n\
+         written last: a directory without a manifest is an interrupted run, never a backup.\n\
+         Backup ids start with their UTC start time, so the newest directory holds the newest backup.\n\n\
+         Each `manifest.json` says, under `storage.manual_restore`, how to restore that backup by hand,\n\
+         and under `artifact` the SHA-256 and size of the stored bytes, under `fingerprint` the tables and\n\
+         exact row counts it must hold. For the backup `{id}` these steps were:\n\n{steps}\n\n\
+         With Lifeboat: `lifeboat restore --from <this sink> --source {name} --latest --to <target>`.\n",
+        kind = manifest.source.kind,
+        location = manifest.source.location,
+        id = manifest.backup_id,
+    );
+    match sink
+        .put(&key, Bytes::from(text), PutOptions::create_only())
+        .await
+    {
+        Ok(()) | Err(Error::AlreadyExists { .. }) => {}
+        Err(e) => {
+            tracing::warn!(key = %key, error = %e.display_chain(), "could not write the restore guide; the backup stands")
+        }
+    }
+}
+
+/// Why a manifest commit failed.
+enum CommitError {
+    /// The manifest is certainly not in the sink: the backup's other objects
+    /// may be deleted.
+    NotWritten(Error),
+    /// The manifest may be in the sink (or another one is at its key): its
+    /// data must never be deleted.
+    Unknown(Error),
+}
+
+/// Write `manifest.json`, the commit marker, with create-only semantics, and
+/// make the commit idempotent.
+///
+/// A request can land while its response is lost (a 5xx or a dropped
+/// connection after the write). The retry, or our own re-check, then finds
+/// the key taken. So on any failure the manifest is read back: the same
+/// bytes mean the commit happened; no object means it did not; anything
+/// else (another manifest, or a sink that cannot be read) means its data
+/// must stay where it is.
+async fn commit_manifest(
+    sink: &dyn Sink,
+    key: &str,
+    body: Vec<u8>,
+) -> std::result::Result<(), CommitError> {
+    let err = match sink
+        .put(key, Bytes::from(body.clone()), PutOptions::create_only())
+        .await
+    {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    use crate::sink::SinkExt;
+    match sink.get_bytes(key).await {
+        Ok(stored) if stored[..] == body[..] => {
+            tracing::warn!(key, error = %err.display_chain(), "the manifest write reported a failure but the manifest is stored, byte for byte: the backup is committed");
+            Ok(())
+        }
+        Ok(_) => Err(CommitError::Unknown(Error::sink_err(
+            sink.location(),
+            format!(
+                "another manifest is already stored at {key}; nothing of this backup was deleted"
+            ),
+        ))),
+        Err(Error::NotFound { .. }) => Err(CommitError::NotWritten(err)),
+        Err(read_err) => {
+            tracing::warn!(key, error = %read_err.display_chain(), "cannot read the manifest back after a failed write");
+            Err(CommitError::Unknown(err))
+        }
     }
 }
 
@@ -413,12 +577,22 @@ async fn store_attachments(
         sink.put(&key, Bytes::from(compressed), PutOptions::create_only())
             .await?;
         written.push(key.clone());
+        let format = if a.file_name.ends_with(".sql") {
+            "SQL script (psql -f)"
+        } else {
+            "raw bytes"
+        };
         out.push(AttachmentInfo {
             name: a.name,
             key,
             raw_size,
             stored_size,
             sha256,
+            compression: Some(Compression {
+                algorithm: "zstd".into(),
+                level,
+            }),
+            format: Some(format.into()),
         });
     }
     Ok(out)
@@ -593,6 +767,126 @@ async fn stream_to_upload(
     }
 }
 
+/// Download and decompress the artifact of `manifest` into a private temp
+/// dir under `temp_root` and run `verifiers` (those that need a local copy)
+/// on it. Bytes that are wrong or missing are failed verdicts; a sink that
+/// fails, or a local disk that does (exit 78), are errors of the run.
+async fn verify_local(
+    sink: Arc<dyn Sink>,
+    manifest: &Manifest,
+    verifiers: &[Arc<dyn Verifier>],
+    temp_root: &Path,
+    progress: ProgressHandle,
+) -> Result<Vec<Verdict>> {
+    crate::tempdir::sweep(temp_root);
+    let temp = crate::tempdir::PrivateDir::new(temp_root, "verify").map_err(|e| {
+        Error::config(
+            temp_root.display().to_string(),
+            format!("cannot create a temporary directory: {e}"),
+        )
+    })?;
+    let copy = temp.path().join("artifact");
+    let t_download = Instant::now();
+    let reader = match artifact_reader(sink.clone(), manifest, progress.clone()).await {
+        Ok(r) => Ok(r),
+        Err(Error::NotFound { key, .. }) => Err(format!("{key} is missing from the sink")),
+        Err(e) => return Err(e),
+    };
+    let copied = match reader {
+        Ok(reader) => {
+            let copy2 = copy.clone();
+            tokio::task::spawn_blocking(move || copy_to_new_file(reader, &copy2))
+                .await
+                .map_err(|e| Error::verification("download", format!("worker failed: {e}")))?
+        }
+        Err(missing) => Err(CopyError::Data(missing)),
+    };
+    progress.finish(Phase::Download);
+    match copied {
+        Ok(_) => run_verifiers(verifiers, manifest, &*sink, Some(&copy)).await,
+        // The backup's bytes are wrong or gone: a verdict on it.
+        Err(CopyError::Data(why)) => Ok(verifiers
+            .iter()
+            .map(|v| {
+                verify::verdict(
+                    v.name(),
+                    false,
+                    format!("cannot read the backup's data: {why}"),
+                    t_download,
+                )
+            })
+            .collect()),
+        // The sink could not be read: the check did not run.
+        Err(CopyError::Sink(e)) => Err(e),
+        // Our own disk failed: an error of this run, never a verdict on the
+        // backup (exit 78, as for an unusable temp dir).
+        Err(CopyError::Local(e)) => Err(Error::config(
+            temp_root.display().to_string(),
+            format!(
+                "cannot write the decompressed copy of the backup ({} bytes): {e}; point --temp-dir (temp_dir) at a disk with room",
+                manifest.artifact.raw_size
+            ),
+        )),
+    }
+}
+
+/// Why copying a downloaded stream to a local file failed.
+enum CopyError {
+    /// The stored bytes are wrong (checksum, decompression) or missing.
+    Data(String),
+    /// The sink failed while streaming.
+    Sink(Error),
+    /// The local file could not be created or written.
+    Local(io::Error),
+}
+
+/// The sink error inside an I/O error from [`ChannelReader`], if that is
+/// what it is.
+fn sink_error(e: io::Error) -> std::result::Result<Error, io::Error> {
+    if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+        let inner = e.into_inner().expect("checked above");
+        return Ok(*inner.downcast::<Error>().expect("checked above"));
+    }
+    Err(e)
+}
+
+/// Copy `reader` into a new `0600` file at `path`, telling read failures
+/// (the backup's data, or the sink) from write failures (the local disk).
+fn copy_to_new_file(
+    mut reader: Box<dyn Read + Send>,
+    path: &Path,
+) -> std::result::Result<u64, CopyError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(CopyError::Local)?;
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(match sink_error(e) {
+                    Ok(Error::NotFound { key, .. }) => {
+                        CopyError::Data(format!("{key} is missing from the sink"))
+                    }
+                    Ok(sink) => CopyError::Sink(sink),
+                    Err(e) => CopyError::Data(e.to_string()),
+                });
+            }
+        };
+        f.write_all(&buf[..n]).map_err(CopyError::Local)?;
+        total += n as u64;
+    }
+    f.flush().map_err(CopyError::Local)?;
+    Ok(total)
+}
+
 /// A blocking reader over a channel of downloaded chunks.
 struct ChannelReader {
     rx: mpsc::Receiver<Result<Bytes>>,
@@ -604,7 +898,9 @@ impl Read for ChannelReader {
         while self.current.is_empty() {
             match self.rx.blocking_recv() {
                 Some(Ok(b)) => self.current = b,
-                Some(Err(e)) => return Err(io::Error::other(e.display_chain())),
+                // Kept typed, so a reader of the stream can tell a sink
+                // that failed from bytes that are wrong (see `sink_error`).
+                Some(Err(e)) => return Err(io::Error::other(e)),
                 None => return Ok(0),
             }
         }
@@ -792,10 +1088,11 @@ impl RestoreJob {
         let t0 = Instant::now();
         let lock_dir = self.lock_dir.clone().unwrap_or_else(lock::default_lock_dir);
         let _lock = lock::acquire(
-            &lock::lock_path(&lock_dir, &self.target.location()),
+            &lock::lock_path(&lock_dir, &self.target.lock_key()),
             self.lock_mode,
         )
         .await?;
+        crate::tempdir::sweep(&std::env::temp_dir());
         let entry = Catalog::new(self.sink.clone())
             .find(self.source_name.as_deref(), &self.selector)
             .await?;
@@ -960,47 +1257,16 @@ impl VerifyJob {
         let mut verdicts = run_verifiers(&remote, &manifest, &*self.sink, None).await?;
         if !local.is_empty() {
             let temp_root = self.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
-            let temp = tempfile::Builder::new()
-                .prefix("lifeboat-verify-")
-                .tempdir_in(&temp_root)
-                .map_err(|e| {
-                    Error::config(
-                        temp_root.display().to_string(),
-                        format!("cannot create a temporary directory: {e}"),
-                    )
-                })?;
-            let copy = temp.path().join("artifact");
-            let t_download = Instant::now();
-            let reader =
-                artifact_reader(self.sink.clone(), &manifest, self.progress.clone()).await?;
-            let copy2 = copy.clone();
-            let written = tokio::task::spawn_blocking(move || -> io::Result<u64> {
-                let mut reader = reader;
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&copy2)?;
-                io::copy(&mut reader, &mut f)
-            })
-            .await
-            .map_err(|e| Error::verification("download", format!("worker failed: {e}")))?;
-            self.progress.finish(Phase::Download);
-            match written {
-                Ok(_) => {
-                    verdicts
-                        .extend(run_verifiers(&local, &manifest, &*self.sink, Some(&copy)).await?);
-                }
-                Err(e) => {
-                    for v in &local {
-                        verdicts.push(verify::verdict(
-                            v.name(),
-                            false,
-                            format!("cannot read the backup's data: {e}"),
-                            t_download,
-                        ));
-                    }
-                }
-            }
+            verdicts.extend(
+                verify_local(
+                    self.sink.clone(),
+                    &manifest,
+                    &local,
+                    &temp_root,
+                    self.progress.clone(),
+                )
+                .await?,
+            );
         }
         let outcome = failures_to_error(&verdicts);
         self.record(&manifest, &verdicts, outcome.is_ok()).await;

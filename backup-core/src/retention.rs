@@ -17,11 +17,16 @@
 //!   empty list);
 //! - backups are ordered by the start time recorded in their manifests,
 //!   never by key names;
-//! - an incomplete backup (no manifest) is removed only once its newest
-//!   object is older than the grace period, so a running backup is never
-//!   touched;
+//! - an incomplete backup (no manifest object at all) is removed only once
+//!   its newest object is older than the grace period, so a running backup
+//!   is never touched;
+//! - a backup whose manifest exists but cannot be read (a newer format, a
+//!   garbled body) is never deleted: it may be good, and this build cannot
+//!   tell;
 //! - a backup is deleted manifest first, so a half-deleted backup is
-//!   incomplete, never a corrupt "complete" one.
+//!   incomplete, never a corrupt "complete" one;
+//! - what interrupted writes left (open multipart uploads, hidden partial
+//!   files) goes with the same grace period as incomplete backups.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -69,6 +74,32 @@ impl RetentionPolicy {
             || self.keep_monthly.is_some()
     }
 
+    /// Check the numbers: a count or a span past a century is a mistake,
+    /// and would overflow date arithmetic.
+    ///
+    /// # Errors
+    /// A message naming the key and the range.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        use crate::config::check_range;
+        for (what, v) in [
+            ("keep_last", self.keep_last),
+            ("keep_daily", self.keep_daily),
+            ("keep_weekly", self.keep_weekly),
+            ("keep_monthly", self.keep_monthly),
+        ] {
+            if let Some(n) = v {
+                check_range(what, n, 1..=1_000_000)?;
+            }
+        }
+        if let Some(d) = self.keep_days {
+            check_range("keep_days", d, 1..=36_500)?;
+        }
+        if let Some(g) = self.incomplete_grace {
+            crate::config::check_duration(g).map_err(|e| format!("incomplete_grace: {e}"))?;
+        }
+        Ok(())
+    }
+
     fn grace(&self) -> chrono::Duration {
         chrono::Duration::seconds(
             self.incomplete_grace
@@ -93,6 +124,8 @@ pub struct Decision {
     pub reasons: Vec<String>,
     /// Whether it is an incomplete backup (no manifest).
     pub incomplete: bool,
+    /// Whether its manifest exists but cannot be read.
+    pub unreadable: bool,
 }
 
 /// Decide, without touching anything, which backups of one listing stay.
@@ -166,9 +199,24 @@ pub fn plan(listing: &Listing, policy: &RetentionPolicy, now: DateTime<Utc>) -> 
                     vec!["no rule keeps it".into()]
                 },
                 incomplete: false,
+                unreadable: false,
             }
         })
         .collect();
+    for u in &listing.unreadable {
+        out.push(Decision {
+            backup_id: u.backup_id.clone(),
+            dir: u.dir.clone(),
+            started_at: u.last_modified,
+            keep: true,
+            reasons: vec![format!(
+                "manifest unreadable ({}): never pruned; inspect it, or upgrade lifeboat",
+                u.reason
+            )],
+            incomplete: false,
+            unreadable: true,
+        });
+    }
     let grace = policy.grace();
     for inc in &listing.incomplete {
         let old = inc.last_modified + grace <= now;
@@ -189,6 +237,7 @@ pub fn plan(listing: &Listing, policy: &RetentionPolicy, now: DateTime<Utc>) -> 
                 )
             }],
             incomplete: true,
+            unreadable: false,
         });
     }
     out
@@ -207,6 +256,12 @@ fn describe_bucket(rule: &str, k: (i32, u32, u32)) -> String {
 pub struct PruneReport {
     /// Every decision, complete backups newest first, then incomplete ones.
     pub decisions: Vec<Decision>,
+    /// What interrupted writes left for this source (open multipart
+    /// uploads, hidden partial files); the stale ones (older than the grace
+    /// period) are removed unless dry.
+    pub leftovers: Vec<crate::leftovers::Leftover>,
+    /// How many leftovers were removed.
+    pub leftovers_removed: usize,
     /// Backups deleted (none when dry).
     pub deleted: Vec<String>,
     /// Whether this was a dry run.
@@ -255,8 +310,21 @@ pub async fn prune(
             deleted.push(d.backup_id.clone());
         }
     }
+    let grace = std::time::Duration::from_secs(
+        policy
+            .incomplete_grace
+            .unwrap_or(DEFAULT_INCOMPLETE_GRACE.as_secs()),
+    );
+    let leftovers = crate::leftovers::find(&**sink, source, grace, now).await?;
+    let leftovers_removed = if dry_run {
+        0
+    } else {
+        crate::leftovers::remove(&**sink, &leftovers).await?
+    };
     Ok(PruneReport {
         decisions,
+        leftovers,
+        leftovers_removed,
         deleted,
         dry_run,
     })

@@ -13,18 +13,27 @@
 //!   nothing in [`Sink::list`].
 //! - **Errors are typed.** A missing key is [`Error::NotFound`]; every other
 //!   failure is [`Error::Sink`] with `retryable` set only for transient faults.
-//! - **Listing is complete or fails.** `list` never returns a partial or empty
-//!   list on error.
+//! - **Listing is complete or fails.** `list` and `list_pending` never return
+//!   a partial or empty list on error.
+//! - **Interrupted writes can be found.** A writer that dies without running
+//!   any cleanup (`kill -9`, OOM kill, power loss) leaves at most a *pending
+//!   upload*: an open multipart upload, or a hidden partial file. Such
+//!   uploads are never visible through [`Sink::list`] or [`Sink::get`];
+//!   [`Sink::list_pending`] reports them under the key they were going to
+//!   become and [`Sink::abort_pending`] removes them.
 
 mod gcs;
 mod local;
 mod memory;
 mod object;
 mod s3;
+mod sigv4;
+mod uploads;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -37,7 +46,7 @@ use crate::error::{Error, Result};
 
 pub use gcs::GcsConfig;
 pub use local::LocalSink;
-pub use object::{ObjectStoreSink, wait_for_cleanup};
+pub use object::ObjectStoreSink;
 pub use s3::{S3Config, spaces_endpoint};
 
 /// A stream of bytes read from a sink.
@@ -70,8 +79,27 @@ impl PutOptions {
     }
 }
 
+/// An upload that an interrupted writer left behind: started, and neither
+/// completed nor aborted. It holds storage but is not visible as an object.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PendingUpload {
+    /// The key the upload was going to become, relative to the sink's root.
+    pub key: String,
+    /// The sink's own handle for it: the multipart upload id on object
+    /// stores, the hidden partial file (relative to the root) on a local sink.
+    pub id: String,
+    /// When it started, as the sink can tell: the multipart upload's
+    /// initiation time on object stores; on a local sink the partial file's
+    /// last write (a writer that is still running keeps it fresh).
+    pub started: DateTime<Utc>,
+}
+
 /// A multipart upload in progress. Nothing is visible under its key until
 /// [`Upload::complete`] returns `Ok`.
+///
+/// An upload that is dropped without `complete` or `abort` (a cancelled
+/// run) is cleaned up in the background; [`wait_for_cleanup`] waits for that.
+/// A writer killed outright leaves a [`PendingUpload`].
 #[async_trait]
 pub trait Upload: Send {
     /// Append bytes. Parts may be of any size; the implementation batches
@@ -80,6 +108,13 @@ pub trait Upload: Send {
     async fn write(&mut self, data: Bytes) -> Result<()>;
 
     /// Make the object visible under its key, atomically.
+    ///
+    /// If this fails, or its future is dropped before it returns, nothing
+    /// stays visible under the key and no pending upload stays open. A
+    /// completion whose answer was lost may have landed, so that cleanup
+    /// deletes the key: upload only to keys that no committed object uses.
+    /// (Cleanup needs the service: what an unreachable service keeps is found
+    /// by [`Sink::list_pending`], or listed as an object without manifest.)
     async fn complete(self: Box<Self>) -> Result<()>;
 
     /// Discard everything written. Nothing remains under the key.
@@ -134,6 +169,27 @@ pub trait Sink: Send + Sync + fmt::Debug {
 
     /// Delete an object. Deleting a missing key is not an error.
     async fn delete(&self, key: &str) -> Result<()>;
+
+    /// Every pending upload (see [`PendingUpload`]) whose key is below
+    /// `prefix` (a directory-like prefix, without trailing slash; `""` for
+    /// everything), in no particular order. Uploads still being written by a
+    /// live process are listed too: tell them apart by
+    /// [`PendingUpload::started`].
+    ///
+    /// # Errors
+    /// [`Error::Sink`] if the listing fails or cannot be completed; never a
+    /// partial or empty list.
+    async fn list_pending(&self, prefix: &str) -> Result<Vec<PendingUpload>>;
+
+    /// Remove a pending upload as [`Sink::list_pending`] reported it, with
+    /// whatever storage it holds. Removing one that is already gone
+    /// (completed, aborted, removed) is not an error. Never touches a
+    /// visible object.
+    ///
+    /// # Errors
+    /// [`Error::Sink`] if the removal fails, or if `upload` does not name a
+    /// pending upload this sink could have made.
+    async fn abort_pending(&self, upload: &PendingUpload) -> Result<()>;
 }
 
 /// Conveniences built on [`Sink`], available on every sink.
@@ -229,6 +285,28 @@ impl fmt::Debug for SinkOptions {
     }
 }
 
+impl SinkOptions {
+    /// Check the numbers against what the services accept.
+    ///
+    /// # Errors
+    /// A message naming the key and the range.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        use crate::config::check_range;
+        if let Some(p) = self.part_size {
+            check_range("sink_options.part_size", p, MIN_PART_SIZE..=MAX_PART_SIZE)?;
+        }
+        if let Some(c) = self.upload_concurrency {
+            check_range("sink_options.upload_concurrency", c, 1..=64)?;
+        }
+        if let Some(r) = self.max_retries {
+            check_range("sink_options.max_retries", r, 0..=100)?;
+        }
+        Ok(())
+    }
+}
+
+/// S3's largest part: 5 GiB.
+pub(crate) const MAX_PART_SIZE: usize = 5 * 1024 * 1024 * 1024;
 pub(crate) const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
 pub(crate) const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 pub(crate) const DEFAULT_UPLOAD_CONCURRENCY: usize = 4;
@@ -310,6 +388,41 @@ pub fn sink_from_url(url: &str, opts: &SinkOptions) -> Result<Arc<dyn Sink>> {
         other => Err(Error::usage(format!(
             "unknown sink scheme {other:?} in {url:?} (use file, s3, spaces, gs or memory)"
         ))),
+    }
+}
+
+/// Background cleanups of dropped uploads still running (see
+/// [`wait_for_cleanup`]).
+static PENDING_CLEANUPS: AtomicUsize = AtomicUsize::new(0);
+
+/// Run `cleanup` in the background on `handle`, counted for
+/// [`wait_for_cleanup`] until it finishes or is cancelled.
+pub(crate) fn spawn_cleanup(
+    handle: &tokio::runtime::Handle,
+    cleanup: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    struct Counted;
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            PENDING_CLEANUPS.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    PENDING_CLEANUPS.fetch_add(1, Ordering::SeqCst);
+    let counted = Counted;
+    handle.spawn(async move {
+        let _counted = counted;
+        cleanup.await;
+    });
+}
+
+/// Wait (up to `timeout`) for the cleanups of dropped uploads to finish: the
+/// aborts of abandoned multipart uploads, and the removal of what a
+/// cancelled completion may have made visible. A process that cancels a
+/// backup and then exits calls this so the service keeps nothing behind.
+pub async fn wait_for_cleanup(timeout: std::time::Duration) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while PENDING_CLEANUPS.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 

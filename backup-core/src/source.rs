@@ -119,8 +119,21 @@ pub trait Source: Send + Sync + fmt::Debug {
     /// The source name used in the bucket layout when none is configured.
     fn default_name(&self) -> String;
 
+    /// What identifies the database itself, however it is spelled: runs on
+    /// this host with the same key take turns (the lock file is named
+    /// after it). Default: [`location`](Self::location).
+    fn lock_key(&self) -> String {
+        self.location()
+    }
+
     /// File extension of the raw artifact (`sqlite`, `pgdump`).
     fn extension(&self) -> &'static str;
+
+    /// What the raw artifact is, for people restoring by hand
+    /// (`sqlite3 database file`).
+    fn artifact_format(&self) -> &'static str {
+        "raw bytes"
+    }
 
     /// The zstd level a backup uses unless told otherwise.
     fn default_compression_level(&self) -> i32 {

@@ -58,6 +58,14 @@
 //!   plus `x-goog-generation`.
 //! - `DELETE /{bucket}/{object}?uploadId=ID`: abort (`204`), dropping all parts.
 //! - An unknown upload id is `404 NoSuchUpload`.
+//! - `GET /{bucket}?uploads`: list the open uploads
+//!   (`ListMultipartUploadsResult`), ordered by object name, then by
+//!   initiation (upload ids sort in that order), with `prefix`, `delimiter`
+//!   (`CommonPrefixes`), `key-marker` (names after it), `upload-id-marker`
+//!   (with `key-marker`: that name's later uploads too; ignored without it)
+//!   and `max-uploads` (at most 1000). A truncated page has `IsTruncated`
+//!   true and `NextKeyMarker` / `NextUploadIdMarker`. Each `Upload` has
+//!   `Key`, `UploadId`, `StorageClass` and `Initiated`.
 //!
 //! Buckets:
 //! - `GET /{bucket}?list-type=2`: list objects (V2) with `prefix`,
@@ -79,8 +87,8 @@
 //! `object_store` retries 5xx responses with back-off, which would turn a
 //! missing feature into a slow, confusing test failure):
 //! - listing buckets (`GET /`), list objects V1 (`GET /{bucket}` without
-//!   `list-type=2`), listing multipart uploads (`GET /{bucket}?uploads`),
-//!   listing parts (`GET /{bucket}/{object}?uploadId=`), and any other bucket
+//!   `list-type=2`), listing parts (`GET /{bucket}/{object}?uploadId=`),
+//!   `encoding-type=url` on the uploads listing, and any other bucket
 //!   sub-resource (`?acl`, `?cors`, `?lifecycle`, `?versioning`, ...);
 //! - HTML form uploads (`POST /{bucket}` / `POST /{bucket}/{object}` without
 //!   `uploads` / `uploadId`) and the resumable upload protocol.
@@ -235,6 +243,14 @@ impl GcsDouble {
     pub fn requests(&self) -> Vec<String> {
         lock(&self.state).requests.clone()
     }
+
+    /// Answer at most `n` uploads per `GET /{bucket}?uploads` page, even if
+    /// the client asks for more. GCS pages at 1000; a lower limit makes a
+    /// client page through a handful of uploads as it would through
+    /// thousands.
+    pub fn limit_upload_pages(&self, n: usize) {
+        lock(&self.state).upload_page_limit = Some(n.max(1));
+    }
 }
 
 impl Drop for GcsDouble {
@@ -254,6 +270,7 @@ struct State {
     generations: Generations,
     next_upload: u64,
     requests: Vec<String>,
+    upload_page_limit: Option<usize>,
 }
 
 #[derive(Default)]
@@ -320,6 +337,7 @@ struct Upload {
     key: String,
     attributes: Attributes,
     parts: BTreeMap<u32, Part>,
+    initiated: DateTime<Utc>,
 }
 
 struct Part {
@@ -465,7 +483,10 @@ fn bucket_request(state: &mut State, name: &str, req: &Req<'_>) -> Response<Body
     };
     match *req.method {
         Method::GET if req.query.get("list-type") == Some("2") => list_v2(name, bucket, &req.query),
-        Method::GET if req.query.has("uploads") => not_implemented("listing multipart uploads"),
+        Method::GET if req.query.has("uploads") && req.query.get("encoding-type").is_none() => {
+            let limit = state.upload_page_limit.unwrap_or(MAX_KEYS);
+            list_uploads(name, &state.buckets[name], &req.query, limit)
+        }
         Method::GET if req.query.is_empty() => not_implemented("list objects V1 (use list-type=2)"),
         Method::HEAD if req.query.is_empty() => empty(StatusCode::OK),
         Method::DELETE if req.query.is_empty() => {
@@ -611,6 +632,127 @@ fn list_v2(name: &str, bucket: &Bucket, query: &Query) -> Response<Body> {
         }
     }
     xml.push_str("</ListBucketResult>");
+    xml_response(StatusCode::OK, HeaderMap::new(), xml)
+}
+
+/// `GET /{bucket}?uploads`
+fn list_uploads(name: &str, bucket: &Bucket, query: &Query, page_limit: usize) -> Response<Body> {
+    let prefix = query.get("prefix").unwrap_or("");
+    let delimiter = query.get("delimiter").filter(|d| !d.is_empty());
+    let key_marker = query.get("key-marker").filter(|m| !m.is_empty());
+    // Without key-marker, upload-id-marker is ignored (as GCS documents).
+    let id_marker = key_marker.and(query.get("upload-id-marker").filter(|m| !m.is_empty()));
+    let max_uploads = match query.get("max-uploads") {
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if n >= 1 => n.min(MAX_KEYS),
+            _ => return invalid_argument("max-uploads must be a positive integer."),
+        },
+        None => MAX_KEYS,
+    }
+    .min(page_limit);
+
+    let mut open: Vec<(&str, &str, &Upload)> = bucket
+        .uploads
+        .iter()
+        .map(|(id, u)| (u.key.as_str(), id.as_str(), u))
+        .filter(|(key, id, _)| {
+            // A common prefix handed out as NextKeyMarker was listed whole.
+            let rolled_up =
+                |km: &str| delimiter.is_some_and(|d| km.ends_with(d)) && key.starts_with(km);
+            key.starts_with(prefix)
+                && match (key_marker, id_marker) {
+                    (None, _) => true,
+                    (Some(km), None) => *key > km && !rolled_up(km),
+                    (Some(km), Some(im)) => {
+                        (*key > km && !rolled_up(km)) || (*key == km && *id > im)
+                    }
+                }
+        })
+        .collect();
+    open.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+
+    // Entries are uploads and, with a delimiter, common prefixes (each
+    // counted once, as one entry).
+    enum Entry<'a> {
+        Upload(&'a str, &'a str, &'a Upload),
+        Prefix(String),
+    }
+    let mut entries: Vec<Entry<'_>> = Vec::new();
+    let mut truncated = false;
+    for (key, id, upload) in open {
+        let common = delimiter.and_then(|d| {
+            key[prefix.len()..]
+                .find(d)
+                .map(|at| key[..prefix.len() + at + d.len()].to_string())
+        });
+        if let Some(common) = &common
+            && matches!(entries.last(), Some(Entry::Prefix(p)) if p == common)
+        {
+            continue;
+        }
+        if entries.len() == max_uploads {
+            truncated = true;
+            break;
+        }
+        entries.push(match common {
+            Some(common) => Entry::Prefix(common),
+            None => Entry::Upload(key, id, upload),
+        });
+    }
+
+    let mut xml = format!("{XML_DECLARATION}<ListMultipartUploadsResult xmlns=\"{S3_NAMESPACE}\">");
+    push_element(&mut xml, "Bucket", name);
+    push_element(&mut xml, "KeyMarker", key_marker.unwrap_or(""));
+    push_element(&mut xml, "UploadIdMarker", id_marker.unwrap_or(""));
+    if truncated {
+        let (next_key, next_id) = match entries.last() {
+            Some(Entry::Upload(key, id, _)) => (key.to_string(), id.to_string()),
+            Some(Entry::Prefix(p)) => (p.clone(), String::new()),
+            None => (String::new(), String::new()),
+        };
+        push_element(&mut xml, "NextKeyMarker", &next_key);
+        push_element(&mut xml, "NextUploadIdMarker", &next_id);
+    }
+    if let Some(delimiter) = delimiter {
+        push_element(&mut xml, "Delimiter", delimiter);
+    }
+    push_element(&mut xml, "Prefix", prefix);
+    push_element(&mut xml, "MaxUploads", &max_uploads.to_string());
+    push_element(
+        &mut xml,
+        "IsTruncated",
+        if truncated { "true" } else { "false" },
+    );
+    for entry in &entries {
+        if let Entry::Upload(key, id, upload) = entry {
+            let class = upload
+                .attributes
+                .iter()
+                .find(|(n, _)| n.as_str() == "x-goog-storage-class")
+                .and_then(|(_, v)| v.to_str().ok())
+                .unwrap_or("STANDARD");
+            xml.push_str("<Upload>");
+            push_element(&mut xml, "Key", key);
+            push_element(&mut xml, "UploadId", id);
+            push_element(&mut xml, "StorageClass", class);
+            push_element(
+                &mut xml,
+                "Initiated",
+                &upload
+                    .initiated
+                    .to_rfc3339_opts(SecondsFormat::Millis, true),
+            );
+            xml.push_str("</Upload>");
+        }
+    }
+    for entry in &entries {
+        if let Entry::Prefix(prefix) = entry {
+            xml.push_str("<CommonPrefixes>");
+            push_element(&mut xml, "Prefix", prefix);
+            xml.push_str("</CommonPrefixes>");
+        }
+    }
+    xml.push_str("</ListMultipartUploadsResult>");
     xml_response(StatusCode::OK, HeaderMap::new(), xml)
 }
 
@@ -835,6 +977,7 @@ fn initiate_upload(
             key: key.to_string(),
             attributes: attributes_from(req.headers),
             parts: BTreeMap::new(),
+            initiated: Utc::now(),
         },
     );
     let mut xml =

@@ -1,7 +1,7 @@
 //! Small HTTP helpers for tests: a recorder that answers every request with a
 //! fixed status and keeps what it got (webhooks, Pushgateway), and a
 //! fault-injecting TCP proxy in front of an S3 server (503s, dropped
-//! connections mid-upload).
+//! connections mid-upload, held multipart completions).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -125,11 +125,24 @@ pub struct Faults {
     pub drop_mid_upload: usize,
 }
 
+/// How [`FaultProxy::hold_completions`] holds multipart completion requests
+/// (`POST …?uploadId=…`, S3's and GCS's XML API alike).
+#[derive(Debug, Clone, Copy)]
+pub enum HoldCompletion {
+    /// Keep the request this long, then forward it anyway: it reaches the
+    /// server late, after the client may have given up on it.
+    BeforeForwarding(Duration),
+    /// Forward it at once (the server completes the upload), but keep the
+    /// answer this long.
+    Answer(Duration),
+}
+
 /// A TCP proxy to `upstream` that injects [`Faults`].
 #[derive(Debug)]
 pub struct FaultProxy {
     addr: std::net::SocketAddr,
     injected: Arc<AtomicUsize>,
+    released: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
 }
 
@@ -161,6 +174,43 @@ impl FaultProxy {
         Self {
             addr,
             injected,
+            released: Arc::new(AtomicUsize::new(0)),
+            stop,
+        }
+    }
+
+    /// Start in front of `upstream`, passing everything through except
+    /// multipart completions, which are held as `hold` says. Every request
+    /// gets its own upstream connection, and every answer says
+    /// `Connection: close`, so that no completion hides behind a reused
+    /// connection.
+    pub fn hold_completions(upstream: &str, hold: HoldCompletion) -> Self {
+        let up = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let injected = Arc::new(AtomicUsize::new(0));
+        let released = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (held, rel, s) = (injected.clone(), released.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                client.set_nonblocking(false).ok();
+                let (up, held, rel) = (up.clone(), held.clone(), rel.clone());
+                std::thread::spawn(move || serve_holding(client, &up, hold, &held, &rel));
+            }
+        });
+        Self {
+            addr,
+            injected,
+            released,
             stop,
         }
     }
@@ -170,9 +220,16 @@ impl FaultProxy {
         format!("http://{}", self.addr)
     }
 
-    /// Faults injected so far.
+    /// Faults injected so far (for [`hold_completions`](Self::hold_completions):
+    /// completion requests that were held).
     pub fn injected(&self) -> usize {
         self.injected.load(Ordering::SeqCst)
+    }
+
+    /// Held completion requests whose hold is over: forwarded, answered by
+    /// the server, and the answer passed on (or dropped, if the client left).
+    pub fn released(&self) -> usize {
+        self.released.load(Ordering::SeqCst)
     }
 }
 
@@ -238,4 +295,97 @@ fn serve(mut client: TcpStream, up: &str, injected: &AtomicUsize, budget: &Mutex
     let _ = std::io::copy(&mut s3, &mut c3);
     let _ = c3.shutdown(std::net::Shutdown::Write);
     let _ = t.join();
+}
+
+/// Read one request or response head (through the blank line) and, for a
+/// request, its `Content-Length` body. Returns head and body.
+fn read_message(stream: &mut TcpStream, with_body: bool) -> Option<(Vec<u8>, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let mut body = buf.split_off(head_end);
+    if with_body {
+        let text = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+        let len: usize = text
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        while body.len() < len {
+            let n = stream.read(&mut chunk).ok()?;
+            if n == 0 {
+                return None;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    }
+    Some((buf, body))
+}
+
+/// `head` with any `Connection` header replaced by `Connection: close`.
+fn force_close(head: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(head);
+    let mut out = String::new();
+    for line in text.trim_end_matches("\r\n").split("\r\n") {
+        if !line.to_ascii_lowercase().starts_with("connection:") {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    out.into_bytes()
+}
+
+fn serve_holding(
+    mut client: TcpStream,
+    up: &str,
+    hold: HoldCompletion,
+    held: &AtomicUsize,
+    released: &AtomicUsize,
+) {
+    let Some((head, body)) = read_message(&mut client, true) else {
+        return;
+    };
+    let first_line = String::from_utf8_lossy(&head)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let is_completion = first_line.starts_with("POST ") && first_line.contains("uploadId=");
+    if is_completion && let HoldCompletion::BeforeForwarding(d) = hold {
+        held.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(d);
+    }
+    let Ok(mut server) = TcpStream::connect(up) else {
+        return;
+    };
+    let forwarded = server
+        .write_all(&force_close(&head))
+        .and_then(|()| server.write_all(&body));
+    let answer = forwarded
+        .ok()
+        .and_then(|()| read_message(&mut server, false));
+    if is_completion && let HoldCompletion::Answer(d) = hold {
+        // Counted only now: the server has completed the upload.
+        held.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(d);
+    }
+    if let Some((resp_head, resp_start)) = answer {
+        let _ = client.write_all(&force_close(&resp_head));
+        let _ = client.write_all(&resp_start);
+        let _ = std::io::copy(&mut server, &mut client);
+    }
+    if is_completion {
+        released.fetch_add(1, Ordering::SeqCst);
+    }
+    let _ = client.shutdown(std::net::Shutdown::Both);
 }

@@ -1,4 +1,5 @@
 //! Test support
+pub mod faults;
 pub mod gcs_double;
 pub mod http;
 pub mod pg;

@@ -122,3 +122,62 @@ pub fn all_files(dir: &Path) -> Vec<std::path::PathBuf> {
     out.sort();
     out
 }
+
+/// A size-limited tmpfs mounted on a fresh directory, unmounted on drop: a
+/// disk that fills up. Needs root (`mount`); `None` (and "SKIPPED") when it
+/// cannot be mounted, unless `LIFEBOAT_REQUIRE_SERVERS=1` (then panic).
+#[derive(Debug)]
+pub struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// Mount `bytes` of tmpfs.
+    pub fn mount(bytes: u64) -> Option<Self> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes},mode=0777")])
+            .arg("tmpfs")
+            .arg(dir.path())
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(Self { dir }),
+            other => {
+                let why = match other {
+                    Ok(o) => String::from_utf8_lossy(&o.stderr).to_string(),
+                    Err(e) => e.to_string(),
+                };
+                if servers_required() {
+                    panic!("cannot mount a small tmpfs (root needed): {why}");
+                }
+                eprintln!("SKIPPED: cannot mount a small tmpfs (root needed): {why}");
+                None
+            }
+        }
+    }
+
+    /// The mount point.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Remount read-only (or back read-write).
+    pub fn set_read_only(&self, ro: bool) {
+        let opt = if ro { "remount,ro" } else { "remount,rw" };
+        let st = std::process::Command::new("mount")
+            .args(["-o", opt])
+            .arg(self.dir.path())
+            .status()
+            .expect("mount");
+        assert!(st.success(), "mount -o {opt}");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}

@@ -521,3 +521,92 @@ async fn double_stops_on_drop() {
     }
     panic!("listener still accepting connections after drop");
 }
+
+/// `GET {bucket}?uploads` as a raw request; returns status and body.
+async fn list_uploads(double: &GcsDouble, bucket: &str, query: &str) -> (u16, String) {
+    let url = format!("{}/{bucket}?uploads{query}", double.base_url());
+    let response = reqwest::get(&url).await.expect("list uploads");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+/// The values of every `<tag>` in `xml`, in order.
+fn elements(xml: &str, tag: &str) -> Vec<String> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    xml.split(&open)
+        .skip(1)
+        .filter_map(|s| s.split_once(&close).map(|(v, _)| v.to_string()))
+        .collect()
+}
+
+/// The XML API's multipart upload listing: ordered by name then initiation,
+/// scoped by prefix, paged with key-marker / upload-id-marker, rolled up by
+/// delimiter, and emptied by completion and abort.
+#[tokio::test]
+async fn multipart_uploads_are_listed_like_the_xml_api() {
+    let (double, store) = setup().await;
+    let mut ids = Vec::new();
+    for key in ["p/b", "p/a", "p/a", "p/d/1", "p/d/2", "q/z"] {
+        let id = store.create_multipart(&Path::from(key)).await.unwrap();
+        ids.push((key, id));
+    }
+    let (status, xml) = list_uploads(&double, BUCKET, "").await;
+    assert_eq!(status, 200, "{xml}");
+    assert!(xml.contains("<ListMultipartUploadsResult"), "{xml}");
+    assert_eq!(
+        elements(&xml, "Key"),
+        ["p/a", "p/a", "p/b", "p/d/1", "p/d/2", "q/z"]
+    );
+    // Two uploads of one name: in the order they were started.
+    let a_ids: Vec<_> = ids
+        .iter()
+        .filter(|(k, _)| *k == "p/a")
+        .map(|(_, i)| i.clone())
+        .collect();
+    assert_eq!(elements(&xml, "UploadId")[..2], a_ids[..]);
+    assert_eq!(elements(&xml, "IsTruncated"), ["false"]);
+    let initiated = elements(&xml, "Initiated");
+    assert!(
+        initiated
+            .iter()
+            .all(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok()),
+        "{initiated:?}"
+    );
+
+    let (_, xml) = list_uploads(&double, BUCKET, "&prefix=p/&delimiter=/").await;
+    assert_eq!(elements(&xml, "Key"), ["p/a", "p/a", "p/b"]);
+    assert_eq!(elements(&xml, "Prefix"), ["p/", "p/d/"]);
+
+    // Paging: two per page, resumed after (key, upload id).
+    let (_, page1) = list_uploads(&double, BUCKET, "&prefix=p/&max-uploads=2").await;
+    assert_eq!(elements(&page1, "Key"), ["p/a", "p/a"]);
+    assert_eq!(elements(&page1, "IsTruncated"), ["true"]);
+    let next_key = &elements(&page1, "NextKeyMarker")[0];
+    let next_id = &elements(&page1, "NextUploadIdMarker")[0];
+    assert_eq!((next_key.as_str(), next_id), ("p/a", &a_ids[1]));
+    let (_, page2) = list_uploads(
+        &double,
+        BUCKET,
+        &format!("&prefix=p/&max-uploads=2&key-marker={next_key}&upload-id-marker={next_id}"),
+    )
+    .await;
+    assert_eq!(elements(&page2, "Key"), ["p/b", "p/d/1"]);
+    // key-marker alone: names strictly after it.
+    let (_, after) = list_uploads(&double, BUCKET, "&key-marker=p/a").await;
+    assert_eq!(elements(&after, "Key"), ["p/b", "p/d/1", "p/d/2", "q/z"]);
+    // upload-id-marker without key-marker is ignored.
+    let (_, ignored) =
+        list_uploads(&double, BUCKET, &format!("&upload-id-marker={}", a_ids[0])).await;
+    assert_eq!(elements(&ignored, "Key").len(), 6);
+
+    // Completed and aborted uploads are no longer listed.
+    let (key, id) = &ids[0];
+    store.abort_multipart(&Path::from(*key), id).await.unwrap();
+    let (_, xml) = list_uploads(&double, BUCKET, "&prefix=p/b").await;
+    assert!(elements(&xml, "Key").is_empty(), "{xml}");
+
+    let (status, xml) = list_uploads(&double, "no-such-bucket", "").await;
+    assert_eq!(status, 404);
+    assert_eq!(elements(&xml, "Code"), ["NoSuchBucket"]);
+}

@@ -272,6 +272,17 @@ impl Sink for BrokenList {
     async fn delete(&self, _k: &str) -> backup_core::Result<()> {
         panic!("a prune whose listing failed must delete nothing");
     }
+    async fn list_pending(&self, _p: &str) -> backup_core::Result<Vec<backup_core::PendingUpload>> {
+        Err(backup_core::Error::Sink {
+            location: "broken://".into(),
+            message: "listing timed out".into(),
+            retryable: true,
+            source: None,
+        })
+    }
+    async fn abort_pending(&self, _u: &backup_core::PendingUpload) -> backup_core::Result<()> {
+        panic!("a prune whose listing failed must remove nothing");
+    }
 }
 
 #[tokio::test]

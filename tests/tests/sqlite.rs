@@ -312,6 +312,12 @@ impl backup_core::Sink for SlowSink {
     async fn delete(&self, k: &str) -> backup_core::Result<()> {
         self.0.delete(k).await
     }
+    async fn list_pending(&self, p: &str) -> backup_core::Result<Vec<backup_core::PendingUpload>> {
+        self.0.list_pending(p).await
+    }
+    async fn abort_pending(&self, u: &backup_core::PendingUpload) -> backup_core::Result<()> {
+        self.0.abort_pending(u).await
+    }
 }
 
 /// Signals the test when the snapshot is taken and streaming begins, then

@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use backup_core::{BackupJob, BackupReport, Catalog, Error, LockMode, Selector, VerifyJob};
+use backup_core::{BackupJob, BackupReport, Error, LockMode};
 use clap::Args;
 
 use super::pg::{DrillArgs, PgArgs};
@@ -57,6 +57,10 @@ pub(crate) struct BackupOutput {
     location: String,
     duration_ms: u64,
     drill: Option<backup_core::Verdict>,
+    /// Why the restore drill could not run, if it could not (the backup is
+    /// committed as checked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drill_error: Option<String>,
 }
 
 pub(crate) async fn run(ctx: &Context, a: BackupArgs) -> Result<(), Error> {
@@ -129,7 +133,7 @@ pub(crate) async fn execute(ctx: &Context, a: &BackupArgs) -> (Vec<BackupOutput>
         let t0 = std::time::Instant::now();
         let mut attempt = 1;
         let result = loop {
-            let r = backup_one(ctx, a, source.clone(), sink.clone(), drill.clone(), &pg).await;
+            let r = backup_one(ctx, a, source.clone(), sink.clone(), drill.clone()).await;
             match &r {
                 Err(e) if e.is_retryable() && attempt < retries.attempts => {
                     let delay = retries.delay(attempt + 1);
@@ -147,14 +151,34 @@ pub(crate) async fn execute(ctx: &Context, a: &BackupArgs) -> (Vec<BackupOutput>
                 _ => break r,
             }
         };
-        super::hooks::after_backup(
+        // Nothing after a committed backup may undo it, not even a panic.
+        let hooks = std::panic::AssertUnwindSafe(super::hooks::after_backup(
             ctx,
             &name,
             Some(&sink),
             result.as_ref().map(|o| &o.manifest),
             t0.elapsed(),
-        )
-        .await;
+        ));
+        if futures::FutureExt::catch_unwind(hooks).await.is_err() {
+            tracing::error!(source = %name, "a step after the backup (metrics, notification or retention) failed with an internal error; the backup's result stands");
+        }
+        // A backup whose restore drill failed is committed (its data
+        // matches the snapshot; `restore --partial` recovers what loads) but
+        // not verified: the run fails with exit 4.
+        let result = result.and_then(|o| match &o.drill {
+            Some(d) if !d.passed => {
+                let e = Error::Verification {
+                    verifier: d.verifier.clone(),
+                    message: format!(
+                        "backup {} is committed but does not restore cleanly, so it is not verified: {}",
+                        o.manifest.backup_id, d.detail
+                    ),
+                };
+                outputs.push(o);
+                Err(e)
+            }
+            _ => Ok(o),
+        });
         match result {
             Ok(o) => outputs.push(o),
             Err(e) if first_err.is_none() => first_err = Some(e),
@@ -184,7 +208,6 @@ async fn backup_one(
     source: Arc<dyn backup_core::Source>,
     sink: Arc<dyn backup_core::Sink>,
     drill: Option<Arc<dyn backup_core::Verifier>>,
-    pg: &backup_core::PostgresOptions,
 ) -> Result<BackupOutput, Error> {
     let s = &ctx.settings;
     let mut job = BackupJob::new(source.clone(), sink.clone())
@@ -212,30 +235,24 @@ async fn backup_one(
     if let Some(p) = ctx.progress.clone() {
         job = job.progress(p);
     }
+    if let Some(d) = drill {
+        job = job.drill(d);
+    }
     let report = job.run().await?;
     log_summary(&report);
-    let mut out = BackupOutput {
+    let drill_error = report.drill_error.clone();
+    let out = BackupOutput {
         location: format!("{}/{}", report.sink_location, report.dir),
         duration_ms: report.duration.as_millis() as u64,
+        drill: report
+            .manifest
+            .verdicts
+            .iter()
+            .find(|v| v.verifier.ends_with("-drill"))
+            .cloned(),
+        drill_error,
         manifest: report.manifest,
-        drill: None,
     };
-    if let Some(drill) = drill {
-        let entry = Catalog::new(sink.clone())
-            .find(
-                Some(&out.manifest.source.name),
-                &Selector::Id(out.manifest.backup_id.clone()),
-            )
-            .await?;
-        let mut verify = VerifyJob::new(sink.clone())
-            .postgres_options(pg.clone())
-            .verifier(drill);
-        if let Some(d) = a.temp_dir.clone().or_else(|| s.temp_dir.clone()) {
-            verify = verify.temp_dir(d);
-        }
-        let v = verify.verify_entry(entry).await?;
-        out.drill = v.verdicts.into_iter().find(|v| v.verifier == "pg-drill");
-    }
     Ok(out)
 }
 

@@ -60,10 +60,15 @@ pub(crate) async fn after_backup(
             Ok(m) => Event::new(
                 "backup",
                 name,
-                true,
+                m.verified(),
                 format!(
-                    "backup {} verified: {} stored, {} tables, {} rows",
+                    "backup {} {}: {} stored, {} tables, {} rows",
                     m.backup_id,
+                    if m.verified() {
+                        "verified"
+                    } else {
+                        "committed but its restore drill FAILED (not verified)"
+                    },
                     crate::human_bytes(m.artifact.stored_size),
                     m.fingerprint.tables.len(),
                     m.fingerprint.total_rows()

@@ -13,7 +13,7 @@ pub(crate) struct ListArgs {
     /// Only this source's backups (default: all).
     #[arg(long)]
     source: Option<String>,
-    /// Print JSON: {"complete": [manifest, …], "incomplete": […]}.
+    /// Print JSON: {"complete": [manifest, …], "unreadable": […], "incomplete": […]}.
     #[arg(long)]
     #[serde(skip)]
     json: bool,
@@ -24,7 +24,20 @@ pub(crate) struct ListArgs {
 pub(crate) struct ListOutput {
     location: String,
     complete: Vec<backup_core::Manifest>,
+    /// Manifests that exist but cannot be read: kept, never restored from.
+    unreadable: Vec<backup_core::IncompleteBackup>,
     incomplete: Vec<backup_core::IncompleteBackup>,
+    /// What interrupted runs left: open uploads and partial files in the
+    /// sink, and temporary directories on this host.
+    leftovers: Leftovers,
+}
+
+/// What interrupted runs left behind (removed by `prune` and by the next
+/// backup once older than the grace period; local ones by the next run).
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct Leftovers {
+    uploads: Vec<backup_core::leftovers::Leftover>,
+    local: Vec<backup_core::tempdir::LocalLeftover>,
 }
 
 pub(crate) async fn execute(ctx: &Context, a: &ListArgs) -> Result<ListOutput, Error> {
@@ -36,6 +49,38 @@ pub(crate) async fn execute(ctx: &Context, a: &ListArgs) -> Result<ListOutput, E
         None
     };
     let listing = Catalog::new(sink.clone()).list(name.as_deref()).await?;
+    let grace = std::time::Duration::from_secs(
+        ctx.settings
+            .retention
+            .as_ref()
+            .and_then(|r| r.incomplete_grace)
+            .unwrap_or(backup_core::retention::DEFAULT_INCOMPLETE_GRACE.as_secs()),
+    );
+    let now = chrono::Utc::now();
+    let uploads = match &name {
+        Some(n) => backup_core::leftovers::find(&*sink, n, grace, now).await?,
+        None => {
+            let mut all = Vec::new();
+            let mut names: Vec<String> = sink
+                .list_pending("")
+                .await?
+                .into_iter()
+                .filter_map(|u| u.key.split('/').next().map(str::to_string))
+                .collect();
+            names.sort();
+            names.dedup();
+            for n in names {
+                all.extend(backup_core::leftovers::find(&*sink, &n, grace, now).await?);
+            }
+            all
+        }
+    };
+    let local = backup_core::tempdir::find(
+        &ctx.settings
+            .temp_dir
+            .clone()
+            .unwrap_or_else(std::env::temp_dir),
+    );
     tracing::info!(
         summary = true,
         command = "list",
@@ -43,12 +88,16 @@ pub(crate) async fn execute(ctx: &Context, a: &ListArgs) -> Result<ListOutput, E
         location = %sink.location(),
         complete = listing.complete.len(),
         incomplete = listing.incomplete.len(),
+        unreadable = listing.unreadable.len(),
+        leftovers = uploads.len() + local.len(),
         "list complete"
     );
     Ok(ListOutput {
         location: sink.location().to_string(),
         complete: listing.complete.into_iter().map(|b| b.manifest).collect(),
+        unreadable: listing.unreadable,
         incomplete: listing.incomplete,
+        leftovers: Leftovers { uploads, local },
     })
 }
 
@@ -79,8 +128,41 @@ pub(crate) async fn run(ctx: &Context, a: ListArgs) -> Result<(), Error> {
             );
         }
     }
+    if !out.unreadable.is_empty() {
+        println!(
+            "\nunreadable (a manifest this lifeboat cannot read: kept, never pruned, never restored from):"
+        );
+        for i in &out.unreadable {
+            println!(
+                "{:<16} {:<22} {:<20} {:>10}  {}",
+                i.source,
+                i.backup_id,
+                i.last_modified.format("%Y-%m-%d %H:%M:%S"),
+                human_bytes(i.bytes),
+                i.reason
+            );
+        }
+    }
+    if !out.leftovers.uploads.is_empty() || !out.leftovers.local.is_empty() {
+        println!(
+            "\nleft by interrupted runs (removed by prune and the next run after the grace period):"
+        );
+        for l in &out.leftovers.uploads {
+            println!(
+                "  upload  {}  started {}{}",
+                l.upload.key,
+                l.upload.started.format("%Y-%m-%d %H:%M:%S"),
+                if l.stale { " (stale)" } else { "" }
+            );
+        }
+        for l in &out.leftovers.local {
+            println!("  temp    {}  {}", l.path.display(), human_bytes(l.bytes));
+        }
+    }
     if !out.incomplete.is_empty() {
-        println!("\nincomplete (no valid manifest: never offered for restore):");
+        println!(
+            "\nincomplete (no manifest: never offered for restore; removed by prune after the grace period):"
+        );
         for i in &out.incomplete {
             println!(
                 "{:<16} {:<22} {:<20} {:>10}  {}",

@@ -97,6 +97,7 @@ impl PgArgs {
                     message: format!("--lock-wait: {m}"),
                 })?;
         }
+        o.validate().map_err(|m| Error::Usage { message: m })?;
         Ok(o)
     }
 }

@@ -56,6 +56,7 @@ pub(crate) fn policy(ctx: &Context, a: &PruneArgs) -> RetentionPolicy {
 pub(crate) async fn execute(ctx: &Context, a: &PruneArgs) -> Result<PruneReport, Error> {
     let sink = sink(ctx, a.from.as_deref(), "--from")?;
     let policy = policy(ctx, a);
+    policy.validate().map_err(|m| Error::Usage { message: m })?;
     if !policy.has_rules() {
         return Err(Error::Usage {
             message: "no retention rule: pass --keep-last, --keep-days, --keep-daily, --keep-weekly or --keep-monthly, or set [retention] in lifeboat.toml".into(),
@@ -88,6 +89,15 @@ pub(crate) async fn execute(ctx: &Context, a: &PruneArgs) -> Result<PruneReport,
         }
     };
     let report = retention::prune(&sink, &name, &policy, chrono::Utc::now(), a.dry_run).await?;
+    if !a.dry_run {
+        // Temporary directories runs killed on this host left.
+        backup_core::tempdir::sweep(
+            &ctx.settings
+                .temp_dir
+                .clone()
+                .unwrap_or_else(std::env::temp_dir),
+        );
+    }
     tracing::info!(
         summary = true,
         command = "prune",
@@ -96,6 +106,8 @@ pub(crate) async fn execute(ctx: &Context, a: &PruneArgs) -> Result<PruneReport,
         dry_run = a.dry_run,
         kept = report.decisions.iter().filter(|d| d.keep).count(),
         deleted = report.decisions.iter().filter(|d| !d.keep).count(),
+        leftovers = report.leftovers.len(),
+        leftovers_removed = report.leftovers_removed,
         "prune complete"
     );
     Ok(report)
@@ -113,13 +125,36 @@ pub(crate) async fn run(ctx: &Context, a: PruneArgs) -> Result<(), Error> {
         "deleted"
     };
     for d in &report.decisions {
-        let what = if d.incomplete { " (incomplete)" } else { "" };
+        let what = if d.incomplete {
+            " (incomplete)"
+        } else if d.unreadable {
+            " (unreadable)"
+        } else {
+            ""
+        };
         let verb = if d.keep { "keep" } else { verb_go };
         println!(
             "{verb:<12} {}{what}  {}  — {}",
             d.backup_id,
             d.started_at.format("%Y-%m-%d %H:%M:%S"),
             d.reasons.join("; ")
+        );
+    }
+    for l in &report.leftovers {
+        let verb = match (l.stale, report.dry_run) {
+            (false, _) => "keep",
+            (true, true) => "would remove",
+            (true, false) => "removed",
+        };
+        println!(
+            "{verb:<12} interrupted upload of {}  {}  — {}",
+            l.upload.key,
+            l.upload.started.format("%Y-%m-%d %H:%M:%S"),
+            if l.stale {
+                "older than the grace period"
+            } else {
+                "within the grace period (may still be running)"
+            }
         );
     }
     Ok(())

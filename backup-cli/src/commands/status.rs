@@ -75,6 +75,7 @@ fn policy(settings: &Settings, a: &StatusArgs) -> Result<HealthPolicy, Error> {
     if a.max_size_drop.is_some() {
         p.max_size_drop = a.max_size_drop;
     }
+    p.validate().map_err(|m| Error::Usage { message: m })?;
     Ok(p)
 }
 

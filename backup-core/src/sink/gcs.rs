@@ -10,9 +10,14 @@ use std::sync::Arc;
 
 use object_store::gcp::GoogleCloudStorageBuilder;
 
+use super::object::Pending;
 use super::s3::{client_options, retry_config};
+use super::uploads::{Auth, XmlUploads};
 use super::{DEFAULT_PART_SIZE, DEFAULT_UPLOAD_CONCURRENCY, ObjectStoreSink, SinkOptions};
 use crate::error::{Error, Result};
+
+/// Where the XML API lives, as in `object_store`'s GCS client.
+const DEFAULT_GCS_BASE_URL: &str = "https://storage.googleapis.com";
 
 /// A resolved GCS configuration.
 #[derive(Debug, Clone)]
@@ -93,9 +98,22 @@ impl GcsConfig {
         let store = builder
             .build()
             .map_err(|e| Error::config(self.location(), format!("cannot build GCS client: {e}")))?;
+        let endpoint = self
+            .endpoint
+            .as_deref()
+            .unwrap_or(DEFAULT_GCS_BASE_URL)
+            .trim_end_matches('/');
+        let pending = XmlUploads::new(
+            endpoint,
+            &self.bucket,
+            Auth::Bearer(store.credentials().clone()),
+            &self.location(),
+            self.max_retries,
+        )?;
         Ok(
             ObjectStoreSink::new(Arc::new(store), &self.prefix, self.location())
-                .with_upload_tuning(self.part_size, self.concurrency),
+                .with_upload_tuning(self.part_size, self.concurrency)
+                .with_pending(Pending::Xml(pending)),
         )
     }
 }

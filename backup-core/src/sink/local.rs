@@ -16,7 +16,9 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
-use super::{ByteStream, ObjectInfo, PutOptions, Sink, Upload, check_key};
+use super::{
+    ByteStream, ObjectInfo, PendingUpload, PutOptions, Sink, Upload, check_key, spawn_cleanup,
+};
 use crate::error::{Error, Result};
 
 const READ_CHUNK: usize = 1024 * 1024;
@@ -92,6 +94,45 @@ impl LocalSink {
             .map_err(|e| self.io_err("cannot create directory", dir, e))
     }
 
+    /// Create `dir` and its missing parents; return the ones this call
+    /// created below the root, deepest first, so a failed write can remove
+    /// them again.
+    fn make_dirs_tracked(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        let mut missing = Vec::new();
+        let mut d = dir;
+        while d != self.root && d.starts_with(&self.root) && fs::symlink_metadata(d).is_err() {
+            missing.push(d.to_path_buf());
+            match d.parent() {
+                Some(p) => d = p,
+                None => break,
+            }
+        }
+        self.make_dirs(dir)?;
+        Ok(missing)
+    }
+
+    /// Remove `dirs` (deepest first) while they are empty; never the root.
+    /// A directory another writer has put something into stays.
+    fn remove_empty_dirs(&self, dirs: &[PathBuf]) {
+        for d in dirs {
+            if d == &self.root || !d.starts_with(&self.root) || fs::remove_dir(d).is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Remove the directories above `file` that are now empty, up to (never
+    /// including) the root.
+    fn remove_emptied_parents(&self, file: &Path) {
+        let mut dir = file.parent();
+        while let Some(d) = dir {
+            if d == self.root || !d.starts_with(&self.root) || fs::remove_dir(d).is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
+    }
+
     fn temp_for(&self, file: &Path) -> PathBuf {
         let name = file
             .file_name()
@@ -101,18 +142,92 @@ impl LocalSink {
         file.with_file_name(format!(".{name}.{tag:016x}.partial"))
     }
 
-    fn create_temp(&self, file: &Path) -> Result<(PathBuf, File)> {
-        if let Some(parent) = file.parent() {
-            self.make_dirs(parent)?;
-        }
+    /// Create the hidden partial file for `file`, and the directories it
+    /// needs (returned, deepest first, for cleanup on failure).
+    fn create_temp(&self, file: &Path) -> Result<(PathBuf, File, Vec<PathBuf>)> {
+        let parent = file.parent().unwrap_or(&self.root);
+        let mut created = self.make_dirs_tracked(parent)?;
         let tmp = self.temp_for(file);
-        let f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| self.io_err("cannot create", &tmp, e))?;
-        Ok((tmp, f))
+        let open = || {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+        };
+        let f = match open() {
+            Ok(f) => Ok(f),
+            // A concurrent failed write removed the (then empty) directory
+            // between our mkdir and open: make it again, once.
+            Err(e) if e.kind() == IoKind::NotFound => match self.make_dirs_tracked(parent) {
+                Ok(more) => {
+                    created.extend(more);
+                    open()
+                }
+                Err(err) => {
+                    self.remove_empty_dirs(&created);
+                    return Err(err);
+                }
+            },
+            Err(e) => Err(e),
+        };
+        match f {
+            Ok(f) => Ok((tmp, f, created)),
+            Err(e) => {
+                self.remove_empty_dirs(&created);
+                Err(self.io_err("cannot create", &tmp, e))
+            }
+        }
+    }
+
+    /// The key a hidden partial file stands for, if `name` is one
+    /// (`.<name>.<16 hex digits>.partial`).
+    fn partial_target(name: &str) -> Option<&str> {
+        let inner = name.strip_prefix('.')?.strip_suffix(".partial")?;
+        let (target, tag) = inner.rsplit_once('.')?;
+        let is_tag = tag.len() == 16 && tag.bytes().all(|b| b.is_ascii_hexdigit());
+        (is_tag && !target.is_empty()).then_some(target)
+    }
+
+    /// Collect the partial files below `dir`.
+    fn walk_partials(&self, dir: &Path, out: &mut Vec<PendingUpload>) -> Result<()> {
+        let entries = match fs::read_dir(dir) {
+            Ok(e) => e,
+            // Nothing can be below a missing directory or a file.
+            Err(e) if matches!(e.kind(), IoKind::NotFound | IoKind::NotADirectory) => {
+                return Ok(());
+            }
+            Err(e) => return Err(self.io_err("cannot list", dir, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| self.io_err("cannot list", dir, e))?;
+            let path = entry.path();
+            let meta = match entry.metadata() {
+                Ok(m) => m,
+                // Completed or removed since the directory was read.
+                Err(e) if e.kind() == IoKind::NotFound => continue,
+                Err(e) => return Err(self.io_err("cannot stat", &path, e)),
+            };
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if meta.is_dir() {
+                if !name.starts_with('.') {
+                    self.walk_partials(&path, out)?;
+                }
+            } else if meta.is_file()
+                && let Some(target) = Self::partial_target(&name)
+            {
+                out.push(PendingUpload {
+                    key: self.key_of(&path.with_file_name(target)),
+                    id: self.key_of(&path),
+                    started: meta
+                        .modified()
+                        .map(Into::into)
+                        .unwrap_or_else(|_| Utc::now()),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Make `tmp` visible as `file`: fsync data, rename (or link, for
@@ -230,12 +345,19 @@ impl Sink for LocalSink {
         let file = self.file(key)?;
         let this = self.clone();
         blocking(move || {
-            let (tmp, mut f) = this.create_temp(&file)?;
-            if let Err(e) = f.write_all(&data) {
-                let _ = fs::remove_file(&tmp);
-                return Err(this.io_err("cannot write", &tmp, e));
+            let (tmp, mut f, created) = this.create_temp(&file)?;
+            let result = match f.write_all(&data) {
+                Ok(()) => this.publish(&tmp, &file, f, opts.create_only),
+                Err(e) => {
+                    let _ = fs::remove_file(&tmp);
+                    Err(this.io_err("cannot write", &tmp, e))
+                }
+            };
+            if result.is_err() {
+                // A failed put leaves no empty directories behind.
+                this.remove_empty_dirs(&created);
             }
-            this.publish(&tmp, &file, f, opts.create_only)
+            result
         })
         .await
     }
@@ -243,7 +365,7 @@ impl Sink for LocalSink {
     async fn upload(&self, key: &str) -> Result<Box<dyn Upload>> {
         let file = self.file(key)?;
         let this = self.clone();
-        let (tmp, f) = {
+        let (tmp, f, created_dirs) = {
             let file = file.clone();
             blocking(move || this.create_temp(&file)).await?
         };
@@ -252,6 +374,9 @@ impl Sink for LocalSink {
             file,
             tmp,
             handle: Some(f),
+            created_dirs,
+            publishing: None,
+            done: false,
         }))
     }
 
@@ -354,14 +479,54 @@ impl Sink for LocalSink {
                 Err(e) if e.kind() == IoKind::NotFound => return Ok(()),
                 Err(e) => return Err(this.io_err("cannot delete", &file, e)),
             }
-            // Remove directories the delete emptied, up to the root.
-            let mut dir = file.parent();
-            while let Some(d) = dir {
-                if d == this.root || fs::remove_dir(d).is_err() {
-                    break;
-                }
-                dir = d.parent();
+            this.remove_emptied_parents(&file);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_pending(&self, prefix: &str) -> Result<Vec<PendingUpload>> {
+        let prefix = prefix.trim_matches('/').to_string();
+        if !prefix.is_empty() {
+            check_key(&self.location, &prefix)?;
+        }
+        let this = self.clone();
+        blocking(move || {
+            let mut out = Vec::new();
+            this.walk_partials(&this.root.join(&prefix), &mut out)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn abort_pending(&self, upload: &PendingUpload) -> Result<()> {
+        let file = self.file(&upload.key)?;
+        // Only ever the partial file of that very key: a crafted id must not
+        // reach any other file.
+        let tmp = self.file(&upload.id)?;
+        let valid = tmp.parent() == file.parent()
+            && tmp
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(Self::partial_target)
+                .is_some_and(|t| Some(std::ffi::OsStr::new(t)) == file.file_name());
+        if !valid {
+            return Err(Error::sink_err(
+                &self.location,
+                format!(
+                    "{:?} is not a pending upload of {:?} in this sink",
+                    upload.id, upload.key
+                ),
+            ));
+        }
+        let this = self.clone();
+        blocking(move || {
+            match fs::remove_file(&tmp) {
+                Ok(()) => {}
+                Err(e) if e.kind() == IoKind::NotFound => return Ok(()),
+                Err(e) => return Err(this.io_err("cannot remove", &tmp, e)),
             }
+            this.remove_emptied_parents(&tmp);
             Ok(())
         })
         .await
@@ -372,7 +537,16 @@ struct LocalUpload {
     sink: LocalSink,
     file: PathBuf,
     tmp: PathBuf,
+    /// `None` once the upload failed or its completion started.
     handle: Option<File>,
+    /// Directories made for this upload, deepest first: removed again if it
+    /// does not complete.
+    created_dirs: Vec<PathBuf>,
+    /// The blocking task that syncs and renames the file into place, while
+    /// `complete` runs.
+    publishing: Option<tokio::task::JoinHandle<Result<()>>>,
+    /// Completed: nothing to clean up.
+    done: bool,
 }
 
 #[async_trait]
@@ -403,28 +577,69 @@ impl Upload for LocalUpload {
             ));
         };
         let (sink, tmp, file) = (self.sink.clone(), self.tmp.clone(), self.file.clone());
-        // `self` (now without a handle) is dropped after publish; its Drop
-        // removes the temp file only if it still exists, i.e. on failure.
-        blocking(move || sink.publish(&tmp, &file, f, false)).await
+        // Kept in `self` while it runs: if this future is dropped, `Drop`
+        // waits for the task and undoes what it did.
+        let task = self.publishing.insert(tokio::task::spawn_blocking(move || {
+            sink.publish(&tmp, &file, f, false)
+        }));
+        let result = match task.await {
+            Ok(r) => r,
+            Err(e) => Err(Error::sink_err(
+                &self.sink.location,
+                format!("worker failed: {e}"),
+            )),
+        };
+        self.publishing = None;
+        self.done = result.is_ok();
+        // On failure, `Drop` removes the partial file and the directories.
+        result
     }
 
     async fn abort(mut self: Box<Self>) -> Result<()> {
         self.handle.take();
         let _ = fs::remove_file(&self.tmp);
+        self.sink.remove_empty_dirs(&self.created_dirs);
+        self.done = true;
         Ok(())
     }
 }
 
 impl Drop for LocalUpload {
     fn drop(&mut self) {
-        // Abandoned (cancelled, failed) uploads leave nothing behind.
-        let _ = fs::remove_file(&self.tmp);
+        if self.done {
+            return;
+        }
+        // Abandoned (cancelled, failed) uploads leave nothing behind: no
+        // partial file, no directory made for them.
+        let (sink, tmp, file) = (self.sink.clone(), self.tmp.clone(), self.file.clone());
+        let dirs = std::mem::take(&mut self.created_dirs);
+        if let Some(task) = self.publishing.take() {
+            // `complete` was dropped while the rename may be happening: once
+            // it is over, remove what it published, which nobody committed.
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                spawn_cleanup(&handle, async move {
+                    let published = matches!(task.await, Ok(Ok(())));
+                    let _ = tokio::task::spawn_blocking(move || {
+                        if published {
+                            let _ = fs::remove_file(&file);
+                        }
+                        let _ = fs::remove_file(&tmp);
+                        sink.remove_empty_dirs(&dirs);
+                    })
+                    .await;
+                });
+                return;
+            }
+        }
+        let _ = fs::remove_file(&tmp);
+        sink.remove_empty_dirs(&dirs);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sink::SinkExt;
     use std::os::unix::fs::PermissionsExt;
 
     #[tokio::test]
@@ -465,5 +680,143 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o700);
+    }
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn failed_and_abandoned_writes_leave_no_empty_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("b");
+        let sink = LocalSink::new(&root).unwrap();
+        // A directory that was there before stays, even when empty.
+        fs::create_dir_all(root.join("kept")).unwrap();
+
+        let mut up = sink.upload("kept/new/deeper/x").await.unwrap();
+        up.write(Bytes::from_static(b"1")).await.unwrap();
+        up.abort().await.unwrap();
+        assert_eq!(entries(&root.join("kept")), Vec::<String>::new());
+
+        let mut up = sink.upload("a/b/c/data").await.unwrap();
+        up.write(Bytes::from_static(b"2")).await.unwrap();
+        drop(up);
+        assert_eq!(
+            entries(&root),
+            ["kept"],
+            "a dropped upload left directories"
+        );
+
+        // The partial file's name (".<name>.<tag>.partial") is 26 bytes
+        // longer than the key's: a 240-byte name can be a key but not a
+        // partial file, so these fail after their directories were made.
+        let long = "n".repeat(240);
+        let err = sink
+            .put(
+                &format!("p/q/{long}"),
+                Bytes::from_static(b"3"),
+                PutOptions::default(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Sink);
+        assert!(err.to_string().contains("cannot create"), "{err}");
+        let err = match sink.upload(&format!("u/v/{long}")).await {
+            Ok(_) => panic!("an upload to an impossible name started"),
+            Err(e) => e,
+        };
+        assert_eq!(err.kind(), crate::ErrorKind::Sink);
+        assert_eq!(entries(&root), ["kept"], "a failed write left directories");
+
+        // A failed complete (the key is taken by a directory) leaves nothing
+        // it made either.
+        fs::create_dir_all(root.join("kept/taken/inside")).unwrap();
+        let mut up = sink.upload("kept/taken").await.unwrap();
+        up.write(Bytes::from_static(b"4")).await.unwrap();
+        up.complete().await.unwrap_err();
+        assert_eq!(entries(&root.join("kept")), ["taken"]);
+        assert_eq!(entries(&root.join("kept/taken")), ["inside"]);
+    }
+
+    #[tokio::test]
+    async fn the_root_is_never_removed_even_if_an_upload_made_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("fresh");
+        let sink = LocalSink::new(&root).unwrap();
+        let up = sink.upload("x/y").await.unwrap();
+        up.abort().await.unwrap();
+        assert!(root.is_dir());
+        assert_eq!(entries(&root), Vec::<String>::new());
+        let up = sink.upload("z").await.unwrap();
+        drop(up);
+        assert!(root.is_dir());
+    }
+
+    #[tokio::test]
+    async fn partial_files_are_pending_uploads_and_only_they_can_be_aborted() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = LocalSink::new(dir.path()).unwrap();
+        sink.put("app/x", Bytes::from_static(b"kept"), PutOptions::default())
+            .await
+            .unwrap();
+        // Foreign dot-files are not pending uploads.
+        fs::write(dir.path().join("app/.hidden"), b"").unwrap();
+        fs::write(dir.path().join("app/.x.nothex!!nothex!.partial"), b"").unwrap();
+        let mut up = sink.upload("app/deep/data.bin").await.unwrap();
+        up.write(Bytes::from_static(b"half")).await.unwrap();
+        std::mem::forget(up);
+        up_put_partial_via_put(&sink).await;
+
+        let pending = sink.list_pending("app").await.unwrap();
+        assert_eq!(pending.len(), 1, "{pending:?}");
+        assert_eq!(sink.list_pending("app/x").await.unwrap(), vec![], "a file");
+        assert_eq!(sink.list_pending("nothing").await.unwrap(), vec![]);
+        let p = &pending[0];
+        assert_eq!(p.key, "app/deep/data.bin");
+        assert!(p.id.starts_with("app/deep/.data.bin.") && p.id.ends_with(".partial"));
+
+        // An id that is not the partial file of that key is refused.
+        for (key, id) in [
+            ("app/x", "app/x"),
+            ("app/deep/data.bin", "app/.hidden"),
+            ("app/other", p.id.as_str()),
+            ("app/deep/data.bin", "app/deep/../x"),
+        ] {
+            let bad = PendingUpload {
+                key: key.into(),
+                id: id.into(),
+                started: p.started,
+            };
+            let err = sink.abort_pending(&bad).await.unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::Sink, "{key} {id}");
+        }
+        assert_eq!(sink.get_bytes("app/x").await.unwrap(), "kept");
+
+        sink.abort_pending(p).await.unwrap();
+        assert!(sink.list_pending("").await.unwrap().is_empty());
+        assert!(
+            !dir.path().join("app/deep").exists(),
+            "emptied directory stays"
+        );
+        sink.abort_pending(p).await.unwrap();
+    }
+
+    /// A put interrupted between writing and renaming leaves the same kind
+    /// of partial file; here the test makes one by hand, in `put`'s format,
+    /// in a directory of its own (a root-level key).
+    async fn up_put_partial_via_put(sink: &LocalSink) {
+        let tmp = sink.temp_for(&sink.root().join("top.json"));
+        fs::write(&tmp, b"{").unwrap();
+        let pending = sink.list_pending("").await.unwrap();
+        let top: Vec<_> = pending.iter().filter(|p| p.key == "top.json").collect();
+        assert_eq!(top.len(), 1, "{pending:?}");
+        sink.abort_pending(top[0]).await.unwrap();
+        assert!(!tmp.exists());
     }
 }

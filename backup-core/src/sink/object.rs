@@ -3,17 +3,20 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload, WriteMultipart};
+use object_store::{
+    MultipartUpload, ObjectStore, ObjectStoreExt, PutMode, PutPayload, PutPayloadMut,
+};
+use tokio::task::JoinSet;
 
+use super::uploads::XmlUploads;
 use super::{
-    ByteStream, DEFAULT_PART_SIZE, DEFAULT_UPLOAD_CONCURRENCY, ObjectInfo, PutOptions, Sink,
-    Upload, check_key, join_key,
+    ByteStream, DEFAULT_PART_SIZE, DEFAULT_UPLOAD_CONCURRENCY, ObjectInfo, PendingUpload,
+    PutOptions, Sink, Upload, check_key, join_key, spawn_cleanup,
 };
 use crate::error::{Error, Result};
 
@@ -24,6 +27,18 @@ pub struct ObjectStoreSink {
     location: String,
     part_size: usize,
     concurrency: usize,
+    pending: Pending,
+}
+
+/// How the store's pending (interrupted) multipart uploads are found.
+pub(crate) enum Pending {
+    /// The store keeps no state for an unfinished upload (memory: the parts
+    /// live in the upload object itself).
+    None,
+    /// A store wrapped by [`ObjectStoreSink::new`]: nothing is known about it.
+    Unknown,
+    /// The S3-compatible XML API (S3, Spaces, GCS).
+    Xml(XmlUploads),
 }
 
 impl fmt::Debug for ObjectStoreSink {
@@ -37,6 +52,11 @@ impl fmt::Debug for ObjectStoreSink {
 impl ObjectStoreSink {
     /// Wrap a store. `location` is how the sink is named in logs and errors
     /// and must not contain credentials; `prefix` is prepended to every key.
+    ///
+    /// `object_store` cannot list a store's open multipart uploads, so a sink
+    /// made this way answers [`Sink::list_pending`] with an error; the
+    /// constructors for S3, Spaces, GCS ([`S3Config`](super::S3Config),
+    /// [`GcsConfig`](super::GcsConfig)) and [`memory`](Self::memory) know how.
     pub fn new(store: Arc<dyn ObjectStore>, prefix: &str, location: impl Into<String>) -> Self {
         Self {
             store,
@@ -44,16 +64,24 @@ impl ObjectStoreSink {
             location: location.into(),
             part_size: DEFAULT_PART_SIZE,
             concurrency: DEFAULT_UPLOAD_CONCURRENCY,
+            pending: Pending::Unknown,
         }
     }
 
     /// An in-memory sink, for tests and examples.
     pub fn memory() -> Self {
-        Self::new(
+        let mut sink = Self::new(
             Arc::new(object_store::memory::InMemory::new()),
             "",
             "memory://",
-        )
+        );
+        sink.pending = Pending::None;
+        sink
+    }
+
+    pub(crate) fn with_pending(mut self, pending: Pending) -> Self {
+        self.pending = pending;
+        self
     }
 
     /// Set the multipart part size (at least 5 MiB) and how many parts are
@@ -187,7 +215,13 @@ impl Sink for ObjectStoreSink {
             .await
             .map_err(|e| map_err(&self.location, key, e))?;
         Ok(Box::new(ObjectUpload {
-            writer: Some(WriteMultipart::new_with_chunk_size(upload, self.part_size)),
+            upload: Some(upload),
+            buffer: PutPayloadMut::new(),
+            parts: JoinSet::new(),
+            completing: false,
+            store: self.store.clone(),
+            path,
+            part_size: self.part_size,
             concurrency: self.concurrency,
             location: self.location.clone(),
             key: key.to_string(),
@@ -249,63 +283,185 @@ impl Sink for ObjectStoreSink {
             Err(e) => Err(map_err(&self.location, key, e)),
         }
     }
+
+    async fn list_pending(&self, prefix: &str) -> Result<Vec<PendingUpload>> {
+        let xml = match &self.pending {
+            Pending::None => return Ok(Vec::new()),
+            Pending::Unknown => return Err(unknown_pending(&self.location)),
+            Pending::Xml(xml) => xml,
+        };
+        let prefix = prefix.trim_matches('/');
+        if !prefix.is_empty() {
+            check_key(&self.location, prefix)?;
+        }
+        // A directory-like prefix, as for `list`: `a` must not match `ab/…`.
+        let mut full = join_key(&self.prefix, prefix);
+        if !full.is_empty() {
+            full.push('/');
+        }
+        Ok(xml
+            .list(&full)
+            .await?
+            .into_iter()
+            .map(|u| PendingUpload {
+                key: self.strip(&u.key),
+                id: u.upload_id,
+                started: u.initiated,
+            })
+            .collect())
+    }
+
+    async fn abort_pending(&self, upload: &PendingUpload) -> Result<()> {
+        let xml = match &self.pending {
+            Pending::None => return Ok(()),
+            Pending::Unknown => return Err(unknown_pending(&self.location)),
+            Pending::Xml(xml) => xml,
+        };
+        let path = self.path(&upload.key)?;
+        if upload.id.is_empty() {
+            return Err(Error::sink_err(
+                &self.location,
+                format!("pending upload of {:?} has no upload id", upload.key),
+            ));
+        }
+        xml.abort(path.as_ref(), &upload.id).await
+    }
 }
 
+fn unknown_pending(location: &str) -> Error {
+    Error::sink_err(
+        location,
+        "cannot list or remove interrupted uploads: this store was wrapped without a way to reach its multipart uploads",
+    )
+}
+
+/// A streaming upload over `object_store`'s [`MultipartUpload`]: parts of
+/// `part_size` bytes, at most `concurrency` of them in flight (so memory
+/// stays below `(concurrency + 1) × part_size` plus one written chunk).
+///
+/// Unlike `object_store::WriteMultipart`, it keeps the multipart upload until
+/// the completion has answered, so a `complete()` that fails or is dropped
+/// mid-request can still abort the upload and delete the key.
 struct ObjectUpload {
-    /// `None` once completed or aborted.
-    writer: Option<WriteMultipart>,
+    /// `None` once completed, aborted or cleaned up.
+    upload: Option<Box<dyn MultipartUpload>>,
+    buffer: PutPayloadMut,
+    parts: JoinSet<object_store::Result<()>>,
+    /// The completion request has been sent: from then on the object may
+    /// exist, and cleaning up must delete the key too.
+    completing: bool,
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    part_size: usize,
     concurrency: usize,
     location: String,
     key: String,
 }
 
-static PENDING_ABORTS: AtomicUsize = AtomicUsize::new(0);
-
-/// Wait (up to `timeout`) for the aborts of dropped uploads to reach the
-/// service. A process that cancels a backup and then exits calls this so the
-/// service does not keep the abandoned parts.
-pub async fn wait_for_cleanup(timeout: std::time::Duration) {
-    let deadline = tokio::time::Instant::now() + timeout;
-    while PENDING_ABORTS.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-}
-
 impl ObjectUpload {
-    fn writer(&mut self) -> Result<&mut WriteMultipart> {
-        self.writer
-            .as_mut()
-            .ok_or_else(|| Error::sink_err(&self.location, "upload already finished"))
+    fn finished(&self) -> Error {
+        Error::sink_err(&self.location, "upload already finished")
+    }
+
+    /// Wait until at most `max_in_flight` parts are in flight (`0`: all
+    /// done); the first failed part fails the upload.
+    async fn wait_for_parts(&mut self, max_in_flight: usize) -> Result<()> {
+        while self.parts.len() > max_in_flight {
+            match self.parts.join_next().await {
+                None => break,
+                Some(Ok(Ok(()))) => {}
+                Some(Ok(Err(e))) => return Err(map_err(&self.location, &self.key, e)),
+                Some(Err(e)) => {
+                    return Err(Error::sink_err(
+                        &self.location,
+                        format!("part upload task failed: {e}"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn send_part(&mut self, part: PutPayload) -> Result<()> {
+        let Some(upload) = self.upload.as_mut() else {
+            return Err(self.finished());
+        };
+        // Spawned, so parts upload while the caller produces the next ones.
+        self.parts.spawn(upload.put_part(part));
+        Ok(())
+    }
+
+    /// Abort the multipart upload and, once a completion was sent, delete
+    /// the key. Errors are ignored: this runs after a failure and what it
+    /// cannot remove is found later through `list_pending` or the catalog.
+    async fn clean_up(&mut self) {
+        self.parts.shutdown().await;
+        if let Some(upload) = self.upload.as_mut() {
+            let _ = upload.abort().await;
+            if self.completing {
+                let _ = self.store.delete(&self.path).await;
+            }
+        }
+        self.upload = None;
     }
 }
 
 #[async_trait]
 impl Upload for ObjectUpload {
-    async fn write(&mut self, data: Bytes) -> Result<()> {
-        let concurrency = self.concurrency;
-        let result = self.writer()?.wait_for_capacity(concurrency).await;
-        result.map_err(|e| map_err(&self.location, &self.key, e))?;
-        self.writer()?.put(data);
+    async fn write(&mut self, mut data: Bytes) -> Result<()> {
+        if self.upload.is_none() {
+            return Err(self.finished());
+        }
+        while !data.is_empty() {
+            let room = self.part_size - self.buffer.content_length();
+            if data.len() < room {
+                self.buffer.push(data);
+                break;
+            }
+            self.buffer.push(data.split_to(room));
+            let part = std::mem::take(&mut self.buffer).freeze();
+            let limit = self.concurrency - 1;
+            self.wait_for_parts(limit).await?;
+            self.send_part(part)?;
+        }
         Ok(())
     }
 
     async fn complete(mut self: Box<Self>) -> Result<()> {
-        let writer = self.writer.take();
-        let Some(writer) = writer else {
-            return Err(Error::sink_err(&self.location, "upload already finished"));
-        };
-        writer
-            .finish()
-            .await
-            .map(|_| ())
-            .map_err(|e| map_err(&self.location, &self.key, e))
+        if self.upload.is_none() {
+            return Err(self.finished());
+        }
+        if self.buffer.content_length() > 0 {
+            let part = std::mem::take(&mut self.buffer).freeze();
+            self.send_part(part)?;
+        }
+        if let Err(e) = self.wait_for_parts(0).await {
+            self.clean_up().await;
+            return Err(e);
+        }
+        // If this future is dropped from here on, `Drop` aborts the upload
+        // and deletes the key in the background.
+        self.completing = true;
+        let upload = self.upload.as_mut().expect("checked above");
+        match upload.complete().await {
+            Ok(_) => {
+                self.upload = None;
+                Ok(())
+            }
+            Err(e) => {
+                let err = map_err(&self.location, &self.key, e);
+                self.clean_up().await;
+                Err(err)
+            }
+        }
     }
 
     async fn abort(mut self: Box<Self>) -> Result<()> {
-        let Some(writer) = self.writer.take() else {
+        self.parts.shutdown().await;
+        let Some(mut upload) = self.upload.take() else {
             return Ok(());
         };
-        writer
+        upload
             .abort()
             .await
             .map_err(|e| map_err(&self.location, &self.key, e))
@@ -313,17 +469,30 @@ impl Upload for ObjectUpload {
 }
 
 impl Drop for ObjectUpload {
-    /// A dropped upload (a cancelled run) is aborted in the background, so
-    /// the service keeps no orphaned parts. Nothing was visible either way.
+    /// A dropped upload (a cancelled run, or a `complete()` whose future was
+    /// dropped mid-request) is cleaned up in the background: the multipart
+    /// upload is aborted so the service keeps no parts, and if the
+    /// completion was already sent, the key is deleted (no manifest can
+    /// point at it yet). [`wait_for_cleanup`](super::wait_for_cleanup) waits
+    /// for it.
     fn drop(&mut self) {
-        if let Some(writer) = self.writer.take()
-            && let Ok(handle) = tokio::runtime::Handle::try_current()
-        {
-            PENDING_ABORTS.fetch_add(1, Ordering::SeqCst);
-            handle.spawn(async move {
-                let _ = writer.abort().await;
-                PENDING_ABORTS.fetch_sub(1, Ordering::SeqCst);
-            });
-        }
+        let Some(mut upload) = self.upload.take() else {
+            return;
+        };
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return; // no runtime to run it: `list_pending` finds the upload
+        };
+        let mut parts = std::mem::take(&mut self.parts);
+        let delete = self
+            .completing
+            .then(|| (self.store.clone(), self.path.clone()));
+        spawn_cleanup(&handle, async move {
+            // Parts still in flight must not land after the abort.
+            parts.shutdown().await;
+            let _ = upload.abort().await;
+            if let Some((store, path)) = delete {
+                let _ = store.delete(&path).await;
+            }
+        });
     }
 }

@@ -9,6 +9,8 @@ use std::time::Duration;
 use object_store::aws::AmazonS3Builder;
 use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 
+use super::object::Pending;
+use super::uploads::{Auth, XmlUploads};
 use super::{DEFAULT_PART_SIZE, DEFAULT_UPLOAD_CONCURRENCY, ObjectStoreSink, SinkOptions};
 use crate::error::{Error, Result};
 
@@ -117,6 +119,12 @@ impl S3Config {
             .clone()
             .or_else(|| env("AWS_SESSION_TOKEN"))
             .or_else(|| files.session_token.clone());
+        for secret in [&access_key_id, &secret_access_key, &session_token]
+            .into_iter()
+            .flatten()
+        {
+            crate::redact::register(secret);
+        }
         if access_key_id.is_some() != secret_access_key.is_some() {
             return Err(Error::config(
                 "credentials",
@@ -171,9 +179,25 @@ impl S3Config {
         let store = builder
             .build()
             .map_err(|e| Error::config(self.location(), format!("cannot build S3 client: {e}")))?;
+        // Path-style, like the client above: `<endpoint>/<bucket>`.
+        let endpoint = self
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", self.region));
+        let pending = XmlUploads::new(
+            &endpoint,
+            &self.bucket,
+            Auth::AwsV4 {
+                credentials: store.credentials().clone(),
+                region: self.region.clone(),
+            },
+            &self.location(),
+            self.max_retries,
+        )?;
         Ok(
             ObjectStoreSink::new(Arc::new(store), &self.prefix, self.location())
-                .with_upload_tuning(self.part_size, self.concurrency),
+                .with_upload_tuning(self.part_size, self.concurrency)
+                .with_pending(Pending::Xml(pending)),
         )
     }
 }

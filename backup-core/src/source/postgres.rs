@@ -208,6 +208,20 @@ impl Default for PostgresOptions {
 }
 
 impl PostgresOptions {
+    /// Check the numbers.
+    ///
+    /// # Errors
+    /// A message naming the key and the range.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if let Some(j) = self.jobs {
+            crate::config::check_range("jobs", j, 1..=256)?;
+        }
+        if let Some(l) = self.max_replica_lag {
+            crate::config::check_duration(l).map_err(|e| format!("max_replica_lag: {e}"))?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn jobs(&self) -> u32 {
         self.jobs.unwrap_or_else(|| {
             std::thread::available_parallelism()
@@ -842,6 +856,22 @@ impl Source for PostgresSource {
 
     fn extension(&self) -> &'static str {
         "pgdump"
+    }
+
+    fn artifact_format(&self) -> &'static str {
+        "pg_dump custom-format archive (pg_restore)"
+    }
+
+    /// Host, port and database: the user, TLS settings and spelling of the
+    /// URL do not make it another database.
+    fn lock_key(&self) -> String {
+        let host = match self.conn.host.as_str() {
+            h if h.starts_with('/') => std::fs::canonicalize(h)
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| h.to_string()),
+            h => h.trim_end_matches('.').to_ascii_lowercase(),
+        };
+        format!("postgres://{host}:{}/{}", self.conn.port, self.conn.dbname)
     }
 
     /// Level 1. With the archive's row chunks merged ([`archive`]), zstd's

@@ -1,8 +1,10 @@
 //! SQLite through the online backup API.
 //!
-//! Backup: `PRAGMA wal_checkpoint(TRUNCATE)` on the live database (WAL mode),
-//! then `sqlite3_backup_step(-1)`, which copies every page inside one read
-//! transaction, into a private `0600` snapshot file. Other processes keep
+//! Backup: a checkpoint that never stalls the application (PASSIVE, then
+//! TRUNCATE bounded to 200 ms); with the WAL then empty, the database file
+//! itself is streamed inside one read transaction; otherwise
+//! `sqlite3_backup_step(-1)` copies every page inside one read transaction
+//! into a private `0600` snapshot file. Other processes keep
 //! writing meanwhile (WAL mode), or wait on their busy timeout for the copy
 //! (rollback-journal mode). The snapshot is streamed to the pipeline while
 //! `PRAGMA integrity_check` and the exact row counts run on it; the backup
@@ -10,9 +12,8 @@
 //!
 //! Restore: the decompressed stream goes to a hidden file beside the target,
 //! is proven (checksum at end of stream, `integrity_check`, row counts equal
-//! to the manifest's), and only then renamed into place. An existing database
-//! (and its `-wal`/`-shm` files) is moved aside first and removed only once
-//! the new one is in place.
+//! to the manifest's), and only then renamed over it in one atomic step
+//! (see [`swap`] for the rules on replacing a live file).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -30,8 +31,14 @@ use super::{Dump, DumpOptions, DumpOutcome, RestoreOptions, RestoreOutcome, Sour
 use crate::error::{Error, Result};
 use crate::manifest::{Fingerprint, Manifest, TableCount, Verdict};
 
+mod swap;
+
 const HEADER: &[u8; 16] = b"SQLite format 3\0";
 const LOCK_WAIT: Duration = Duration::from_secs(60);
+/// The longest the TRUNCATE checkpoint may hold the writer lock waiting for
+/// readers: an application writer waits at most this long (plus the
+/// checkpoint's own I/O) on our account.
+const CHECKPOINT_WAIT: Duration = Duration::from_millis(200);
 
 /// A SQLite database file.
 #[derive(Debug, Clone)]
@@ -66,6 +73,31 @@ impl SqliteSource {
     fn restore_err(&self, message: impl Into<String>) -> Error {
         Error::restore_err(self.path.display().to_string(), message)
     }
+}
+
+/// `path` with symlinks, `.` and `..` resolved: the file itself if it
+/// exists, else its (resolved) directory joined with its name, else `path`
+/// with `.` and `..` removed lexically.
+pub(crate) fn canonical(path: &Path) -> PathBuf {
+    if let Ok(p) = fs::canonicalize(path) {
+        return p;
+    }
+    if let (Some(parent), Some(name)) = (path.parent(), path.file_name())
+        && let Ok(p) = fs::canonicalize(parent)
+    {
+        return p.join(name);
+    }
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Check that `path` is an existing SQLite database file, without creating or
@@ -238,23 +270,62 @@ fn open_source(src_path: &Path) -> std::result::Result<(Connection, String, bool
     let journal_mode = journal_mode.to_ascii_lowercase();
     let mut checkpointed = false;
     if journal_mode == "wal" && !src.is_readonly(rusqlite::MAIN_DB).unwrap_or(true) {
-        let (busy, log, done): (i64, i64, i64) = src
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .map_err(|e| format!("wal_checkpoint(TRUNCATE) failed: {}", describe(&e)))?;
-        if busy != 0 {
-            tracing::warn!(
-                wal_frames = log,
-                checkpointed = done,
-                "wal_checkpoint(TRUNCATE) could not finish while readers were active; the backup still copies the WAL's committed pages"
-            );
-        } else {
-            checkpointed = true;
-            tracing::debug!(checkpointed = done, "wal checkpoint done");
-        }
+        checkpointed = checkpoint_without_stalling(&src)?;
     }
     Ok((src, journal_mode, checkpointed))
+}
+
+/// Empty the WAL if that can be done at once, never holding up the
+/// application: a PASSIVE checkpoint first (it takes no writer lock and
+/// waits for nobody), then TRUNCATE with a short bound. TRUNCATE holds the
+/// writer lock while it waits for readers on older snapshots, so a long
+/// wait (SQLite's busy timeout) would make the application's writes fail
+/// with "database is locked". When readers stay, the backup API copies the
+/// snapshot instead (it blocks no writer in WAL mode).
+fn checkpoint_without_stalling(src: &Connection) -> std::result::Result<bool, String> {
+    let run = |mode: &str| -> std::result::Result<(i64, i64, i64), String> {
+        src.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .map_err(|e| format!("wal_checkpoint({mode}) failed: {}", describe(&e)))
+    };
+    run("PASSIVE")?;
+    src.busy_timeout(CHECKPOINT_WAIT)
+        .map_err(|e| describe(&e))?;
+    let truncated = src.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    });
+    src.busy_timeout(LOCK_WAIT).map_err(|e| describe(&e))?;
+    match truncated {
+        Ok((0, _, done)) => {
+            tracing::debug!(checkpointed = done, "wal checkpoint done");
+            Ok(true)
+        }
+        Ok((_, log, done)) => {
+            tracing::info!(
+                wal_frames = log,
+                checkpointed = done,
+                "readers are active, so the WAL stays; the snapshot is copied with the backup API instead"
+            );
+            Ok(false)
+        }
+        Err(e)
+            if matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            ) =>
+        {
+            tracing::info!(
+                "a writer is active, so the WAL stays; the snapshot is copied with the backup API instead"
+            );
+            Ok(false)
+        }
+        Err(e) => Err(format!("wal_checkpoint(TRUNCATE) failed: {}", describe(&e))),
+    }
 }
 
 /// Take the snapshot: directly when the WAL is empty, else copied into `dst`.
@@ -403,6 +474,16 @@ impl Source for SqliteSource {
         "sqlite"
     }
 
+    /// The canonical path: `/dir/./a.db`, `/dir/../dir/a.db` and a symlink
+    /// to it are the same database.
+    fn lock_key(&self) -> String {
+        format!("sqlite://{}", canonical(&self.path).display())
+    }
+
+    fn artifact_format(&self) -> &'static str {
+        "sqlite3 database file"
+    }
+
     fn location(&self) -> String {
         format!("sqlite://{}", self.path.display())
     }
@@ -444,15 +525,12 @@ impl Source for SqliteSource {
     async fn dump(&self, opts: &DumpOptions) -> Result<Dump> {
         let temp_root = opts.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
         let temp = Arc::new(
-            tempfile::Builder::new()
-                .prefix("lifeboat-sqlite-")
-                .tempdir_in(&temp_root)
-                .map_err(|e| {
-                    self.err(format!(
-                        "cannot create a temporary directory in {}: {e}",
-                        temp_root.display()
-                    ))
-                })?,
+            crate::tempdir::PrivateDir::new(&temp_root, "sqlite").map_err(|e| {
+                self.err(format!(
+                    "cannot create a temporary directory in {}: {e}",
+                    temp_root.display()
+                ))
+            })?,
         );
         let snap = temp.path().join("snapshot.db");
         let src = self.path.clone();
@@ -609,15 +687,15 @@ impl Source for SqliteSource {
     }
 
     async fn check_restore_target(&self, opts: &RestoreOptions) -> Result<()> {
-        if self.path.is_dir() {
-            return Err(self.restore_err("the target is a directory"));
+        match swap::inspect(&self.path).map_err(|m| self.restore_err(m))? {
+            swap::Target::Missing => Ok(()),
+            swap::Target::Existing { .. } if !opts.force => Err(self.restore_err(
+                "the target already exists; pass --force to replace it (it stays in place, untouched, until the new one is proven)",
+            )),
+            swap::Target::Existing { real, .. } => {
+                swap::refuse_if_in_use(&real).map_err(|m| self.restore_err(m))
+            }
         }
-        if self.path.exists() && !opts.force {
-            return Err(self.restore_err(
-                "the target already exists; pass --force to replace it (the old file is kept aside until the new one is proven)",
-            ));
-        }
-        Ok(())
     }
 
     async fn restore(
@@ -627,8 +705,12 @@ impl Source for SqliteSource {
         opts: &RestoreOptions,
     ) -> Result<RestoreOutcome> {
         self.check_restore_target(opts).await?;
-        let target = self.path.clone();
-        let exists = target.exists();
+        // A symlink is followed: the file it points at is replaced, beside
+        // itself, so the final rename stays on one filesystem.
+        let (target, old_meta) = match swap::inspect(&self.path).map_err(|m| self.restore_err(m))? {
+            swap::Target::Missing => (self.path.clone(), None),
+            swap::Target::Existing { real, meta } => (real, Some(meta)),
+        };
         let parent = target
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -641,13 +723,15 @@ impl Source for SqliteSource {
         let tag = format!("{:08x}", rand::random::<u32>());
         let staging = parent.join(format!(".{name}.lifeboat-restore-{tag}"));
         let expected = manifest.fingerprint.clone();
-        let backup_id = manifest.backup_id.clone();
         let this = self.clone();
 
         let result = tokio::task::spawn_blocking(move || -> Result<RestoreOutcome> {
             fs::create_dir_all(&parent).map_err(|e| {
                 this.restore_err(format!("cannot create directory {}: {e}", parent.display()))
             })?;
+            // We hold the target's lock: staging files beside it are an
+            // interrupted run's.
+            swap::sweep_staging(&target);
             // Stage: write the whole stream; the reader fails at end of
             // stream if the checksum does not match.
             let staged = (|| -> Result<(u64, Fingerprint)> {
@@ -681,8 +765,16 @@ impl Source for SqliteSource {
                         diff.join("; ")
                     )));
                 }
+                if let Some(meta) = &old_meta {
+                    // The replacement keeps the old file's owner and mode
+                    // (a new file stays 0600).
+                    fs::set_permissions(&staging, fs::Permissions::from_mode(meta.mode() & 0o7777))
+                        .map_err(|e| this.restore_err(format!("cannot set the mode: {e}")))?;
+                    let _ = std::os::unix::fs::chown(&staging, Some(meta.uid()), Some(meta.gid()));
+                }
                 Ok((bytes, actual))
             })();
+            crate::failpoint::point("sqlite-restore:staged");
             let (bytes, actual) = match staged {
                 Ok(v) => v,
                 Err(e) => {
@@ -690,59 +782,31 @@ impl Source for SqliteSource {
                     return Err(e);
                 }
             };
-
-            // Swap: move the old database and its side files aside, put the
-            // new one in place, then drop the old ones.
-            let mut aside: Vec<(PathBuf, PathBuf)> = Vec::new();
-            let old_meta = fs::metadata(&target).ok();
-            if exists {
-                for suffix in ["", "-wal", "-shm", "-journal"] {
-                    let from = PathBuf::from(format!("{}{suffix}", target.display()));
-                    if from.exists() {
-                        let to = PathBuf::from(format!(
-                            "{}{suffix}.lifeboat-old-{backup_id}",
-                            target.display()
-                        ));
-                        if let Err(e) = fs::rename(&from, &to) {
-                            for (orig, moved) in aside.iter().rev() {
-                                let _ = fs::rename(moved, orig);
-                            }
-                            let _ = fs::remove_file(&staging);
-                            return Err(this.restore_err(format!(
-                                "cannot move {} aside: {e}",
-                                from.display()
-                            )));
-                        }
-                        aside.push((from, to));
-                    }
+            // Swap: prove again that nobody uses the old file, make it
+            // self-contained, then one atomic rename over it.
+            if old_meta.is_some() {
+                let ready = swap::refuse_if_in_use(&target).and_then(|()| swap::quiesce(&target));
+                if let Err(m) = ready {
+                    let _ = fs::remove_file(&staging);
+                    return Err(this.restore_err(m));
                 }
-            }
-            if let Some(meta) = &old_meta {
-                // The replacement keeps the old file's owner and mode.
-                let _ =
-                    fs::set_permissions(&staging, fs::Permissions::from_mode(meta.mode() & 0o7777));
-                let _ = std::os::unix::fs::chown(&staging, Some(meta.uid()), Some(meta.gid()));
+                crate::failpoint::point("sqlite-restore:quiesced");
             }
             if let Err(e) = fs::rename(&staging, &target) {
-                for (orig, moved) in aside.iter().rev() {
-                    let _ = fs::rename(moved, orig);
-                }
                 let _ = fs::remove_file(&staging);
                 return Err(
                     this.restore_err(format!("cannot move the restored file into place: {e}"))
                 );
             }
-            if let Ok(d) = File::open(target.parent().unwrap_or(Path::new("."))) {
+            crate::failpoint::point("sqlite-restore:renamed");
+            if let Ok(d) = File::open(&parent) {
                 let _ = d.sync_all();
-            }
-            for (_, moved) in &aside {
-                let _ = fs::remove_file(moved);
             }
             Ok(RestoreOutcome {
                 target: this.location(),
                 bytes,
                 fingerprint: actual,
-                replaced: exists,
+                replaced: old_meta.is_some(),
             })
         })
         .await

@@ -113,7 +113,8 @@ def test_round_trip_on_s3_lands_data_and_manifest_only(
     out = lifeboat.backup(f"sqlite://{small_db}", to=sink)
     backup_id = out["backups"][0]["manifest"]["backup_id"]
     keys = s3_keys(s3_endpoint, s3_bucket)
-    assert len(keys) == 2, keys
+    assert len(keys) == 3, keys  # data, manifest, and the source's restore.md
+    assert any(k.endswith("/restore.md") for k in keys)
     assert any(k.endswith("/manifest.json") for k in keys) and any(k.endswith(".zst") for k in keys)
 
     assert [m["backup_id"] for m in lifeboat.list(from_=sink)["complete"]] == [backup_id]

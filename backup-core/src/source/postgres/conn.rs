@@ -149,6 +149,9 @@ impl PgConn {
         if conn.password.is_none() {
             conn.password = env("PGPASSWORD").or_else(|| conn.pgpass_lookup());
         }
+        if let Some(p) = &conn.password {
+            crate::redact::register(p);
+        }
         Ok((conn, dbs))
     }
 
