@@ -809,8 +809,14 @@ pub async fn fetch_globals(
     let Some(info) = manifest.attachments.iter().find(|a| a.name == "globals") else {
         return Ok(None);
     };
-    let stored = sink.get_bytes(&info.key).await?;
     let fail = |m: String| Error::restore_err(manifest.source.location.clone(), m);
+    if let Some(c) = info.compression.as_ref().filter(|c| c.algorithm != "zstd") {
+        return Err(fail(format!(
+            "{} is compressed with {}, which this version cannot read",
+            info.key, c.algorithm
+        )));
+    }
+    let stored = sink.get_bytes(&info.key).await?;
     if hex::encode(sha2::Sha256::digest(&stored)) != info.sha256 {
         return Err(fail(format!(
             "{} does not match the SHA-256 in the manifest",
