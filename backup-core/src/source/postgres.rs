@@ -903,9 +903,9 @@ impl Source for PostgresSource {
 
     async fn dump(&self, opts: &DumpOptions) -> Result<Dump> {
         let temp_root = opts.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
-        let secrets = tempfile::Builder::new()
-            .prefix("lifeboat-pg-")
-            .tempdir_in(&temp_root)
+        // A PrivateDir: if this process is killed, the next run's sweep
+        // removes it (and the passfile in it).
+        let secrets = crate::tempdir::PrivateDir::new(&temp_root, "pg")
             .map_err(|e| self.err(format!("cannot create a private temp directory: {e}")))?;
         let Plan {
             client,
@@ -1184,9 +1184,9 @@ impl Source for PostgresSource {
                         .unwrap_or("?")
                 ))
             })?;
-        let work = tempfile::Builder::new()
-            .prefix("lifeboat-pg-restore-")
-            .tempdir()
+        // The whole archive lands here: a PrivateDir, so that the sweep at the
+        // start of the next run removes it if this process is killed.
+        let work = crate::tempdir::PrivateDir::new(&std::env::temp_dir(), "pg-restore")
             .map_err(|e| self.restore_err(format!("cannot create a temp directory: {e}")))?;
         let archive = work.path().join("archive.pgdump");
         let t = Instant::now();

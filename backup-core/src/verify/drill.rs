@@ -245,7 +245,8 @@ impl PgDrill {
         let db = format!("lifeboat_drill_{:08x}", rand::random::<u32>());
         let conn = admin.with_dbname(&db);
         ev.target = conn.location();
-        let secrets = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let secrets = crate::tempdir::PrivateDir::new(&std::env::temp_dir(), "pg-drill")
+            .map_err(|e| format!("cannot create a temp directory: {e}"))?;
         let client = admin
             .with_dbname("postgres")
             .connect()
