@@ -1286,3 +1286,68 @@ fn the_new_restore_options_reach_the_core_through_the_bindings_door() {
         .unwrap_err();
     assert_eq!(err.kind(), backup_core::ErrorKind::Usage, "{err}");
 }
+
+#[test]
+fn the_database_comes_back_on_a_newer_server_and_icu_is_refused_where_the_server_lacks_it() {
+    let Some(pg17) = lifeboat_tests::pg::other_major_bin() else {
+        return;
+    };
+    let Some(pg) = PgCluster::start_default() else {
+        return;
+    };
+    app_roles(&pg);
+    app_database(&pg, "app");
+    pg.psql(
+        "postgres",
+        "CREATE DATABASE icu_app LOCALE_PROVIDER icu ICU_LOCALE 'de-DE' LOCALE 'C.UTF-8' TEMPLATE template0",
+    );
+    pg.psql(
+        "icu_app",
+        "CREATE TABLE words (w text); INSERT INTO words VALUES ('b'), ('a');",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let url = pg.url("app").replace("/app", "/app,icu_app");
+    let (code, _, err) = run(lifeboat(dir.path()).args(["backup", &url, "--to", "b"]));
+    assert_eq!(code, 0, "{err}");
+
+    let newer = PgCluster::start(&pg17);
+    app_roles(&newer);
+    let bin17 = pg17.display().to_string();
+    let (code, _, err) = run(lifeboat(dir.path()).args([
+        "restore",
+        "--from",
+        "b",
+        "--source",
+        "app",
+        "--to",
+        &newer.url("app"),
+        "--pg-bin-dir",
+        &bin17,
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        database_properties(&newer, "app"),
+        database_properties(&pg, "app")
+    );
+    assert_eq!(session_view(&newer, "app"), session_view(&pg, "app"));
+
+    // This PostgreSQL 17 build has no ICU: refused before any data, saying why.
+    let (code, _, err) = run(lifeboat(dir.path()).args([
+        "restore",
+        "--from",
+        "b",
+        "--source",
+        "icu_app",
+        "--to",
+        &newer.url("icu_app"),
+        "--pg-bin-dir",
+        &bin17,
+    ]));
+    assert_eq!(code, 5, "{err}");
+    let line = error_line(&err);
+    assert!(
+        line.contains("cannot create the database as the backup had it") && line.contains("ICU"),
+        "{line}"
+    );
+    assert!(newer.try_psql("icu_app", "SELECT 1").is_err());
+}
