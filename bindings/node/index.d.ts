@@ -71,7 +71,11 @@ export interface PostgresOptions {
   excludeSchemas?: string[];
   tables?: string[];
   excludeTables?: string[];
-  /** Also store roles and tablespaces. */
+  /**
+   * Backup: also store roles and tablespaces (`pg_dumpall --globals-only`; a role that may
+   * not read passwords gets them without, with a warning). Restore: create the stored roles
+   * and tablespaces the server lacks, before the data; existing ones are left unchanged.
+   */
   globals?: boolean;
   /** Fail verification when the archive lists fewer tables (default 1). */
   minTables?: number;
@@ -83,6 +87,8 @@ export interface PostgresOptions {
   jobs?: number;
   /** Restore without ownership and privileges. */
   noOwner?: boolean;
+  /** How long a backup waits for a table another session has locked (`"30s"`, `"5m"`, or seconds; default 2 minutes). */
+  lockWait?: string | number;
 }
 
 /** Restore drills of PostgreSQL backups. */
@@ -141,6 +147,14 @@ export interface RestoreOptions extends CommonOptions, ProgressOptions, Postgres
   force?: boolean;
   wait?: boolean;
   lockDir?: string;
+  /** PostgreSQL: do not ANALYZE the restored database before it takes the name. */
+  noAnalyze?: boolean;
+  /**
+   * PostgreSQL: restore what loads when the archive does not load cleanly. Every pg_restore
+   * error and every table whose rows differ is listed (`errors`, `tables_differing`), and the
+   * result still takes the target name. Without it any error rejects and leaves the target untouched.
+   */
+  partial?: boolean;
 }
 
 export interface TableCount {
@@ -214,6 +228,19 @@ export interface VerifyResult {
   duration_ms: number;
 }
 
+/** What applying a backup's stored roles (`globals: true` on restore) did. */
+export interface GlobalsReport {
+  roles_created: string[];
+  /** Roles that already existed: attributes, passwords and memberships left unchanged. */
+  roles_skipped: string[];
+  tablespaces_created: string[];
+  tablespaces_skipped: string[];
+  not_applied: string[];
+  errors: string[];
+  /** The backup stored its roles without passwords. */
+  without_passwords: boolean;
+}
+
 export interface RestoreResult {
   backup_id: string;
   target: string;
@@ -221,6 +248,19 @@ export interface RestoreResult {
   replaced: boolean;
   fingerprint: Fingerprint;
   duration_ms: number;
+  /** PostgreSQL: whether the restored database was analyzed (planner statistics) before it took the name, and how long that took. */
+  analyzed?: boolean;
+  analyze_ms?: number;
+  /** PostgreSQL: what killed restores and drills had left on the server and this run removed (or renamed back). */
+  leftovers_cleaned?: string[];
+  /** PostgreSQL with `partial: true`: pg_restore's errors, and what differs from the backup. */
+  partial?: boolean;
+  errors?: string[];
+  tables_differing?: string[];
+  /** PostgreSQL with `globals: true`. */
+  globals?: GlobalsReport;
+  /** PostgreSQL with `noOwner`: database settings skipped for roles the server lacks. */
+  settings_skipped?: string[];
 }
 
 /** Take a backup, verify it, and commit it with its manifest. */

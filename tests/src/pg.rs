@@ -367,6 +367,8 @@ pub struct PgCluster {
     /// Write end of the watchdog's stdin, and the watchdog.
     watchdog: Option<(ChildStdin, Child)>,
     stopped: bool,
+    /// Extra environment for the server tools (e.g. `LOCPATH`).
+    server_env: Vec<(String, String)>,
 }
 
 impl PgCluster {
@@ -380,8 +382,19 @@ impl PgCluster {
     /// before the first start (e.g. `archive_mode = on` and an
     /// `archive_command`, which otherwise need a restart).
     pub fn start_with_conf(bin_dir: &Path, extra_conf: &str) -> PgCluster {
+        Self::start_with_env(bin_dir, extra_conf, &[])
+    }
+
+    /// [`start_with_conf`](Self::start_with_conf) with extra environment
+    /// for the server (e.g. `LOCPATH`, so that it has locales the machine
+    /// does not).
+    pub fn start_with_env(bin_dir: &Path, extra_conf: &str, env: &[(&str, &str)]) -> PgCluster {
         let t0 = Instant::now();
         let mut c = Self::prepare(bin_dir);
+        c.server_env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let mut initdb = c.server_command("initdb");
         initdb.arg("-D").arg(c.data_dir()).args([
             "-U",
@@ -493,6 +506,7 @@ impl PgCluster {
             started_in: Duration::ZERO,
             watchdog: Some((stdin, watchdog)),
             stopped: false,
+            server_env: Vec::new(),
         }
     }
 
@@ -617,7 +631,9 @@ impl PgCluster {
     /// `pg_waldump`, ...) as the server user, clean environment, cwd = the
     /// cluster dir.
     pub fn server_command(&self, tool: &str) -> Command {
-        server_tool(&self.bin_dir, tool, &self.dir)
+        let mut cmd = server_tool(&self.bin_dir, tool, &self.dir);
+        cmd.envs(self.server_env.iter().map(|(k, v)| (k, v)));
+        cmd
     }
 
     /// A client tool of this cluster's version (`psql`, `pg_dump`,
@@ -675,6 +691,44 @@ impl PgCluster {
                 "-f",
                 "-",
             ]);
+    }
+
+    /// Run `sql` in a psql session over the Unix socket that stays open
+    /// (with whatever transaction and locks `sql` left open) until the
+    /// returned [`Session`] is dropped. Returns once `sql` has run.
+    pub fn session(&self, db: &str, sql: &str) -> Session {
+        let mut cmd = self.client_command("psql");
+        cmd.arg("-h").arg(self.socket_dir());
+        cmd.args(["-p", &self.port.to_string(), "-U", "postgres", "-d", db])
+            .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("run psql");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        writeln!(stdin, "{sql}\n\\echo lifeboat-session-ready").expect("write to psql");
+        stdin.flush().expect("flush psql stdin");
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = std::io::BufRead::read_line(&mut out, &mut line).expect("read psql");
+            if n == 0 {
+                let _ = child.kill();
+                let out = child.wait_with_output().expect("psql exits");
+                panic!(
+                    "psql session ended before its SQL ran: {}\nSQL: {sql}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            if line.trim() == "lifeboat-session-ready" {
+                break;
+            }
+        }
+        Session {
+            child,
+            stdin: Some(stdin),
+        }
     }
 
     pub fn create_db(&self, name: &str) {
@@ -840,6 +894,34 @@ impl Drop for PgCluster {
     }
 }
 
+/// An open psql session (see [`PgCluster::session`]): closing its stdin on
+/// drop ends it, rolling back an open transaction and releasing its locks.
+#[derive(Debug)]
+pub struct Session {
+    child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+impl Session {
+    /// End the session now.
+    pub fn close(self) {}
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Write a deterministic sample database into `db` (created if missing):
 ///
 /// - `public.categories`: [`SAMPLE_CATEGORIES`] rows;
@@ -959,6 +1041,81 @@ pub fn sample_fingerprint(cluster: &PgCluster, db: &str) -> String {
            FROM audit.events t
          UNION ALL
          SELECT 'audit.events_id_seq', last_value, is_called::text FROM audit.events_id_seq;",
+    )
+}
+
+/// Every user table's contents, one line each: `schema.table|kind|rows|md5`
+/// of its own rows (`FROM ONLY`, sorted by their text), for ordinary,
+/// partitioned and foreign tables outside extensions. Equal strings mean the
+/// two databases hold the same rows in the same tables. Session settings are
+/// pinned so the text does not depend on the database's own settings (time
+/// zone, date style).
+pub fn table_contents(cluster: &PgCluster, db: &str) -> String {
+    let tables = cluster.psql(
+        db,
+        "SELECT format('%I.%I', n.nspname, c.relname) || '|' || c.relkind::text \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r', 'p', 'f') \
+         AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' \
+         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
+             AND d.objid = c.oid AND d.deptype = 'e') \
+         ORDER BY 1",
+    );
+    if tables.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = tables
+        .lines()
+        .map(|l| {
+            let (name, kind) = l.rsplit_once('|').expect("name|kind");
+            format!(
+                "SELECT {} || '|{kind}|' || count(*) || '|' || \
+                 md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text COLLATE \"C\"), '')) \
+                 FROM ONLY {name} t",
+                quote_literal(name)
+            )
+        })
+        .collect();
+    cluster.psql(
+        db,
+        &format!(
+            "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; \
+             SET extra_float_digits = 1; SET search_path = pg_catalog;\n\
+             SELECT line FROM ({}) AS x(line) ORDER BY line COLLATE \"C\";",
+            parts.join("\nUNION ALL ")
+        ),
+    )
+}
+
+/// What `pg_restore --create` would recreate of database `db` itself, one
+/// line each, without its name: encoding, collate, ctype, locale provider
+/// and ICU/builtin locale, owner, ACL, comment, then every `ALTER DATABASE …
+/// SET` and `ALTER ROLE … IN DATABASE … SET` (role `*` for the database's
+/// own). Equal strings mean equal databases, whatever their names.
+pub fn database_properties(cluster: &PgCluster, db: &str) -> String {
+    let locale = match cluster.major() {
+        0..=14 => "'c'::text, NULL::text",
+        15 | 16 => "datlocprovider::text, daticulocale",
+        _ => "datlocprovider::text, datlocale",
+    };
+    let lit = quote_literal(db);
+    cluster.psql(
+        "postgres",
+        &format!(
+            "SELECT concat_ws(E'\\n',
+                 'encoding=' || pg_encoding_to_char(d.encoding),
+                 'collate=' || d.datcollate, 'ctype=' || d.datctype,
+                 'provider=' || p.provider, 'locale=' || coalesce(p.locale, '-'),
+                 'owner=' || pg_get_userbyid(d.datdba),
+                 'acl=' || coalesce(d.datacl::text, '-'),
+                 'comment=' || coalesce(shobj_description(d.oid, 'pg_database'), '-'))
+             FROM pg_database d, LATERAL (SELECT {locale}) AS p(provider, locale)
+             WHERE d.datname = {lit};
+             SELECT 'setting ' || coalesce(r.rolname, '*') || ': ' || array_to_string(s.setconfig, ', ')
+             FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+             LEFT JOIN pg_roles r ON r.oid = s.setrole
+             WHERE d.datname = {lit} ORDER BY 1;"
+        ),
     )
 }
 

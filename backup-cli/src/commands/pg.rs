@@ -32,7 +32,7 @@ pub(crate) struct PgArgs {
     /// PostgreSQL: leave out this table (repeatable).
     #[arg(long = "exclude-table", value_name = "TABLE")]
     exclude_tables: Vec<String>,
-    /// PostgreSQL: also store roles and tablespaces (pg_dumpall --globals-only).
+    /// PostgreSQL: backup: also store roles and tablespaces (pg_dumpall --globals-only); restore: create the stored roles and tablespaces this server lacks (existing ones are left unchanged).
     #[arg(long)]
     globals: bool,
     /// PostgreSQL: fail verification when the archive lists fewer tables (default 1).
@@ -51,9 +51,19 @@ pub(crate) struct PgArgs {
     /// PostgreSQL: restore without ownership and privileges.
     #[arg(long)]
     no_owner: bool,
+    /// PostgreSQL: how long a backup waits for a table another session has locked before failing ("30s", "5m"; default 2m).
+    #[arg(long, value_name = "DURATION")]
+    #[serde(deserialize_with = "super::string_or_number")]
+    lock_wait: Option<String>,
 }
 
 impl PgArgs {
+    /// Whether `--globals` was given (restore applies the stored roles only
+    /// when asked on the command line or in the options, never from config).
+    pub(crate) fn globals(&self) -> bool {
+        self.globals
+    }
+
     pub(crate) fn resolve(&self, ctx: &Context) -> Result<PostgresOptions, Error> {
         let mut o = ctx.settings.postgres.clone().unwrap_or_default();
         if let Some(d) = &self.pg_bin_dir {
@@ -81,6 +91,12 @@ impl PgArgs {
             o.jobs = self.jobs;
         }
         o.no_owner |= self.no_owner;
+        if let Some(w) = &self.lock_wait {
+            o.lock_wait =
+                backup_core::source::postgres::parse_lock_wait(w).map_err(|m| Error::Usage {
+                    message: format!("--lock-wait: {m}"),
+                })?;
+        }
         o.validate().map_err(|m| Error::Usage { message: m })?;
         Ok(o)
     }

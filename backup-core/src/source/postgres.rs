@@ -29,6 +29,9 @@
 pub mod archive;
 pub mod cluster;
 mod conn;
+pub(crate) mod globals;
+pub(crate) mod restore;
+pub(crate) mod sql;
 pub mod tls;
 pub mod tools;
 
@@ -42,6 +45,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 
 pub use conn::PgConn;
+pub use globals::GlobalsReport;
 pub use tools::{PgVersion, Tool, ToolOptions};
 
 use super::{Attachment, Dump, DumpOptions, DumpOutcome, RestoreOptions, RestoreOutcome, Source};
@@ -84,6 +88,101 @@ pub struct PostgresOptions {
     pub jobs: Option<u32>,
     /// Restore without ownership and privileges (`--no-owner --no-privileges`).
     pub no_owner: bool,
+    /// How long a backup waits for a table lock another session holds
+    /// (`"2m"`, `"30s"`, or seconds; default 2 minutes, at most a day).
+    /// `pg_dump --lock-wait-timeout` and Lifeboat's own `lock_timeout`.
+    #[serde(deserialize_with = "lock_wait_serde::deserialize")]
+    pub lock_wait: u64,
+    /// Restore what loads: pg_restore goes on past errors, which are
+    /// listed, and so are tables whose rows differ; the result still takes
+    /// the target name (`restore --partial`). Never from the config.
+    #[serde(skip)]
+    pub partial: bool,
+    /// `ANALYZE` a restored database before it takes the target name
+    /// (default true; `restore --no-analyze`).
+    pub analyze: bool,
+    /// Restore everything into the default tablespace (a drill's
+    /// throwaway cluster has none of the backup's).
+    #[serde(skip)]
+    pub(crate) no_tablespaces: bool,
+}
+
+/// The lock wait when none is configured: 2 minutes.
+pub const DEFAULT_LOCK_WAIT_SECS: u64 = 120;
+/// The longest lock wait accepted: a day (PostgreSQL's own limit is ~24.8 days
+/// of milliseconds in an int).
+pub const MAX_LOCK_WAIT_SECS: u64 = 86_400;
+
+/// Parse a lock wait: `"30s"`, `"5m"`, `"1h"` or plain seconds, from 1 second
+/// to [`MAX_LOCK_WAIT_SECS`]. Never overflows: a huge number is an error.
+///
+/// # Errors
+/// A message saying what is wrong with `text`.
+pub fn parse_lock_wait(text: &str) -> std::result::Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let mult: u64 = match unit.trim() {
+        "" | "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        _ => {
+            return Err(format!(
+                "invalid lock wait {text:?}: use like \"30s\", \"2m\" or seconds"
+            ));
+        }
+    };
+    let secs = num
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|s| *s <= MAX_LOCK_WAIT_SECS);
+    match secs {
+        None if !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) => Err(format!(
+            "lock wait {text:?} is too long: at most {}",
+            fmt_secs(MAX_LOCK_WAIT_SECS)
+        )),
+        None => Err(format!(
+            "invalid lock wait {text:?}: use like \"30s\", \"2m\" or seconds"
+        )),
+        Some(0) => Err(format!("lock wait {text:?} is too short: at least 1s")),
+        Some(s) => Ok(s),
+    }
+}
+
+/// `90` → `1m30s`, `120` → `2m`, `2` → `2s`.
+pub(crate) fn fmt_secs(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if s > 0 || out.is_empty() {
+        out.push_str(&format!("{s}s"));
+    }
+    out
+}
+
+/// `lock_wait` in `lifeboat.toml`: seconds or a duration string, checked.
+mod lock_wait_serde {
+    use serde::Deserialize;
+
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        let text = match Raw::deserialize(d)? {
+            Raw::N(n) => n.to_string(),
+            Raw::S(s) => s,
+        };
+        super::parse_lock_wait(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 impl Default for PostgresOptions {
@@ -100,6 +199,10 @@ impl Default for PostgresOptions {
             replica_lag_warn_only: false,
             jobs: None,
             no_owner: false,
+            lock_wait: DEFAULT_LOCK_WAIT_SECS,
+            analyze: true,
+            partial: false,
+            no_tablespaces: false,
         }
     }
 }
@@ -148,6 +251,8 @@ impl PostgresOptions {
 pub struct PostgresSource {
     conn: PgConn,
     opts: PostgresOptions,
+    /// A backup's `pg_dumpall --globals-only`, to apply before a restore.
+    globals: Option<Arc<Vec<u8>>>,
 }
 
 /// What a connection learned before dumping.
@@ -213,6 +318,7 @@ impl<R: Read> Read for TeeReader<R> {
 /// rows. `None` when the archive was passed through unread.
 fn archive_rows_verdict(
     counts: &[TableCount],
+    large_objects: Option<u64>,
     stats: &archive::ArchiveStats,
     started: Instant,
 ) -> Option<Verdict> {
@@ -237,11 +343,21 @@ fn archive_rows_verdict(
             }
         }
     }
+    let mut lobs = String::new();
+    if let Some(n) = large_objects {
+        if stats.large_objects != n {
+            wrong.push(format!(
+                "large objects: {} in the archive, {n} in the snapshot",
+                stats.large_objects
+            ));
+        }
+        lobs = format!(" and its {n} large objects");
+    }
     Some(if wrong.is_empty() {
         verdict(
             "pg-rows",
             true,
-            format!("the archive holds exactly the snapshot's rows for {checked} tables"),
+            format!("the archive holds exactly the snapshot's rows for {checked} tables{lobs}"),
             started,
         )
     } else {
@@ -349,18 +465,27 @@ fn table_selected(schema: &str, table: &str, o: &PostgresOptions) -> bool {
             .any(|p| table_matches(p, schema, table))
 }
 
+/// Exact row counts; a failure names the table it was counting.
 async fn count_rows(
     client: &tokio_postgres::Client,
     tables: &[(String, String)],
-) -> std::result::Result<Vec<TableCount>, tokio_postgres::Error> {
+) -> std::result::Result<Vec<TableCount>, (String, tokio_postgres::Error)> {
     let mut out = Vec::with_capacity(tables.len());
     for (s, t) in tables {
         let n: i64 = client
             .query_one(
-                &format!("SELECT count(*) FROM {}.{}", quote_ident(s), quote_ident(t)),
+                // ONLY: an inheritance parent's own rows, which are all its
+                // TABLE DATA holds; its children are counted as tables of
+                // their own.
+                &format!(
+                    "SELECT count(*) FROM ONLY {}.{}",
+                    quote_ident(s),
+                    quote_ident(t)
+                ),
                 &[],
             )
-            .await?
+            .await
+            .map_err(|e| (format!("{s}.{t}"), e))?
             .get(0);
         out.push(TableCount {
             name: format!("{s}.{t}"),
@@ -368,6 +493,95 @@ async fn count_rows(
         });
     }
     Ok(out)
+}
+
+/// Tables locked per `LOCK TABLE` statement: few round trips, short statements.
+const LOCK_BATCH: usize = 500;
+
+/// `LOCK TABLE … IN ACCESS SHARE MODE` every table, in the current
+/// transaction (its `lock_timeout` is the lock wait). On a timeout, name the
+/// table another session holds.
+async fn lock_tables(
+    client: &tokio_postgres::Client,
+    tables: &[(String, String)],
+    lock_wait: u64,
+) -> std::result::Result<(), String> {
+    for batch in tables.chunks(LOCK_BATCH) {
+        let names: Vec<String> = batch
+            .iter()
+            .map(|(s, t)| format!("ONLY {}.{}", quote_ident(s), quote_ident(t)))
+            .collect();
+        // A savepoint keeps the transaction usable to ask who holds the lock.
+        let sql = format!(
+            "SAVEPOINT lifeboat_lock; LOCK TABLE {} IN ACCESS SHARE MODE; RELEASE SAVEPOINT lifeboat_lock",
+            names.join(", ")
+        );
+        let Err(e) = client.batch_execute(&sql).await else {
+            continue;
+        };
+        if !lock_timed_out(&e) {
+            return Err(format!("cannot lock the tables to dump: {}", db_err(&e)));
+        }
+        let _ = client
+            .batch_execute("ROLLBACK TO SAVEPOINT lifeboat_lock")
+            .await;
+        let held: Vec<(String, String)> = client
+            .query(
+                "SELECT n.nspname, c.relname FROM pg_locks l \
+                 JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock' AND l.granted \
+                 AND l.pid <> pg_backend_pid() \
+                 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                &[],
+            )
+            .await
+            .map(|rows| rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+            .unwrap_or_default();
+        let culprits: Vec<String> = batch
+            .iter()
+            .filter(|t| held.contains(t))
+            .map(|(s, t)| format!("{s}.{t}"))
+            .collect();
+        let table = match culprits.len() {
+            // Released meanwhile, or held in another mode that conflicts.
+            0 if batch.len() == 1 => format!("{}.{}", batch[0].0, batch[0].1),
+            0 => format!("one of {} tables", batch.len()),
+            _ => culprits.join(", "),
+        };
+        return Err(locked_message(&table, lock_wait));
+    }
+    Ok(())
+}
+
+/// A lock wait ran out: `lock_timeout` (55P03), or pg_dump's
+/// `--lock-wait-timeout`, which is a `statement_timeout` (57014).
+fn lock_timed_out(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error()
+        .is_some_and(|d| matches!(d.code().code(), "55P03" | "57014"))
+}
+
+fn locked_message(table: &str, lock_wait: u64) -> String {
+    let what = if table.starts_with("one of") {
+        table.to_string()
+    } else {
+        format!("table {table}")
+    };
+    format!(
+        "{what} is locked by another session (ACCESS EXCLUSIVE?) for longer than the lock wait of {} (--lock-wait, [postgres] lock_wait)",
+        fmt_secs(lock_wait)
+    )
+}
+
+/// The table(s) a `pg_dump` that gave up waiting for a lock names in its
+/// error (`Query was: LOCK TABLE public.items IN ACCESS SHARE MODE`).
+fn pg_dump_lock_failure(stderr: &str) -> Option<String> {
+    if !(stderr.contains("statement timeout") || stderr.contains("lock timeout")) {
+        return None;
+    }
+    let after = stderr.split("LOCK TABLE ").nth(1)?;
+    let tables = after.split(" IN ").next()?.trim();
+    let tables = tables.strip_prefix("ONLY ").unwrap_or(tables);
+    (!tables.is_empty()).then(|| tables.to_string())
 }
 
 fn db_err(e: &tokio_postgres::Error) -> String {
@@ -380,7 +594,11 @@ fn db_err(e: &tokio_postgres::Error) -> String {
 impl PostgresSource {
     /// A source for the database in `conn`.
     pub fn new(conn: PgConn, opts: PostgresOptions) -> Self {
-        Self { conn, opts }
+        Self {
+            conn,
+            opts,
+            globals: None,
+        }
     }
 
     /// One source per database named in `url` (`postgres://host/db1,db2`).
@@ -393,6 +611,14 @@ impl PostgresSource {
             .iter()
             .map(|d| Self::new(conn.with_dbname(d), opts.clone()))
             .collect())
+    }
+
+    /// Apply these globals (a backup's `globals` attachment, see
+    /// [`fetch_globals`]) before a restore loads data: missing roles and
+    /// tablespaces are created, existing ones left exactly as they are.
+    pub fn with_globals(mut self, script: Vec<u8>) -> Self {
+        self.globals = Some(Arc::new(script));
+        self
     }
 
     /// The connection parameters.
@@ -486,20 +712,46 @@ impl PostgresSource {
         })
     }
 
+    /// `pg_dumpall --globals-only`. A role that may not read `pg_authid`,
+    /// where passwords are (a managed database's admin is no superuser),
+    /// gets "permission denied": then it dumps again with
+    /// `--no-role-passwords`, warns, and says so in the attachment's first
+    /// line and the manifest. Those roles come back without passwords.
     async fn dump_globals(
         &self,
         server: PgVersion,
         secrets: &std::path::Path,
-    ) -> Result<Attachment> {
+    ) -> Result<(Attachment, Option<String>)> {
         let tool = tools::pick("pg_dumpall", server.major, &self.opts.tools)
             .map_err(|m| self.err(format!("for --globals: {m}")))?;
-        let mut cmd = tool.command();
-        cmd.args(["--globals-only", "--no-password"]);
-        self.conn.configure_child(&mut cmd, secrets)?;
-        let out = tokio::task::spawn_blocking(move || cmd.stdin(Stdio::null()).output())
-            .await
-            .map_err(|e| self.err(format!("pg_dumpall failed: {e}")))?
-            .map_err(|e| self.err(format!("cannot run pg_dumpall: {e}")))?;
+        let run = |no_passwords: bool| {
+            let mut cmd = tool.command();
+            cmd.args(["--globals-only", "--no-password"]);
+            if no_passwords {
+                cmd.arg("--no-role-passwords");
+            }
+            let configured = self.conn.configure_child(&mut cmd, secrets);
+            async move {
+                configured?;
+                tokio::task::spawn_blocking(move || cmd.stdin(Stdio::null()).output())
+                    .await
+                    .map_err(|e| self.err(format!("pg_dumpall failed: {e}")))?
+                    .map_err(|e| self.err(format!("cannot run pg_dumpall: {e}")))
+            }
+        };
+        let mut out = run(false).await?;
+        let mut denied = None;
+        if !out.status.success()
+            && String::from_utf8_lossy(&out.stderr).contains("permission denied")
+        {
+            let why = String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .find(|l| l.contains("permission denied"))
+                .map(|l| l.trim().to_string())
+                .unwrap_or_default();
+            denied = Some(why);
+            out = run(true).await?;
+        }
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr).replace('\n', " ");
             return Err(self.err(format!(
@@ -507,11 +759,26 @@ impl PostgresSource {
                 out.status
             )));
         }
-        Ok(Attachment {
-            name: "globals".into(),
-            file_name: "globals.sql".into(),
-            data: bytes::Bytes::from(out.stdout),
-        })
+        let mut data = out.stdout;
+        let warning = denied.map(|why| {
+            let w = format!(
+                "role {} may not read role passwords ({why}): globals dumped with --no-role-passwords, so restored roles have no passwords",
+                self.conn.user
+            );
+            tracing::warn!(source = %self.location(), "{w}");
+            let mut marked = format!("{} ({w})\n", globals::LIFEBOAT_NO_PASSWORDS).into_bytes();
+            marked.append(&mut data);
+            data = marked;
+            w
+        });
+        Ok((
+            Attachment {
+                name: "globals".into(),
+                file_name: "globals.sql".into(),
+                data: bytes::Bytes::from(data),
+            },
+            warning,
+        ))
     }
 
     fn admin_conn(&self) -> PgConn {
@@ -525,6 +792,40 @@ impl PostgresSource {
             .map_err(|e| self.restore_err(db_err(&e)))?
             .is_some())
     }
+}
+
+/// A backup's stored globals (`pg_dumpall --globals-only`), read back and
+/// checked against the manifest; `None` when it was taken without them.
+///
+/// # Errors
+/// Sink errors; [`Error::Restore`] when the stored object does not match
+/// the manifest.
+pub async fn fetch_globals(
+    sink: &dyn crate::sink::Sink,
+    manifest: &Manifest,
+) -> Result<Option<Vec<u8>>> {
+    use crate::sink::SinkExt;
+    use sha2::Digest;
+    let Some(info) = manifest.attachments.iter().find(|a| a.name == "globals") else {
+        return Ok(None);
+    };
+    let fail = |m: String| Error::restore_err(manifest.source.location.clone(), m);
+    if let Some(c) = info.compression.as_ref().filter(|c| c.algorithm != "zstd") {
+        return Err(fail(format!(
+            "{} is compressed with {}, which this version cannot read",
+            info.key, c.algorithm
+        )));
+    }
+    let stored = sink.get_bytes(&info.key).await?;
+    if hex::encode(sha2::Sha256::digest(&stored)) != info.sha256 {
+        return Err(fail(format!(
+            "{} does not match the SHA-256 in the manifest",
+            info.key
+        )));
+    }
+    let raw = zstd::bulk::decompress(&stored, info.raw_size as usize)
+        .map_err(|e| fail(format!("cannot decompress {}: {e}", info.key)))?;
+    Ok(Some(raw))
 }
 
 async fn blocking<T: Send + 'static>(
@@ -602,9 +903,9 @@ impl Source for PostgresSource {
 
     async fn dump(&self, opts: &DumpOptions) -> Result<Dump> {
         let temp_root = opts.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
-        let secrets = tempfile::Builder::new()
-            .prefix("lifeboat-pg-")
-            .tempdir_in(&temp_root)
+        // A PrivateDir: if this process is killed, the next run's sweep
+        // removes it (and the passfile in it).
+        let secrets = crate::tempdir::PrivateDir::new(&temp_root, "pg")
             .map_err(|e| self.err(format!("cannot create a private temp directory: {e}")))?;
         let Plan {
             client,
@@ -622,17 +923,53 @@ impl Source for PostgresSource {
             .await
             .map_err(|e| self.err(format!("cannot export a snapshot: {}", db_err(&e))))?
             .get(0);
+        // Never wait forever behind another session's lock: the counting
+        // transaction gives up after the lock wait, and so does pg_dump.
+        let lock_wait = self.opts.lock_wait;
+        client
+            .batch_execute(&format!("SET LOCAL lock_timeout = '{lock_wait}s'"))
+            .await
+            .map_err(|e| self.err(db_err(&e)))?;
         let tables = list_tables(&client, &self.opts)
             .await
             .map_err(|e| self.err(db_err(&e)))?;
+        // Take every table's ACCESS SHARE lock now, before pg_dump starts: a
+        // table held ACCESS EXCLUSIVE fails the run here, named, instead of
+        // stalling it.
+        lock_tables(&client, &tables, lock_wait)
+            .await
+            .map_err(|m| self.err(m))?;
+        let db_facts = restore::database_facts(&client, &self.conn.dbname, server.major)
+            .await
+            .map_err(|m| self.err(m))?;
+        // pg_dump leaves large objects out when schemas or tables are
+        // selected; otherwise it dumps them all. pg_largeobject_metadata is
+        // a catalog: this count is exact at the snapshot.
+        let large_objects = if self.opts.schemas.is_empty() && self.opts.tables.is_empty() {
+            let n: i64 = client
+                .query_one("SELECT count(*) FROM pg_largeobject_metadata", &[])
+                .await
+                .map_err(|e| self.err(format!("counting large objects: {}", db_err(&e))))?
+                .get(0);
+            Some(n as u64)
+        } else {
+            None
+        };
         let mut attachments = Vec::new();
+        let mut globals_details = None;
         if self.opts.globals {
-            attachments.push(self.dump_globals(server, secrets.path()).await?);
+            let (a, warning) = self.dump_globals(server, secrets.path()).await?;
+            attachments.push(a);
+            globals_details = Some(match warning {
+                None => serde_json::json!({"role_passwords": true}),
+                Some(w) => serde_json::json!({"role_passwords": false, "warning": w}),
+            });
         }
 
         let mut cmd = pg_dump.command();
         cmd.args(["--format=custom", "--compress=0", "--no-password"])
             .arg(format!("--snapshot={snapshot}"))
+            .arg(format!("--lock-wait-timeout={}", lock_wait * 1000))
             .args(self.opts.filter_args())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -678,32 +1015,25 @@ impl Source for PostgresSource {
         let opts = self.opts.clone();
         let dump_child = Arc::new(Mutex::new(Some(dump_child)));
         let killer = KillOnDrop(dump_child.clone());
+        let dump_end = watch_pg_dump(dump_child, dump_err, lock_wait);
+        let reader_end = dump_end.clone();
         let outcome = async move {
             let _secrets = secrets;
             let _killer = killer;
             let fail = |m: String| Error::source_err(&location, m);
             // Exact counts inside the exporting transaction, while pg_dump runs.
-            let counts = count_rows(&client, &tables)
-                .await
-                .map_err(|e| fail(format!("counting rows: {}", db_err(&e))));
-            let child = dump_child.lock().expect("child lock").take();
-            let status = match child {
-                Some(mut c) => blocking(move || c.wait()).await.map_err(fail)?,
-                None => return Err(fail("pg_dump was stopped".into())),
-            };
+            let counts = count_rows(&client, &tables).await.map_err(|(table, e)| {
+                fail(match lock_timed_out(&e) {
+                    true => locked_message(&table, lock_wait),
+                    false => format!("counting rows of {table}: {}", db_err(&e)),
+                })
+            });
+            let ended = blocking(move || dump_end.wait(None)).await.map_err(fail)?;
             // Only now may the snapshot go.
             let _ = client.batch_execute("COMMIT").await;
-            let stderr = blocking(move || dump_err.join().unwrap_or_default())
-                .await
-                .unwrap_or_default();
-            let status = status.map_err(|e| fail(format!("pg_dump: {e}")))?;
-            if !status.success() {
-                let how = match status.code() {
-                    Some(c) => format!("exited with status {c}"),
-                    None => "was killed".to_string(),
-                };
-                return Err(fail(format!("pg_dump {how}: {stderr}")));
-            }
+            ended
+                .unwrap_or_else(|| Err("pg_dump was stopped".into()))
+                .map_err(fail)?;
             let counts = counts?;
 
             let (toc_status, listing, toc_stderr) = blocking(move || {
@@ -746,10 +1076,30 @@ impl Source for PostgresSource {
             };
 
             let stats = archive_stats.lock().expect("archive stats lock").clone();
-            let rows_verdict = archive_rows_verdict(&counts, &stats, toc_started);
+            let rows_verdict = archive_rows_verdict(&counts, large_objects, &stats, toc_started);
             let mut fp = Fingerprint::new(counts, format!("PostgreSQL {server}"));
             let d = &mut fp.details;
-            d.insert("database".into(), location.clone().into());
+            d.insert("database".into(), db_facts);
+            if let Some(n) = large_objects {
+                d.insert("large_objects".into(), n.into());
+            }
+            // Sequences are not transactional: a read in the snapshot and
+            // pg_dump's own read differ whenever nextval() runs meanwhile.
+            // The archive's SEQUENCE SET values are what every restore of it
+            // sets, so they are the fingerprint (when the archive was read).
+            if stats.passthrough.is_none() && stats.complete {
+                let seqs: serde_json::Map<String, serde_json::Value> = stats
+                    .sequences
+                    .iter()
+                    .map(|(s, n, v, c)| {
+                        (
+                            format!("{s}.{n}"),
+                            serde_json::json!({"last_value": v, "is_called": c}),
+                        )
+                    })
+                    .collect();
+                d.insert("sequences".into(), seqs.into());
+            }
             d.insert("server_version".into(), server.to_string().into());
             d.insert("pg_dump_version".into(), pg_dump.version.to_string().into());
             d.insert("pg_dump_major".into(), pg_dump.version.major.into());
@@ -768,6 +1118,9 @@ impl Source for PostgresSource {
                 d.insert("excluded".into(), serde_json::json!(excluded));
             }
             d.insert("archive".into(), archive_details(&stats));
+            if let Some(g) = globals_details {
+                d.insert("globals".into(), g);
+            }
             let mut verdicts = vec![toc_verdict];
             verdicts.extend(rows_verdict);
             Ok(DumpOutcome {
@@ -777,7 +1130,10 @@ impl Source for PostgresSource {
         };
         Ok(Dump {
             reader: Box::new(TeeReader {
-                inner: repacked,
+                inner: DumpReader {
+                    inner: repacked,
+                    end: reader_end,
+                },
                 tee: toc_in,
                 teed: 0,
             }),
@@ -828,9 +1184,9 @@ impl Source for PostgresSource {
                         .unwrap_or("?")
                 ))
             })?;
-        let work = tempfile::Builder::new()
-            .prefix("lifeboat-pg-restore-")
-            .tempdir()
+        // The whole archive lands here: a PrivateDir, so that the sweep at the
+        // start of the next run removes it if this process is killed.
+        let work = crate::tempdir::PrivateDir::new(&std::env::temp_dir(), "pg-restore")
             .map_err(|e| self.restore_err(format!("cannot create a temp directory: {e}")))?;
         let archive = work.path().join("archive.pgdump");
         let t = Instant::now();
@@ -856,22 +1212,50 @@ impl Source for PostgresSource {
             "archive downloaded and checked"
         );
 
-        let tag = format!("{:08x}", rand::random::<u32>());
-        let staging = format!("{}__lifeboat_restore_{tag}", self.conn.dbname);
-        let restored = restore_into(
-            &self.conn.with_dbname(&staging),
-            &pg_restore,
-            &archive,
-            &self.opts,
-            work.path(),
-        )
-        .await
-        .map_err(|m| self.restore_err(m));
         let admin = self
             .admin_conn()
             .connect()
             .await
             .map_err(|e| self.restore_err(e.to_string()))?;
+        let server = self
+            .server_version(&admin)
+            .await
+            .map_err(|e| self.restore_err(e.to_string()))?;
+        let script =
+            restore::DbScript::read(&pg_restore, &archive, work.path(), self.opts.no_owner)
+                .await
+                .map_err(|m| {
+                    self.restore_err(format!("cannot read the archive's database entries: {m}"))
+                })?;
+        let mut report = serde_json::Map::new();
+        let cleaned = restore::clean_leftovers(&admin)
+            .await
+            .map_err(|m| self.restore_err(m))?;
+        if !cleaned.is_empty() {
+            report.insert("leftovers_cleaned".into(), cleaned.into());
+        }
+        if let Some(g) = &self.globals {
+            let applied = globals::apply(&admin, g, true)
+                .await
+                .map_err(|m| self.restore_err(format!("cannot apply the backup's globals: {m}")))?;
+            report.insert(
+                "globals".into(),
+                serde_json::to_value(&applied).expect("serializes"),
+            );
+        }
+        self.check_roles(&admin, &pg_restore, &archive, &script, manifest)
+            .await?;
+
+        let tag = format!("{:08x}", rand::random::<u32>());
+        let staging = restore::side_name(&self.conn.dbname, "restore", &tag);
+        // Held on `admin` until this function returns (or the process dies):
+        // a later run can tell this staging database from a leftover.
+        restore::hold(&admin, &staging)
+            .await
+            .map_err(|m| self.restore_err(m))?;
+        restore::create_database(&admin, &script, &staging)
+            .await
+            .map_err(|m| self.restore_err(m))?;
         let drop_staging = || async {
             let _ = admin
                 .batch_execute(&format!(
@@ -880,87 +1264,142 @@ impl Source for PostgresSource {
                 ))
                 .await;
         };
-        if let Err(e) = restored {
-            drop_staging().await;
-            return Err(e);
-        }
-        // Prove it before it takes the name.
-        let actual = {
-            let c = self.conn.with_dbname(&staging).connect().await;
-            match c {
-                Ok(client) => {
-                    let names: Vec<(String, String)> = manifest
-                        .fingerprint
-                        .tables
-                        .iter()
-                        .filter_map(|t| {
-                            t.name
-                                .split_once('.')
-                                .map(|(s, n)| (s.to_string(), n.to_string()))
-                        })
-                        .collect();
-                    count_rows(&client, &names).await.map_err(|e| db_err(&e))
+        let partial = self.opts.partial;
+        let staged = async {
+            let loaded = restore::load(
+                &self.conn.with_dbname(&staging),
+                &pg_restore,
+                &archive,
+                &self.opts,
+                work.path(),
+            )
+            .await?;
+            let mut errors = loaded.errors;
+            // Prove it before it takes the name.
+            let client = self
+                .conn
+                .with_dbname(&staging)
+                .connect()
+                .await
+                .map_err(|e| e.to_string())?;
+            let names: Vec<(String, String)> = manifest
+                .fingerprint
+                .tables
+                .iter()
+                .filter_map(|t| {
+                    t.name
+                        .split_once('.')
+                        .map(|(s, n)| (s.to_string(), n.to_string()))
+                })
+                .collect();
+            let mut unreadable = BTreeMap::new();
+            let counts = if partial {
+                // Count what is there; a table that did not load at all is
+                // one more difference, not the end.
+                let mut counts = Vec::new();
+                for t in &names {
+                    match count_rows(&client, std::slice::from_ref(t)).await {
+                        Ok(mut c) => counts.append(&mut c),
+                        Err((name, e)) => {
+                            unreadable.insert(format!("table {name} is missing"), db_err(&e));
+                        }
+                    }
                 }
-                Err(e) => Err(e.to_string()),
+                counts
+            } else {
+                count_rows(&client, &names).await.map_err(|(t, e)| {
+                    format!("cannot count the restored rows: {t}: {}", db_err(&e))
+                })?
+            };
+            let mut actual = Fingerprint::new(counts, manifest.fingerprint.server_version.clone());
+            let mut diff = manifest.fingerprint.diff(&actual);
+            diff.extend(restore::objects_diff(&client, &manifest.fingerprint).await?);
+            if !diff.is_empty() && !partial {
+                return Err(format!(
+                    "restored data differs from the backup's fingerprint: {}",
+                    diff.join("; ")
+                ));
             }
-        };
-        let actual = match actual {
-            Ok(a) => Fingerprint::new(a, manifest.fingerprint.server_version.clone()),
+            let mut differing: Vec<String> = diff
+                .into_iter()
+                .map(|d| match unreadable.get(&d) {
+                    Some(why) => format!("{d}: {why}"),
+                    None => d,
+                })
+                .collect();
+            // A restored database has no planner statistics: ANALYZE it
+            // before it takes the name, or its first queries plan blind.
+            if self.opts.analyze {
+                let t = Instant::now();
+                client.batch_execute("ANALYZE").await.map_err(|e| {
+                    format!("ANALYZE of the restored database failed: {}", db_err(&e))
+                })?;
+                let ms = t.elapsed().as_millis() as u64;
+                tracing::info!(database = %staging, ms, "restored database analyzed");
+                report.insert("analyzed".into(), true.into());
+                report.insert("analyze_ms".into(), ms.into());
+            } else {
+                report.insert("analyzed".into(), false.into());
+            }
+            drop(client);
+            // The database's own properties go on last: a setting such as
+            // default_transaction_read_only must not meet the load.
+            let after = restore::apply_after(
+                &self.conn.with_dbname(&staging),
+                &script,
+                self.opts.no_owner,
+                partial,
+            )
+            .await?;
+            errors.extend(after.errors);
+            if !after.skipped.is_empty() {
+                report.insert("settings_skipped".into(), after.skipped.into());
+            }
+            let facts = restore::database_facts(&admin, &staging, server.major).await?;
+            if let Some(expected) = manifest.fingerprint.details.get("database") {
+                let diff = restore::database_diff(expected, &facts, self.opts.no_owner);
+                if !diff.is_empty() && !partial {
+                    return Err(format!(
+                        "the restored database differs from the backup's: {}",
+                        diff.join("; ")
+                    ));
+                }
+                differing.extend(diff);
+            }
+            actual.details.insert("database".into(), facts);
+            if partial {
+                if !differing.is_empty() {
+                    tracing::warn!(differences = %differing.join("; "), "--partial: the restored database differs from the backup");
+                }
+                report.insert("partial".into(), true.into());
+                report.insert("errors".into(), errors.into());
+                report.insert("tables_differing".into(), differing.into());
+            }
+            Ok::<_, String>(actual)
+        }
+        .await;
+        let mut actual = match staged {
+            Ok(a) => a,
             Err(m) => {
                 drop_staging().await;
-                return Err(self.restore_err(format!("cannot count the restored rows: {m}")));
+                return Err(self.restore_err(m));
             }
         };
-        let diff = manifest.fingerprint.diff(&actual);
-        if !diff.is_empty() {
-            drop_staging().await;
-            return Err(self.restore_err(format!(
-                "restored data differs from the backup's fingerprint: {}",
-                diff.join("; ")
-            )));
+        if let Some(db) = actual.details.get_mut("database") {
+            db["name"] = self.conn.dbname.clone().into();
         }
-        // Swap names: old aside, new in place, old dropped.
-        let target = quote_ident(&self.conn.dbname);
-        let existed = self.database_exists(&admin, &self.conn.dbname).await?;
-        let aside = format!("{}__lifeboat_old_{tag}", self.conn.dbname);
-        if existed {
-            let sql = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()";
-            let _ = admin.execute(sql, &[&self.conn.dbname]).await;
-            if let Err(e) = admin
-                .batch_execute(&format!(
-                    "ALTER DATABASE {target} RENAME TO {}",
-                    quote_ident(&aside)
-                ))
-                .await
-            {
+        if !report.is_empty() {
+            actual.details.insert("restore".into(), report.into());
+        }
+
+        let aside = restore::side_name(&self.conn.dbname, "old", &tag);
+        let existed = match self.swap(&admin, &staging, &aside).await {
+            Ok(e) => e,
+            Err(m) => {
                 drop_staging().await;
-                return Err(self.restore_err(format!(
-                    "cannot move the old database aside: {}",
-                    db_err(&e)
-                )));
+                return Err(self.restore_err(m));
             }
-        }
-        if let Err(e) = admin
-            .batch_execute(&format!(
-                "ALTER DATABASE {} RENAME TO {target}",
-                quote_ident(&staging)
-            ))
-            .await
-        {
-            if existed {
-                let _ = admin
-                    .batch_execute(&format!(
-                        "ALTER DATABASE {} RENAME TO {target}",
-                        quote_ident(&aside)
-                    ))
-                    .await;
-            }
-            drop_staging().await;
-            return Err(self.restore_err(format!(
-                "cannot rename the restored database: {}",
-                db_err(&e)
-            )));
-        }
+        };
         if existed
             && let Err(e) = admin
                 .batch_execute(&format!(
@@ -980,69 +1419,188 @@ impl Source for PostgresSource {
     }
 }
 
-/// Create `conn.dbname` and `pg_restore` the archive into it in parallel.
-/// On failure the caller drops the database.
-pub(crate) async fn restore_into(
-    conn: &PgConn,
-    pg_restore: &Tool,
-    archive: &std::path::Path,
-    opts: &PostgresOptions,
-    secrets: &std::path::Path,
-) -> std::result::Result<Duration, String> {
-    let admin = conn
-        .with_dbname("postgres")
-        .connect()
-        .await
-        .map_err(|e| e.to_string())?;
-    admin
-        .batch_execute(&format!(
-            "CREATE DATABASE {} TEMPLATE template0",
-            quote_ident(&conn.dbname)
-        ))
-        .await
-        .map_err(|e| format!("cannot create database {}: {}", conn.dbname, db_err(&e)))?;
-    let mut cmd = pg_restore.command();
-    cmd.args(["--no-password"])
-        .arg(format!("--jobs={}", opts.jobs().max(1)))
-        .arg(format!("--dbname={}", conn.dbname));
-    if opts.no_owner {
-        cmd.args(["--no-owner", "--no-privileges"]);
-    }
-    cmd.arg(archive)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    conn.configure_child(&mut cmd, secrets)
-        .map_err(|e| e.to_string())?;
-    let t = Instant::now();
-    let out = blocking(move || cmd.output())
-        .await?
-        .map_err(|e| format!("cannot run pg_restore: {e}"))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        // A newer pg_restore sets parameters an older server does not know
-        // (`SET transaction_timeout` from 17 into 15): harmless, and the row
-        // counts checked afterwards prove the data. Anything else fails.
-        let errors: Vec<&str> = err
-            .lines()
-            .filter(|l| l.contains("error:") && !l.contains("errors ignored on restore"))
+impl PostgresSource {
+    /// Refuse, before anything is created, a restore that needs roles this
+    /// server lacks, naming them and the ways out.
+    async fn check_roles(
+        &self,
+        admin: &tokio_postgres::Client,
+        pg_restore: &Tool,
+        archive: &std::path::Path,
+        script: &restore::DbScript,
+        manifest: &Manifest,
+    ) -> Result<()> {
+        let needed = restore::roles_needed(pg_restore, archive, self.opts.no_owner, script)
+            .await
+            .map_err(|m| {
+                self.restore_err(format!("cannot list the roles the backup needs: {m}"))
+            })?;
+        let existing = globals::existing_roles(admin)
+            .await
+            .map_err(|m| self.restore_err(m))?;
+        let missing: Vec<&str> = needed
+            .iter()
+            .filter(|r| !existing.contains(*r))
+            .map(String::as_str)
             .collect();
-        let harmless = !errors.is_empty()
-            && errors
-                .iter()
-                .all(|l| l.contains("unrecognized configuration parameter"));
-        if !harmless {
-            let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-            return Err(format!(
-                "pg_restore failed ({}): {}",
-                out.status,
-                lines[lines.len().saturating_sub(4)..].join(" / ")
-            ));
+        if missing.is_empty() {
+            return Ok(());
         }
-        tracing::warn!(errors = %errors.join(" / "), "pg_restore reported settings this server does not know; ignored (row counts are checked next)");
+        let stored = manifest.attachments.iter().any(|a| a.name == "globals");
+        let globals = match (stored, self.globals.is_some()) {
+            (true, false) => {
+                "pass --globals to create them from the roles stored with the backup, "
+            }
+            (true, true) => "the backup's stored roles did not create them (see the log), so ",
+            (false, _) => "the backup holds no roles (back up with --globals to store them), so ",
+        };
+        Err(self.restore_err(format!(
+            "the backup needs roles this server does not have: {}; {globals}create them first, or pass --no-owner to restore without ownership and privileges",
+            missing.join(", ")
+        )))
     }
-    tracing::info!(database = %conn.dbname, ms = t.elapsed().as_millis() as u64, jobs = opts.jobs(), "pg_restore done");
-    Ok(t.elapsed())
+
+    /// Give `staging` the target's name, the old database (if any) renamed to
+    /// `aside`, in one transaction: a crash leaves either the old database or
+    /// the new one under the target name, never neither. Whether a database
+    /// was replaced.
+    async fn swap(
+        &self,
+        admin: &tokio_postgres::Client,
+        staging: &str,
+        aside: &str,
+    ) -> std::result::Result<bool, String> {
+        let target = &self.conn.dbname;
+        let mut last = String::new();
+        // A client connecting between the terminations and the rename makes
+        // it fail ("being accessed by other users"): try again.
+        for attempt in 0..3 {
+            let existed = self
+                .database_exists(admin, target)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut sql = String::from("BEGIN;\n");
+            if existed {
+                sql.push_str(&format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = {} AND pid <> pg_backend_pid();\n\
+                     ALTER DATABASE {} RENAME TO {};\n",
+                    sql::quote_literal(target),
+                    quote_ident(target),
+                    quote_ident(aside)
+                ));
+            }
+            sql.push_str(&format!(
+                "ALTER DATABASE {} RENAME TO {};\nCOMMIT;",
+                quote_ident(staging),
+                quote_ident(target)
+            ));
+            match admin.batch_execute(&sql).await {
+                Ok(()) => return Ok(existed),
+                Err(e) => {
+                    let _ = admin.batch_execute("ROLLBACK").await;
+                    last = db_err(&e);
+                    tracing::warn!(attempt, error = %last, "renaming the restored database into place failed");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+        Err(format!(
+            "cannot rename the restored database into place: {last}"
+        ))
+    }
+}
+
+/// How `pg_dump` ended, published by [`watch_pg_dump`]: `Ok(())`, or its
+/// failure in words.
+#[derive(Debug, Default)]
+struct DumpEnd {
+    result: Mutex<Option<std::result::Result<(), String>>>,
+    cv: std::sync::Condvar,
+}
+
+impl DumpEnd {
+    /// Block until pg_dump has ended (or `timeout` passed: `None`).
+    fn wait(&self, timeout: Option<Duration>) -> Option<std::result::Result<(), String>> {
+        let g = self.result.lock().unwrap_or_else(|e| e.into_inner());
+        let g = match timeout {
+            Some(t) => {
+                self.cv
+                    .wait_timeout_while(g, t, |r| r.is_none())
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
+            }
+            None => self
+                .cv
+                .wait_while(g, |r| r.is_none())
+                .unwrap_or_else(|e| e.into_inner()),
+        };
+        g.clone()
+    }
+}
+
+/// Watch `pg_dump` on a thread until it exits, and say how it ended. The
+/// child stays in its mutex (polled, not waited on) so that [`KillOnDrop`]
+/// can still kill it.
+fn watch_pg_dump(
+    child: Arc<Mutex<Option<Child>>>,
+    stderr: std::thread::JoinHandle<String>,
+    lock_wait: u64,
+) -> Arc<DumpEnd> {
+    let end = Arc::new(DumpEnd::default());
+    let published = end.clone();
+    std::thread::spawn(move || {
+        let status = loop {
+            {
+                let mut g = child.lock().unwrap_or_else(|e| e.into_inner());
+                match g.as_mut().map(|c| c.try_wait()) {
+                    None => break None,
+                    Some(Ok(Some(s))) => break Some(Ok(s)),
+                    Some(Err(e)) => break Some(Err(e)),
+                    Some(Ok(None)) => {}
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let stderr = stderr.join().unwrap_or_default();
+        let result = match status {
+            None => Err("pg_dump was stopped".to_string()),
+            Some(Err(e)) => Err(format!("pg_dump: {e}")),
+            Some(Ok(s)) if s.success() => Ok(()),
+            Some(Ok(s)) => Err(match pg_dump_lock_failure(&stderr) {
+                Some(table) => locked_message(&table, lock_wait),
+                None => {
+                    let how = match s.code() {
+                        Some(c) => format!("exited with status {c}"),
+                        None => "was killed".to_string(),
+                    };
+                    format!("pg_dump {how}: {stderr}")
+                }
+            }),
+        };
+        *published.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+        published.cv.notify_all();
+    });
+    end
+}
+
+/// The archive stream. When it breaks off because `pg_dump` failed, the
+/// error says why pg_dump failed (a lock wait, a permission), not only that
+/// the archive was cut short.
+struct DumpReader<R> {
+    inner: R,
+    end: Arc<DumpEnd>,
+}
+
+impl<R: Read> Read for DumpReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(out).map_err(|e| {
+            // pg_dump's output has ended: it is exiting, if not gone.
+            match self.end.wait(Some(Duration::from_secs(30))) {
+                Some(Err(why)) => std::io::Error::other(why),
+                _ => e,
+            }
+        })
+    }
 }
 
 /// Kills `pg_dump` if the run is cancelled before it finished.
@@ -1087,12 +1645,12 @@ mod tests {
             ],
             ..Default::default()
         };
-        let v = archive_rows_verdict(&counts, &stats, Instant::now()).unwrap();
+        let v = archive_rows_verdict(&counts, None, &stats, Instant::now()).unwrap();
         assert!(v.passed, "{}", v.detail);
         assert!(v.detail.contains("2 tables"), "{}", v.detail);
 
         stats.tables[0].2 = 9;
-        let v = archive_rows_verdict(&counts, &stats, Instant::now()).unwrap();
+        let v = archive_rows_verdict(&counts, None, &stats, Instant::now()).unwrap();
         assert!(!v.passed);
         assert_eq!(v.verifier, "pg-rows");
         assert!(
@@ -1102,12 +1660,30 @@ mod tests {
             v.detail
         );
 
+        // Large objects are counted too.
+        stats.tables[0].2 = 10;
+        stats.large_objects = 2;
+        let v = archive_rows_verdict(&counts, Some(2), &stats, Instant::now()).unwrap();
+        assert!(
+            v.passed && v.detail.contains("its 2 large objects"),
+            "{}",
+            v.detail
+        );
+        let v = archive_rows_verdict(&counts, Some(3), &stats, Instant::now()).unwrap();
+        assert!(
+            !v.passed
+                && v.detail
+                    .contains("large objects: 2 in the archive, 3 in the snapshot"),
+            "{}",
+            v.detail
+        );
+
         // Nothing to say about an archive that was not read, or not to the end.
         stats.passthrough = Some("archive version 1.99".into());
-        assert!(archive_rows_verdict(&counts, &stats, Instant::now()).is_none());
+        assert!(archive_rows_verdict(&counts, None, &stats, Instant::now()).is_none());
         stats.passthrough = None;
         stats.complete = false;
-        assert!(archive_rows_verdict(&counts, &stats, Instant::now()).is_none());
+        assert!(archive_rows_verdict(&counts, None, &stats, Instant::now()).is_none());
     }
 
     #[test]
@@ -1117,6 +1693,42 @@ mod tests {
                        3300; 0 16390 TABLE DATA public items postgres\n\
                        3301; 1259 16392 INDEX public items_name postgres\n";
         assert_eq!(toc_counts(listing), (2, 1, 4));
+    }
+
+    #[test]
+    fn lock_waits_parse_in_range_and_never_overflow() {
+        assert_eq!(parse_lock_wait("30s"), Ok(30));
+        assert_eq!(parse_lock_wait("5m"), Ok(300));
+        assert_eq!(parse_lock_wait("90"), Ok(90));
+        assert_eq!(parse_lock_wait("24h"), Ok(86_400));
+        for bad in [
+            "0",
+            "0s",
+            "25h",
+            "18446744073709551615m",
+            "99999999999999999999999",
+            "2x",
+            "",
+            "-3s",
+            "1.5m",
+        ] {
+            assert!(parse_lock_wait(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(parse_lock_wait("100000h").unwrap_err().contains("too long"));
+        assert_eq!(fmt_secs(120), "2m");
+        assert_eq!(fmt_secs(90), "1m30s");
+        assert_eq!(fmt_secs(2), "2s");
+    }
+
+    #[test]
+    fn pg_dump_lock_timeouts_name_the_table() {
+        let err = "pg_dump: error: query failed: ERROR:  canceling statement due to statement timeout / \
+                   pg_dump: detail: Query was: LOCK TABLE public.items IN ACCESS SHARE MODE";
+        assert_eq!(pg_dump_lock_failure(err).as_deref(), Some("public.items"));
+        assert_eq!(
+            pg_dump_lock_failure("pg_dump: error: connection failed"),
+            None
+        );
     }
 
     #[test]

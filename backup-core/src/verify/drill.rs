@@ -16,7 +16,7 @@ use crate::error::Result;
 use crate::manifest::{Fingerprint, Verdict};
 use crate::sink::PutOptions;
 use crate::source::postgres::cluster::ScratchCluster;
-use crate::source::postgres::{self, PgConn, PostgresOptions, tools};
+use crate::source::postgres::{self, PgConn, PostgresOptions, globals, restore, sql, tools};
 
 /// Where a drill restores to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +72,11 @@ struct Evidence<'a> {
     rows_checked: u64,
     mismatches: Vec<String>,
     smoke: Vec<serde_json::Value>,
+    /// Roles created from the backup's globals (throwaway cluster only).
+    roles_created: Vec<String>,
+    /// Roles the archive needs that its globals did not hold, created
+    /// `NOLOGIN` in the throwaway cluster.
+    placeholder_roles: Vec<String>,
     passed: bool,
     error: Option<String>,
 }
@@ -83,6 +88,15 @@ fn quote_table(name: &str) -> String {
         .join(".")
 }
 
+/// A fingerprint's `schema.table`: the schema ends at the first dot, as the
+/// restore reads it (a table name may hold dots).
+fn fingerprint_table(name: &str) -> String {
+    match name.split_once('.') {
+        Some((s, t)) => format!("{}.{}", sql::quote_ident(s), sql::quote_ident(t)),
+        None => sql::quote_ident(name),
+    }
+}
+
 impl PgDrill {
     async fn run_checks(
         &self,
@@ -91,10 +105,13 @@ impl PgDrill {
         ev: &mut Evidence<'_>,
     ) -> std::result::Result<(), String> {
         let client = conn.connect().await.map_err(|e| e.to_string())?;
+        ev.mismatches
+            .extend(restore::objects_diff(&client, expected).await?);
         for t in &expected.tables {
             let n: i64 = client
                 .query_one(
-                    &format!("SELECT count(*) FROM {}", quote_table(&t.name)),
+                    // ONLY, as the fingerprint counted: a parent's own rows.
+                    &format!("SELECT count(*) FROM ONLY {}", fingerprint_table(&t.name)),
                     &[],
                 )
                 .await
@@ -143,6 +160,56 @@ impl PgDrill {
         Ok(())
     }
 
+    /// The roles the archive needs. A throwaway cluster has none: the
+    /// backup's stored globals are applied there, and any role still
+    /// missing is created as a `NOLOGIN` placeholder (the cluster is gone
+    /// after the drill). On a real server the drill creates no roles: it
+    /// fails, naming them.
+    #[allow(clippy::too_many_arguments)]
+    async fn prepare_roles(
+        &self,
+        client: &tokio_postgres::Client,
+        scratch: bool,
+        input: &VerifyInput<'_>,
+        pg_restore: &tools::Tool,
+        archive: &std::path::Path,
+        script: &restore::DbScript,
+        ev: &mut Evidence<'_>,
+    ) -> std::result::Result<(), String> {
+        if scratch
+            && let Some(g) = postgres::fetch_globals(input.sink, input.manifest)
+                .await
+                .map_err(|e| e.display_chain())?
+        {
+            let applied = globals::apply(client, &g, false).await?;
+            ev.roles_created.extend(applied.roles_created);
+        }
+        let needed = restore::roles_needed(pg_restore, archive, self.opts.no_owner, script).await?;
+        let existing = globals::existing_roles(client).await?;
+        let missing: Vec<&String> = needed.iter().filter(|r| !existing.contains(*r)).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if !scratch {
+            return Err(format!(
+                "the backup needs roles this server does not have: {}; the drill creates no roles on a real server: create them, drill with --drill-cluster, or pass --no-owner",
+                missing
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        for r in missing {
+            client
+                .batch_execute(&format!("CREATE ROLE {} NOLOGIN", sql::quote_ident(r)))
+                .await
+                .map_err(|e| format!("cannot create placeholder role {r}: {e}"))?;
+            ev.placeholder_roles.push(r.clone());
+        }
+        Ok(())
+    }
+
     async fn drill(
         &self,
         input: &VerifyInput<'_>,
@@ -178,21 +245,61 @@ impl PgDrill {
         let db = format!("lifeboat_drill_{:08x}", rand::random::<u32>());
         let conn = admin.with_dbname(&db);
         ev.target = conn.location();
-        let secrets = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let secrets = crate::tempdir::PrivateDir::new(&std::env::temp_dir(), "pg-drill")
+            .map_err(|e| format!("cannot create a temp directory: {e}"))?;
+        let client = admin
+            .with_dbname("postgres")
+            .connect()
+            .await
+            .map_err(|e| e.to_string())?;
         let result = async {
-            let restore =
-                postgres::restore_into(&conn, &pg_restore, archive, &self.opts, secrets.path())
+            let server: String = client
+                .query_one("SHOW server_version_num", &[])
+                .await
+                .map_err(|e| e.to_string())?
+                .get(0);
+            let server_major = server.trim().parse::<u32>().unwrap_or(0) / 10_000;
+            restore::clean_leftovers(&client).await?;
+            // Held until `client` goes: a later run can tell this scratch
+            // database from a killed drill's leftover.
+            restore::hold(&client, &db).await?;
+            let script =
+                restore::DbScript::read(&pg_restore, archive, secrets.path(), self.opts.no_owner)
                     .await?;
-            ev.restore_ms = restore.as_millis() as u64;
-            self.run_checks(&conn, &m.fingerprint, ev).await
+            self.prepare_roles(
+                &client,
+                cluster.is_some(),
+                input,
+                &pg_restore,
+                archive,
+                &script,
+                ev,
+            )
+            .await?;
+            restore::create_database(&client, &script, &db).await?;
+            // A throwaway cluster has none of the backup's tablespaces:
+            // everything goes to its default one.
+            let mut opts = self.opts.clone();
+            opts.no_tablespaces |= cluster.is_some();
+            opts.partial = false;
+            let loaded = restore::load(&conn, &pg_restore, archive, &opts, secrets.path()).await?;
+            ev.restore_ms = loaded.took.as_millis() as u64;
+            self.run_checks(&conn, &m.fingerprint, ev).await?;
+            // The database as the backup had it: the archive's owner,
+            // comment, ACL and settings must apply, and the properties match.
+            restore::apply_after(&conn, &script, self.opts.no_owner, false).await?;
+            let facts = restore::database_facts(&client, &db, server_major).await?;
+            if let Some(expected) = m.fingerprint.details.get("database") {
+                ev.mismatches
+                    .extend(restore::database_diff(expected, &facts, self.opts.no_owner));
+            }
+            Ok(())
         }
         .await;
         // Whatever happened, the scratch database goes.
-        if let Ok(client) = admin.with_dbname("postgres").connect().await {
-            let _ = client
-                .batch_execute(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
-                .await;
-        }
+        let _ = client
+            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
+            .await;
         // Stopping a throwaway cluster blocks too.
         if let Some(c) = cluster {
             let _ = tokio::task::spawn_blocking(move || drop(c)).await;
@@ -231,6 +338,8 @@ impl Verifier for PgDrill {
             rows_checked: 0,
             mismatches: Vec::new(),
             smoke: Vec::new(),
+            roles_created: Vec::new(),
+            placeholder_roles: Vec::new(),
             passed: false,
             error: None,
         };

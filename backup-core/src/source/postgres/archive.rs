@@ -63,6 +63,11 @@ pub struct ArchiveStats {
     pub chunks_out: u64,
     /// Rows per `TABLE DATA` entry, as `(schema, table, rows)`, in archive order.
     pub tables: Vec<(String, String, u64)>,
+    /// Every `SEQUENCE SET` entry: `(schema, sequence, last_value,
+    /// is_called)`, the values any restore of this archive sets.
+    pub sequences: Vec<(String, String, i64, bool)>,
+    /// Large objects in the archive's blob blocks.
+    pub large_objects: u64,
     /// The stream ended cleanly after the last block.
     pub complete: bool,
 }
@@ -269,7 +274,7 @@ impl<R: Read> Repacker<R> {
             let tag = self.string()?.unwrap_or_default();
             let desc = self.string()?.unwrap_or_default();
             self.int()?; // section
-            self.string()?; // defn
+            let defn = self.string()?.unwrap_or_default();
             self.string()?; // dropStmt
             self.string()?; // copyStmt
             let namespace = self.string()?.unwrap_or_default();
@@ -286,6 +291,12 @@ impl<R: Read> Repacker<R> {
             self.copy(1 + off_size)?; // data offset
             if desc == "TABLE DATA" {
                 self.data_entries.insert(dump_id, (namespace, tag));
+            } else if desc == "SEQUENCE SET"
+                && let Some((last_value, is_called)) = parse_setval(&defn)
+            {
+                self.stats
+                    .sequences
+                    .push((namespace, tag, last_value, is_called));
             }
         }
         Ok(Ok(()))
@@ -340,6 +351,7 @@ impl<R: Read> Repacker<R> {
                 self.state = if self.int()? == 0 {
                     State::Blocks
                 } else {
+                    self.stats.large_objects += 1;
                     State::Chunks { blobs: true }
                 };
             }
@@ -401,6 +413,32 @@ impl<R: Read> Repacker<R> {
     fn ready(&self) -> usize {
         self.open_chunk.unwrap_or(self.out.len())
     }
+}
+
+/// `SELECT pg_catalog.setval('public.s', 42, true);` → `(42, true)`.
+fn parse_setval(defn: &str) -> Option<(i64, bool)> {
+    let t = super::sql::tokenize(defn);
+    let open = t.iter().position(|x| x.is("setval"))?;
+    // setval ( 'name' , [-] value , is_called )
+    let mut i = open + 2;
+    if !matches!(t.get(i)?.kind, super::sql::Kind::Str(_)) {
+        return None;
+    }
+    i += 2;
+    let negative = t.get(i)?.kind == super::sql::Kind::Other("-".into());
+    if negative {
+        i += 1;
+    }
+    let super::sql::Kind::Other(n) = &t.get(i)?.kind else {
+        return None;
+    };
+    let n: i64 = n.parse().ok()?;
+    let is_called = match t.get(i + 2)?.word()? {
+        "true" => true,
+        "false" => false,
+        _ => return None,
+    };
+    Some((if negative { -n } else { n }, is_called))
 }
 
 fn truncated() -> io::Error {
@@ -586,6 +624,19 @@ mod tests {
         }
         let s = stats.lock().unwrap().clone();
         (out, s)
+    }
+
+    #[test]
+    fn setval_definitions_parse() {
+        assert_eq!(
+            parse_setval("SELECT pg_catalog.setval('public.items_id_seq', 300, true);\n"),
+            Some((300, true))
+        );
+        assert_eq!(
+            parse_setval("SELECT pg_catalog.setval('\"We\"\"ird\".\"s,q\"', -5, false);"),
+            Some((-5, false))
+        );
+        assert_eq!(parse_setval("SELECT 1"), None);
     }
 
     #[test]

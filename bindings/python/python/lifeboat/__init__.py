@@ -152,9 +152,18 @@ def restore(
         to: the target, e.g. ``sqlite:///srv/restored.db``.
         **options: ``id`` or ``latest=True``, ``source``, ``force``, ``wait``,
             ``lock_dir``, the PostgreSQL options, ``config``, ``profile``.
+            PostgreSQL: ``globals=True`` creates the backup's stored roles and
+            tablespaces the server lacks (existing ones are left unchanged);
+            ``no_owner=True`` restores without ownership and privileges;
+            ``no_analyze=True`` skips the ANALYZE before the database takes
+            its name; ``partial=True`` restores what loads when the archive
+            does not load cleanly, listing every error (``errors``) and every
+            table whose rows differ (``tables_differing``).
 
     Returns:
-        ``{"backup_id", "target", "bytes", "replaced", "fingerprint", "duration_ms"}``.
+        ``{"backup_id", "target", "bytes", "replaced", "fingerprint", "duration_ms"}``;
+        PostgreSQL adds ``analyzed``/``analyze_ms``, and ``globals`` (roles
+        created and skipped) with ``globals=True``.
 
     Raises:
         RestoreError: the restore failed, or the target exists and ``force`` was not given.

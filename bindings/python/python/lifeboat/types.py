@@ -13,6 +13,7 @@ __all__ = [
     "ListResult",
     "VerifyResult",
     "RestoreResult",
+    "GlobalsReport",
     "PruneResult",
     "SourceStatus",
 ]
@@ -73,15 +74,51 @@ class VerifyResult(TypedDict):
     duration_ms: int
 
 
-class RestoreResult(TypedDict):
-    """What :func:`lifeboat.restore` returns."""
+class GlobalsReport(TypedDict):
+    """What applying a backup's stored roles (``globals=True`` on restore) did.
 
+    ``roles_skipped``: roles that already existed, left exactly as they were
+    (attributes, passwords, memberships).
+    """
+
+    roles_created: List[str]
+    roles_skipped: List[str]
+    tablespaces_created: List[str]
+    tablespaces_skipped: List[str]
+    not_applied: List[str]
+    errors: List[str]
+    without_passwords: bool
+
+
+class _RestoreResultBase(TypedDict):
     backup_id: str
     target: str
     bytes: int
     replaced: bool
     fingerprint: Dict[str, Any]
     duration_ms: int
+
+
+class RestoreResult(_RestoreResultBase, total=False):
+    """What :func:`lifeboat.restore` returns.
+
+    PostgreSQL adds ``analyzed`` and ``analyze_ms`` (the restored database
+    is analyzed before it takes the name, unless ``no_analyze=True``),
+    ``leftovers_cleaned`` (databases killed runs had left, removed or
+    renamed back), ``partial``, ``errors`` and ``tables_differing`` (with
+    ``partial=True``),
+    ``globals`` (with ``globals=True``) and ``settings_skipped`` (with
+    ``no_owner=True``: database settings for roles the server lacks).
+    """
+
+    analyzed: bool
+    analyze_ms: int
+    leftovers_cleaned: List[str]
+    partial: bool
+    errors: List[str]
+    tables_differing: List[str]
+    globals: GlobalsReport
+    settings_skipped: List[str]
 
 
 class PruneResult(TypedDict):
