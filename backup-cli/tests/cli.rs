@@ -38,7 +38,7 @@ fn backup_list_verify_restore_through_the_cli() {
     );
     let (code, out, _) = run(lifeboat(dir.path()).args(["list", "--from", &sink]));
     assert_eq!(code, 0);
-    assert!(out.contains("app") && out.contains("yes"), "{out}");
+    assert!(out.contains("app") && out.contains("checked"), "{out}");
     let (code, out, err) = run(lifeboat(dir.path()).args(["verify", "--from", &sink, "--latest"]));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("sqlite-integrity"), "{out}");

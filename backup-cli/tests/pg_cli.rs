@@ -210,8 +210,23 @@ fn exclusions_are_honoured_and_recorded_and_globals_are_stored() {
         "public.categor*",
         "--globals",
     ]));
-    assert_eq!(code, 0, "{err}");
+    // `items` references the excluded `categories`: the dump cannot be
+    // restored cleanly, and the default restore drill says so. The backup
+    // is committed (its data matches the snapshot), but not verified.
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        error_line(&err).contains("pg-drill") && error_line(&err).contains("public.categories"),
+        "{err}"
+    );
     let m = manifest(&dir.path().join("b"));
+    assert!(
+        m["verdicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["verifier"] == "pg-drill" && v["passed"] == false),
+        "the failed drill is in the manifest"
+    );
     assert_eq!(table_rows(&m), vec![("public.items".to_string(), 100)]);
     let excluded = &m["fingerprint"]["details"]["excluded"];
     assert_eq!(excluded["schemas"], serde_json::json!(["audit"]));
@@ -477,9 +492,11 @@ fn drills_on_a_server_and_a_throwaway_cluster_pass_and_leave_nothing() {
     sample_schema(&pg, "shop", 500);
     let dir = tempfile::tempdir().unwrap();
     assert_eq!(
-        run(lifeboat(dir.path()).args(["backup", &pg.url("shop"), "--to", "b"])).0,
+        run(lifeboat(dir.path()).args(["backup", &pg.url("shop"), "--to", "b", "--no-drill"])).0,
         0
     );
+    let (_, listed, _) = run(lifeboat(dir.path()).args(["list", "--from", "b"]));
+    assert!(listed.contains("checked"), "not drilled yet: {listed}");
     let (code, out, err) = run(lifeboat(dir.path()).args([
         "verify",
         "--from",
@@ -512,7 +529,7 @@ fn drills_on_a_server_and_a_throwaway_cluster_pass_and_leave_nothing() {
 }
 
 #[test]
-fn drill_smoke_checks_and_unusable_scratch_targets_exit_4() {
+fn drill_smoke_checks_exit_4_and_unusable_scratch_targets_exit_78() {
     let Some(pg) = PgCluster::start_default() else {
         return;
     };
@@ -545,14 +562,16 @@ fn drill_smoke_checks_and_unusable_scratch_targets_exit_4() {
         .local_addr()
         .unwrap()
         .port();
+    // A drill target that cannot be reached says nothing about the backup:
+    // the run fails (exit 78), and no failed verdict is recorded.
     let (code, _, err) = run(lifeboat(dir.path()).args([
         "verify",
         "--latest",
         "--drill-server",
         &format!("postgres://postgres@127.0.0.1:{port}/postgres"),
     ]));
-    assert_eq!(code, 4, "{err}");
-    assert!(error_line(&err).contains("pg-drill"), "{err}");
+    assert_eq!(code, 78, "{err}");
+    assert!(error_line(&err).contains("could not run"), "{err}");
 }
 
 #[test]
@@ -621,4 +640,82 @@ fn a_missing_pg_dump_exits_2_naming_what_to_install() {
             && line.contains(&format!("postgresql-client-{}", pg.major())),
         "{line}"
     );
+}
+
+/// "Verified" means restorable: a PostgreSQL backup is restored in a
+/// throwaway cluster before it is committed (by default, where local server
+/// binaries can start one); `list` and `status` tell "drilled" from
+/// "checked"; `--drill` alone picks a target; `--no-drill` turns it off.
+#[test]
+fn postgres_backups_are_drilled_by_default_and_drill_alone_picks_a_target() {
+    let Some(pg) = PgCluster::start_default() else {
+        return;
+    };
+    sample_schema(&pg, "shop", 300);
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(lifeboat(dir.path()).args(["backup", &pg.url("shop"), "--to", "b"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("pg-drill:pass") && out.contains("restore drill OK"),
+        "{out}"
+    );
+    let (_, listed, _) = run(lifeboat(dir.path()).args(["list", "--from", "b"]));
+    assert!(listed.contains("drilled"), "{listed}");
+    let (code, out, _) =
+        run(lifeboat(dir.path()).args(["status", "--from", "b", "--format", "json"]));
+    assert_eq!(code, 0, "{out}");
+    let st: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(st[0]["newest"]["assurance"], "drilled", "{st}");
+
+    // Off: committed as checked.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (code, out, err) = run(lifeboat(dir.path()).args([
+        "backup",
+        &pg.url("shop"),
+        "--to",
+        "b",
+        "--no-drill",
+        "--json",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let id = v[0]["manifest"]["backup_id"].as_str().unwrap().to_string();
+    assert!(v[0]["drill"].is_null(), "{v}");
+    let (_, out, _) = run(lifeboat(dir.path()).args(["list", "--from", "b", "--json"]));
+    let l: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let newest = l["complete"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(newest["backup_id"], id.as_str());
+    assert_eq!(newest["assurance"], "checked");
+    let (code, out, _) =
+        run(lifeboat(dir.path()).args(["status", "--from", "b", "--format", "json"]));
+    assert_eq!(code, 0);
+    let st: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(st[0]["newest"]["assurance"], "checked", "{st}");
+
+    // `--drill` alone: a throwaway cluster from the local binaries.
+    let (code, out, err) =
+        run(lifeboat(dir.path()).args(["verify", "--from", "b", "--latest", "--drill"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("restore drill OK"), "{out}");
+    let (_, out, _) = run(lifeboat(dir.path()).args(["status", "--from", "b", "--format", "json"]));
+    let st: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        st[0]["newest"]["assurance"], "drilled",
+        "a later drill proves it: {st}"
+    );
+
+    let (code, _, err) = run(lifeboat(dir.path()).args([
+        "backup",
+        &pg.url("shop"),
+        "--to",
+        "b",
+        "--no-drill",
+        "--drill",
+    ]));
+    assert_eq!(code, 64, "{err}");
+    let left = pg.psql(
+        "postgres",
+        "SELECT count(*) FROM pg_database WHERE datname LIKE '%lifeboat%'",
+    );
+    assert_eq!(left, "0");
 }

@@ -916,8 +916,17 @@ fn partial_restores_recover_what_loads_and_list_what_did_not() {
     };
     unqualified_check(&pg, "shop");
     let dir = tempfile::tempdir().unwrap();
+    // "Verified" means restorable: the default restore drill finds that this
+    // archive does not load cleanly. The backup is committed (its data
+    // matches the snapshot) but listed as failed, never as verified.
     let (code, _, err) = run(lifeboat(dir.path()).args(["backup", &pg.url("shop"), "--to", "b"]));
-    assert_eq!(code, 0, "{err}");
+    assert_eq!(code, 4, "{err}");
+    assert!(error_line(&err).contains("allowed_codes"), "{err}");
+    let (code, listed, _) = run(lifeboat(dir.path()).args(["list", "--from", "b"]));
+    assert_eq!(code, 0);
+    assert!(listed.contains("FAILED"), "{listed}");
+    let (code, out, _) = run(lifeboat(dir.path()).args(["status", "--from", "b"]));
+    assert_eq!(code, 6, "{out}");
     // The target holds something that must survive a failed restore.
     pg.create_db("target");
     pg.psql(

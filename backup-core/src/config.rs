@@ -118,9 +118,12 @@ pub struct DrillSettings {
     /// Drill into a throwaway cluster started from local server binaries.
     #[serde(default)]
     pub cluster: bool,
-    /// Drill after every backup.
+    /// Drill after every backup, before its manifest is written. Default:
+    /// yes for PostgreSQL where a drill can run (local server binaries for
+    /// a throwaway cluster, or `server`), no for SQLite (its backup-time
+    /// checks already read the snapshot back). `false` turns it off.
     #[serde(default)]
-    pub after_backup: bool,
+    pub after_backup: Option<bool>,
     /// Smoke checks: `{ sql = "...", min_rows = 1 }` or `{ table = "...", min_rows = 1 }`.
     #[serde(default)]
     pub smoke: Vec<crate::verify::SmokeCheck>,

@@ -87,6 +87,9 @@ pub struct NewestBackup {
     pub raw_size: u64,
     /// Whether every verdict passed.
     pub verified: bool,
+    /// How far it is proven: `drilled` (restored in a drill, at backup time
+    /// or by a later `verify --drill`), `checked`, or `failed`.
+    pub assurance: crate::manifest::Assurance,
     /// The previous backup's raw size, if any.
     pub previous_raw_size: Option<u64>,
 }
@@ -157,6 +160,7 @@ pub async fn status(
             stored_size: m.artifact.stored_size,
             raw_size: m.artifact.raw_size,
             verified: m.verified(),
+            assurance: m.assurance(),
             previous_raw_size: (n >= 2).then(|| listing.complete[n - 2].manifest.artifact.raw_size),
         }
     });
@@ -239,6 +243,15 @@ pub async fn status(
     {
         problems.push(format!("the last verification of {} failed", v.backup_id));
     }
+    // A drill run later on the newest backup proves it too.
+    let mut newest = newest;
+    if let (Some(b), Some(d)) = (newest.as_mut(), &last_drill)
+        && d.passed
+        && d.backup_id == b.backup_id
+        && b.assurance == crate::manifest::Assurance::Checked
+    {
+        b.assurance = crate::manifest::Assurance::Drilled;
+    }
     if let Some(d) = &last_drill
         && !d.passed
     {
@@ -312,6 +325,19 @@ pub fn prometheus(statuses: &[SourceStatus], now: DateTime<Utc>) -> String {
         "lifeboat_newest_backup_size_bytes",
         "Stored size of the newest complete backup",
         per(&|s| s.newest.as_ref().map(|b| b.stored_size as f64)),
+    );
+    metric(
+        "lifeboat_newest_backup_drilled",
+        "1 when the newest backup was restored in a drill, 0 when only checked",
+        per(&|s| {
+            s.newest.as_ref().map(|b| {
+                if b.assurance == crate::manifest::Assurance::Drilled {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
+        }),
     );
     metric(
         "lifeboat_backups",

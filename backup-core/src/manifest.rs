@@ -264,6 +264,43 @@ impl Manifest {
     pub fn verified(&self) -> bool {
         !self.verdicts.is_empty() && self.verdicts.iter().all(|v| v.passed)
     }
+
+    /// How far this backup is proven: [`Assurance::Drilled`] when a restore
+    /// drill restored it, [`Assurance::Checked`] when every check passed
+    /// without one, [`Assurance::Failed`] when any check failed.
+    pub fn assurance(&self) -> Assurance {
+        if !self.verified() {
+            Assurance::Failed
+        } else if self.verdicts.iter().any(|v| v.verifier.ends_with("-drill")) {
+            Assurance::Drilled
+        } else {
+            Assurance::Checked
+        }
+    }
+}
+
+/// How far a backup is proven (see [`Manifest::assurance`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Assurance {
+    /// Restored in a drill and found whole.
+    Drilled,
+    /// Every check passed (size, checksum read-back, the engine's own
+    /// structural check); not restored in a drill.
+    Checked,
+    /// A check or the drill failed.
+    Failed,
+}
+
+impl Assurance {
+    /// `drilled`, `checked` or `FAILED`, for tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Assurance::Drilled => "drilled",
+            Assurance::Checked => "checked",
+            Assurance::Failed => "FAILED",
+        }
+    }
 }
 
 /// The key prefix inside the bucket of a sink location

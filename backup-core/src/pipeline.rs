@@ -1116,6 +1116,19 @@ impl RestoreJob {
             .find(self.source_name.as_deref(), &self.selector)
             .await?;
         let manifest = entry.manifest;
+        if !manifest.verified() {
+            let failed: Vec<String> = manifest
+                .verdicts
+                .iter()
+                .filter(|v| !v.passed)
+                .map(|v| format!("{}: {}", v.verifier, v.detail))
+                .collect();
+            tracing::warn!(
+                backup_id = %manifest.backup_id,
+                failed = %failed.join("; "),
+                "this backup is not verified: it may not restore cleanly (--partial restores what loads)"
+            );
+        }
         if manifest.source.kind != self.target.kind() {
             return Err(Error::usage(format!(
                 "backup {} is of a {} database; the target {} is {}",

@@ -23,7 +23,7 @@ use crate::sink::Sink;
 pub use checksum::ChecksumReadBack;
 pub use drill::{DrillTarget, PgDrill, SmokeCheck};
 pub use size::MinSize;
-pub use structure::{PgToc, SqliteIntegrity};
+pub use structure::{PgToc, SqliteDrill, SqliteIntegrity};
 
 /// What a verifier gets to look at.
 #[derive(Debug)]

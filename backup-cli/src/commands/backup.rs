@@ -38,6 +38,9 @@ pub(crate) struct BackupArgs {
     /// Directory for the snapshot file (default: the temp dir).
     #[arg(long, value_name = "DIR")]
     temp_dir: Option<PathBuf>,
+    /// Skip the restore drill PostgreSQL backups run by default before they are committed (a drill costs about one pg_restore of the database into a throwaway cluster).
+    #[arg(long)]
+    no_drill: bool,
     /// Print the manifest as JSON on stdout.
     #[arg(long)]
     #[serde(skip)]
@@ -96,7 +99,16 @@ pub(crate) async fn execute(ctx: &Context, a: &BackupArgs) -> (Vec<BackupOutput>
                 message: "--name names one source; a run over several databases names each after its database".into(),
             });
         }
-        let drill = a.drill.resolve(ctx, &pg, true)?;
+        let kind = sources.first().map(|s| s.kind()).unwrap_or("sqlite");
+        let drill = a.drill.resolve(
+            ctx,
+            &pg,
+            super::pg::DrillFor::Backup {
+                kind,
+                source_url: &source_url,
+                off: a.no_drill,
+            },
+        )?;
         let sink = sink(ctx, a.to.as_deref(), "--to")?;
         Ok((source_url, pg, sources, drill, sink))
     })();
@@ -166,6 +178,18 @@ pub(crate) async fn execute(ctx: &Context, a: &BackupArgs) -> (Vec<BackupOutput>
         // matches the snapshot; `restore --partial` recovers what loads) but
         // not verified: the run fails with exit 4.
         let result = result.and_then(|o| match &o.drill {
+            None if o.drill_error.is_some() && a.drill.explicit() => {
+                let e = Error::Config {
+                    origin: "restore drill".into(),
+                    message: format!(
+                        "backup {} is committed as checked, but the restore drill asked for could not run: {}",
+                        o.manifest.backup_id,
+                        o.drill_error.clone().unwrap_or_default()
+                    ),
+                };
+                outputs.push(o);
+                Err(e)
+            }
             Some(d) if !d.passed => {
                 let e = Error::Verification {
                     verifier: d.verifier.clone(),

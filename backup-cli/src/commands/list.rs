@@ -23,13 +23,23 @@ pub(crate) struct ListArgs {
 #[derive(Debug, serde::Serialize)]
 pub(crate) struct ListOutput {
     location: String,
-    complete: Vec<backup_core::Manifest>,
+    complete: Vec<Listed>,
     /// Manifests that exist but cannot be read: kept, never restored from.
     unreadable: Vec<backup_core::IncompleteBackup>,
     incomplete: Vec<backup_core::IncompleteBackup>,
     /// What interrupted runs left: open uploads and partial files in the
     /// sink, and temporary directories on this host.
     leftovers: Leftovers,
+}
+
+/// A complete backup: its manifest, and how far it is proven.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct Listed {
+    #[serde(flatten)]
+    manifest: backup_core::Manifest,
+    /// `drilled` (restored in a drill), `checked` (every check passed, no
+    /// drill) or `failed`.
+    assurance: backup_core::manifest::Assurance,
 }
 
 /// What interrupted runs left behind (removed by `prune` and by the next
@@ -94,7 +104,14 @@ pub(crate) async fn execute(ctx: &Context, a: &ListArgs) -> Result<ListOutput, E
     );
     Ok(ListOutput {
         location: sink.location().to_string(),
-        complete: listing.complete.into_iter().map(|b| b.manifest).collect(),
+        complete: listing
+            .complete
+            .into_iter()
+            .map(|b| Listed {
+                assurance: b.manifest.assurance(),
+                manifest: b.manifest,
+            })
+            .collect(),
         unreadable: listing.unreadable,
         incomplete: listing.incomplete,
         leftovers: Leftovers { uploads, local },
@@ -114,7 +131,8 @@ pub(crate) async fn run(ctx: &Context, a: ListArgs) -> Result<(), Error> {
             "{:<16} {:<22} {:<20} {:>10} {:>10} {:<8} {:>6} {:>12}",
             "SOURCE", "BACKUP ID", "STARTED (UTC)", "RAW", "STORED", "VERIFIED", "TABLES", "ROWS"
         );
-        for m in &out.complete {
+        for l in &out.complete {
+            let m = &l.manifest;
             println!(
                 "{:<16} {:<22} {:<20} {:>10} {:>10} {:<8} {:>6} {:>12}",
                 m.source.name,
@@ -122,7 +140,7 @@ pub(crate) async fn run(ctx: &Context, a: ListArgs) -> Result<(), Error> {
                 m.started_at.format("%Y-%m-%d %H:%M:%S"),
                 human_bytes(m.artifact.raw_size),
                 human_bytes(m.artifact.stored_size),
-                if m.verified() { "yes" } else { "NO" },
+                l.assurance.label(),
                 m.fingerprint.tables.len(),
                 m.fingerprint.total_rows()
             );

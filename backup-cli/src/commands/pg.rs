@@ -105,7 +105,7 @@ impl PgArgs {
 #[derive(Debug, Args, Default, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub(crate) struct DrillArgs {
-    /// Restore drill: restore into a scratch database, compare row counts, run smoke checks, drop it.
+    /// Restore drill: restore the stored backup into a scratch database (a throwaway cluster from local server binaries, else a drill server), compare row counts, run smoke checks, drop it. PostgreSQL backups drill by default where they can.
     #[arg(long)]
     drill: bool,
     /// Drill into a temporary database on this server (postgres://…).
@@ -116,22 +116,71 @@ pub(crate) struct DrillArgs {
     drill_cluster: bool,
 }
 
+/// What a drill is for.
+pub(crate) enum DrillFor<'a> {
+    /// After a backup of a `kind` source at `source_url`; `off` is
+    /// `--no-drill`.
+    Backup {
+        kind: &'a str,
+        source_url: &'a str,
+        off: bool,
+    },
+    /// `verify` of a backup of `kind`.
+    Verify { kind: &'a str },
+}
+
 impl DrillArgs {
-    /// The drill verifier, when asked for on the command line or (with
-    /// `from_config_after_backup`) by `[drill] after_backup`.
+    /// Whether a drill was asked for on the command line.
+    pub(crate) fn explicit(&self) -> bool {
+        self.drill || self.drill_server.is_some() || self.drill_cluster
+    }
+
+    /// The drill verifier, if any: asked for on the command line, by
+    /// `[drill] after_backup`, or by default after a PostgreSQL backup.
+    ///
+    /// The target: `--drill-cluster`, `--drill-server`/`[drill] server`,
+    /// `[drill] cluster`, else automatic: a throwaway cluster when local
+    /// server binaries fit the backup, else (a `--drill` asked for
+    /// explicitly) the source's own server for a backup or the config's
+    /// PostgreSQL source for a verify. A default drill with no target is
+    /// skipped with a note, and the backup is committed as checked.
     pub(crate) fn resolve(
         &self,
         ctx: &Context,
         pg: &PostgresOptions,
-        after_backup: bool,
+        purpose: DrillFor<'_>,
     ) -> Result<Option<Arc<dyn Verifier>>, Error> {
         let cfg = ctx.settings.drill.clone().unwrap_or_default();
-        let wanted = self.drill
-            || self.drill_server.is_some()
-            || self.drill_cluster
-            || (after_backup && cfg.after_backup);
+        let explicit = self.explicit();
+        let (kind, wanted, fallback) = match purpose {
+            DrillFor::Backup {
+                kind,
+                source_url,
+                off,
+            } => {
+                if off && explicit {
+                    return Err(Error::Usage {
+                        message: "--no-drill and --drill… contradict each other".into(),
+                    });
+                }
+                let default = kind == "postgres";
+                let wanted = !off && (explicit || cfg.after_backup.unwrap_or(default));
+                (kind, wanted, explicit.then(|| source_url.to_string()))
+            }
+            DrillFor::Verify { kind } => {
+                let config_source = ctx
+                    .settings
+                    .source
+                    .clone()
+                    .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
+                (kind, explicit, config_source)
+            }
+        };
         if !wanted {
             return Ok(None);
+        }
+        if kind == "sqlite" {
+            return Ok(Some(Arc::new(backup_core::verify::SqliteDrill)));
         }
         let target = if self.drill_cluster {
             DrillTarget::Cluster
@@ -140,9 +189,7 @@ impl DrillArgs {
         } else if cfg.cluster {
             DrillTarget::Cluster
         } else {
-            return Err(Error::Usage {
-                message: "a drill needs a target: --drill-server postgres://… or --drill-cluster (or [drill] server/cluster in lifeboat.toml)".into(),
-            });
+            DrillTarget::Auto { fallback }
         };
         Ok(Some(pg_drill(target, pg.clone(), cfg.smoke)))
     }

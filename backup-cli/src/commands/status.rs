@@ -146,10 +146,12 @@ pub(crate) async fn run(ctx: &Context, a: StatusArgs) -> Result<(), Error> {
                         b.backup_id,
                         human_secs(b.age_secs),
                         crate::human_bytes(b.stored_size),
-                        if b.verified {
-                            "verified"
-                        } else {
-                            "NOT verified"
+                        match b.assurance {
+                            backup_core::manifest::Assurance::Drilled =>
+                                "verified, restored in a drill",
+                            backup_core::manifest::Assurance::Checked =>
+                                "verified: checked, not drilled",
+                            backup_core::manifest::Assurance::Failed => "NOT verified",
                         },
                         s.backups,
                         s.last_verification

@@ -54,14 +54,25 @@ pub(crate) struct VerifyOutput {
 pub(crate) async fn execute(ctx: &Context, a: &VerifyArgs) -> Result<VerifyOutput, Error> {
     let sink = sink(ctx, a.from.as_deref(), "--from")?;
     let pg = a.pg.resolve(ctx)?;
+    let selector = selector(a.id.clone(), a.latest)?;
+    let min_size = min_size(ctx, a.min_size.as_deref())?;
+    let source = source_name(ctx, a.source.as_deref())?;
+    // The backup first: its kind decides what a drill is.
+    let entry = backup_core::Catalog::new(sink.clone())
+        .find(source.as_deref(), &selector)
+        .await?;
     let mut job = VerifyJob::new(sink.clone())
-        .select(selector(a.id.clone(), a.latest)?)
-        .min_size(min_size(ctx, a.min_size.as_deref())?)
+        .select(selector)
+        .min_size(min_size)
         .postgres_options(pg.clone());
-    if let Some(d) = a.drill.resolve(ctx, &pg, false)? {
+    let kind = entry.manifest.source.kind.clone();
+    if let Some(d) = a
+        .drill
+        .resolve(ctx, &pg, super::pg::DrillFor::Verify { kind: &kind })?
+    {
         job = job.verifier(d);
     }
-    if let Some(n) = source_name(ctx, a.source.as_deref())? {
+    if let Some(n) = source {
         job = job.source_name(n);
     }
     if let Some(d) = a.temp_dir.clone().or_else(|| ctx.settings.temp_dir.clone()) {
@@ -70,7 +81,7 @@ pub(crate) async fn execute(ctx: &Context, a: &VerifyArgs) -> Result<VerifyOutpu
     if let Some(p) = ctx.progress.clone() {
         job = job.progress(p);
     }
-    let report = job.run().await?;
+    let report = job.verify_entry(entry).await?;
     let m = &report.manifest;
     let location = format!("{}/{}", sink.location(), report.dir);
     tracing::info!(

@@ -26,6 +26,43 @@ pub enum DrillTarget {
     Server(String),
     /// A throwaway cluster started from local server binaries.
     Cluster,
+    /// A throwaway cluster when local server binaries for the backup's
+    /// major version are found, else a temporary database on `fallback`
+    /// (the source's own server, when a backup asks for a drill), else the
+    /// drill cannot run.
+    Auto {
+        /// A server to drill on when no local binaries fit.
+        fallback: Option<String>,
+    },
+}
+
+/// Why a drill did not pass.
+#[derive(Debug)]
+enum DrillError {
+    /// The drill target could not be set up (no server binaries, a server
+    /// that cannot be reached, a locale the target lacks, no room): nothing
+    /// is known about the backup, so this is no verdict on it.
+    Setup(String),
+    /// The restore into the target failed: a verdict on the backup.
+    Restore(String),
+}
+
+impl From<String> for DrillError {
+    fn from(s: String) -> Self {
+        DrillError::Restore(s)
+    }
+}
+
+impl From<&str> for DrillError {
+    fn from(s: &str) -> Self {
+        DrillError::Restore(s.to_string())
+    }
+}
+
+/// Whether local server binaries could start a throwaway cluster of
+/// `major` (or newer): what `DrillTarget::Auto` prefers.
+pub fn cluster_available(major: u32, opts: &PostgresOptions) -> bool {
+    tools::server_bin_dir(major.max(1), &opts.tools).is_ok()
 }
 
 /// A smoke check: a query or a table that must yield at least `min_rows`.
@@ -214,10 +251,11 @@ impl PgDrill {
         &self,
         input: &VerifyInput<'_>,
         ev: &mut Evidence<'_>,
-    ) -> std::result::Result<(), String> {
+    ) -> std::result::Result<(), DrillError> {
+        let setup = DrillError::Setup;
         let archive = input
             .local_copy
-            .ok_or("the drill needs the decompressed archive")?;
+            .ok_or_else(|| setup("the drill needs the decompressed archive".into()))?;
         let m = input.manifest;
         let detail = |k: &str| {
             m.fingerprint
@@ -226,18 +264,35 @@ impl PgDrill {
                 .and_then(|v| v.as_u64())
                 .unwrap_or(0) as u32
         };
-        let pg_restore = tools::pick("pg_restore", detail("pg_dump_major"), &self.opts.tools)?;
-        let (cluster, admin) = match &self.target {
+        let pg_restore =
+            tools::pick("pg_restore", detail("pg_dump_major"), &self.opts.tools).map_err(setup)?;
+        let major = detail("server_major").max(1);
+        let target = match &self.target {
+            DrillTarget::Auto { fallback } => {
+                match (cluster_available(major, &self.opts), fallback) {
+                    (true, _) => DrillTarget::Cluster,
+                    (false, Some(url)) => DrillTarget::Server(url.clone()),
+                    (false, None) => {
+                        return Err(setup(format!(
+                            "no local PostgreSQL {major} (or newer) server binaries for a throwaway cluster, and no drill server; install postgresql-{major}, or set [drill] server"
+                        )));
+                    }
+                }
+            }
+            other => other.clone(),
+        };
+        let (cluster, admin) = match &target {
             DrillTarget::Server(url) => {
-                let (conn, _) = PgConn::parse(url).map_err(|e| e.to_string())?;
+                let (conn, _) = PgConn::parse(url).map_err(|e| setup(e.to_string()))?;
                 (None, conn)
             }
-            DrillTarget::Cluster => {
-                let bin = tools::server_bin_dir(detail("server_major").max(1), &self.opts.tools)?;
+            _ => {
+                let bin = tools::server_bin_dir(major, &self.opts.tools).map_err(setup)?;
                 // initdb and pg_ctl block: off the async workers.
                 let c = tokio::task::spawn_blocking(move || ScratchCluster::start(&bin))
                     .await
-                    .map_err(|e| format!("worker failed: {e}"))??;
+                    .map_err(|e| setup(format!("worker failed: {e}")))?
+                    .map_err(|e| setup(format!("cannot start a throwaway cluster: {e}")))?;
                 let admin = c.conn("postgres");
                 (Some(c), admin)
             }
@@ -246,23 +301,27 @@ impl PgDrill {
         let conn = admin.with_dbname(&db);
         ev.target = conn.location();
         let secrets = crate::tempdir::PrivateDir::new(&std::env::temp_dir(), "pg-drill")
-            .map_err(|e| format!("cannot create a temp directory: {e}"))?;
-        let client = admin
-            .with_dbname("postgres")
-            .connect()
-            .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| setup(format!("cannot create a temp directory: {e}")))?;
+        let client = match admin.with_dbname("postgres").connect().await {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some(c) = cluster {
+                    let _ = tokio::task::spawn_blocking(move || drop(c)).await;
+                }
+                return Err(setup(format!("cannot connect to the drill target: {e}")));
+            }
+        };
         let result = async {
             let server: String = client
                 .query_one("SHOW server_version_num", &[])
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(|e| setup(e.to_string()))?
                 .get(0);
             let server_major = server.trim().parse::<u32>().unwrap_or(0) / 10_000;
-            restore::clean_leftovers(&client).await?;
+            restore::clean_leftovers(&client).await.map_err(setup)?;
             // Held until `client` goes: a later run can tell this scratch
             // database from a killed drill's leftover.
-            restore::hold(&client, &db).await?;
+            restore::hold(&client, &db).await.map_err(setup)?;
             let script =
                 restore::DbScript::read(&pg_restore, archive, secrets.path(), self.opts.no_owner)
                     .await?;
@@ -276,7 +335,12 @@ impl PgDrill {
                 ev,
             )
             .await?;
-            restore::create_database(&client, &script, &db).await?;
+            // The archive's own CREATE DATABASE: if the target cannot take
+            // it (a locale or ICU it lacks), that says nothing about the
+            // backup.
+            restore::create_database(&client, &script, &db)
+                .await
+                .map_err(setup)?;
             // A throwaway cluster has none of the backup's tablespaces:
             // everything goes to its default one.
             let mut opts = self.opts.clone();
@@ -343,7 +407,17 @@ impl Verifier for PgDrill {
             passed: false,
             error: None,
         };
-        let outcome = self.drill(input, &mut ev).await;
+        let outcome = match self.drill(input, &mut ev).await {
+            Ok(()) => Ok(()),
+            Err(DrillError::Restore(e)) => Err(e),
+            // No verdict, no evidence: the drill did not run.
+            Err(DrillError::Setup(e)) => {
+                return Err(crate::Error::Config {
+                    origin: "restore drill".into(),
+                    message: format!("the restore drill could not run: {e}"),
+                });
+            }
+        };
         ev.total_ms = started.elapsed().as_millis() as u64;
         if let Err(e) = &outcome {
             ev.error = Some(e.clone());

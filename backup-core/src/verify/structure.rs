@@ -68,6 +68,34 @@ impl Verifier for SqliteIntegrity {
     }
 }
 
+/// The SQLite restore drill: the stored bytes, downloaded and decompressed
+/// into a scratch file as a restore would write them, pass
+/// `integrity_check` and hold the fingerprint's rows. (A SQLite restore is
+/// that file, renamed into place.) Named `sqlite-drill` so the manifest
+/// tells it from the snapshot check at backup time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SqliteDrill;
+
+#[async_trait]
+impl Verifier for SqliteDrill {
+    fn name(&self) -> &str {
+        "sqlite-drill"
+    }
+
+    fn needs_local_copy(&self) -> bool {
+        true
+    }
+
+    async fn verify(&self, input: &VerifyInput<'_>) -> Result<Verdict> {
+        let mut v = SqliteIntegrity.verify(input).await?;
+        v.verifier = self.name().to_string();
+        if v.passed {
+            v.detail = format!("restore drill OK: {}", v.detail);
+        }
+        Ok(v)
+    }
+}
+
 /// `pg_restore --list` on the decompressed archive: the table of contents is
 /// readable by a `pg_restore` at least as new as the `pg_dump` that wrote it,
 /// and lists at least `min_tables` tables.
