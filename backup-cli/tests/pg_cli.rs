@@ -719,3 +719,94 @@ fn postgres_backups_are_drilled_by_default_and_drill_alone_picks_a_target() {
     );
     assert_eq!(left, "0");
 }
+
+/// A drill killed with -9 leaves its throwaway server running in its temp
+/// dir: `list --json` reports the dir, and the next drill stops the server
+/// and removes it.
+#[test]
+fn a_killed_drill_leaves_a_server_the_next_run_stops() {
+    let Some(pg) = PgCluster::start_default() else {
+        return;
+    };
+    sample_schema(&pg, "shop", 20_000);
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) =
+        run(lifeboat(dir.path()).args(["backup", &pg.url("shop"), "--to", "b", "--no-drill"]));
+    assert_eq!(code, 0, "{err}");
+    let before: std::collections::BTreeSet<_> = cluster_dirs();
+    let mut child = lifeboat(dir.path())
+        .args(["verify", "--from", "b", "--latest", "--drill-cluster"])
+        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for its cluster's server to run, then kill the drill.
+    let t0 = std::time::Instant::now();
+    let pid_of = |d: &Path| -> Option<u32> {
+        std::fs::read_to_string(d.join("data/postmaster.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let (ours, pid) = loop {
+        let now = cluster_dirs();
+        if let Some((d, pid)) = now
+            .difference(&before)
+            .find_map(|d| pid_of(d).map(|p| (d.clone(), p)))
+        {
+            break (d, pid);
+        }
+        assert!(
+            t0.elapsed().as_secs() < 60,
+            "the drill's cluster never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        lifeboat_tests::pg::pid_alive(pid),
+        "the orphaned server runs on"
+    );
+    let (code, out, _) = run(lifeboat(dir.path()).args(["list", "--from", "b", "--json"]));
+    assert_eq!(code, 0);
+    let l: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        l["leftovers"]["local"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["path"].as_str() == Some(ours.to_str().unwrap())),
+        "{l}"
+    );
+    let (code, out, err) =
+        run(lifeboat(dir.path()).args(["verify", "--from", "b", "--latest", "--drill-cluster"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("restore drill OK"), "{out}");
+    let t0 = std::time::Instant::now();
+    while lifeboat_tests::pg::pid_alive(pid) && t0.elapsed().as_secs() < 10 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !lifeboat_tests::pg::pid_alive(pid),
+        "the orphaned server was stopped"
+    );
+    assert!(!ours.exists(), "its directory was removed");
+}
+
+/// The throwaway clusters' directories in /tmp.
+fn cluster_dirs() -> std::collections::BTreeSet<PathBuf> {
+    std::fs::read_dir("/tmp")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("lifeboat-drill-cluster-"))
+        })
+        .collect()
+}

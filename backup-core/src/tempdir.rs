@@ -99,6 +99,42 @@ fn abandoned(dir: &Path) -> Option<File> {
     Some(lock)
 }
 
+/// A killed drill leaves its throwaway PostgreSQL server running on a data
+/// directory inside its temp dir: stop it (SIGQUIT, PostgreSQL's immediate
+/// shutdown) before the directory goes. The pid is trusted only if that
+/// process runs on this very directory.
+fn stop_orphaned_server(dir: &Path) {
+    let Ok(pidfile) = fs::read_to_string(dir.join("data").join("postmaster.pid")) else {
+        return;
+    };
+    let Some(pid) = pidfile
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse::<u32>().ok())
+    else {
+        return;
+    };
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    let cmdline = fs::read(proc_dir.join("cmdline")).unwrap_or_default();
+    let ours = String::from_utf8_lossy(&cmdline).contains(&dir.display().to_string());
+    if !ours {
+        return;
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-QUIT", &pid.to_string()])
+        .status();
+    for _ in 0..100 {
+        let state = fs::read_to_string(proc_dir.join("stat")).unwrap_or_default();
+        // Gone, or a zombie waiting for init to reap it.
+        if state.is_empty() || state.split_whitespace().nth(2) == Some("Z") {
+            tracing::info!(pid, dir = %dir.display(), "stopped a throwaway PostgreSQL server a killed drill left running");
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    tracing::warn!(pid, dir = %dir.display(), "a throwaway PostgreSQL server a killed drill left does not stop");
+}
+
 /// The abandoned temporary directories in `root`, without touching them.
 pub fn find(root: &Path) -> Vec<LocalLeftover> {
     let Ok(entries) = fs::read_dir(root) else {
@@ -126,6 +162,7 @@ pub fn sweep(root: &Path) -> Vec<LocalLeftover> {
         let Some(_lock) = abandoned(&p) else {
             continue;
         };
+        stop_orphaned_server(&p);
         let bytes = size_of(&p);
         match fs::remove_dir_all(&p) {
             Ok(()) => {

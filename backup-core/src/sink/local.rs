@@ -365,10 +365,19 @@ impl Sink for LocalSink {
     async fn upload(&self, key: &str) -> Result<Box<dyn Upload>> {
         let file = self.file(key)?;
         let this = self.clone();
-        let (tmp, f, created_dirs) = {
+        // If this future is dropped while the blocking task runs, the task
+        // still creates the file: its result, dropped unclaimed, removes it.
+        let created = {
             let file = file.clone();
-            blocking(move || this.create_temp(&file)).await?
+            blocking(move || {
+                this.create_temp(&file).map(|(tmp, f, dirs)| Unclaimed {
+                    sink: this.clone(),
+                    parts: Some((tmp, f, dirs)),
+                })
+            })
+            .await?
         };
+        let (tmp, f, created_dirs) = created.claim();
         Ok(Box::new(LocalUpload {
             sink: self.clone(),
             file,
@@ -537,6 +546,29 @@ impl Sink for LocalSink {
             Ok(())
         })
         .await
+    }
+}
+
+/// A partial file (and the directories made for it) that nobody has taken
+/// yet: removed on drop unless [`claim`](Self::claim)ed.
+struct Unclaimed {
+    sink: LocalSink,
+    parts: Option<(PathBuf, File, Vec<PathBuf>)>,
+}
+
+impl Unclaimed {
+    fn claim(mut self) -> (PathBuf, File, Vec<PathBuf>) {
+        self.parts.take().expect("claimed once")
+    }
+}
+
+impl Drop for Unclaimed {
+    fn drop(&mut self) {
+        if let Some((tmp, f, dirs)) = self.parts.take() {
+            drop(f);
+            let _ = fs::remove_file(&tmp);
+            self.sink.remove_empty_dirs(&dirs);
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! A throwaway PostgreSQL cluster for restore drills: `initdb` into a private
 //! temp directory, start on a Unix socket only (no TCP), stop and delete on
-//! drop. Server tools refuse to run as root, so as root they run as the
+//! drop. A cluster whose process was killed is stopped and removed by the
+//! next run (`tempdir::sweep` stops a server left in an abandoned directory). Server tools refuse to run as root, so as root they run as the
 //! `postgres` user.
 
 use std::os::unix::process::CommandExt;
@@ -12,7 +13,7 @@ use super::PgConn;
 /// A running scratch cluster.
 #[derive(Debug)]
 pub struct ScratchCluster {
-    dir: tempfile::TempDir,
+    dir: crate::tempdir::PrivateDir,
     bin: PathBuf,
     port: u16,
     owner: Option<(u32, u32)>,
@@ -46,10 +47,11 @@ impl ScratchCluster {
         } else {
             None
         };
-        // Short path: socket paths are limited to 107 bytes.
-        let dir = tempfile::Builder::new()
-            .prefix("lbdrill-")
-            .tempdir_in("/tmp")
+        // Short path: socket paths are limited to 107 bytes. A private dir:
+        // if this process is killed, the next run stops the orphaned server
+        // and removes it (`tempdir::sweep`).
+        crate::tempdir::sweep(Path::new("/tmp"));
+        let dir = crate::tempdir::PrivateDir::new(Path::new("/tmp"), "drill-cluster")
             .map_err(|e| format!("cannot create a temp directory: {e}"))?;
         let (data, sock) = (dir.path().join("data"), dir.path().join("sock"));
         std::fs::create_dir(&sock).map_err(|e| e.to_string())?;
