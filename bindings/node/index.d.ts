@@ -93,6 +93,12 @@ export interface PostgresOptions {
 
 /** Restore drills of PostgreSQL backups. */
 export interface DrillOptions {
+  /**
+   * Restore drill: restore the stored backup into a scratch database and compare it with the
+   * fingerprint. Alone it picks the target: a throwaway cluster from local server binaries, else
+   * the source's server (backup) or the config's PostgreSQL source (verify). PostgreSQL backups
+   * drill by default where a drill can run (see `noDrill`).
+   */
   drill?: boolean;
   /** Drill into a temporary database on this server (`postgres://…`). */
   drillServer?: string;
@@ -117,6 +123,11 @@ export interface BackupOptions extends CommonOptions, ProgressOptions, PostgresO
   wait?: boolean;
   lockDir?: string;
   tempDir?: string;
+  /**
+   * Skip the restore drill a PostgreSQL backup runs by default before its commit (it costs about
+   * one pg_restore of the database into a throwaway cluster).
+   */
+  noDrill?: boolean;
 }
 
 export interface ListOptions extends CommonOptions {
@@ -193,14 +204,43 @@ export interface Manifest {
     sha256: string;
     compression: { algorithm: string; level: number };
     encryption: string | null;
+    /** What the decompressed bytes are: `sqlite3 database file`, `pg_dump custom-format archive (pg_restore)`. */
+    format?: string;
   };
   fingerprint: Fingerprint;
   verdicts: Verdict[];
-  attachments?: { name: string; key: string; raw_size: number; stored_size: number }[];
+  attachments?: {
+    name: string;
+    key: string;
+    raw_size: number;
+    stored_size: number;
+    sha256: string;
+    compression?: { algorithm: string; level: number };
+    format?: string;
+  }[];
+  /** Where the objects are, and how to restore the backup by hand with standard tools. */
+  storage?: {
+    sink: string;
+    prefix: string;
+    artifact_bucket_key: string;
+    attachment_bucket_keys?: string[];
+    manual_restore: string[];
+  };
 }
 
+/** How far a backup is proven: restored in a drill, checked (no drill), or failed. */
+export type Assurance = 'drilled' | 'checked' | 'failed';
+
 export interface BackupResult {
-  backups: { manifest: Manifest; location: string; duration_ms: number; drill: Verdict | null }[];
+  backups: {
+    manifest: Manifest;
+    location: string;
+    duration_ms: number;
+    /** The restore drill's verdict, when one ran before the commit. A failed one rejects with `code: 'verification'` (the backup is committed, not verified). */
+    drill: Verdict | null;
+    /** Why the drill could not run, if it could not (the backup is committed as checked). */
+    drill_error?: string;
+  }[];
 }
 
 export interface IncompleteBackup {
@@ -212,11 +252,25 @@ export interface IncompleteBackup {
   reason: string;
 }
 
+/** What an interrupted write left in the sink: an open multipart upload or a hidden partial file. */
+export interface Leftover {
+  key: string;
+  id: string;
+  started: string;
+  /** Older than the grace period: `prune` and the next backup remove it. */
+  stale: boolean;
+}
+
 export interface ListResult {
   location: string;
   /** Oldest first, by recorded start time. */
-  complete: Manifest[];
+  complete: (Manifest & { assurance: Assurance })[];
+  /** A manifest exists but cannot be read (a newer format, a garbled body): kept, never pruned, never restored from. */
+  unreadable: IncompleteBackup[];
+  /** No manifest at all (an interrupted run): removed by `prune` after the grace period. */
   incomplete: IncompleteBackup[];
+  /** What interrupted runs left: in the sink, and temporary directories on this host. */
+  leftovers: { uploads: Leftover[]; local: { path: string; bytes: number }[] };
 }
 
 export interface VerifyResult {
@@ -291,12 +345,17 @@ export interface PruneDecision {
   /** The rules that keep it, or why it goes. */
   reasons: string[];
   incomplete: boolean;
+  /** Its manifest cannot be read: always kept. */
+  unreadable: boolean;
 }
 
 export interface PruneResult {
   decisions: PruneDecision[];
   deleted: string[];
   dry_run: boolean;
+  /** What interrupted writes left for this source; the stale ones are removed unless dry. */
+  leftovers: Leftover[];
+  leftovers_removed: number;
 }
 
 export interface StatusOptions extends CommonOptions {
@@ -313,6 +372,8 @@ export interface SourceStatus {
   source: string;
   backups: number;
   incomplete: number;
+  /** Backups whose manifest cannot be read (each makes the source unhealthy). */
+  unreadable: number;
   newest: null | {
     backup_id: string;
     started_at: string;
@@ -320,6 +381,8 @@ export interface SourceStatus {
     stored_size: number;
     raw_size: number;
     verified: boolean;
+    /** Restored in a drill (at backup time or by a later drill), only checked, or failed. */
+    assurance: Assurance;
     previous_raw_size: number | null;
   };
   last_verification: null | { at: string; passed: boolean; backup_id: string; key: string };

@@ -88,7 +88,9 @@ def backup(
         on_progress: called as ``on_progress(phase, bytes, total)`` on this thread.
         **options: ``name``, ``min_size`` (int or ``"1 KiB"``), ``level``,
             ``threads``, ``wait``, ``lock_dir``, ``temp_dir``, ``config``,
-            ``profile``, and the PostgreSQL and drill options.
+            ``profile``, ``no_drill`` (skip the restore drill PostgreSQL
+            backups run by default before the commit), and the PostgreSQL
+            and drill options.
 
     Returns:
         ``{"backups": [{"manifest", "location", "duration_ms", "drill"}]}``.
@@ -108,7 +110,8 @@ def list(from_: str | None = None, **options: Any) -> ListResult:  # noqa: A001 
         **options: ``source`` (only this source name), ``config``, ``profile``.
 
     Returns:
-        ``{"location", "complete": [manifest, ...], "incomplete": [...]}``.
+        ``{"location", "complete": [manifest + "assurance", ...],
+        "unreadable": [...], "incomplete": [...], "leftovers": {...}}``.
         A listing failure raises; it never comes back as an empty list.
     """
     payload = _encode("list", {"from": from_}, options)

@@ -40,13 +40,25 @@ class Verdict(TypedDict):
     checked_at: str
 
 
-class BackupOutput(TypedDict):
-    """One database's backup."""
-
+class _BackupOutputBase(TypedDict):
     manifest: Manifest
     location: str
     duration_ms: int
     drill: Optional[Verdict]
+
+
+class BackupOutput(_BackupOutputBase, total=False):
+    """One database's backup.
+
+    ``drill``: the restore drill's verdict when one ran before the commit
+    (PostgreSQL backups drill by default where a drill can run; pass
+    ``no_drill=True`` to skip it). A failed drill raises
+    :class:`VerificationError`; the backup is committed but not verified.
+    ``drill_error``: why a drill could not run (the backup is committed as
+    checked).
+    """
+
+    drill_error: str
 
 
 class BackupResult(TypedDict):
@@ -56,11 +68,22 @@ class BackupResult(TypedDict):
 
 
 class ListResult(TypedDict):
-    """What :func:`lifeboat.list` returns."""
+    """What :func:`lifeboat.list` returns.
+
+    ``complete``: the manifests, oldest first, each with ``assurance``:
+    ``"drilled"`` (restored in a drill), ``"checked"`` or ``"failed"``.
+    ``unreadable``: backups whose manifest exists but cannot be read (kept,
+    never pruned, never restored from). ``incomplete``: backups with no
+    manifest (interrupted runs). ``leftovers``: ``{"uploads": [{"key", "id",
+    "started", "stale"}], "local": [{"path", "bytes"}]}``, what interrupted
+    runs left in the sink and in this host's temp dir.
+    """
 
     location: str
-    complete: List[Manifest]
+    complete: List[Dict[str, Any]]
+    unreadable: List[Dict[str, Any]]
     incomplete: List[Dict[str, Any]]
+    leftovers: Dict[str, List[Dict[str, Any]]]
 
 
 class VerifyResult(TypedDict):
@@ -125,13 +148,16 @@ class PruneResult(TypedDict):
     """What :func:`lifeboat.prune` returns.
 
     ``decisions``: one per backup, ``{"backup_id", "dir", "started_at", "keep",
-    "reasons", "incomplete"}``; ``deleted``: the backups removed (none with
-    ``dry_run=True``).
+    "reasons", "incomplete", "unreadable"}``; ``deleted``: the backups removed
+    (none with ``dry_run=True``); ``leftovers``: what interrupted writes left,
+    ``leftovers_removed``: how many of the stale ones went.
     """
 
     decisions: List[Dict[str, Any]]
     deleted: List[Any]
     dry_run: bool
+    leftovers: List[Dict[str, Any]]
+    leftovers_removed: int
 
 
 class SourceStatus(TypedDict):
@@ -140,6 +166,7 @@ class SourceStatus(TypedDict):
     source: str
     backups: int
     incomplete: int
+    unreadable: int
     newest: Optional[Dict[str, Any]]
     last_verification: Optional[Dict[str, Any]]
     last_drill: Optional[Dict[str, Any]]
