@@ -863,12 +863,12 @@ SECTION="$WORK/section.md"
     up=$([ "$sink" = s3 ] && echo "aws s3 cp" || echo cp)
     printf '| seed 000/003 (`pg_dump -Fc` → `pg_restore --list` → %s) | %s | %.2f | %s | %s | 1.00 | %s | 1.00 |\n' \
       "$up" "$sink" "$sw" "$(mib $(($(R "seed-$sink") * 1024)))" "$(mib "$(S "seed-$sink")")" "$(div "$sw" "$FLOOR")"
-    printf '| lifeboat backup (verified) | %s | %.2f | %s | %s | **%s×** | %s | %s |\n' \
+    printf '| lifeboat backup (checked, `--no-drill`) | %s | %.2f | %s | %s | **%s×** | %s | %s |\n' \
       "$sink" "$lw" "$(mib $(($(R "lifeboat-$sink") * 1024)))" "$(mib "$(S "lifeboat-$sink")")" \
       "$(div "$sw" "$lw")" "$(div "$lw" "$FLOOR")" "$(div "$(S "lifeboat-$sink")" "$(S "seed-$sink")")"
     if [ "$ALSO_LEVEL" -gt 0 ]; then
       vw=$(W "lifeboat-lvl-$sink")
-      printf '| lifeboat backup, `--level %s` (verified) | %s | %.2f | %s | %s | %s× | %s | %s |\n' "$ALSO_LEVEL" \
+      printf '| lifeboat backup, `--level %s` (checked, `--no-drill`) | %s | %.2f | %s | %s | %s× | %s | %s |\n' "$ALSO_LEVEL" \
         "$sink" "$vw" "$(mib $(($(R "lifeboat-lvl-$sink") * 1024)))" "$(mib "$(S "lifeboat-lvl-$sink")")" \
         "$(div "$sw" "$vw")" "$(div "$vw" "$FLOOR")" "$(div "$(S "lifeboat-lvl-$sink")" "$(S "seed-$sink")")"
     fi

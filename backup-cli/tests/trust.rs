@@ -66,10 +66,13 @@ fn a_lost_response_to_the_manifest_write_still_commits_the_backup() {
     }
 }
 
-/// A manifest PUT that never reached the store (answered 503 every time)
-/// is a failed commit: the data goes and nothing is listed.
+/// A manifest PUT answered 503 every time may still land later (a 5xx does
+/// not prove it did not): the commit fails (exit 3) but the data stays, with
+/// no manifest, as an incomplete backup: never listed as restorable, and
+/// removed by `prune` after the grace period. Deleting it could leave a
+/// manifest that lands later pointing at nothing.
 #[test]
-fn a_manifest_write_that_never_lands_removes_the_data() {
+fn a_manifest_write_that_never_succeeds_leaves_an_incomplete_backup() {
     let Some(ep) = s3_endpoint() else { return };
     let bucket = unique_bucket("nocommit");
     create_s3_bucket(&ep, &bucket);
@@ -79,16 +82,38 @@ fn a_manifest_write_that_never_lands_removes_the_data() {
     );
     let dir = tempfile::tempdir().unwrap();
     sample_db(&dir.path().join("app.db"), 500);
-    s3_config(dir.path(), &bucket, &proxy.url(), "");
+    s3_config(
+        dir.path(),
+        &bucket,
+        &proxy.url(),
+        "[retention]\nkeep_last = 1\nincomplete_grace = \"0s\"\n",
+    );
     let (code, _, err) = run(lifeboat(dir.path()).args(["backup"]));
     assert_eq!(code, 3, "{err}");
     assert!(proxy.injected() >= 1);
+    assert!(error_line(&err).contains("5xx"), "{err}");
     let keys = s3_keys(&ep, &bucket);
-    assert!(keys.is_empty(), "left behind: {keys:?}");
+    assert!(
+        !keys.iter().any(|k| k.ends_with("manifest.json")),
+        "{keys:?}"
+    );
     let (status, uploads) = http("GET", &format!("{ep}/{bucket}?uploads"), b"");
     assert_eq!(status, 200);
     assert!(!uploads.contains("<UploadId>"), "{uploads}");
-    assert!(error_line(&err).contains("5xx"), "{err}");
+    proxy.clear();
+    let listing = list_json(dir.path(), &[]);
+    assert!(
+        listing["complete"].as_array().unwrap().is_empty(),
+        "{listing}"
+    );
+    assert_eq!(
+        listing["incomplete"].as_array().unwrap().len(),
+        1,
+        "{listing}"
+    );
+    let (code, _, err) = run(lifeboat(dir.path()).args(["prune"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(s3_keys(&ep, &bucket).is_empty(), "prune removed it");
 }
 
 /// Take a backup of `app.db` (created with `rows` rows if missing) into the
@@ -1124,4 +1149,41 @@ fn what_a_kill_9_leaves_is_reported_and_removed() {
             }
         }
     }
+}
+
+/// `rm app.db; lifeboat restore --to sqlite:app.db`: the deleted database's
+/// `-wal` is still there, and SQLite would replay it onto the restored file.
+/// It is moved aside first, so the restored database is exactly the backup.
+#[test]
+fn a_deleted_databases_leftover_wal_never_meets_the_restored_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    local_backup(d, 500);
+    // Another database's WAL, full of committed frames, left at the path.
+    live_db(&d.join("other.db"), 50);
+    std::fs::copy(d.join("other.db-wal"), d.join("target.db-wal")).unwrap();
+    assert!(!d.join("target.db").exists());
+    let (code, _, err) = run(lifeboat(d).args([
+        "restore",
+        "--from",
+        "b",
+        "--latest",
+        "--to",
+        "sqlite:target.db",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !d.join("target.db-wal").exists()
+            || std::fs::metadata(d.join("target.db-wal")).unwrap().len() == 0
+    );
+    assert!(
+        d.join("target.db-wal.lifeboat-old").exists(),
+        "set aside, not deleted"
+    );
+    let c = rusqlite::Connection::open(d.join("target.db")).unwrap();
+    let ok: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    assert_eq!(rows(&d.join("target.db")), 500);
 }

@@ -221,6 +221,30 @@ impl Catalog {
     /// [`Error::NotFound`] when nothing matches; [`Error::Usage`] when the
     /// source is ambiguous or an id prefix matches several backups.
     pub async fn find(&self, source: Option<&str>, which: &Selector) -> Result<BackupEntry> {
+        self.pick(source, which, false).await
+    }
+
+    /// [`find`](Self::find) for a restore: [`Selector::Latest`] means the
+    /// newest *verified* backup (one whose checks and drill passed), saying
+    /// which newer ones it passed over and why; only when none is verified
+    /// the newest complete one (with a warning).
+    ///
+    /// # Errors
+    /// As [`find`](Self::find).
+    pub async fn find_for_restore(
+        &self,
+        source: Option<&str>,
+        which: &Selector,
+    ) -> Result<BackupEntry> {
+        self.pick(source, which, true).await
+    }
+
+    async fn pick(
+        &self,
+        source: Option<&str>,
+        which: &Selector,
+        prefer_verified: bool,
+    ) -> Result<BackupEntry> {
         let listing = self.list(source).await?;
         let sources = listing.sources();
         if source.is_none() && sources.len() > 1 {
@@ -236,7 +260,29 @@ impl Catalog {
         };
         match which {
             Selector::Latest => {
-                let newest = listing.complete.into_iter().next_back();
+                let mut complete = listing.complete;
+                let verified = complete.iter().rposition(|b| b.manifest.verified());
+                let newest = match (prefer_verified, verified) {
+                    (true, Some(i)) => {
+                        for b in &complete[i + 1..] {
+                            let failed: Vec<String> = b
+                                .manifest
+                                .verdicts
+                                .iter()
+                                .filter(|v| !v.passed)
+                                .map(|v| format!("{}: {}", v.verifier, v.detail))
+                                .collect();
+                            tracing::warn!(
+                                backup_id = %b.manifest.backup_id,
+                                failed = %failed.join("; "),
+                                "skipped a newer backup that is not verified (restore it by id, with --partial, if you need it)"
+                            );
+                        }
+                        complete.truncate(i + 1);
+                        complete.pop()
+                    }
+                    _ => complete.pop(),
+                };
                 // Say why a newer-looking backup was passed over.
                 for u in &listing.unreadable {
                     let newer = newest

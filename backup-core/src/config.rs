@@ -522,7 +522,34 @@ fn typed(value: toml::Value, text: &str, origin: &str, at: &str) -> Result<Setti
 /// Keys whose values are plainly public (paths, names, URLs whose
 /// passwords are masked anyway): values interpolated into any other key are
 /// treated as secrets and never printed (see `redact`).
-const PUBLIC_KEYS: [&str; 19] = [
+const PUBLIC_KEYS: [&str; 44] = [
+    // Numbers, sizes, durations, switches: never secrets, and masking them
+    // would break the JSON they appear in.
+    "min_size",
+    "compression_level",
+    "threads",
+    "part_size",
+    "upload_concurrency",
+    "max_retries",
+    "keep_last",
+    "keep_days",
+    "keep_daily",
+    "keep_weekly",
+    "keep_monthly",
+    "incomplete_grace",
+    "max_age",
+    "max_size_drop",
+    "attempts",
+    "interval",
+    "backoff",
+    "jobs",
+    "min_tables",
+    "lock_wait",
+    "max_replica_lag",
+    "min_rows",
+    "on_success",
+    "after_backup",
+    "globals",
     "source",
     "sink",
     "name",

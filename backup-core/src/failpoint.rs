@@ -5,6 +5,10 @@
 //! buffer is flushed, exactly as if an operator or the OOM killer had struck
 //! there. Unset (always, outside tests), a point is one relaxed atomic load.
 //!
+//! `name=pause` instead holds the run there for 10 seconds (asynchronously,
+//! so signals are still handled): for the tests that interrupt a run at a
+//! known step.
+//!
 //! The points are listed in `docs/architecture.md` ("Crash points").
 
 use std::sync::OnceLock;
@@ -21,6 +25,15 @@ fn armed() -> &'static [String] {
             })
             .unwrap_or_default()
     })
+}
+
+/// Hold the run here for 10 s if `name=pause` is armed.
+pub async fn pause(name: &str) {
+    let armed_as = format!("{name}=pause");
+    if armed().contains(&armed_as) {
+        tracing::info!(failpoint = name, "failpoint reached: pausing for 10 s");
+        tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    }
 }
 
 /// Crash here if `name` is armed.

@@ -389,8 +389,11 @@ impl Manifest {
                     .get("pg_dump_version")
                     .and_then(|v| v.as_str())
                     .unwrap_or("?");
+                // A database setting `default_transaction_read_only = on`
+                // would apply to pg_restore's own sessions as soon as the
+                // database exists: a session option outranks it.
                 steps.push(format!(
-                    "{n}. Restore the database with its properties (owner, encoding, locale, settings), using a pg_restore at least as new as the pg_dump that wrote it ({pg_dump}): pg_restore --create --dbname=postgres --jobs=4 {raw}"
+                    "{n}. Restore the database with its properties (owner, encoding, locale, settings), using a pg_restore at least as new as the pg_dump that wrote it ({pg_dump}), with its sessions kept writable whatever the database's settings say: PGOPTIONS='-c default_transaction_read_only=off' pg_restore --create --dbname=postgres --jobs=4 {raw}"
                 ));
                 steps.push(format!(
                     "{}. Compare the row counts of fingerprint.tables with SELECT count(*) FROM ONLY <table>, then run ANALYZE",

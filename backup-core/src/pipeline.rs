@@ -338,7 +338,12 @@ impl BackupJob {
             ));
         }
         upload.complete().await?;
+        // From here until the commit the data is visible without a manifest:
+        // if this future is dropped (Ctrl-C, SIGTERM), the guard deletes it.
+        let mut uncommitted = Uncommitted::new(self.sink.clone());
+        uncommitted.keys.push(key.clone());
         crate::failpoint::point("backup:uploaded");
+        crate::failpoint::pause("backup:uploaded").await;
         let mut written = vec![key.clone()];
         let attachments = match store_attachments(
             &*self.sink,
@@ -351,10 +356,12 @@ impl BackupJob {
         {
             Ok(a) => a,
             Err(e) => {
+                uncommitted.disarm();
                 delete_all(&*self.sink, &written).await;
                 return Err(e);
             }
         };
+        uncommitted.keys = written.clone();
 
         let mut manifest = Manifest {
             format: crate::manifest::MANIFEST_FORMAT.into(),
@@ -396,6 +403,7 @@ impl BackupJob {
         let verdicts = match verdicts {
             Ok(v) => v,
             Err(e) => {
+                uncommitted.disarm();
                 delete_all(&*self.sink, &written).await;
                 return Err(e);
             }
@@ -403,6 +411,7 @@ impl BackupJob {
         let mut all = outcome.verdicts;
         all.extend(verdicts);
         if let Err(e) = failures_to_error(&all) {
+            uncommitted.disarm();
             delete_all(&*self.sink, &written).await;
             return Err(e);
         }
@@ -434,7 +443,40 @@ impl BackupJob {
         manifest.verdicts = all;
         manifest.finished_at = (self.clock)().max(started_at);
         let manifest_key = format!("{dir}/{MANIFEST_FILE}");
+        // Never commit over data that is gone (a concurrent prune, a
+        // lifecycle rule): every object must still be there, at its size.
+        for (k, size) in std::iter::once((&manifest.artifact.key, manifest.artifact.stored_size))
+            .chain(manifest.attachments.iter().map(|a| (&a.key, a.stored_size)))
+        {
+            match self.sink.head(k).await {
+                Ok(h) if h.size == size => {}
+                Ok(h) => {
+                    uncommitted.disarm();
+                    return Err(Error::sink_err(
+                        self.sink.location(),
+                        format!(
+                            "{k} changed before the commit ({} bytes, {size} expected); nothing was committed",
+                            h.size
+                        ),
+                    ));
+                }
+                Err(Error::NotFound { .. }) => {
+                    uncommitted.disarm();
+                    delete_all(&*self.sink, &written).await;
+                    return Err(Error::sink_err(
+                        self.sink.location(),
+                        format!(
+                            "{k} was deleted before the commit (a concurrent prune or a lifecycle rule?); nothing was committed"
+                        ),
+                    ));
+                }
+                Err(e) => return Err(e),
+            }
+        }
         crate::failpoint::point("backup:before-commit");
+        // A manifest write may land even if this run is cancelled now: the
+        // data must stay.
+        uncommitted.disarm();
         match commit_manifest(&*self.sink, &manifest_key, manifest.to_json()).await {
             Ok(()) => {}
             Err(CommitError::NotWritten(e)) => {
@@ -498,6 +540,44 @@ async fn write_restore_guide(sink: &dyn Sink, manifest: &Manifest) {
     }
 }
 
+/// Objects of a backup that are visible but not yet committed: deleted in
+/// the background if the run is dropped before [`disarm`](Self::disarm)
+/// (counted for [`crate::sink::wait_for_cleanup`]).
+struct Uncommitted {
+    sink: Arc<dyn Sink>,
+    keys: Vec<String>,
+    armed: bool,
+}
+
+impl Uncommitted {
+    fn new(sink: Arc<dyn Sink>) -> Self {
+        Self {
+            sink,
+            keys: Vec::new(),
+            armed: true,
+        }
+    }
+
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Uncommitted {
+    fn drop(&mut self) {
+        if !self.armed || self.keys.is_empty() {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return; // listed as incomplete; retention removes it
+        };
+        let (sink, keys) = (self.sink.clone(), std::mem::take(&mut self.keys));
+        crate::sink::spawn_cleanup(&handle, async move {
+            delete_all(&*sink, &keys).await;
+        });
+    }
+}
+
 /// Why a manifest commit failed.
 enum CommitError {
     /// The manifest is certainly not in the sink: the backup's other objects
@@ -546,14 +626,21 @@ async fn commit_manifest(
                     ),
                 )));
             }
-            // Certainly not written: a transient failure is worth another
-            // try (the data is already stored and proven).
+            // Not there now: a transient failure is worth another try (the
+            // data is already stored and proven).
             Err(Error::NotFound { .. }) if err.is_retryable() && attempt < ATTEMPTS => {
                 tracing::warn!(key, attempt, error = %err.display_chain(), "the manifest was not written; trying again");
                 tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
                 attempt += 1;
             }
-            Err(Error::NotFound { .. }) => return Err(CommitError::NotWritten(err)),
+            // A definite refusal (403, a bad request): it never lands.
+            Err(Error::NotFound { .. }) if !err.is_retryable() => {
+                return Err(CommitError::NotWritten(err));
+            }
+            // A timeout, a dropped connection or a 5xx: the write may still
+            // land after our read. Its data must stay; without a manifest
+            // it is incomplete and retention removes it after the grace.
+            Err(Error::NotFound { .. }) => return Err(CommitError::Unknown(err)),
             Err(read_err) => {
                 tracing::warn!(key, error = %read_err.display_chain(), "cannot read the manifest back after a failed write");
                 return Err(CommitError::Unknown(err));
@@ -1113,7 +1200,7 @@ impl RestoreJob {
         .await?;
         crate::tempdir::sweep(&std::env::temp_dir());
         let entry = Catalog::new(self.sink.clone())
-            .find(self.source_name.as_deref(), &self.selector)
+            .find_for_restore(self.source_name.as_deref(), &self.selector)
             .await?;
         let manifest = entry.manifest;
         if !manifest.verified() {
@@ -1269,7 +1356,11 @@ impl VerifyJob {
         });
         if let Err(e) = self
             .sink
-            .put(&key, Bytes::from(body.to_string()), PutOptions::default())
+            .put(
+                &key,
+                Bytes::from(crate::redact::text(&body.to_string()).into_owned()),
+                PutOptions::default(),
+            )
             .await
         {
             tracing::warn!(key = %key, error = %e.display_chain(), "could not store the verification record");

@@ -36,12 +36,16 @@ pub fn register(secret: &str) {
         // Longest first, so a secret containing another is removed whole.
         all.sort_by_key(|x| std::cmp::Reverse(x.len()));
     }
-    // A secret also appears percent-encoded inside URLs.
-    let enc = percent_encode(s);
-    if enc != s && !all.contains(&enc) {
-        all.push(enc);
-        all.sort_by_key(|x| std::cmp::Reverse(x.len()));
+    // A secret also appears percent-encoded inside URLs, and escaped inside
+    // JSON log lines.
+    let json = serde_json::to_string(s).unwrap_or_default();
+    let json = json.trim_matches('"').to_string();
+    for form in [percent_encode(s), json] {
+        if form != s && !all.contains(&form) {
+            all.push(form);
+        }
     }
+    all.sort_by_key(|x| std::cmp::Reverse(x.len()));
 }
 
 fn percent_encode(s: &str) -> String {
@@ -200,6 +204,14 @@ mod tests {
             text("naïve ünïcode ?token=x é"),
             "naïve ünïcode ?token=*** é"
         );
+    }
+
+    #[test]
+    fn registered_secrets_are_masked_inside_json_too() {
+        register("pa\"ss\\word");
+        let line = serde_json::json!({ "error": "bad pa\"ss\\word here" }).to_string();
+        assert!(!text(&line).contains("ss"), "{}", text(&line));
+        assert!(text(&line).contains("***"));
     }
 
     #[test]

@@ -46,6 +46,21 @@ impl Verifier for FailsToLoad {
     }
     async fn verify(&self, input: &VerifyInput<'_>) -> backup_core::Result<Verdict> {
         assert!(input.local_copy.is_some_and(|p| p.exists()));
+        // Before the commit: the manifest is not written yet.
+        let manifest = input
+            .manifest
+            .artifact
+            .key
+            .rsplit_once('/')
+            .map(|(dir, _)| format!("{dir}/manifest.json"))
+            .unwrap();
+        assert!(
+            matches!(
+                input.sink.head(&manifest).await,
+                Err(backup_core::Error::NotFound { .. })
+            ),
+            "the drill runs before the commit"
+        );
         Ok(Verdict {
             verifier: "pg-drill".into(),
             passed: false,

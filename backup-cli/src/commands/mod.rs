@@ -84,10 +84,8 @@ pub(crate) fn verdict_summary(verdicts: &[Verdict]) -> String {
 }
 
 pub(crate) fn print_json(value: &impl serde::Serialize) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("serializable")
-    );
+    let text = serde_json::to_string_pretty(value).expect("serializable");
+    println!("{}", backup_core::redact::text(&text));
 }
 
 /// Accept `"1 KiB"` or `1024` from the bindings for a size or duration flag.

@@ -92,7 +92,7 @@ pub(crate) async fn execute(ctx: &Context, a: &RestoreArgs) -> Result<RestoreOut
             });
         }
         let entry = Catalog::new(sink.clone())
-            .find(name.as_deref(), &which)
+            .find_for_restore(name.as_deref(), &which)
             .await?;
         let m = entry.manifest;
         let Some(globals) = fetch_globals(&*sink, &m).await? else {

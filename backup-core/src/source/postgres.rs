@@ -1393,7 +1393,7 @@ impl Source for PostgresSource {
         }
 
         let aside = restore::side_name(&self.conn.dbname, "old", &tag);
-        let existed = match self.swap(&admin, &staging, &aside).await {
+        let existed = match self.swap(&admin, &staging, &aside, opts.force).await {
             Ok(e) => e,
             Err(m) => {
                 drop_staging().await;
@@ -1469,6 +1469,7 @@ impl PostgresSource {
         admin: &tokio_postgres::Client,
         staging: &str,
         aside: &str,
+        force: bool,
     ) -> std::result::Result<bool, String> {
         let target = &self.conn.dbname;
         let mut last = String::new();
@@ -1479,6 +1480,13 @@ impl PostgresSource {
                 .database_exists(admin, target)
                 .await
                 .map_err(|e| e.to_string())?;
+            if existed && !force {
+                // It appeared while the restore ran: without --force it is
+                // never replaced.
+                return Err(format!(
+                    "database {target} was created while the restore ran; it was left alone (pass --force to replace it)"
+                ));
+            }
             let mut sql = String::from("BEGIN;\n");
             if existed {
                 sql.push_str(&format!(

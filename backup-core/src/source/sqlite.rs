@@ -815,11 +815,31 @@ impl Source for SqliteSource {
                 let _ = fs::remove_file(&staging);
                 return Err(Error::Cancelled);
             }
-            if let Err(e) = fs::rename(&staging, &target) {
+            let placed = if old_meta.is_some() {
+                fs::rename(&staging, &target)
+            } else {
+                // No database at the path, but an old one's -wal/-shm/
+                // -journal may be (a deleted database's): they must never
+                // meet the new file, or SQLite replays them onto it.
+                if let Err(m) = swap::set_aside_side_files(&target) {
+                    let _ = fs::remove_file(&staging);
+                    return Err(this.restore_err(m));
+                }
+                // Publish without replacing: a file that appeared at the
+                // path meanwhile was not checked, so it is never replaced.
+                fs::hard_link(&staging, &target).map(|()| {
+                    let _ = fs::remove_file(&staging);
+                })
+            };
+            if let Err(e) = placed {
                 let _ = fs::remove_file(&staging);
-                return Err(
-                    this.restore_err(format!("cannot move the restored file into place: {e}"))
-                );
+                let why = if e.kind() == io::ErrorKind::AlreadyExists {
+                    "a file appeared at the target during the restore; it was left alone"
+                        .to_string()
+                } else {
+                    format!("cannot move the restored file into place: {e}")
+                };
+                return Err(this.restore_err(why));
             }
             crate::failpoint::point("sqlite-restore:renamed");
             if let Ok(d) = File::open(&parent) {

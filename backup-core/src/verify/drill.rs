@@ -47,6 +47,34 @@ enum DrillError {
     Restore(String),
 }
 
+/// Whether a failure message is the drill target's (no room, no memory, a
+/// lost or shut-down server) rather than the backup's.
+fn environmental(message: &str) -> bool {
+    const SIGNS: [&str; 9] = [
+        "No space left on device",
+        "could not extend file",
+        "(53100)",
+        "(53200)",
+        "out of memory",
+        "server closed the connection",
+        "terminating connection due to administrator command",
+        "connection refused",
+        "the database system is shutting down",
+    ];
+    SIGNS.iter().any(|s| message.contains(s))
+}
+
+impl DrillError {
+    /// A restore failure, unless the message shows the target failed.
+    fn classify(message: String) -> Self {
+        if environmental(&message) {
+            DrillError::Setup(message)
+        } else {
+            DrillError::Restore(message)
+        }
+    }
+}
+
 impl From<String> for DrillError {
     fn from(s: String) -> Self {
         DrillError::Restore(s)
@@ -346,9 +374,13 @@ impl PgDrill {
             let mut opts = self.opts.clone();
             opts.no_tablespaces |= cluster.is_some();
             opts.partial = false;
-            let loaded = restore::load(&conn, &pg_restore, archive, &opts, secrets.path()).await?;
+            let loaded = restore::load(&conn, &pg_restore, archive, &opts, secrets.path())
+                .await
+                .map_err(DrillError::classify)?;
             ev.restore_ms = loaded.took.as_millis() as u64;
-            self.run_checks(&conn, &m.fingerprint, ev).await?;
+            self.run_checks(&conn, &m.fingerprint, ev)
+                .await
+                .map_err(DrillError::classify)?;
             // The database as the backup had it: the archive's owner,
             // comment, ACL and settings must apply, and the properties match.
             restore::apply_after(&conn, &script, self.opts.no_owner, false).await?;
@@ -430,7 +462,8 @@ impl Verifier for PgDrill {
             now.year(),
             ev.drill_id
         );
-        let json = serde_json::to_vec_pretty(&ev).expect("evidence serializes");
+        let json = serde_json::to_string_pretty(&ev).expect("evidence serializes");
+        let json = crate::redact::text(&json).into_owned().into_bytes();
         if let Err(e) = input
             .sink
             .put(&key, Bytes::from(json), PutOptions::create_only())

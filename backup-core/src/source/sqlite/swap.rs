@@ -219,14 +219,15 @@ pub(crate) fn quiesce(real: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// For an old file that is not a database: move its side files out of the
-/// way so they can never be applied to the new one.
-fn set_aside_side_files(real: &Path) -> Result<(), String> {
+/// For an old file that is not a database, or a database file that is gone
+/// while its side files stay: move them out of the way so they can never be
+/// applied to the new one.
+pub(crate) fn set_aside_side_files(real: &Path) -> Result<(), String> {
     for f in with_side_files(real).into_iter().skip(1) {
         if f.exists() {
             let to = PathBuf::from(format!("{}.lifeboat-old", f.display()));
             fs::rename(&f, &to).map_err(|e| format!("cannot move {} aside: {e}", f.display()))?;
-            tracing::warn!(file = %f.display(), moved_to = %to.display(), "the old file is not a readable database; its side file was moved aside");
+            tracing::warn!(file = %f.display(), moved_to = %to.display(), "a side file of an old database was moved aside, so it is never applied to the restored one");
         }
     }
     Ok(())
