@@ -1094,6 +1094,36 @@ fn a_restore_killed_mid_load_leaves_databases_the_next_run_cleans_up() {
         "SELECT pg_advisory_lock(hashtextextended('lifeboat:' || 'live__lifeboat_restore_1234abcd', 0));",
     );
 
+    // `list --json` reports them (those of dead runs only) on the configured
+    // source's server, touching nothing.
+    std::fs::write(
+        dir.path().join("lifeboat.toml"),
+        format!("source = \"{}\"\nsink = \"b\"\n", pg.url("shop")),
+    )
+    .unwrap();
+    let (code, out, err) = run(lifeboat(dir.path()).args(["list", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    let l: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let mut reported: Vec<&str> = l["leftovers"]["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    reported.sort();
+    assert_eq!(reported.len(), 4, "{reported:?}");
+    assert!(
+        !reported.contains(&"live__lifeboat_restore_1234abcd"),
+        "{reported:?}"
+    );
+    assert!(
+        reported
+            .iter()
+            .any(|d| d.starts_with("shop_copy__lifeboat_restore_")),
+        "{reported:?}"
+    );
+    std::fs::remove_file(dir.path().join("lifeboat.toml")).unwrap();
+
     let (code, out, err) = run(lifeboat(dir.path()).args([
         "restore",
         "--from",

@@ -270,7 +270,7 @@ export interface ListResult {
   /** No manifest at all (an interrupted run): removed by `prune` after the grace period. */
   incomplete: IncompleteBackup[];
   /** What interrupted runs left: in the sink, and temporary directories on this host. */
-  leftovers: { uploads: Leftover[]; local: { path: string; bytes: number }[] };
+  leftovers: { uploads: Leftover[]; local: { path: string; bytes: number }[]; databases?: string[] };
 }
 
 export interface VerifyResult {

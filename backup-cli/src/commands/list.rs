@@ -48,6 +48,38 @@ pub(crate) struct Listed {
 pub(crate) struct Leftovers {
     uploads: Vec<backup_core::leftovers::Leftover>,
     local: Vec<backup_core::tempdir::LocalLeftover>,
+    /// Staging, scratch and moved-aside databases killed restores and drills
+    /// left on the configured PostgreSQL source's server (the next restore
+    /// or drill there removes them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    databases: Vec<String>,
+}
+
+/// Leftover databases on the configured PostgreSQL source's server; a
+/// server that cannot be reached is noted, never a failed listing.
+async fn leftover_databases(ctx: &Context) -> Vec<String> {
+    let Some(url) = ctx
+        .settings
+        .source
+        .clone()
+        .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
+    else {
+        return Vec::new();
+    };
+    let pg = ctx.settings.postgres.clone().unwrap_or_default();
+    let Ok(mut sources) = backup_core::PostgresSource::from_url(&url, &pg) else {
+        return Vec::new();
+    };
+    if sources.is_empty() {
+        return Vec::new();
+    }
+    match sources.remove(0).leftover_databases().await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = %e.display_chain(), "cannot look for databases killed restores left on the source's server");
+            Vec::new()
+        }
+    }
 }
 
 pub(crate) async fn execute(ctx: &Context, a: &ListArgs) -> Result<ListOutput, Error> {
@@ -85,6 +117,7 @@ pub(crate) async fn execute(ctx: &Context, a: &ListArgs) -> Result<ListOutput, E
             all
         }
     };
+    let databases = leftover_databases(ctx).await;
     let local = backup_core::tempdir::find(
         &ctx.settings
             .temp_dir
@@ -114,7 +147,11 @@ pub(crate) async fn execute(ctx: &Context, a: &ListArgs) -> Result<ListOutput, E
             .collect(),
         unreadable: listing.unreadable,
         incomplete: listing.incomplete,
-        leftovers: Leftovers { uploads, local },
+        leftovers: Leftovers {
+            uploads,
+            local,
+            databases,
+        },
     })
 }
 
@@ -161,7 +198,10 @@ pub(crate) async fn run(ctx: &Context, a: ListArgs) -> Result<(), Error> {
             );
         }
     }
-    if !out.leftovers.uploads.is_empty() || !out.leftovers.local.is_empty() {
+    if !out.leftovers.uploads.is_empty()
+        || !out.leftovers.local.is_empty()
+        || !out.leftovers.databases.is_empty()
+    {
         println!(
             "\nleft by interrupted runs (removed by prune and the next run after the grace period):"
         );
@@ -175,6 +215,9 @@ pub(crate) async fn run(ctx: &Context, a: ListArgs) -> Result<(), Error> {
         }
         for l in &out.leftovers.local {
             println!("  temp    {}  {}", l.path.display(), human_bytes(l.bytes));
+        }
+        for d in &out.leftovers.databases {
+            println!("  database {d}  (removed by the next restore or drill on that server)");
         }
     }
     if !out.incomplete.is_empty() {

@@ -785,6 +785,20 @@ impl PostgresSource {
         self.conn.with_dbname("postgres")
     }
 
+    /// The databases killed restores and drills left on this server
+    /// (staging, scratch, moved-aside ones whose run is gone), found without
+    /// touching them. The next restore or drill on the server removes them
+    /// (a moved-aside one is renamed back when its name is free).
+    ///
+    /// # Errors
+    /// The server cannot be reached or queried.
+    pub async fn leftover_databases(&self) -> Result<Vec<String>> {
+        let admin = self.admin_conn().connect().await?;
+        restore::find_leftovers(&admin)
+            .await
+            .map_err(|m| self.err(m))
+    }
+
     async fn database_exists(&self, admin: &tokio_postgres::Client, name: &str) -> Result<bool> {
         Ok(admin
             .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])

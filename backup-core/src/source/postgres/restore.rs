@@ -683,6 +683,44 @@ pub(crate) async fn hold(admin: &tokio_postgres::Client, staging: &str) -> Resul
 /// renamed back to its name when that name is free (the restore never got
 /// its copy in place), else dropped. Databases of live runs are left alone.
 /// Returns what was done, in words; each is logged.
+/// The databases killed restores and drills left on this server (their
+/// run's advisory lock is free), without touching them: for `list`.
+pub(crate) async fn find_leftovers(admin: &tokio_postgres::Client) -> Result<Vec<String>, String> {
+    let names: Vec<String> = admin
+        .query(
+            "SELECT datname::text FROM pg_database \
+             WHERE datname ~ '__lifeboat_(restore|old)_[0-9a-f]{8}$' OR datname ~ '^lifeboat_drill_[0-9a-f]{8}$' \
+             ORDER BY 1",
+            &[],
+        )
+        .await
+        .map_err(|e| format!("cannot list leftover databases: {}", db_err(&e)))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut dead = Vec::new();
+    for name in names {
+        let Some((_, owner)) = leftover_owner(&name) else {
+            continue;
+        };
+        let free: bool = admin
+            .query_one(
+                &format!("SELECT pg_try_advisory_lock({LOCK_KEY})"),
+                &[&owner],
+            )
+            .await
+            .map_err(|e| db_err(&e))?
+            .get(0);
+        if free {
+            let _ = admin
+                .query_one(&format!("SELECT pg_advisory_unlock({LOCK_KEY})"), &[&owner])
+                .await;
+            dead.push(name);
+        }
+    }
+    Ok(dead)
+}
+
 pub(crate) async fn clean_leftovers(admin: &tokio_postgres::Client) -> Result<Vec<String>, String> {
     let names: Vec<String> = admin
         .query(
