@@ -492,13 +492,44 @@ fn signals(s: &Suite) {
                 if expect.is_some() {
                     let l = w.listing()?;
                     ensure(
-                        l["leftovers"]["uploads"].as_array().unwrap().is_empty(),
-                        || format!("a handled signal left an upload: {l}"),
+                        l["leftovers"]["uploads"].as_array().unwrap().is_empty()
+                            && l["incomplete"].as_array().unwrap().is_empty(),
+                        || format!("a handled signal left something: {l}"),
                     )?;
                 }
                 w.settle(&before)
             });
         }
+    }
+    for kind in ["file", "s3"] {
+        s.case("SIGTERM after the upload, before the commit", kind, || {
+            let Some(w) = World::new(s, kind, 20_000) else {
+                return Ok(());
+            };
+            let dir = w.path().to_path_buf();
+            let o = w.signal_when(
+                &["backup"],
+                Some(("LIFEBOAT_FAILPOINTS", "backup:uploaded=pause")),
+                "TERM",
+                || match (kind, &w.endpoint) {
+                    ("s3", Some(ep)) => lifeboat_tests::support::s3_keys(ep, &w.bucket)
+                        .iter()
+                        .any(|k| k.ends_with("data.sqlite.zst")),
+                    _ => all_files(&dir.join("backups"))
+                        .iter()
+                        .any(|p| p.to_string_lossy().ends_with("/data.sqlite.zst")),
+                },
+            )?;
+            ensure(o.code == Some(143), || format!("exit: {}", o.text()))?;
+            let l = w.listing()?;
+            ensure(
+                l["incomplete"].as_array().unwrap().is_empty()
+                    && l["complete"].as_array().unwrap().is_empty()
+                    && l["leftovers"]["uploads"].as_array().unwrap().is_empty(),
+                || format!("a SIGTERM before the commit left something visible: {l}"),
+            )?;
+            w.settle(&[])
+        });
     }
     s.case("SIGTERM during restore", "sqlite", || {
         let Some(w) = World::new(s, "file", 300_000) else {
