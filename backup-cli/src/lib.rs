@@ -1,8 +1,8 @@
 //! The `lifeboat` command line as a library: argument parsing, logging,
-//! progress and output in one place, called by the `lifeboat` binary and
-//! (later) by the npm and Python packages, so the three cannot drift.
+//! progress bars and printing, over the operations of `backup_core::ops`.
+//! Called by the `lifeboat` binary, and by the npm and Python packages for
+//! their `lifeboat` bin and `python -m lifeboat`.
 
-pub mod api;
 mod commands;
 pub(crate) mod logging;
 mod progress;
@@ -11,7 +11,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use backup_core::{Config, Error, Settings};
+use backup_core::Error;
+use backup_core::ops::Env;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Back up SQLite and PostgreSQL databases to S3, Google Cloud Storage, DigitalOcean Spaces
@@ -74,32 +75,37 @@ enum Command {
     #[command(
         after_help = "Examples:\n  lifeboat backup sqlite:///srv/app.db --to file:///var/backups/app\n  lifeboat backup sqlite:///srv/app.db --to s3://acme-backups/prod\n  lifeboat backup sqlite:///srv/app.db --to spaces://acme/prod?region=nyc3\n  lifeboat backup --config lifeboat.toml --profile prod"
     )]
-    Backup(commands::backup::BackupArgs),
+    Backup(commands::backup::BackupCmd),
     /// List the backups in a sink, complete and incomplete.
     #[command(
         after_help = "Examples:\n  lifeboat list --from file:///var/backups/app\n  lifeboat list --from s3://acme-backups/prod --source app --json"
     )]
-    List(commands::list::ListArgs),
+    List(commands::list::ListCmd),
     /// Prove a stored backup again: size, checksum, and the data itself.
     #[command(
         after_help = "Examples:\n  lifeboat verify --from s3://acme-backups/prod --latest\n  lifeboat verify --from file:///var/backups/app 20261121T030000Z-3f9a"
     )]
-    Verify(commands::verify::VerifyArgs),
+    Verify(commands::verify::VerifyCmd),
+    /// Restore a stored backup into a scratch database, compare it with the backup, run the smoke checks, drop it, and record the evidence.
+    #[command(
+        after_help = "Examples:\n  lifeboat drill --from s3://acme-backups/prod --latest\n  lifeboat drill --from file:///var/backups/app --drill-cluster\n  lifeboat drill --config lifeboat.toml --profile prod --drill-server postgres://drill@scratch/postgres"
+    )]
+    Drill(commands::verify::DrillCmd),
     /// Restore a backup into a database (a SQLite file or a new PostgreSQL database).
     #[command(
         after_help = "Examples:\n  lifeboat restore --from s3://acme-backups/prod --latest --to sqlite:///srv/restored.db\n  lifeboat restore --from file:///var/backups/app 20261121T030000Z-3f9a --to sqlite:///srv/app.db --force"
     )]
-    Restore(commands::restore::RestoreArgs),
+    Restore(commands::restore::RestoreCmd),
     /// Delete backups no retention rule keeps (newest verified one always stays).
     #[command(
         after_help = "Examples:\n  lifeboat prune --from s3://acme-backups/prod --keep-last 7 --dry-run\n  lifeboat prune --from file:///var/backups --keep-daily 7 --keep-weekly 4 --keep-monthly 6\n  lifeboat prune --config lifeboat.toml --profile prod"
     )]
-    Prune(commands::prune::PruneArgs),
+    Prune(commands::prune::PruneCmd),
     /// Check each source's newest backup: age, size, verification, drills. Exit 6 when unhealthy.
     #[command(
         after_help = "Examples:\n  lifeboat status --from s3://acme-backups/prod --max-age 26h\n  lifeboat status --config lifeboat.toml --format prometheus\n  lifeboat status --format json"
     )]
-    Status(commands::status::StatusArgs),
+    Status(commands::status::StatusCmd),
     /// Print systemd units or crontab lines for each profile of lifeboat.toml.
     #[command(
         after_help = "Examples:\n  lifeboat schedule --cron >> /etc/cron.d/lifeboat\n  lifeboat schedule --systemd --config /etc/lifeboat.toml"
@@ -110,91 +116,19 @@ enum Command {
     Init(commands::init::InitArgs),
 }
 
-/// Resolved settings for a command: config file (if any) under command-line
-/// overrides.
-pub(crate) struct Context {
-    pub(crate) settings: Settings,
-    pub(crate) progress: Option<std::sync::Arc<dyn backup_core::Progress>>,
-    /// The config file in use, if any.
-    pub(crate) config_path: Option<PathBuf>,
-    /// The profile named on the command line, if any.
-    pub(crate) profile: Option<String>,
-    /// Set when the config has several profiles and none was chosen:
-    /// commands about one source refuse to guess.
-    pub(crate) ambiguous: Option<String>,
-}
-
-impl Context {
-    /// Refuse to guess among several profiles.
-    pub(crate) fn require_profile(&self) -> Result<(), Error> {
-        match &self.ambiguous {
-            None => Ok(()),
-            Some(message) => Err(Error::Config {
-                origin: self
-                    .config_path
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default(),
-                message: message.clone(),
-            }),
-        }
-    }
-}
-
-impl Context {
-    fn new(global: &Global, json_logs: bool) -> Result<Self, Error> {
-        let mut ctx = Self::load(global.config.as_deref(), global.profile.as_deref())?;
-        let bar = !global.no_progress
-            && !json_logs
-            && !global.quiet
-            && std::io::IsTerminal::is_terminal(&std::io::stderr());
-        if bar {
-            ctx.progress = Some(std::sync::Arc::new(progress::Bar::default()));
-        }
-        Ok(ctx)
-    }
-
-    /// The settings of `profile` in `config` (default ./lifeboat.toml when it exists).
-    pub(crate) fn load(
-        config: Option<&std::path::Path>,
-        profile: Option<&str>,
-    ) -> Result<Self, Error> {
-        let path = match config {
-            Some(p) => Some(p.to_path_buf()),
-            None => {
-                let default = PathBuf::from("lifeboat.toml");
-                default.is_file().then_some(default)
-            }
-        };
-        let mut ambiguous = None;
-        let settings = match &path {
-            Some(p) => {
-                let config = Config::load(p)?;
-                match config.resolve(profile) {
-                    Ok(s) => s,
-                    Err(Error::Config { message, .. }) if profile.is_none() => {
-                        ambiguous = Some(message);
-                        config.defaults.clone()
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            None if profile.is_some() => {
-                return Err(Error::Config {
-                    origin: "--profile".into(),
-                    message: "a profile was named but there is no config file (pass --config or create lifeboat.toml)".into(),
-                });
-            }
-            None => Settings::default(),
-        };
-        Ok(Self {
-            settings,
-            progress: None,
-            config_path: path,
-            profile: profile.map(str::to_string),
-            ambiguous,
-        })
-    }
+/// The operations' environment for a command line: the config's profile,
+/// and a progress bar on a terminal.
+fn env(global: &Global, json_logs: bool) -> Result<Env, Error> {
+    let env = Env::load(global.config.as_deref(), global.profile.as_deref())?;
+    let bar = !global.no_progress
+        && !json_logs
+        && !global.quiet
+        && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    Ok(if bar {
+        env.with_progress(Some(std::sync::Arc::new(progress::Bar::default())))
+    } else {
+        env
+    })
 }
 
 /// Run the command line with `args` (the first is the program name) and
@@ -230,12 +164,12 @@ where
     let name = cli_command_name(&cli.command);
     // The config may name a log file, so it is read before logging starts;
     // its errors are reported once logging is up.
-    let ctx = Context::new(&cli.global, json);
-    let log_file = cli
-        .global
-        .log_file
-        .clone()
-        .or_else(|| ctx.as_ref().ok().and_then(|c| c.settings.log_file.clone()));
+    let ctx = env(&cli.global, json);
+    let log_file = cli.global.log_file.clone().or_else(|| {
+        ctx.as_ref()
+            .ok()
+            .and_then(|c| c.settings().log_file.clone())
+    });
     if let Err(e) = logging::init_with_file(
         json,
         cli.global.verbose,
@@ -272,6 +206,7 @@ where
                 Command::Backup(_)
                     | Command::List(_)
                     | Command::Verify(_)
+                    | Command::Drill(_)
                     | Command::Restore(_)
                     | Command::Prune(_)
             ) {
@@ -281,6 +216,7 @@ where
                 Command::Backup(a) => commands::backup::run(&ctx, a).await,
                 Command::List(a) => commands::list::run(&ctx, a).await,
                 Command::Verify(a) => commands::verify::run(&ctx, a).await,
+                Command::Drill(a) => commands::verify::run_drill(&ctx, a).await,
                 Command::Restore(a) => commands::restore::run(&ctx, a).await,
                 Command::Prune(a) => commands::prune::run(&ctx, a).await,
                 Command::Status(a) => commands::status::run(&ctx, a).await,
@@ -418,6 +354,7 @@ fn cli_command_name(c: &Command) -> &'static str {
         Command::Backup(_) => "backup",
         Command::List(_) => "list",
         Command::Verify(_) => "verify",
+        Command::Drill(_) => "drill",
         Command::Restore(_) => "restore",
         Command::Prune(_) => "prune",
         Command::Status(_) => "status",
@@ -426,20 +363,11 @@ fn cli_command_name(c: &Command) -> &'static str {
     }
 }
 
-/// A human size: `12.3 MiB`.
-pub(crate) fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
+/// Install the command line's log output (text or JSON lines on stderr)
+/// for a host process that wants Lifeboat's logs; safe to call more than
+/// once (later calls are ignored).
+pub fn init_logging(json: bool, verbose: u8, quiet: bool) {
+    logging::init(json, verbose, quiet);
 }
 
 #[cfg(test)]
@@ -452,11 +380,5 @@ mod tests {
         assert_eq!(run(["lifeboat", "backup", "--level"]), 64);
         assert_eq!(run(["lifeboat", "--help"]), 0);
         assert_eq!(run(["lifeboat", "backup", "--help"]), 0);
-    }
-
-    #[test]
-    fn human_sizes() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
     }
 }

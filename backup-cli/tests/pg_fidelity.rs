@@ -1298,15 +1298,15 @@ fn the_new_restore_options_reach_the_core_through_the_bindings_door() {
     // The JSON options the Node and Python packages send, with the
     // PostgreSQL restore options; the same structs as the command line.
     let r = rt
-        .block_on(backup_cli::api::restore(
+        .block_on(backup_core::ops::json::call(
+            "restore",
             serde_json::json!({
-                "from": sink,
-                "to": pg.url("shop_copy"),
+                "sink": sink,
+                "target": pg.url("shop_copy"),
                 "lock_dir": dir.path(),
                 "globals": true,
                 "partial": true,
                 "no_analyze": true,
-                "lock_wait": 30,
             }),
             None,
         ))
@@ -1322,8 +1322,18 @@ fn the_new_restore_options_reach_the_core_through_the_bindings_door() {
         "{r}"
     );
     let err = rt
-        .block_on(backup_cli::api::backup(
-            serde_json::json!({"source": pg.url("shop"), "to": sink, "lock_wait": "100000h"}),
+        .block_on(backup_core::ops::json::call(
+            "backup",
+            serde_json::json!({"source": pg.url("shop"), "sink": sink, "lock_wait": "100000h"}),
+            None,
+        ))
+        .unwrap_err();
+    assert_eq!(err.kind(), backup_core::ErrorKind::Usage, "{err}");
+    // A backup's option is not a restore's: refused, not ignored.
+    let err = rt
+        .block_on(backup_core::ops::json::call(
+            "restore",
+            serde_json::json!({"sink": sink, "target": pg.url("shop_copy2"), "lock_wait": 30}),
             None,
         ))
         .unwrap_err();

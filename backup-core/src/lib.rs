@@ -56,6 +56,7 @@ pub mod lock;
 pub mod manifest;
 pub mod metrics;
 pub mod notify;
+pub mod ops;
 pub mod pipeline;
 pub mod progress;
 pub mod redact;

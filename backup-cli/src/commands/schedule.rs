@@ -1,7 +1,7 @@
 use backup_core::{Config, Error};
 use clap::Args;
 
-use crate::Context;
+use backup_core::ops::Env;
 
 #[derive(Debug, Args, Default)]
 pub(crate) struct ScheduleArgs {
@@ -141,16 +141,19 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
-pub(crate) async fn run(ctx: &Context, a: ScheduleArgs) -> Result<(), Error> {
+pub(crate) async fn run(env: &Env, a: ScheduleArgs) -> Result<(), Error> {
     if !a.systemd && !a.cron {
         return Err(Error::Usage {
             message: "choose --systemd or --cron".into(),
         });
     }
-    let path = ctx.config_path.clone().ok_or_else(|| Error::Config {
-        origin: "schedule".into(),
-        message: "schedules come from lifeboat.toml: pass --config or run lifeboat init".into(),
-    })?;
+    let path = env
+        .config_path()
+        .map(std::path::Path::to_path_buf)
+        .ok_or_else(|| Error::Config {
+            origin: "schedule".into(),
+            message: "schedules come from lifeboat.toml: pass --config or run lifeboat init".into(),
+        })?;
     let config = Config::load(&path)?;
     let abs = std::fs::canonicalize(&path).unwrap_or(path);
     let exe = std::env::current_exe()

@@ -1,6 +1,6 @@
 //! The Rust-API side of `benches/binding_overhead.mjs`: time `runs` backups
-//! of one SQLite database through `backup_cli::api::backup`, the function
-//! the Node binding calls, in one process with one tokio runtime, as the
+//! of one SQLite database through `backup_core::ops::json::call`, the
+//! function the Node binding calls, in one process with one tokio runtime, as the
 //! binding does.
 //!
 //! ```sh
@@ -28,12 +28,12 @@ fn main() {
         let sink = std::path::Path::new(sinks).join(format!("rust-{i}"));
         let options = serde_json::json!({
             "source": format!("sqlite://{db}"),
-            "to": sink.display().to_string(),
+            "sink": sink.display().to_string(),
             "lock_dir": sinks,
         });
         let started = Instant::now();
         let out = runtime
-            .block_on(backup_cli::api::backup(options, None))
+            .block_on(backup_core::ops::json::call("backup", options, None))
             .unwrap_or_else(|e| panic!("backup failed: {}", e.display_chain()));
         wall_ms.push(started.elapsed().as_secs_f64() * 1000.0);
         job_ms.push(out["backups"][0]["duration_ms"].as_u64().unwrap_or(0));

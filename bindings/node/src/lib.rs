@@ -1,8 +1,9 @@
 //! The native half of the npm package `lifeboat`.
 //!
-//! Deliberately thin: every operation is `backup_cli::api`, the command
-//! line's own parsing and config code, called with the options as JSON, so
-//! the Rust binary, this package and the Python package cannot drift. The
+//! Deliberately thin: every operation is `backup_core::ops`, the same
+//! operations the command line calls, reached through
+//! `backup_core::ops::json` with the options as JSON, so the Rust binary,
+//! this package and the Python package cannot drift. The
 //! JavaScript wrapper (`index.js`) turns camelCase options into the
 //! snake_case keys, the outcome envelope into a value or a `LifeboatError`,
 //! and an `AbortSignal` into [`CancelToken::cancel`].
@@ -225,8 +226,8 @@ fn forward(on_progress: Option<ProgressFn>) -> Option<Arc<dyn Progress>> {
     on_progress.map(|f| Arc::new(Forward::new(f)) as Arc<dyn Progress>)
 }
 
-/// Take a backup. `options` is JSON text of `backup_cli::api::backup`'s
-/// options; resolves to the envelope text.
+/// Take a backup. `options` is JSON text of `backup_core::ops::backup::BackupArgs`;
+/// resolves to the envelope text.
 #[napi(catch_unwind, ts_return_type = "Promise<string>")]
 pub fn backup<'env>(
     env: &'env Env,
@@ -236,7 +237,7 @@ pub fn backup<'env>(
 ) -> NapiResult<PromiseRaw<'env, String>> {
     let progress = forward(on_progress);
     spawn(env, cancel, async move {
-        backup_cli::api::backup(options(&options_json)?, progress).await
+        backup_core::ops::json::call("backup", options(&options_json)?, progress).await
     })
 }
 
@@ -248,7 +249,7 @@ pub fn list<'env>(
     cancel: Option<&CancelToken>,
 ) -> NapiResult<PromiseRaw<'env, String>> {
     spawn(env, cancel, async move {
-        backup_cli::api::list(options(&options_json)?).await
+        backup_core::ops::json::call("list", options(&options_json)?, None).await
     })
 }
 
@@ -260,7 +261,7 @@ pub fn prune<'env>(
     cancel: Option<&CancelToken>,
 ) -> NapiResult<PromiseRaw<'env, String>> {
     spawn(env, cancel, async move {
-        backup_cli::api::prune(options(&options_json)?).await
+        backup_core::ops::json::call("prune", options(&options_json)?, None).await
     })
 }
 
@@ -272,7 +273,7 @@ pub fn status<'env>(
     cancel: Option<&CancelToken>,
 ) -> NapiResult<PromiseRaw<'env, String>> {
     spawn(env, cancel, async move {
-        backup_cli::api::status(options(&options_json)?).await
+        backup_core::ops::json::call("status", options(&options_json)?, None).await
     })
 }
 
@@ -286,7 +287,7 @@ pub fn verify<'env>(
 ) -> NapiResult<PromiseRaw<'env, String>> {
     let progress = forward(on_progress);
     spawn(env, cancel, async move {
-        backup_cli::api::verify(options(&options_json)?, progress).await
+        backup_core::ops::json::call("verify", options(&options_json)?, progress).await
     })
 }
 
@@ -300,8 +301,32 @@ pub fn restore<'env>(
 ) -> NapiResult<PromiseRaw<'env, String>> {
     let progress = forward(on_progress);
     spawn(env, cancel, async move {
-        backup_cli::api::restore(options(&options_json)?, progress).await
+        backup_core::ops::json::call("restore", options(&options_json)?, progress).await
     })
+}
+
+/// Drill a stored backup (restore it into a scratch database and compare);
+/// resolves to the envelope text.
+#[napi(catch_unwind, ts_return_type = "Promise<string>")]
+pub fn drill<'env>(
+    env: &'env Env,
+    options_json: String,
+    on_progress: Option<ProgressFn>,
+    cancel: Option<&CancelToken>,
+) -> NapiResult<PromiseRaw<'env, String>> {
+    let progress = forward(on_progress);
+    spawn(env, cancel, async move {
+        backup_core::ops::json::call("drill", options(&options_json)?, progress).await
+    })
+}
+
+/// The option names operation `op` takes (its typed arguments' fields in
+/// snake_case, `config` and `profile`): what the TypeScript types are
+/// checked against.
+#[napi(catch_unwind)]
+pub fn option_names(op: String) -> NapiResult<Vec<String>> {
+    backup_core::ops::json::option_names(&op)
+        .map_err(|e| napi::Error::from_reason(e.display_chain()))
 }
 
 /// Run the whole `lifeboat` command line (`args[0]` is the program name) on
@@ -309,7 +334,7 @@ pub fn restore<'env>(
 /// code. Blocks the event loop: meant for `bin/lifeboat.js`.
 #[napi(catch_unwind)]
 pub fn run_cli(args: Vec<String>) -> i32 {
-    let code = backup_cli::api::run_cli(args);
+    let code = backup_cli::run(args);
     // The wrapper exits right after this returns.
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
@@ -321,5 +346,5 @@ pub fn run_cli(args: Vec<String>) -> i32 {
 #[napi(catch_unwind)]
 pub fn init_logging(json: Option<bool>, verbose: Option<u32>, quiet: Option<bool>) {
     let verbose = u8::try_from(verbose.unwrap_or(0)).unwrap_or(u8::MAX);
-    backup_cli::api::init_logging(json.unwrap_or(false), verbose, quiet.unwrap_or(false));
+    backup_cli::init_logging(json.unwrap_or(false), verbose, quiet.unwrap_or(false));
 }

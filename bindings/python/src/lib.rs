@@ -1,6 +1,6 @@
 //! `lifeboat._native`: the Python extension module behind the `lifeboat`
-//! package. Thin by design: options go in as JSON text and come out of
-//! `backup_cli::api` (the CLI's own parsing and config code), results come
+//! package. Thin by design: options go in as JSON text to
+//! `backup_core::ops::json` (the operations the CLI calls too), results come
 //! back as dicts, errors as the classes of `lifeboat.errors`. The Python
 //! layer (`python/lifeboat/`) adds keyword arguments, asyncio and typing.
 //!
@@ -25,7 +25,7 @@ use operation::Operation;
 /// check for signals.
 const POLL: Duration = Duration::from_millis(50);
 
-/// Start `op` ("backup", "list", "verify", "restore", "prune", "status") with `options`, a
+/// Start `op` ("backup", "list", "verify", "drill", "restore", "prune", "status") with `options`, a
 /// JSON object as text, and return the running Operation at once.
 #[pyfunction]
 #[pyo3(signature = (op, options, progress=false))]
@@ -54,7 +54,7 @@ fn run(
 /// prints; handles Ctrl-C itself (exit 130). Meant for `python -m lifeboat`.
 #[pyfunction]
 fn run_cli(py: Python<'_>, args: Vec<OsString>) -> i32 {
-    py.detach(move || backup_cli::api::run_cli(args))
+    py.detach(move || backup_cli::run(args))
 }
 
 /// Send Lifeboat's logs to stderr, as text or JSON lines, like the CLI
@@ -63,7 +63,15 @@ fn run_cli(py: Python<'_>, args: Vec<OsString>) -> i32 {
 #[pyfunction]
 #[pyo3(signature = (json=false, verbose=0, quiet=false))]
 fn init_logging(json: bool, verbose: u8, quiet: bool) {
-    backup_cli::api::init_logging(json, verbose, quiet);
+    backup_cli::init_logging(json, verbose, quiet);
+}
+
+/// The option names `op` takes: its typed arguments' fields (snake_case),
+/// `config` and `profile`. The Python signatures are tested against these.
+#[pyfunction]
+fn option_names(op: &str) -> PyResult<Vec<String>> {
+    backup_core::ops::json::option_names(op)
+        .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.display_chain()))
 }
 
 /// The native half of the `lifeboat` package.
@@ -75,5 +83,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run, m)?)?;
     m.add_function(wrap_pyfunction!(run_cli, m)?)?;
     m.add_function(wrap_pyfunction!(init_logging, m)?)?;
+    m.add_function(wrap_pyfunction!(option_names, m)?)?;
     Ok(())
 }

@@ -20,12 +20,13 @@ use crate::runtime;
 /// uploads at the sink, as the CLI allows on Ctrl-C.
 const CLEANUP_GRACE: Duration = Duration::from_secs(5);
 
-/// The operations of `backup_cli::api`.
+/// The operations of `backup_core::ops`.
 #[derive(Debug, Clone, Copy)]
 enum Op {
     Backup,
     List,
     Verify,
+    Drill,
     Restore,
     Prune,
     Status,
@@ -37,11 +38,12 @@ impl Op {
             "backup" => Ok(Op::Backup),
             "list" => Ok(Op::List),
             "verify" => Ok(Op::Verify),
+            "drill" => Ok(Op::Drill),
             "restore" => Ok(Op::Restore),
             "prune" => Ok(Op::Prune),
             "status" => Ok(Op::Status),
             other => Err(PyValueError::new_err(format!(
-                "unknown operation {other:?} (backup, list, verify, restore, prune, status)"
+                "unknown operation {other:?} (backup, list, verify, drill, restore, prune, status)"
             ))),
         }
     }
@@ -51,6 +53,7 @@ impl Op {
             Op::Backup => "backup",
             Op::List => "list",
             Op::Verify => "verify",
+            Op::Drill => "drill",
             Op::Restore => "restore",
             Op::Prune => "prune",
             Op::Status => "status",
@@ -62,15 +65,11 @@ impl Op {
         options: Value,
         progress: Option<Arc<dyn Progress>>,
     ) -> Result<Value, Error> {
-        use backup_cli::api;
-        match self {
-            Op::Backup => api::backup(options, progress).await,
-            Op::List => api::list(options).await,
-            Op::Verify => api::verify(options, progress).await,
-            Op::Restore => api::restore(options, progress).await,
-            Op::Prune => api::prune(options).await,
-            Op::Status => api::status(options).await,
-        }
+        let progress = match self {
+            Op::List | Op::Prune | Op::Status => None,
+            _ => progress,
+        };
+        backup_core::ops::json::call(self.name(), options, progress).await
     }
 }
 

@@ -4,21 +4,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use backup_core::metrics::{self, RunMetrics};
-use backup_core::notify::{self, Event};
-use backup_core::retention;
-use backup_core::{Catalog, Error, Manifest, Selector, Sink};
+use crate::metrics::{self, RunMetrics};
+use crate::notify::{self, Event};
+use crate::retention;
+use crate::{Catalog, Error, Manifest, Selector, Sink};
 
-use crate::Context;
-
-pub(crate) async fn after_backup(
-    ctx: &Context,
+pub(super) async fn after_backup(
+    env: &super::Env,
     name: &str,
     sink: Option<&Arc<dyn Sink>>,
     result: Result<&Manifest, &Error>,
     took: Duration,
 ) {
-    let s = &ctx.settings;
+    let s = &env.settings;
     if let Some(m) = &s.metrics {
         let mut run = RunMetrics::new(name, result.is_ok(), took.as_secs_f64());
         match result {
@@ -69,7 +67,7 @@ pub(crate) async fn after_backup(
                     } else {
                         "committed but its restore drill FAILED (not verified)"
                     },
-                    crate::human_bytes(m.artifact.stored_size),
+                    super::human_bytes(m.artifact.stored_size),
                     m.fingerprint.tables.len(),
                     m.fingerprint.total_rows()
                 ),

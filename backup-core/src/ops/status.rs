@@ -1,0 +1,130 @@
+//! `status`: the health of each source (newest backup's age, size,
+//! assurance, last verification and drill). An unhealthy source is a
+//! result, not an error; a notification goes out for it.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Env, usage};
+use crate::Settings;
+use crate::error::{Error, Result};
+use crate::health::{self, HealthPolicy, SourceStatus};
+use crate::notify::{self, Event};
+
+/// Which sinks and sources, and the thresholds over `[health]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+#[serde(default)]
+pub struct StatusArgs {
+    /// Where backups live (default: every profile's sink in lifeboat.toml).
+    #[cfg_attr(feature = "clap", arg(long = "from", value_name = "SINK"))]
+    pub sink: Option<String>,
+    /// Only this source (default: every configured source, or every source in the sink).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub source: Option<String>,
+    /// Unhealthy when the newest backup is older than this (default 26h).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "DURATION"))]
+    #[serde(deserialize_with = "super::string_or_number")]
+    pub max_age: Option<String>,
+    /// Unhealthy when the newest backup's stored size is below this.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "SIZE"))]
+    #[serde(deserialize_with = "super::string_or_number")]
+    pub min_size: Option<String>,
+    /// Unhealthy when the newest backup shrank by more than this fraction (0.5 = half).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FRACTION"))]
+    pub max_size_drop: Option<f64>,
+}
+
+fn policy(settings: &Settings, a: &StatusArgs) -> Result<HealthPolicy> {
+    let mut p = settings.health.clone().unwrap_or_default();
+    if let Some(m) = &a.max_age {
+        p.max_age = Some(
+            crate::config::parse_duration_secs(m).map_err(|e| usage(format!("--max-age: {e}")))?,
+        );
+    }
+    if let Some(m) = &a.min_size {
+        p.min_size = Some(
+            crate::ByteSize::parse(m)
+                .map_err(|e| usage(format!("--min-size: {e}")))?
+                .0,
+        );
+    }
+    if a.max_size_drop.is_some() {
+        p.max_size_drop = a.max_size_drop;
+    }
+    p.validate().map_err(usage)?;
+    Ok(p)
+}
+
+/// The health of every source asked about: with no sink given, every
+/// profile of the config file.
+///
+/// # Errors
+/// When the checks could not run (bad thresholds, an unreachable sink, a
+/// sink with no backups at all).
+pub async fn run(env: &Env, a: &StatusArgs) -> Result<Vec<SourceStatus>> {
+    let now = chrono::Utc::now();
+    let mut out = Vec::new();
+    let targets = match &a.sink {
+        None => env.every_profile(),
+        Some(_) => vec![env.settings.clone()],
+    };
+    // Bad thresholds are refused before anything is read.
+    for settings in &targets {
+        policy(settings, a)?;
+    }
+    for settings in targets {
+        let sub = Env::new(settings.clone());
+        let sink = sub.sink(a.sink.as_deref(), "--from")?;
+        let names = match sub.source_name(a.source.as_deref())? {
+            Some(n) => vec![n],
+            None => crate::Catalog::new(sink.clone())
+                .list(None)
+                .await?
+                .sources(),
+        };
+        if names.is_empty() {
+            return Err(Error::Health {
+                message: format!("no backups at all in {}", sink.location()),
+            });
+        }
+        let policy = policy(&settings, a)?;
+        for name in names {
+            let st = health::status(&sink, &name, &policy, now).await?;
+            if !st.healthy
+                && let Some(n) = &settings.notify
+            {
+                let mut ev = Event::new("status", &name, false, st.problems.join("; "))
+                    .with("sink", sink.location());
+                ev.result = "unhealthy".into();
+                notify::notify(n, &ev).await;
+            }
+            out.push(st);
+        }
+    }
+    let unhealthy: Vec<&str> = out
+        .iter()
+        .filter(|s| !s.healthy)
+        .map(|s| s.source.as_str())
+        .collect();
+    tracing::info!(
+        summary = true,
+        command = "status",
+        result = if unhealthy.is_empty() { "ok" } else { "unhealthy" },
+        sources = out.len(),
+        unhealthy = %unhealthy.join(","),
+        "status complete"
+    );
+    Ok(out)
+}
+
+/// The problems of the unhealthy sources as one [`Error::Health`], if any.
+pub fn unhealthy(statuses: &[SourceStatus]) -> Option<Error> {
+    let problems: Vec<String> = statuses
+        .iter()
+        .filter(|s| !s.healthy)
+        .flat_map(|s| s.problems.iter().map(move |p| format!("{}: {p}", s.source)))
+        .collect();
+    statuses.iter().any(|s| !s.healthy).then(|| Error::Health {
+        message: problems.join("; "),
+    })
+}
