@@ -6,6 +6,7 @@
 mod commands;
 pub(crate) mod logging;
 mod progress;
+pub mod typescript;
 
 use std::ffi::OsString;
 use std::path::PathBuf;

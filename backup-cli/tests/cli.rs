@@ -288,7 +288,9 @@ fn json_logs_end_with_one_summary_record() {
 #[test]
 fn help_explains_each_verb_with_an_example() {
     let dir = tempfile::tempdir().unwrap();
-    for verb in ["backup", "list", "verify", "restore"] {
+    for verb in [
+        "backup", "list", "verify", "drill", "restore", "prune", "status",
+    ] {
         let (code, out, _) = run(lifeboat(dir.path()).args([verb, "--help"]));
         assert_eq!(code, 0);
         assert!(
@@ -299,6 +301,126 @@ fn help_explains_each_verb_with_an_example() {
     let (code, out, _) = run(lifeboat(dir.path()).arg("--help"));
     assert_eq!(code, 0);
     assert!(out.contains("Exit codes"), "{out}");
+}
+
+/// Each verb offers only the flags it uses, and refuses the others (64)
+/// instead of ignoring them.
+#[test]
+fn each_verb_offers_only_its_own_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = |verb: &str| run(lifeboat(dir.path()).args([verb, "--help"])).1;
+    let cases: [(&str, &[&str], &[&str]); 5] = [
+        (
+            "backup",
+            &[
+                "--to",
+                "--schema",
+                "--exclude-table",
+                "--globals",
+                "--lock-wait",
+                "--no-drill",
+                "--drill-cluster",
+            ],
+            &["--no-owner", "--force", "--partial", "--latest", "--from"],
+        ),
+        (
+            "restore",
+            &[
+                "--from",
+                "--to",
+                "--latest",
+                "--force",
+                "--globals",
+                "--no-owner",
+                "--jobs",
+                "--partial",
+                "--no-analyze",
+            ],
+            &[
+                "--schema",
+                "--exclude-table",
+                "--max-replica-lag",
+                "--lock-wait",
+                "--min-tables",
+                "--drill",
+            ],
+        ),
+        (
+            "verify",
+            &[
+                "--from",
+                "--latest",
+                "--min-size",
+                "--drill",
+                "--drill-server",
+                "--min-tables",
+            ],
+            &[
+                "--schema",
+                "--exclude-table",
+                "--globals",
+                "--max-replica-lag",
+                "--lock-wait",
+                "--no-owner",
+                "--force",
+            ],
+        ),
+        (
+            "drill",
+            &[
+                "--from",
+                "--latest",
+                "--drill-server",
+                "--drill-cluster",
+                "--jobs",
+                "--pg-bin-dir",
+            ],
+            &[
+                "--schema",
+                "--globals",
+                "--force",
+                "--min-size",
+                "--no-drill",
+            ],
+        ),
+        (
+            "list",
+            &["--from", "--source", "--json"],
+            &["--latest", "--schema", "--to"],
+        ),
+    ];
+    for (verb, offered, absent) in cases {
+        let text = help(verb);
+        for f in offered {
+            assert!(
+                text.contains(&format!("{f} "))
+                    || text.contains(&format!("{f}\n"))
+                    || text.contains(&format!("{f} <")),
+                "{verb} lacks {f}: {text}"
+            );
+        }
+        for f in absent {
+            assert!(
+                !text.contains(&format!("  {f} "))
+                    && !text.contains(&format!("{f} <"))
+                    && !text.contains(&format!("{f}\n")),
+                "{verb} offers {f}: {text}"
+            );
+        }
+    }
+    let (code, _, err) = run(lifeboat(dir.path()).args([
+        "restore",
+        "--from",
+        "file:///x",
+        "--to",
+        "sqlite:a.db",
+        "--schema",
+        "public",
+    ]));
+    assert_eq!(code, 64, "{err}");
+    let (code, _, err) =
+        run(lifeboat(dir.path()).args(["backup", "sqlite:a.db", "--to", "b", "--no-owner"]));
+    assert_eq!(code, 64, "{err}");
 }
 
 #[test]

@@ -414,6 +414,7 @@ impl Config {
         let mut value: toml::Table = toml::from_str(text).map_err(one_line)?;
         interpolate_table(&mut value, &origin)?;
         let profiles_value = value.remove("profiles");
+        let defaults_table = value.clone();
         let defaults: Settings = typed(toml::Value::Table(value), text, &origin, "")?;
         defaults.register_secrets();
         defaults.validate().map_err(|m| Error::config(&origin, m))?;
@@ -433,7 +434,17 @@ impl Config {
         let mut names: Vec<String> = profiles_table.keys().cloned().collect();
         names.sort_by_key(|n| text.find(&format!("[profiles.{n}]")).unwrap_or(usize::MAX));
         for name in names {
-            let v = profiles_table[&name].clone();
+            // A profile's tables merge into the top level's key by key
+            // (`[profiles.p.postgres] jobs = 2` keeps the top level's
+            // `[postgres]` filters); other values replace.
+            let v = match profiles_table[&name].clone() {
+                toml::Value::Table(t) => {
+                    let mut merged = defaults_table.clone();
+                    merge_tables(&mut merged, t);
+                    toml::Value::Table(merged)
+                }
+                other => other,
+            };
             let settings: Settings = typed(v, text, &origin, &format!("profiles.{name}"))?;
             settings.register_secrets();
             settings
@@ -492,6 +503,19 @@ impl Config {
 }
 
 /// Deserialize settings, naming the key (and its line in `text`) on error.
+/// `over`'s keys into `base`: tables merge recursively, anything else
+/// (numbers, strings, arrays) replaces.
+fn merge_tables(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge_tables(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
 fn typed(value: toml::Value, text: &str, origin: &str, at: &str) -> Result<Settings> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let inner = e.path().to_string();
@@ -690,6 +714,28 @@ mod tests {
         assert_eq!(err.kind(), crate::ErrorKind::Config);
         let err = c.resolve(Some("nope")).unwrap_err();
         assert!(err.to_string().contains("prod, staging"), "{err}");
+    }
+
+    #[test]
+    fn a_profiles_tables_merge_key_by_key() {
+        let c = parse(
+            "source = \"postgres://h/db\"\nsink = \"file:///b\"\n[postgres]\nexclude_schemas = [\"audit\"]\nmin_tables = 3\n[retention]\nkeep_last = 7\n[profiles.prod.postgres]\njobs = 2\n[profiles.prod.retention]\nkeep_days = 90\n[profiles.dev]\nname = \"dev\"\n",
+        )
+        .unwrap();
+        let prod = c.resolve(Some("prod")).unwrap();
+        let pg = prod.postgres.unwrap();
+        assert_eq!(pg.jobs, Some(2), "the profile's own key");
+        assert_eq!(
+            pg.exclude_schemas,
+            vec!["audit".to_string()],
+            "kept from the top level"
+        );
+        assert_eq!(pg.min_tables, 3, "kept from the top level");
+        let r = prod.retention.unwrap();
+        assert_eq!((r.keep_last, r.keep_days), (Some(7), Some(90)));
+        let dev = c.resolve(Some("dev")).unwrap();
+        assert_eq!(dev.postgres.unwrap().min_tables, 3);
+        assert_eq!(dev.name.as_deref(), Some("dev"));
     }
 
     #[test]

@@ -43,130 +43,16 @@ export interface ProgressEvent {
   done: boolean;
 }
 
-/** A size: bytes, or a string such as `"1 KiB"` or `"5MB"`. */
-export type Size = number | string;
-
-/** Options every operation takes. */
-export interface CommonOptions {
-  /** Config file (default: `./lifeboat.toml` when it exists). */
-  config?: string;
-  /** Profile in the config file. */
-  profile?: string;
-  /** Cancel the operation: it rejects with `code: 'cancelled'` and leaves nothing half-visible. */
-  signal?: AbortSignal;
-}
-
-/** Called from the event loop, never blocking the work; does not keep the process alive. */
-export interface ProgressOptions {
-  onProgress?: (event: ProgressEvent) => void;
-}
-
-/** PostgreSQL options (ignored for SQLite). */
-export interface PostgresOptions {
-  /** Directory holding pg_dump/pg_restore. */
-  pgBinDir?: string;
-  /** Run the tools through this command, e.g. `"docker exec -i db"`. */
-  commandPrefix?: string;
-  schemas?: string[];
-  excludeSchemas?: string[];
-  tables?: string[];
-  excludeTables?: string[];
-  /**
-   * Backup: also store roles and tablespaces (`pg_dumpall --globals-only`; a role that may
-   * not read passwords gets them without, with a warning). Restore: create the stored roles
-   * and tablespaces the server lacks, before the data; existing ones are left unchanged.
-   */
-  globals?: boolean;
-  /** Fail verification when the archive lists fewer tables (default 1). */
-  minTables?: number;
-  /** Refuse a standby lagging more than this (`"5m"`, `"30s"`, or seconds). */
-  maxReplicaLag?: string | number;
-  /** Only warn when the standby lags too much. */
-  replicaLagWarn?: boolean;
-  /** Parallel jobs for restores and drills. */
-  jobs?: number;
-  /** Restore without ownership and privileges. */
-  noOwner?: boolean;
-  /** How long a backup waits for a table another session has locked (`"30s"`, `"5m"`, or seconds; default 2 minutes). */
-  lockWait?: string | number;
-}
-
-/** Restore drills of PostgreSQL backups. */
-export interface DrillOptions {
-  /**
-   * Restore drill: restore the stored backup into a scratch database and compare it with the
-   * fingerprint. Alone it picks the target: a throwaway cluster from local server binaries, else
-   * the source's server (backup) or the config's PostgreSQL source (verify). PostgreSQL backups
-   * drill by default where a drill can run (see `noDrill`).
-   */
-  drill?: boolean;
-  /** Drill into a temporary database on this server (`postgres://…`). */
-  drillServer?: string;
-  /** Drill into a throwaway cluster started from local server binaries. */
-  drillCluster?: boolean;
-}
-
-export interface BackupOptions extends CommonOptions, ProgressOptions, PostgresOptions, DrillOptions {
-  /** `sqlite:///path/app.db` or `postgres://user@host/db[,db2]` (default: `source` in the config). */
-  source?: string;
-  /** `file:///dir`, `s3://bucket/prefix`, `spaces://bucket/prefix?region=nyc3`, `gs://bucket/prefix`, or a path. */
-  to?: string;
-  /** Source name in the bucket layout (default: the database file's stem). */
-  name?: string;
-  /** Fail if the uncompressed dump is smaller (default 1 KiB). */
-  minSize?: Size;
-  /** zstd level, 1 to 19 (default 3). */
-  level?: number;
-  /** Compression threads (default: every core). */
-  threads?: number;
-  /** Wait for another run on the same database instead of failing with `locked`. */
-  wait?: boolean;
-  lockDir?: string;
-  tempDir?: string;
-  /**
-   * Skip the restore drill a PostgreSQL backup runs by default before its commit (it costs about
-   * one pg_restore of the database into a throwaway cluster).
-   */
-  noDrill?: boolean;
-}
-
-export interface ListOptions extends CommonOptions {
-  /** Where backups live (default: `sink` in the config). */
-  from?: string;
-  /** Only this source's backups. */
-  source?: string;
-}
-
-export interface VerifyOptions extends CommonOptions, ProgressOptions, PostgresOptions, DrillOptions {
-  /** Backup id or unique prefix (default: the latest). */
-  id?: string;
-  latest?: boolean;
-  from?: string;
-  source?: string;
-  minSize?: Size;
-  tempDir?: string;
-}
-
-export interface RestoreOptions extends CommonOptions, ProgressOptions, PostgresOptions {
-  id?: string;
-  latest?: boolean;
-  from?: string;
-  source?: string;
-  /** The database to create: `sqlite:///path/restored.db` or `postgres://…/newdb`. Required. */
-  to: string;
-  /** Replace an existing database (kept aside until the new one is proven). */
-  force?: boolean;
-  wait?: boolean;
-  lockDir?: string;
-  /** PostgreSQL: do not ANALYZE the restored database before it takes the name. */
-  noAnalyze?: boolean;
-  /**
-   * PostgreSQL: restore what loads when the archive does not load cleanly. Every pg_restore
-   * error and every table whose rows differ is listed (`errors`, `tables_differing`), and the
-   * result still takes the target name. Without it any error rejects and leaves the target untouched.
-   */
-  partial?: boolean;
-}
+export * from './options';
+import type {
+  BackupOptions,
+  DrillOptions,
+  ListOptions,
+  PruneOptions,
+  RestoreOptions,
+  StatusOptions,
+  VerifyOptions,
+} from './options';
 
 export interface TableCount {
   name: string;
@@ -323,20 +209,14 @@ export declare function backup(options?: BackupOptions): Promise<BackupResult>;
 export declare function list(options?: ListOptions): Promise<ListResult>;
 /** Prove a stored backup again: size, checksum, and the data itself. Rejects with `code: 'verification'` when a check fails. */
 export declare function verify(options?: VerifyOptions): Promise<VerifyResult>;
+/**
+ * Restore a stored backup into a scratch database (a throwaway cluster, a drill server, or a
+ * scratch SQLite file), compare it with the backup, run the smoke checks, drop it, and record
+ * the evidence. Rejects with `code: 'verification'` when it differs.
+ */
+export declare function drill(options?: DrillOptions): Promise<VerifyResult>;
 /** Restore a backup into a new SQLite file or PostgreSQL database. */
 export declare function restore(options: RestoreOptions): Promise<RestoreResult>;
-export interface PruneOptions extends CommonOptions {
-  from?: string;
-  source?: string;
-  keepLast?: number;
-  keepDays?: number;
-  keepDaily?: number;
-  keepWeekly?: number;
-  keepMonthly?: number;
-  /** List what would go, and the rule that releases it; delete nothing. */
-  dryRun?: boolean;
-}
-
 export interface PruneDecision {
   backup_id: string;
   dir: string;
@@ -356,16 +236,6 @@ export interface PruneResult {
   /** What interrupted writes left for this source; the stale ones are removed unless dry. */
   leftovers: Leftover[];
   leftovers_removed: number;
-}
-
-export interface StatusOptions extends CommonOptions {
-  from?: string;
-  source?: string;
-  /** `"26h"` or seconds. */
-  maxAge?: string | number;
-  minSize?: string | number;
-  /** 0.5 = unhealthy when the newest backup is less than half the previous one. */
-  maxSizeDrop?: number;
 }
 
 export interface SourceStatus {
@@ -400,5 +270,7 @@ export declare function status(options?: StatusOptions): Promise<SourceStatus[]>
  * name) and return its exit code. Blocks the event loop until done.
  */
 export declare function runCli(args: string[]): number;
+/** The option names an operation takes, in camelCase (its typed Rust arguments' fields). */
+export declare function optionNames(op: 'backup' | 'list' | 'verify' | 'drill' | 'restore' | 'prune' | 'status'): string[];
 /** Send Lifeboat's logs to stderr (text or JSON lines), as the CLI does. Off by default. */
 export declare function initLogging(options?: { json?: boolean; verbose?: number; quiet?: boolean }): void;

@@ -1,9 +1,9 @@
 'use strict';
 // The npm package `lifeboat`: a Promise API over the native addon.
 //
-// The addon runs the command line's own code (backup_cli::api) with the
-// options as JSON. This file only
-//   - turns camelCase options into the CLI's snake_case keys,
+// The addon runs the core's operations (backup_core::ops, which the command
+// line calls too) with the options as JSON. This file only
+//   - turns camelCase options into the core's snake_case keys,
 //   - turns an AbortSignal into a native CancelToken,
 //   - turns the native outcome into a value or a LifeboatError.
 // Results are the JSON `lifeboat <command> --json` prints (snake_case keys).
@@ -171,6 +171,14 @@ function verify(options) {
   return call('verify', options, true);
 }
 
+/**
+ * Drill a stored backup: restore it into a scratch database, compare, run
+ * the smoke checks, drop it, record the evidence. Resolves like `verify`.
+ */
+function drill(options) {
+  return call('drill', options, true);
+}
+
 /** Restore a backup: `{ backup_id, target, bytes, replaced, fingerprint, duration_ms }`. */
 function restore(options) {
   return call('restore', options, true);
@@ -203,6 +211,11 @@ function runCli(args) {
   return native.runCli(['lifeboat', ...args]);
 }
 
+/** The option names `op` takes (camelCase), from the core's typed arguments. */
+function optionNames(op) {
+  return native.optionNames(op).map(snakeToCamel);
+}
+
 /** Send Lifeboat's logs to stderr, as the CLI does (off by default). */
 function initLogging({ json = false, verbose = 0, quiet = false } = {}) {
   native.initLogging(json, verbose, quiet);
@@ -212,10 +225,12 @@ module.exports = {
   backup,
   list,
   verify,
+  drill,
   restore,
   prune,
   status,
   runCli,
+  optionNames,
   initLogging,
   LifeboatError,
   EXIT_CODES,

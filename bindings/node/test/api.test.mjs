@@ -138,7 +138,7 @@ test('an unknown sink scheme rejects with usage / 64', async (t) => {
 
 test('an unknown option rejects with usage / 64 naming it in camelCase', async (t) => {
   const dir = tempDir(t);
-  await rejectsWith(list({ form: dir }), 'usage', 64, /unknown option "form" \(known: .*\bfrom\b/);
+  await rejectsWith(list({ form: dir }), 'usage', 64, /unknown option "form" \(known: .*\bsink\b/);
   await rejectsWith(backup({ minSizee: 1 }), 'usage', 64, /unknown option "minSizee" \(known: (?=.*\bminSize\b)(?=.*\bexcludeSchemas\b)(?=.*\bdrillServer\b)/);
   await rejectsWith(backup({ level: 'high' }), 'usage', 64);
   await rejectsWith(list('nope'), 'usage', 64);
@@ -261,4 +261,29 @@ test('aborting mid-backup rejects with cancelled / 130 and leaves nothing in the
 test('bad signal and onProgress values are usage errors', async () => {
   await rejectsWith(list({ signal: {} }), 'usage', 64, /AbortSignal/);
   await rejectsWith(backup({ onProgress: 42 }), 'usage', 64, /onProgress/);
+});
+
+test('the option names are the core\'s: sink and target, a drill verb, and the generated types match', async (t) => {
+  const { drill, optionNames } = await import('../index.js');
+  const dir = tempDir(t);
+  const db = sampleDb(path.join(dir, 'app.db'), 500);
+  const sink = fileUrl(path.join(dir, 'backups'));
+  await backup({ source: sqliteUrl(db), sink, lockDir: dir });
+  const d = await drill({ sink, latest: true });
+  assert.ok(d.verdicts.some((v) => v.verifier === 'sqlite-drill' && v.passed), JSON.stringify(d.verdicts));
+  const target = path.join(dir, 'r.db');
+  const r = await restore({ sink, target: sqliteUrl(target), latest: true, lockDir: dir });
+  assert.equal(r.fingerprint.tables.find((x) => x.name === 'items').rows, 500);
+  // A restore option is not a backup's: refused, naming it.
+  await rejectsWith(backup({ source: sqliteUrl(db), sink, noOwner: true }), 'usage', 64, /noOwner/);
+  // options.d.ts (generated from the Rust definitions) declares exactly
+  // the option names the native side takes, for every operation.
+  const dts = fs.readFileSync(new URL('../options.d.ts', import.meta.url), 'utf8');
+  const names = { backup: 'BackupOptions', list: 'ListOptions', verify: 'VerifyOptions', drill: 'DrillOptions', restore: 'RestoreOptions', prune: 'PruneOptions', status: 'StatusOptions' };
+  for (const [op, iface] of Object.entries(names)) {
+    const body = dts.match(new RegExp(`export interface ${iface} extends [^{]*\\{([^}]*)\\}`))[1];
+    const declared = [...body.matchAll(/^\s+(\w+)\??:/gm)].map((m) => m[1]);
+    declared.push('config', 'profile');
+    assert.deepEqual(declared.sort(), optionNames(op).sort(), op);
+  }
 });

@@ -35,7 +35,7 @@ def test_the_gil_is_released_while_a_backup_runs(work: Path) -> None:
         time.sleep(0.05)
         before = ticks
         started = time.monotonic()
-        lifeboat.backup(f"sqlite://{db}", to=str(work / "b"), **SLOW)
+        lifeboat.backup(f"sqlite://{db}", sink=str(work / "b"), **SLOW)
         elapsed = time.monotonic() - started
         during = ticks - before
     finally:
@@ -52,14 +52,14 @@ def test_asyncio_round_trip(work: Path, small_db: Path) -> None:
     events: list[tuple[str, int, int | None]] = []
 
     async def main() -> None:
-        out = await lifeboat.aio.backup(f"sqlite://{small_db}", to=sink, on_progress=lambda *e: events.append(e))
+        out = await lifeboat.aio.backup(f"sqlite://{small_db}", sink=sink, on_progress=lambda *e: events.append(e))
         backup_id = out["backups"][0]["manifest"]["backup_id"]
         listed, verified = await asyncio.gather(
-            lifeboat.aio.list(from_=sink), lifeboat.aio.verify(from_=sink, id=backup_id)
+            lifeboat.aio.list(sink=sink), lifeboat.aio.verify(sink=sink, id=backup_id)
         )
         assert [m["backup_id"] for m in listed["complete"]] == [backup_id]
         assert verified["passed"] is True
-        restored = await lifeboat.aio.restore(from_=sink, to=f"sqlite://{work / 'r.db'}", latest=True)
+        restored = await lifeboat.aio.restore(sink=sink, target=f"sqlite://{work / 'r.db'}", latest=True)
         assert restored["backup_id"] == backup_id
 
     asyncio.run(main())
@@ -70,10 +70,10 @@ def test_asyncio_round_trip(work: Path, small_db: Path) -> None:
 def test_asyncio_errors_are_the_same_classes(work: Path) -> None:
     async def main() -> None:
         with pytest.raises(lifeboat.SourceError) as e:
-            await lifeboat.aio.backup(f"sqlite://{work / 'missing.db'}", to="b")
+            await lifeboat.aio.backup(f"sqlite://{work / 'missing.db'}", sink="b")
         assert e.value.exit_code == 2
         with pytest.raises(lifeboat.UsageError):
-            await lifeboat.aio.list(from_="b", nonsense=True)
+            await lifeboat.aio.list(sink="b", nonsense=True)
 
     asyncio.run(main())
 
@@ -91,7 +91,7 @@ def test_cancelling_the_task_cancels_the_backup_and_leaves_nothing_visible(work:
 
     async def main() -> float:
         beat = asyncio.create_task(ticker())
-        task = asyncio.create_task(lifeboat.aio.backup(f"sqlite://{big_db}", to=str(sink), **SLOW))
+        task = asyncio.create_task(lifeboat.aio.backup(f"sqlite://{big_db}", sink=str(sink), **SLOW))
         await asyncio.sleep(1.5)
         assert not task.done(), "backup finished before the cancel; make the database bigger"
         assert ticks > 50, "the event loop was blocked during the backup"
@@ -105,7 +105,7 @@ def test_cancelling_the_task_cancels_the_backup_and_leaves_nothing_visible(work:
     took = asyncio.run(main())
     assert took < 5, f"cancellation took {took:.1f}s"
     assert all_files(sink) == [], all_files(sink)
-    assert lifeboat.list(from_=str(sink))["complete"] == []
+    assert lifeboat.list(sink=str(sink))["complete"] == []
 
 
 @pytest.mark.slow
@@ -114,7 +114,7 @@ def test_a_timeout_around_an_aio_backup_cancels_it(work: Path, big_db: Path) -> 
 
     async def main() -> None:
         with pytest.raises(asyncio.TimeoutError):
-            await asyncio.wait_for(lifeboat.aio.backup(f"sqlite://{big_db}", to=str(sink), **SLOW), 0.5)
+            await asyncio.wait_for(lifeboat.aio.backup(f"sqlite://{big_db}", sink=str(sink), **SLOW), 0.5)
 
     asyncio.run(main())
     assert all_files(sink) == []
@@ -127,7 +127,7 @@ def test_ctrl_c_stops_a_long_backup_cleanly(work: Path, big_db: Path) -> None:
         f"""
         import sys, lifeboat
         print("started", flush=True)
-        lifeboat.backup({f"sqlite://{big_db}"!r}, to={str(sink)!r}, level=19, threads=1)
+        lifeboat.backup({f"sqlite://{big_db}"!r}, sink={str(sink)!r}, level=19, threads=1)
         print("finished", flush=True)
         """
     )
@@ -156,17 +156,17 @@ def test_ctrl_c_stops_a_long_backup_cleanly(work: Path, big_db: Path) -> None:
     assert "finished" not in out
     assert took < 6, f"took {took:.1f}s to stop after SIGINT"
     assert all_files(sink) == [], all_files(sink)
-    assert lifeboat.list(from_=str(sink))["complete"] == []
+    assert lifeboat.list(sink=str(sink))["complete"] == []
 
 
 def test_a_forked_child_gets_its_own_runtime(work: Path, small_db: Path) -> None:
     # Start the parent's runtime first, then fork and use it in the child.
-    lifeboat.list(from_=str(work / "b"))
+    lifeboat.list(sink=str(work / "b"))
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         code = 1
         try:
-            out = lifeboat.backup(f"sqlite://{small_db}", to=str(work / "b"))
+            out = lifeboat.backup(f"sqlite://{small_db}", sink=str(work / "b"))
             code = 0 if out["backups"] else 1
         finally:
             os._exit(code)
@@ -181,4 +181,4 @@ def test_a_forked_child_gets_its_own_runtime(work: Path, small_db: Path) -> None
             pytest.fail("the forked child hung using lifeboat")
         time.sleep(0.05)
     assert os.waitstatus_to_exitcode(status) == 0
-    assert len(lifeboat.list(from_=str(work / "b"))["complete"]) == 1
+    assert len(lifeboat.list(sink=str(work / "b"))["complete"]) == 1

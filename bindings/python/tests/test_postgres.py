@@ -160,7 +160,7 @@ def shop(pg_cluster: Cluster) -> Cluster:
 def test_postgres_backup_list_verify_restore_and_refusals(work: Path, shop: Cluster) -> None:
     sink = work / "backups"
 
-    out = lifeboat.backup(shop.url("shop"), to=str(sink), lock_dir=work)
+    out = lifeboat.backup(shop.url("shop"), sink=str(sink), lock_dir=work)
     [entry] = out["backups"]
     manifest = entry["manifest"]
     backup_id = manifest["backup_id"]
@@ -171,18 +171,18 @@ def test_postgres_backup_list_verify_restore_and_refusals(work: Path, shop: Clus
     tables = {t["name"]: t["rows"] for t in manifest["fingerprint"]["tables"]}
     assert tables == SHOP_ROWS
 
-    listed = lifeboat.list(from_=str(sink))
+    listed = lifeboat.list(sink=str(sink))
     assert [m["backup_id"] for m in listed["complete"]] == [backup_id]
     assert listed["complete"][0]["source"]["kind"] == "postgres"
     assert listed["incomplete"] == []
 
-    verified = lifeboat.verify(from_=str(sink), latest=True)
+    verified = lifeboat.verify(sink=str(sink), latest=True)
     assert verified["passed"] is True
     assert verified["backup_id"] == backup_id
     verdicts = {v["verifier"]: v for v in verified["verdicts"]}
     assert "pg-toc" in verdicts and verdicts["pg-toc"]["passed"] is True, verified["verdicts"]
 
-    restored = lifeboat.restore(from_=str(sink), to=shop.url("shop_copy"), latest=True, lock_dir=work)
+    restored = lifeboat.restore(sink=str(sink), target=shop.url("shop_copy"), latest=True, lock_dir=work)
     assert restored["backup_id"] == backup_id
     assert restored["replaced"] is False
     assert {t["name"]: t["rows"] for t in restored["fingerprint"]["tables"]} == SHOP_ROWS
@@ -191,14 +191,14 @@ def test_postgres_backup_list_verify_restore_and_refusals(work: Path, shop: Clus
     # shop_copy exists now: without force the restore is refused and the
     # database is left alone.
     with pytest.raises(lifeboat.RestoreError) as refused:
-        lifeboat.restore(from_=str(sink), to=shop.url("shop_copy"), latest=True, lock_dir=work)
+        lifeboat.restore(sink=str(sink), target=shop.url("shop_copy"), latest=True, lock_dir=work)
     assert refused.value.code == "restore"
     assert refused.value.exit_code == 5
     assert shop.row_counts("shop_copy") == SHOP_ROWS
 
     with pytest.raises(lifeboat.SourceError) as missing:
-        lifeboat.backup(shop.url("nosuchdb"), to=str(work / "missing"), lock_dir=work)
+        lifeboat.backup(shop.url("nosuchdb"), sink=str(work / "missing"), lock_dir=work)
     assert missing.value.code == "source"
     assert missing.value.exit_code == 2
     # Nothing new in the sink from the refused calls.
-    assert [m["backup_id"] for m in lifeboat.list(from_=str(sink))["complete"]] == [backup_id]
+    assert [m["backup_id"] for m in lifeboat.list(sink=str(sink))["complete"]] == [backup_id]

@@ -11,36 +11,36 @@ import pytest
 
 
 def three_backups(db: Path, sink: str) -> list[str]:
-    return [lifeboat.backup(f"sqlite://{db}", to=sink)["backups"][0]["manifest"]["backup_id"] for _ in range(3)]
+    return [lifeboat.backup(f"sqlite://{db}", sink=sink)["backups"][0]["manifest"]["backup_id"] for _ in range(3)]
 
 
 def test_prune_keeps_the_newest_and_dry_run_deletes_nothing(work: Path, small_db: Path) -> None:
     sink = str(work / "b")
     ids = three_backups(small_db, sink)
-    plan = lifeboat.prune(from_=sink, keep_last=1, dry_run=True)
+    plan = lifeboat.prune(sink=sink, keep_last=1, dry_run=True)
     assert plan["dry_run"] is True and plan["deleted"] == []
     kept = [d["backup_id"] for d in plan["decisions"] if d["keep"]]
     assert kept == [ids[-1]], plan["decisions"]
-    assert len(lifeboat.list(from_=sink)["complete"]) == 3
+    assert len(lifeboat.list(sink=sink)["complete"]) == 3
 
-    done = lifeboat.prune(from_=sink, keep_last=1)
+    done = lifeboat.prune(sink=sink, keep_last=1)
     assert len(done["deleted"]) == 2
-    assert [m["backup_id"] for m in lifeboat.list(from_=sink)["complete"]] == [ids[-1]]
+    assert [m["backup_id"] for m in lifeboat.list(sink=sink)["complete"]] == [ids[-1]]
 
 
 def test_prune_without_a_rule_is_a_usage_error(work: Path, small_db: Path) -> None:
-    lifeboat.backup(f"sqlite://{small_db}", to=str(work / "b"))
+    lifeboat.backup(f"sqlite://{small_db}", sink=str(work / "b"))
     with pytest.raises(lifeboat.UsageError, match="retention rule"):
-        lifeboat.prune(from_=str(work / "b"))
+        lifeboat.prune(sink=str(work / "b"))
 
 
 def test_status_reports_health_as_a_result(work: Path, small_db: Path) -> None:
     sink = str(work / "b")
-    lifeboat.backup(f"sqlite://{small_db}", to=sink)
-    [healthy] = lifeboat.status(from_=sink)
+    lifeboat.backup(f"sqlite://{small_db}", sink=sink)
+    [healthy] = lifeboat.status(sink=sink)
     assert healthy["source"] == "app" and healthy["backups"] == 1
     assert healthy["healthy"] is True, healthy["problems"]
-    [small] = lifeboat.status(from_=sink, min_size="1 GiB")
+    [small] = lifeboat.status(sink=sink, min_size="1 GiB")
     assert small["healthy"] is False and small["problems"]
 
 
@@ -49,9 +49,9 @@ def test_prune_and_status_through_asyncio(work: Path, small_db: Path) -> None:
     three_backups(small_db, sink)
 
     async def main() -> None:
-        done = await lifeboat.aio.prune(from_=sink, keep_last=2)
+        done = await lifeboat.aio.prune(sink=sink, keep_last=2)
         assert len(done["deleted"]) == 1
-        [s] = await lifeboat.aio.status(from_=sink)
+        [s] = await lifeboat.aio.status(sink=sink)
         assert s["backups"] == 2
 
     asyncio.run(main())

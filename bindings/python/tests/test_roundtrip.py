@@ -13,7 +13,7 @@ from conftest import SLOW, all_files, count_rows, make_db, s3_keys, s3_pending_u
 
 def test_backup_list_verify_restore_round_trip_to_a_local_folder(work: Path, small_db: Path) -> None:
     sink = f"file://{work / 'backups'}"
-    out = lifeboat.backup(f"sqlite://{small_db}", to=sink, min_size="1 KiB")
+    out = lifeboat.backup(f"sqlite://{small_db}", sink=sink, min_size="1 KiB")
     [entry] = out["backups"]
     manifest = entry["manifest"]
     backup_id = manifest["backup_id"]
@@ -22,17 +22,17 @@ def test_backup_list_verify_restore_round_trip_to_a_local_folder(work: Path, sma
     assert all(v["passed"] for v in manifest["verdicts"]), manifest["verdicts"]
     assert isinstance(entry["duration_ms"], int)
 
-    listed = lifeboat.list(from_=sink)
+    listed = lifeboat.list(sink=sink)
     assert [m["backup_id"] for m in listed["complete"]] == [backup_id]
     assert listed["incomplete"] == []
 
-    verified = lifeboat.verify(from_=sink, id=backup_id)
+    verified = lifeboat.verify(sink=sink, id=backup_id)
     assert verified["passed"] is True
     assert verified["backup_id"] == backup_id
     assert {v["verifier"] for v in verified["verdicts"]} >= {"checksum"}
 
     target = work / "restored.db"
-    restored = lifeboat.restore(from_=sink, to=f"sqlite://{target}", latest=True)
+    restored = lifeboat.restore(sink=sink, target=f"sqlite://{target}", latest=True)
     assert restored["backup_id"] == backup_id
     assert restored["replaced"] is False
     rows = {t["name"]: t["rows"] for t in restored["fingerprint"]["tables"]}
@@ -42,10 +42,10 @@ def test_backup_list_verify_restore_round_trip_to_a_local_folder(work: Path, sma
 
 def test_options_accept_paths_and_the_from_keyword_spelled_either_way(work: Path, small_db: Path) -> None:
     sink = work / "b"
-    lifeboat.backup(f"sqlite://{small_db}", to=str(sink), lock_dir=work, temp_dir=work)
+    lifeboat.backup(f"sqlite://{small_db}", sink=str(sink), lock_dir=work, temp_dir=work)
     assert lifeboat.list(**{"from": str(sink)})["complete"]
-    assert lifeboat.list(from_=str(sink), source="app")["complete"]
-    assert lifeboat.list(from_=str(sink), source="other")["complete"] == []
+    assert lifeboat.list(sink=str(sink), source="app")["complete"]
+    assert lifeboat.list(sink=str(sink), source="other")["complete"] == []
 
 
 def test_on_progress_reports_phases_on_the_calling_thread(work: Path, small_db: Path) -> None:
@@ -63,7 +63,7 @@ def test_on_progress_reports_phases_on_the_calling_thread(work: Path, small_db: 
     assert last_upload[1] > 0, events
 
     events.clear()
-    lifeboat.restore(from_=str(work / "b"), to=f"sqlite://{work / 'r.db'}", latest=True,
+    lifeboat.restore(sink=str(work / "b"), target=f"sqlite://{work / 'r.db'}", latest=True,
                      on_progress=lambda *e: events.append(e))
     assert "download" in [e[0] for e in events], events
 
@@ -78,9 +78,9 @@ def test_an_exception_in_on_progress_cancels_the_backup_and_propagates(work: Pat
 
     sink = work / "b"
     with pytest.raises(Stop):
-        lifeboat.backup(f"sqlite://{big_db}", to=str(sink), on_progress=stop, **SLOW)
+        lifeboat.backup(f"sqlite://{big_db}", sink=str(sink), on_progress=stop, **SLOW)
     assert all_files(sink) == []
-    assert lifeboat.list(from_=str(sink))["complete"] == []
+    assert lifeboat.list(sink=str(sink))["complete"] == []
 
 
 def test_several_databases_back_up_from_several_threads(work: Path) -> None:
@@ -90,7 +90,7 @@ def test_several_databases_back_up_from_several_threads(work: Path) -> None:
 
     def one(i: int) -> None:
         try:
-            out = lifeboat.backup(f"sqlite://{dbs[i]}", to=str(work / "b"))
+            out = lifeboat.backup(f"sqlite://{dbs[i]}", sink=str(work / "b"))
             results[i] = out["backups"][0]["manifest"]["backup_id"]
         except BaseException as e:  # pragma: no cover - reported below
             errors.append(e)
@@ -101,7 +101,7 @@ def test_several_databases_back_up_from_several_threads(work: Path) -> None:
     for t in threads:
         t.join()
     assert not errors, errors
-    listed = lifeboat.list(from_=str(work / "b"))
+    listed = lifeboat.list(sink=str(work / "b"))
     assert sorted(m["backup_id"] for m in listed["complete"]) == sorted(results.values())
 
 
@@ -110,24 +110,24 @@ def test_round_trip_on_s3_lands_data_and_manifest_only(
     work: Path, small_db: Path, s3_endpoint: str, s3_bucket: str
 ) -> None:
     sink = f"s3://{s3_bucket}/prod"
-    out = lifeboat.backup(f"sqlite://{small_db}", to=sink)
+    out = lifeboat.backup(f"sqlite://{small_db}", sink=sink)
     backup_id = out["backups"][0]["manifest"]["backup_id"]
     keys = s3_keys(s3_endpoint, s3_bucket)
     assert len(keys) == 3, keys  # data, manifest, and the source's restore.md
     assert any(k.endswith("/restore.md") for k in keys)
     assert any(k.endswith("/manifest.json") for k in keys) and any(k.endswith(".zst") for k in keys)
 
-    assert [m["backup_id"] for m in lifeboat.list(from_=sink)["complete"]] == [backup_id]
-    assert lifeboat.verify(from_=sink, latest=True)["passed"] is True
+    assert [m["backup_id"] for m in lifeboat.list(sink=sink)["complete"]] == [backup_id]
+    assert lifeboat.verify(sink=sink, latest=True)["passed"] is True
     target = work / "from-s3.db"
-    lifeboat.restore(from_=sink, to=f"sqlite://{target}", id=backup_id)
+    lifeboat.restore(sink=sink, target=f"sqlite://{target}", id=backup_id)
     assert count_rows(target) == 2_000
 
 
 @pytest.mark.s3
 def test_missing_bucket_is_a_sink_error(work: Path, small_db: Path, s3_endpoint: str) -> None:
     with pytest.raises(lifeboat.SinkError) as e:
-        lifeboat.backup(f"sqlite://{small_db}", to="s3://lifeboat-no-such-bucket-py/x")
+        lifeboat.backup(f"sqlite://{small_db}", sink="s3://lifeboat-no-such-bucket-py/x")
     assert e.value.exit_code == 3 and e.value.code == "sink"
 
 
@@ -140,7 +140,7 @@ def test_cancelled_s3_backup_leaves_no_object_and_no_pending_upload(
 
     async def main() -> None:
         task = asyncio.create_task(
-            lifeboat.aio.backup(f"sqlite://{big_db}", to=f"s3://{s3_bucket}/p", **SLOW)
+            lifeboat.aio.backup(f"sqlite://{big_db}", sink=f"s3://{s3_bucket}/p", **SLOW)
         )
         await asyncio.sleep(2.0)
         assert not task.done(), "backup finished before the cancel"

@@ -2,24 +2,27 @@
 DigitalOcean Spaces or a local folder, and prove every backup restores.
 
 The functions here block until the operation is over, with the GIL
-released; :mod:`lifeboat.aio` has the same functions as coroutines. Options
-are the command line's long flags in snake_case (``min_size``, ``lock_dir``,
-``exclude_tables``, ...) plus ``config`` and ``profile``; ``from_`` stands for
-``--from``. Results are the dicts the CLI prints with ``--json``.
+released; :mod:`lifeboat.aio` has the same functions as coroutines. Their
+keyword parameters are the fields of the core's typed arguments for each
+operation (``backup_core::ops``), the command line's flags in snake_case,
+plus ``config`` and ``profile``; ``sink`` is where backups live (the CLI's
+``--to`` for backup, ``--from`` elsewhere) and ``target`` what a restore
+creates. Results are the dicts the CLI prints with ``--json``.
 
 Ctrl-C during a call cancels the operation, waits until nothing half-written
 is left visible, then raises :class:`KeyboardInterrupt`.
 
 >>> import lifeboat
->>> out = lifeboat.backup("sqlite:///srv/app.db", to="file:///var/backups/app")  # doctest: +SKIP
->>> lifeboat.verify(from_="file:///var/backups/app", latest=True)["passed"]      # doctest: +SKIP
+>>> out = lifeboat.backup("sqlite:///srv/app.db", "file:///var/backups/app")  # doctest: +SKIP
+>>> lifeboat.verify("file:///var/backups/app", latest=True)["passed"]         # doctest: +SKIP
 True
 """
 
 from __future__ import annotations
 
 import builtins
-from typing import Any
+import os
+from typing import Sequence
 
 from . import _native, aio
 from ._options import encode as _encode
@@ -51,6 +54,7 @@ __all__ = [
     "backup",
     "list",
     "verify",
+    "drill",
     "restore",
     "prune",
     "status",
@@ -73,24 +77,51 @@ __all__ = [
 
 def backup(
     source: str | None = None,
-    to: str | None = None,
+    sink: str | None = None,
     *,
+    name: str | None = None,
+    min_size: int | str | None = None,
+    level: int | None = None,
+    threads: int | None = None,
+    wait: bool = False,
+    lock_dir: str | os.PathLike[str] | None = None,
+    temp_dir: str | os.PathLike[str] | None = None,
+    no_drill: bool = False,
+    drill: bool = False,
+    drill_server: str | None = None,
+    drill_cluster: bool = False,
+    jobs: int | None = None,
+    pg_bin_dir: str | os.PathLike[str] | None = None,
+    command_prefix: str | None = None,
+    schemas: Sequence[str] = (),
+    exclude_schemas: Sequence[str] = (),
+    tables: Sequence[str] = (),
+    exclude_tables: Sequence[str] = (),
+    globals: bool = False,
+    min_tables: int | None = None,
+    max_replica_lag: int | str | None = None,
+    replica_lag_warn: bool = False,
+    lock_wait: int | str | None = None,
+    config: str | os.PathLike[str] | None = None,
+    profile: str | None = None,
     on_progress: ProgressCallback | None = None,
-    **options: Any,
 ) -> BackupResult:
     """Take a backup, verify it, and commit it with its manifest.
 
     Args:
         source: ``sqlite:///path/app.db`` or ``postgres://user@host/db[,db2]``
             (default: ``source`` in the config file).
-        to: where backups live: ``file:///dir``, ``s3://bucket/prefix``,
-            ``gs://bucket/prefix``, ``spaces://bucket/prefix?region=nyc3``.
+        sink: where backups live: ``file:///dir``, ``s3://bucket/prefix``,
+            ``gs://bucket/prefix``, ``spaces://bucket/prefix?region=nyc3``
+            (the CLI's ``--to``; default: ``sink`` in the config file).
+        no_drill: skip the restore drill PostgreSQL backups run by default
+            before the commit; ``drill``/``drill_server``/``drill_cluster``
+            ask for one.
         on_progress: called as ``on_progress(phase, bytes, total)`` on this thread.
-        **options: ``name``, ``min_size`` (int or ``"1 KiB"``), ``level``,
-            ``threads``, ``wait``, ``lock_dir``, ``temp_dir``, ``config``,
-            ``profile``, ``no_drill`` (skip the restore drill PostgreSQL
-            backups run by default before the commit), and the PostgreSQL
-            and drill options.
+
+    The other parameters are ``lifeboat backup``'s flags in snake_case
+    (``min_size`` takes an int or ``"1 KiB"``; ``schemas``,
+    ``exclude_tables``, ... are lists).
 
     Returns:
         ``{"backups": [{"manifest", "location", "duration_ms", "drill"}]}``.
@@ -98,38 +129,55 @@ def backup(
     Raises:
         LifeboatError: a subclass naming what failed (SourceError, SinkError, ...).
     """
-    payload = _encode("backup", {"source": source, "to": to}, options)
-    return _native.run("backup", payload, on_progress)
+    return _native.run("backup", _encode("backup", locals()), on_progress)
 
 
-def list(from_: str | None = None, **options: Any) -> ListResult:  # noqa: A001 - the CLI verb
+def list(
+    sink: str | None = None,
+    *,
+    source: str | None = None,
+    config: str | os.PathLike[str] | None = None,
+    profile: str | None = None,
+) -> ListResult:  # noqa: A001 - the CLI verb
     """List the backups in a sink, complete and incomplete.
 
     Args:
-        from_: the sink (``--from``); default: ``sink`` in the config file.
-        **options: ``source`` (only this source name), ``config``, ``profile``.
+        sink: the sink (the CLI's ``--from``); default: ``sink`` in the config file.
+        source: only this source name.
 
     Returns:
         ``{"location", "complete": [manifest + "assurance", ...],
         "unreadable": [...], "incomplete": [...], "leftovers": {...}}``.
         A listing failure raises; it never comes back as an empty list.
     """
-    payload = _encode("list", {"from": from_}, options)
-    return _native.run("list", payload)
+    return _native.run("list", _encode("list", locals()))
 
 
 def verify(
-    from_: str | None = None,
+    sink: str | None = None,
     *,
+    source: str | None = None,
+    id: str | None = None,
+    latest: bool = False,
+    min_size: int | str | None = None,
+    temp_dir: str | os.PathLike[str] | None = None,
+    min_tables: int | None = None,
+    drill: bool = False,
+    drill_server: str | None = None,
+    drill_cluster: bool = False,
+    jobs: int | None = None,
+    pg_bin_dir: str | os.PathLike[str] | None = None,
+    command_prefix: str | None = None,
+    config: str | os.PathLike[str] | None = None,
+    profile: str | None = None,
     on_progress: ProgressCallback | None = None,
-    **options: Any,
 ) -> VerifyResult:
     """Prove a stored backup again: size, checksum, and the data itself.
 
     Args:
-        from_: the sink (``--from``).
-        **options: ``id`` or ``latest=True``, ``source``, ``min_size``,
-            ``temp_dir``, the PostgreSQL and drill options, ``config``, ``profile``.
+        sink: the sink (the CLI's ``--from``).
+        id: a backup id (or unique prefix); default: the latest (``latest=True``).
+        drill: also restore it in a drill (``drill_server``, ``drill_cluster``).
 
     Returns:
         ``{"backup_id", "source", "location", "passed", "verdicts", "duration_ms"}``.
@@ -137,31 +185,80 @@ def verify(
     Raises:
         VerificationError: a check failed.
     """
-    payload = _encode("verify", {"from": from_}, options)
-    return _native.run("verify", payload, on_progress)
+    return _native.run("verify", _encode("verify", locals()), on_progress)
+
+
+def drill(
+    sink: str | None = None,
+    *,
+    source: str | None = None,
+    id: str | None = None,
+    latest: bool = False,
+    temp_dir: str | os.PathLike[str] | None = None,
+    drill_server: str | None = None,
+    drill_cluster: bool = False,
+    jobs: int | None = None,
+    pg_bin_dir: str | os.PathLike[str] | None = None,
+    command_prefix: str | None = None,
+    config: str | os.PathLike[str] | None = None,
+    profile: str | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> VerifyResult:
+    """Restore a stored backup into a scratch database, compare it with the
+    backup, run the smoke checks, drop it, and record the evidence.
+
+    Args:
+        sink: the sink (the CLI's ``--from``).
+        id: a backup id (or unique prefix); default: the latest.
+        drill_server: drill into a temporary database on this server;
+            ``drill_cluster=True``: a throwaway cluster from local server
+            binaries (the default where they fit the backup).
+
+    Returns:
+        ``{"backup_id", "source", "location", "passed", "verdicts", "duration_ms"}``.
+
+    Raises:
+        VerificationError: the restored database differs or a smoke check failed.
+        ConfigError: no drill target could be set up.
+    """
+    return _native.run("drill", _encode("drill", locals()), on_progress)
 
 
 def restore(
-    from_: str | None = None,
-    to: str | None = None,
+    sink: str | None = None,
+    target: str | None = None,
     *,
+    source: str | None = None,
+    id: str | None = None,
+    latest: bool = False,
+    force: bool = False,
+    wait: bool = False,
+    lock_dir: str | os.PathLike[str] | None = None,
+    globals: bool = False,
+    no_owner: bool = False,
+    jobs: int | None = None,
+    partial: bool = False,
+    no_analyze: bool = False,
+    pg_bin_dir: str | os.PathLike[str] | None = None,
+    command_prefix: str | None = None,
+    config: str | os.PathLike[str] | None = None,
+    profile: str | None = None,
     on_progress: ProgressCallback | None = None,
-    **options: Any,
 ) -> RestoreResult:
     """Restore a backup into a database (a SQLite file or a new PostgreSQL database).
 
     Args:
-        from_: the sink (``--from``).
-        to: the target, e.g. ``sqlite:///srv/restored.db``.
-        **options: ``id`` or ``latest=True``, ``source``, ``force``, ``wait``,
-            ``lock_dir``, the PostgreSQL options, ``config``, ``profile``.
-            PostgreSQL: ``globals=True`` creates the backup's stored roles and
-            tablespaces the server lacks (existing ones are left unchanged);
-            ``no_owner=True`` restores without ownership and privileges;
-            ``no_analyze=True`` skips the ANALYZE before the database takes
-            its name; ``partial=True`` restores what loads when the archive
-            does not load cleanly, listing every error (``errors``) and every
-            table whose rows differ (``tables_differing``).
+        sink: the sink (the CLI's ``--from``).
+        target: the database to create, e.g. ``sqlite:///srv/restored.db``
+            (the CLI's ``--to``).
+        force: replace an existing database (kept aside until the new one is proven).
+        globals: PostgreSQL: create the backup's stored roles and tablespaces
+            the server lacks (existing ones are left unchanged).
+        no_owner: PostgreSQL: restore without ownership and privileges.
+        no_analyze: PostgreSQL: skip the ANALYZE before the database takes its name.
+        partial: PostgreSQL: restore what loads when the archive does not load
+            cleanly, listing every error (``errors``) and every table whose
+            rows differ (``tables_differing``).
 
     Returns:
         ``{"backup_id", "target", "bytes", "replaced", "fingerprint", "duration_ms"}``;
@@ -171,43 +268,60 @@ def restore(
     Raises:
         RestoreError: the restore failed, or the target exists and ``force`` was not given.
     """
-    payload = _encode("restore", {"from": from_, "to": to}, options)
-    return _native.run("restore", payload, on_progress)
+    return _native.run("restore", _encode("restore", locals()), on_progress)
 
 
-def prune(from_: str | None = None, **options: Any) -> PruneResult:
+def prune(
+    sink: str | None = None,
+    *,
+    source: str | None = None,
+    keep_last: int | None = None,
+    keep_days: int | None = None,
+    keep_daily: int | None = None,
+    keep_weekly: int | None = None,
+    keep_monthly: int | None = None,
+    dry_run: bool = False,
+    config: str | os.PathLike[str] | None = None,
+    profile: str | None = None,
+) -> PruneResult:
     """Apply retention to a sink: delete the backups no rule keeps.
 
     Args:
-        from_: the sink (``--from``).
-        **options: ``source``, ``keep_last``, ``keep_days``, ``keep_daily``,
-            ``keep_weekly``, ``keep_monthly``, ``dry_run=True`` (decide, delete
-            nothing), ``config``, ``profile``. Without any rule (here or in
-            ``[retention]`` of the config file) it raises UsageError.
+        sink: the sink (the CLI's ``--from``).
+        keep_last, keep_days, keep_daily, keep_weekly, keep_monthly: the rules
+            (over ``[retention]`` of the config file; without any rule it
+            raises UsageError).
+        dry_run: decide, delete nothing.
 
     Returns:
         ``{"decisions": [...], "deleted": [...], "dry_run"}``. A listing
         failure raises and deletes nothing.
     """
-    payload = _encode("prune", {"from": from_}, options)
-    return _native.run("prune", payload)
+    return _native.run("prune", _encode("prune", locals()))
 
 
-def status(from_: str | None = None, **options: Any) -> builtins.list[SourceStatus]:
+def status(
+    sink: str | None = None,
+    *,
+    source: str | None = None,
+    max_age: int | str | None = None,
+    min_size: int | str | None = None,
+    max_size_drop: float | None = None,
+    config: str | os.PathLike[str] | None = None,
+    profile: str | None = None,
+) -> builtins.list[SourceStatus]:
     """Health of each source: backup age, size, last verification and drill.
 
     Args:
-        from_: the sink (default: every profile's sink in the config file).
-        **options: ``source``, ``max_age`` (``"26h"``), ``min_size``,
-            ``max_size_drop`` (0.5 = half), ``config``, ``profile``.
+        sink: the sink (default: every profile's sink in the config file).
+        max_age: ``"26h"``; min_size; max_size_drop: 0.5 = half.
 
     Returns:
         One dict per source with ``healthy`` and ``problems``. An unhealthy
         source is a result, not an exception (the CLI exits 6 for it); raise
         :class:`HealthError` yourself if that suits the caller.
     """
-    payload = _encode("status", {"from": from_}, options)
-    return _native.run("status", payload)
+    return _native.run("status", _encode("status", locals()))
 
 
 def init_logging(json: bool = False, verbose: int = 0, quiet: bool = False) -> None:

@@ -30,7 +30,7 @@ class Operation:
         """Call ``callback()`` once over, from a native thread holding the GIL (at once if over)."""
 
 def start(op: str, options: str, progress: bool = False) -> Operation:
-    """Start ``op`` ("backup", "list", "verify", "restore", "prune", "status") with JSON ``options``."""
+    """Start ``op`` ("backup", "list", "verify", "drill", "restore", "prune", "status") with JSON ``options``."""
 
 def run(
     op: str,
@@ -44,3 +44,6 @@ def run_cli(args: Sequence[str]) -> int:
 
 def init_logging(json: bool = False, verbose: int = 0, quiet: bool = False) -> None:
     """Send Lifeboat's logs to stderr like the CLI."""
+
+def option_names(op: str) -> list[str]:
+    """The option names ``op`` takes: its typed arguments' fields, ``config`` and ``profile``."""

@@ -17,22 +17,15 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not a string, number, bool, list or path")
 
 
-def encode(op: str, named: Mapping[str, Any], options: Mapping[str, Any]) -> str:
-    """Merge the named parameters and ``**options`` into one JSON object.
+def encode(op: str, params: Mapping[str, Any]) -> str:
+    """An operation's parameters (its ``locals()``) as one JSON object.
 
-    Keys are the command line's long flags in snake_case; ``from_`` stands for
-    ``from`` (a Python keyword). ``None`` means "not given". Unknown keys and
-    wrong types are refused by the native side with :class:`UsageError`.
+    ``None`` means "not given" and is left out, as is ``on_progress``. Wrong
+    types are refused by the native side with :class:`UsageError` naming the
+    option.
     """
-    merged: dict[str, Any] = {k: v for k, v in named.items() if v is not None}
-    for key, value in options.items():
-        key = "from" if key == "from_" else key
-        if value is None:
-            continue
-        if key in merged:
-            raise UsageError(f"{op}: option {key!r} given twice")
-        merged[key] = value
+    options = {k: v for k, v in params.items() if v is not None and k != "on_progress"}
     try:
-        return json.dumps(merged, default=_jsonable)
+        return json.dumps(options, default=_jsonable)
     except (TypeError, ValueError) as e:
         raise UsageError(f"{op}: {e}") from None

@@ -8,14 +8,15 @@ half-written stays visible), then ends with :class:`asyncio.CancelledError`.
 ``on_progress(phase, bytes, total)`` is called on the event loop.
 
 >>> import asyncio, lifeboat.aio
->>> asyncio.run(lifeboat.aio.backup("sqlite:///srv/app.db", to="file:///b"))  # doctest: +SKIP
+>>> asyncio.run(lifeboat.aio.backup("sqlite:///srv/app.db", "file:///b"))  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
-from typing import Any
+import os
+from typing import Any, Sequence
 
 from . import _native
 from ._options import encode as _encode
@@ -29,7 +30,7 @@ from .types import (
     VerifyResult,
 )
 
-__all__ = ["backup", "list", "verify", "restore", "prune", "status"]
+__all__ = ["backup", "list", "verify", "drill", "restore", "prune", "status"]
 
 #: How often progress is handed to ``on_progress`` while an operation runs.
 PROGRESS_INTERVAL = 0.1
@@ -73,46 +74,144 @@ async def _run(op: str, payload: str, on_progress: ProgressCallback | None) -> A
 
 async def backup(
     source: str | None = None,
-    to: str | None = None,
+    sink: str | None = None,
     *,
+    name: str | None = None,
+    min_size: int | str | None = None,
+    level: int | None = None,
+    threads: int | None = None,
+    wait: bool = False,
+    lock_dir: str | os.PathLike[str] | None = None,
+    temp_dir: str | os.PathLike[str] | None = None,
+    no_drill: bool = False,
+    drill: bool = False,
+    drill_server: str | None = None,
+    drill_cluster: bool = False,
+    jobs: int | None = None,
+    pg_bin_dir: str | os.PathLike[str] | None = None,
+    command_prefix: str | None = None,
+    schemas: Sequence[str] = (),
+    exclude_schemas: Sequence[str] = (),
+    tables: Sequence[str] = (),
+    exclude_tables: Sequence[str] = (),
+    globals: bool = False,
+    min_tables: int | None = None,
+    max_replica_lag: int | str | None = None,
+    replica_lag_warn: bool = False,
+    lock_wait: int | str | None = None,
+    config: str | os.PathLike[str] | None = None,
+    profile: str | None = None,
     on_progress: ProgressCallback | None = None,
-    **options: Any,
 ) -> BackupResult:
     """:func:`lifeboat.backup` as a coroutine."""
-    return await _run("backup", _encode("backup", {"source": source, "to": to}, options), on_progress)
+    return await _run("backup", _encode("backup", locals()), on_progress)
 
 
-async def list(from_: str | None = None, **options: Any) -> ListResult:  # noqa: A001 - the CLI verb
+async def list(
+    sink: str | None = None,
+    *,
+    source: str | None = None,
+    config: str | os.PathLike[str] | None = None,
+    profile: str | None = None,
+) -> ListResult:  # noqa: A001 - the CLI verb
     """:func:`lifeboat.list` as a coroutine."""
-    return await _run("list", _encode("list", {"from": from_}, options), None)
+    return await _run("list", _encode("list", locals()), None)
 
 
 async def verify(
-    from_: str | None = None,
+    sink: str | None = None,
     *,
+    source: str | None = None,
+    id: str | None = None,
+    latest: bool = False,
+    min_size: int | str | None = None,
+    temp_dir: str | os.PathLike[str] | None = None,
+    min_tables: int | None = None,
+    drill: bool = False,
+    drill_server: str | None = None,
+    drill_cluster: bool = False,
+    jobs: int | None = None,
+    pg_bin_dir: str | os.PathLike[str] | None = None,
+    command_prefix: str | None = None,
+    config: str | os.PathLike[str] | None = None,
+    profile: str | None = None,
     on_progress: ProgressCallback | None = None,
-    **options: Any,
 ) -> VerifyResult:
     """:func:`lifeboat.verify` as a coroutine."""
-    return await _run("verify", _encode("verify", {"from": from_}, options), on_progress)
+    return await _run("verify", _encode("verify", locals()), on_progress)
+
+
+async def drill(
+    sink: str | None = None,
+    *,
+    source: str | None = None,
+    id: str | None = None,
+    latest: bool = False,
+    temp_dir: str | os.PathLike[str] | None = None,
+    drill_server: str | None = None,
+    drill_cluster: bool = False,
+    jobs: int | None = None,
+    pg_bin_dir: str | os.PathLike[str] | None = None,
+    command_prefix: str | None = None,
+    config: str | os.PathLike[str] | None = None,
+    profile: str | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> VerifyResult:
+    """:func:`lifeboat.drill` as a coroutine."""
+    return await _run("drill", _encode("drill", locals()), on_progress)
 
 
 async def restore(
-    from_: str | None = None,
-    to: str | None = None,
+    sink: str | None = None,
+    target: str | None = None,
     *,
+    source: str | None = None,
+    id: str | None = None,
+    latest: bool = False,
+    force: bool = False,
+    wait: bool = False,
+    lock_dir: str | os.PathLike[str] | None = None,
+    globals: bool = False,
+    no_owner: bool = False,
+    jobs: int | None = None,
+    partial: bool = False,
+    no_analyze: bool = False,
+    pg_bin_dir: str | os.PathLike[str] | None = None,
+    command_prefix: str | None = None,
+    config: str | os.PathLike[str] | None = None,
+    profile: str | None = None,
     on_progress: ProgressCallback | None = None,
-    **options: Any,
 ) -> RestoreResult:
     """:func:`lifeboat.restore` as a coroutine."""
-    return await _run("restore", _encode("restore", {"from": from_, "to": to}, options), on_progress)
+    return await _run("restore", _encode("restore", locals()), on_progress)
 
 
-async def prune(from_: str | None = None, **options: Any) -> PruneResult:
+async def prune(
+    sink: str | None = None,
+    *,
+    source: str | None = None,
+    keep_last: int | None = None,
+    keep_days: int | None = None,
+    keep_daily: int | None = None,
+    keep_weekly: int | None = None,
+    keep_monthly: int | None = None,
+    dry_run: bool = False,
+    config: str | os.PathLike[str] | None = None,
+    profile: str | None = None,
+) -> PruneResult:
     """:func:`lifeboat.prune` as a coroutine."""
-    return await _run("prune", _encode("prune", {"from": from_}, options), None)
+    return await _run("prune", _encode("prune", locals()), None)
 
 
-async def status(from_: str | None = None, **options: Any) -> builtins.list[SourceStatus]:
+async def status(
+    sink: str | None = None,
+    *,
+    source: str | None = None,
+    max_age: int | str | None = None,
+    min_size: int | str | None = None,
+    max_size_drop: float | None = None,
+    config: str | os.PathLike[str] | None = None,
+    profile: str | None = None,
+) -> builtins.list[SourceStatus]:
     """:func:`lifeboat.status` as a coroutine."""
-    return await _run("status", _encode("status", {"from": from_}, options), None)
+    return await _run("status", _encode("status", locals()), None)

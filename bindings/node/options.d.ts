@@ -1,0 +1,207 @@
+// Generated from the Rust definitions of backup_core::ops (see
+// backup-cli/src/typescript.rs); do not edit. Regenerate with
+// `LIFEBOAT_BLESS=1 cargo test -p backup-cli --test typescript`.
+
+import type { ProgressEvent } from './index';
+
+/** A size or duration: a number (bytes, seconds), or a string such as `"1 KiB"` or `"26h"`. */
+export type Size = number | string;
+
+/** Options every operation takes. */
+export interface CommonOptions {
+  /** Config file (default: `./lifeboat.toml` when it exists). */
+  config?: string;
+  /** Profile in the config file. */
+  profile?: string;
+  /** Cancel the operation: it rejects with `code: 'cancelled'` and leaves nothing half-visible. */
+  signal?: AbortSignal;
+}
+
+/** Called from the event loop, never blocking the work; does not keep the process alive. */
+export interface ProgressOptions {
+  onProgress?: (event: ProgressEvent) => void;
+}
+
+/** Options of `backup` (`lifeboat backup`'s flags, camelCased). */
+export interface BackupOptions extends CommonOptions, ProgressOptions {
+  /** The database: sqlite:///path/to/app.db or postgres://user@host:5432/db[,db2] (default: source in lifeboat.toml) */
+  source?: string;
+  /** Where backups live: file:///dir, s3://bucket/prefix, spaces://bucket/prefix?region=nyc3, gs://bucket/prefix */
+  sink?: string;
+  /** Source name in the bucket layout (default: the database file's name) */
+  name?: string;
+  /** Fail if the uncompressed dump is smaller than this (default 1 KiB) */
+  minSize?: Size;
+  /** zstd level, 1 to 19 (default 3 for SQLite, 1 for PostgreSQL) */
+  level?: number;
+  /** Compression threads (default: every core) */
+  threads?: number;
+  /** Wait for another run on the same database instead of exiting 1 */
+  wait?: boolean;
+  /** Directory for lock files (default: $LIFEBOAT_LOCK_DIR or the temp dir) */
+  lockDir?: string;
+  /** Directory for the snapshot file (default: the temp dir) */
+  tempDir?: string;
+  /** Skip the restore drill PostgreSQL backups run by default before they are committed (a drill costs about one pg_restore of the database into a throwaway cluster) */
+  noDrill?: boolean;
+  /** Restore drill before the commit: restore the backup into a scratch database (a throwaway cluster from local server binaries, else a drill server), compare row counts, run smoke checks, drop it. PostgreSQL backups drill by default where they can */
+  drill?: boolean;
+  /** Drill into a temporary database on this server (postgres://…) */
+  drillServer?: string;
+  /** Drill into a throwaway cluster started from local server binaries */
+  drillCluster?: boolean;
+  /** PostgreSQL: parallel pg_restore jobs for the drill (default: cores) */
+  jobs?: number;
+  /** PostgreSQL: directory holding pg_dump/pg_restore to use (default: PATH, then /usr/lib/postgresql/* /bin, newest fitting) */
+  pgBinDir?: string;
+  /** PostgreSQL: run the tools through this command, e.g. "docker exec -i db" */
+  commandPrefix?: string;
+  /** PostgreSQL: only this schema (repeatable) */
+  schemas?: string[];
+  /** PostgreSQL: leave out this schema (repeatable) */
+  excludeSchemas?: string[];
+  /** PostgreSQL: only this table (repeatable; schema.table or a pattern) */
+  tables?: string[];
+  /** PostgreSQL: leave out this table (repeatable) */
+  excludeTables?: string[];
+  /** PostgreSQL: also store roles and tablespaces (pg_dumpall --globals-only) */
+  globals?: boolean;
+  /** PostgreSQL: fail verification when the archive lists fewer tables (default 1) */
+  minTables?: number;
+  /** PostgreSQL: refuse a standby lagging more than this ("5m", "30s") */
+  maxReplicaLag?: Size;
+  /** PostgreSQL: only warn when the standby lags too much */
+  replicaLagWarn?: boolean;
+  /** PostgreSQL: how long a backup waits for a table another session has locked before failing ("30s", "5m"; default 2m) */
+  lockWait?: Size;
+}
+
+/** Options of `list` (`lifeboat list`'s flags, camelCased). */
+export interface ListOptions extends CommonOptions {
+  /** Where backups live (default: sink in lifeboat.toml) */
+  sink?: string;
+  /** Only this source's backups (default: all) */
+  source?: string;
+}
+
+/** Options of `verify` (`lifeboat verify`'s flags, camelCased). */
+export interface VerifyOptions extends CommonOptions, ProgressOptions {
+  /** Backup id (or a unique prefix); default: the latest */
+  id?: string;
+  /** The latest complete backup (the default; refuses an id alongside) */
+  latest?: boolean;
+  /** Where backups live (default: sink in lifeboat.toml) */
+  sink?: string;
+  /** Which source's backups, when the sink holds several */
+  source?: string;
+  /** Size floor for the uncompressed dump (default 1 KiB) */
+  minSize?: Size;
+  /** Directory for the decompressed copy (default: the temp dir) */
+  tempDir?: string;
+  /** PostgreSQL: fail verification when the archive lists fewer tables (default 1) */
+  minTables?: number;
+  /** Also restore the backup in a drill (see `lifeboat drill`) */
+  drill?: boolean;
+  /** Drill into a temporary database on this server (postgres://…) */
+  drillServer?: string;
+  /** Drill into a throwaway cluster started from local server binaries */
+  drillCluster?: boolean;
+  /** PostgreSQL: parallel pg_restore jobs for the drill (default: cores) */
+  jobs?: number;
+  /** PostgreSQL: directory holding pg_dump/pg_restore to use (default: PATH, then /usr/lib/postgresql/* /bin, newest fitting) */
+  pgBinDir?: string;
+  /** PostgreSQL: run the tools through this command, e.g. "docker exec -i db" */
+  commandPrefix?: string;
+}
+
+/** Options of `drill` (`lifeboat drill`'s flags, camelCased). */
+export interface DrillOptions extends CommonOptions, ProgressOptions {
+  /** Backup id (or a unique prefix); default: the latest */
+  id?: string;
+  /** The latest complete backup (the default; refuses an id alongside) */
+  latest?: boolean;
+  /** Where backups live (default: sink in lifeboat.toml) */
+  sink?: string;
+  /** Which source's backups, when the sink holds several */
+  source?: string;
+  /** Directory for the downloaded copy (default: the temp dir) */
+  tempDir?: string;
+  /** Drill into a temporary database on this server (postgres://…) */
+  drillServer?: string;
+  /** Drill into a throwaway cluster started from local server binaries */
+  drillCluster?: boolean;
+  /** PostgreSQL: parallel pg_restore jobs for the drill (default: cores) */
+  jobs?: number;
+  /** PostgreSQL: directory holding pg_dump/pg_restore to use (default: PATH, then /usr/lib/postgresql/* /bin, newest fitting) */
+  pgBinDir?: string;
+  /** PostgreSQL: run the tools through this command, e.g. "docker exec -i db" */
+  commandPrefix?: string;
+}
+
+/** Options of `restore` (`lifeboat restore`'s flags, camelCased). */
+export interface RestoreOptions extends CommonOptions, ProgressOptions {
+  /** Backup id (or a unique prefix); default: the latest */
+  id?: string;
+  /** The latest complete backup (the default; refuses an id alongside) */
+  latest?: boolean;
+  /** Where backups live (default: sink in lifeboat.toml) */
+  sink?: string;
+  /** Which source's backups, when the sink holds several */
+  source?: string;
+  /** The database to create: sqlite:///path/restored.db or postgres://user@host/newdb. Never taken from the config */
+  target: string;
+  /** Replace an existing database (it is kept aside until the new one is proven) */
+  force?: boolean;
+  /** Wait for another run on the same database instead of exiting 1 */
+  wait?: boolean;
+  /** Directory for lock files */
+  lockDir?: string;
+  /** PostgreSQL: create the stored roles and tablespaces this server lacks before the data (existing ones are left unchanged) */
+  globals?: boolean;
+  /** PostgreSQL: restore without ownership and privileges */
+  noOwner?: boolean;
+  /** PostgreSQL: parallel pg_restore jobs (default: cores) */
+  jobs?: number;
+  /** PostgreSQL: restore what loads when the archive does not load cleanly: pg_restore goes on past errors, every error and every table whose rows differ is listed, and the result still takes the target name. Without it, any error fails the restore and leaves the target untouched */
+  partial?: boolean;
+  /** PostgreSQL: do not ANALYZE the restored database before it takes the name (it then has no planner statistics until autovacuum gets to it) */
+  noAnalyze?: boolean;
+  /** PostgreSQL: directory holding pg_dump/pg_restore to use (default: PATH, then /usr/lib/postgresql/* /bin, newest fitting) */
+  pgBinDir?: string;
+  /** PostgreSQL: run the tools through this command, e.g. "docker exec -i db" */
+  commandPrefix?: string;
+}
+
+/** Options of `prune` (`lifeboat prune`'s flags, camelCased). */
+export interface PruneOptions extends CommonOptions {
+  /** Where backups live (default: sink in lifeboat.toml) */
+  sink?: string;
+  /** Which source's backups (default: the config's source, or the only one in the sink) */
+  source?: string;
+  /** Keep the N newest backups */
+  keepLast?: number;
+  /** Keep every backup of the last D days */
+  keepDays?: number;
+  /** Keep the newest backup of each of the last N days */
+  keepDaily?: number;
+  /** Keep the newest backup of each of the last N ISO weeks */
+  keepWeekly?: number;
+  /** Keep the newest backup of each of the last N months */
+  keepMonthly?: number;
+  /** List what would go, and the rule that releases it; delete nothing */
+  dryRun?: boolean;
+}
+
+/** Options of `status` (`lifeboat status`'s flags, camelCased). */
+export interface StatusOptions extends CommonOptions {
+  /** Where backups live (default: every profile's sink in lifeboat.toml) */
+  sink?: string;
+  /** Only this source (default: every configured source, or every source in the sink) */
+  source?: string;
+  /** Unhealthy when the newest backup is older than this (default 26h) */
+  maxAge?: Size;
+  /** Unhealthy when the newest backup's stored size is below this */
+  minSize?: Size;
+  /** Unhealthy when the newest backup shrank by more than this fraction (0.5 = half) */
+  maxSizeDrop?: number;
+}
