@@ -56,9 +56,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {phase:<8} {100 * done // total:3d}%", file=sys.stderr)
 
     try:
-        out = lifeboat.backup(f"sqlite://{db}", to=sink, on_progress=progress)
+        out = lifeboat.backup(f"sqlite://{db}", sink=sink, on_progress=progress)
         [backup] = out["backups"]
-        check = lifeboat.verify(from_=sink, latest=True, source=backup["manifest"]["source"]["name"])
+        check = lifeboat.verify(sink=sink, latest=True, source=backup["manifest"]["source"]["name"])
     except lifeboat.LifeboatError as e:
         print(f"FAILED ({type(e).__name__}, exit {e.exit_code}): {e}", file=sys.stderr)
         return e.exit_code

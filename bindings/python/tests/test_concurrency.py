@@ -72,8 +72,10 @@ def test_asyncio_errors_are_the_same_classes(work: Path) -> None:
         with pytest.raises(lifeboat.SourceError) as e:
             await lifeboat.aio.backup(f"sqlite://{work / 'missing.db'}", sink="b")
         assert e.value.exit_code == 2
+        with pytest.raises(TypeError):
+            await lifeboat.aio.list(sink="b", nonsense=True)  # type: ignore[call-arg]
         with pytest.raises(lifeboat.UsageError):
-            await lifeboat.aio.list(sink="b", nonsense=True)
+            await lifeboat.aio.backup("sqlite:a.db", sink="b", level="high")  # type: ignore[arg-type]
 
     asyncio.run(main())
 

@@ -40,10 +40,10 @@ def test_backup_list_verify_restore_round_trip_to_a_local_folder(work: Path, sma
     assert count_rows(target) == 2_000
 
 
-def test_options_accept_paths_and_the_from_keyword_spelled_either_way(work: Path, small_db: Path) -> None:
+def test_options_accept_paths_and_the_sink_positionally(work: Path, small_db: Path) -> None:
     sink = work / "b"
-    lifeboat.backup(f"sqlite://{small_db}", sink=str(sink), lock_dir=work, temp_dir=work)
-    assert lifeboat.list(**{"from": str(sink)})["complete"]
+    lifeboat.backup(f"sqlite://{small_db}", sink, lock_dir=work, temp_dir=work)
+    assert lifeboat.list(sink)["complete"]
     assert lifeboat.list(sink=str(sink), source="app")["complete"]
     assert lifeboat.list(sink=str(sink), source="other")["complete"] == []
 
@@ -52,7 +52,7 @@ def test_on_progress_reports_phases_on_the_calling_thread(work: Path, small_db: 
     events: list[tuple[str, int, int | None, int]] = []
     lifeboat.backup(
         f"sqlite://{small_db}",
-        to=str(work / "b"),
+        sink=str(work / "b"),
         on_progress=lambda phase, done, total: events.append((phase, done, total, threading.get_ident())),
     )
     assert events, "no progress reported"
