@@ -21,7 +21,7 @@ pub const DEFAULT_MAX_AGE_SECS: u64 = 26 * 3600;
 #[non_exhaustive]
 pub struct HealthPolicy {
     /// The newest backup must be younger than this (`"26h"`, or seconds).
-    #[serde(deserialize_with = "crate::config::opt_duration::deserialize")]
+    #[serde(deserialize_with = "crate::units::opt_duration::deserialize")]
     pub max_age: Option<u64>,
     /// The newest backup's stored size must be at least this many bytes.
     pub min_size: Option<u64>,
@@ -38,7 +38,7 @@ impl HealthPolicy {
     /// A message naming the key and the range.
     pub fn validate(&self) -> std::result::Result<(), String> {
         if let Some(a) = self.max_age {
-            crate::config::check_duration(a).map_err(|e| format!("max_age: {e}"))?;
+            crate::units::check_duration(a).map_err(|e| format!("max_age: {e}"))?;
         }
         if let Some(f) = self.max_size_drop
             && !(f.is_finite() && (0.0..=1.0).contains(&f))

@@ -64,13 +64,14 @@ pub mod retention;
 pub mod sink;
 pub mod source;
 pub mod tempdir;
+pub mod units;
 pub mod verify;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 
 pub use catalog::{BackupEntry, Catalog, IncompleteBackup, Listing, Selector};
-pub use config::{ByteSize, Config, RetryPolicy, Settings};
+pub use config::{Config, RetryPolicy, Settings};
 pub use error::{Error, ErrorKind, Result};
 pub use leftovers::Leftover;
 pub use lock::LockMode;
@@ -88,6 +89,7 @@ pub use source::{
     PostgresOptions, PostgresSource, RestoreOptions, Source, SqliteSource, source_from_url,
     sources_from_url,
 };
+pub use units::ByteSize;
 pub use verify::{
     ChecksumReadBack, DrillTarget, MinSize, PgDrill, PgToc, SmokeCheck, SqliteIntegrity, Verifier,
     VerifyInput,

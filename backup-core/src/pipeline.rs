@@ -35,8 +35,7 @@ use crate::verify::{self, Verifier, VerifyInput};
 const READ_CHUNK: usize = 1024 * 1024;
 const CHANNEL_DEPTH: usize = 4;
 const ZSTD_JOB_SIZE: u32 = 2 * 1024 * 1024;
-/// Default zstd level: fast, and smaller than gzip -6 on database pages.
-pub const DEFAULT_LEVEL: i32 = 3;
+pub use crate::source::DEFAULT_LEVEL;
 
 fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -220,7 +219,7 @@ impl BackupJob {
     }
 
     fn check(&self) -> Result<String> {
-        crate::config::check_range("threads", self.threads, 1..=crate::config::MAX_THREADS)
+        crate::units::check_range("threads", self.threads, 1..=crate::units::MAX_THREADS)
             .map_err(Error::usage)?;
         if !(1..=19).contains(&self.level()) {
             return Err(Error::usage(format!(

@@ -55,7 +55,7 @@ pub struct RetentionPolicy {
     /// Keep the newest backup of each of the last N months that have one.
     pub keep_monthly: Option<u32>,
     /// Incomplete backups older than this (`"24h"`, or seconds) are removed.
-    #[serde(deserialize_with = "crate::config::opt_duration::deserialize")]
+    #[serde(deserialize_with = "crate::units::opt_duration::deserialize")]
     pub incomplete_grace: Option<u64>,
     /// Prune after every successful backup.
     pub after_backup: bool,
@@ -80,7 +80,7 @@ impl RetentionPolicy {
     /// # Errors
     /// A message naming the key and the range.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        use crate::config::check_range;
+        use crate::units::check_range;
         for (what, v) in [
             ("keep_last", self.keep_last),
             ("keep_daily", self.keep_daily),
@@ -95,7 +95,7 @@ impl RetentionPolicy {
             check_range("keep_days", d, 1..=36_500)?;
         }
         if let Some(g) = self.incomplete_grace {
-            crate::config::check_duration(g).map_err(|e| format!("incomplete_grace: {e}"))?;
+            crate::units::check_duration(g).map_err(|e| format!("incomplete_grace: {e}"))?;
         }
         Ok(())
     }

@@ -291,7 +291,7 @@ impl SinkOptions {
     /// # Errors
     /// A message naming the key and the range.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        use crate::config::check_range;
+        use crate::units::check_range;
         if let Some(p) = self.part_size {
             check_range("sink_options.part_size", p, MIN_PART_SIZE..=MAX_PART_SIZE)?;
         }

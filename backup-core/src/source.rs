@@ -106,6 +106,9 @@ pub struct RestoreOutcome {
     pub replaced: bool,
 }
 
+/// Default zstd level: fast, and smaller than gzip -6 on database pages.
+pub const DEFAULT_LEVEL: i32 = 3;
+
 /// A database that can be backed up and restored.
 #[async_trait]
 pub trait Source: Send + Sync + fmt::Debug {
@@ -137,7 +140,7 @@ pub trait Source: Send + Sync + fmt::Debug {
 
     /// The zstd level a backup uses unless told otherwise.
     fn default_compression_level(&self) -> i32 {
-        crate::pipeline::DEFAULT_LEVEL
+        DEFAULT_LEVEL
     }
 
     /// Check, before any upload starts, that the database exists and can be

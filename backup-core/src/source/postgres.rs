@@ -80,7 +80,7 @@ pub struct PostgresOptions {
     pub min_tables: usize,
     /// Refuse (or warn about) a standby whose replay lag exceeds this
     /// (`"5m"`, or seconds).
-    #[serde(deserialize_with = "crate::config::opt_duration::deserialize")]
+    #[serde(deserialize_with = "crate::units::opt_duration::deserialize")]
     pub max_replica_lag: Option<u64>,
     /// Only warn when the lag is exceeded.
     pub replica_lag_warn_only: bool,
@@ -214,10 +214,10 @@ impl PostgresOptions {
     /// A message naming the key and the range.
     pub fn validate(&self) -> std::result::Result<(), String> {
         if let Some(j) = self.jobs {
-            crate::config::check_range("jobs", j, 1..=256)?;
+            crate::units::check_range("jobs", j, 1..=256)?;
         }
         if let Some(l) = self.max_replica_lag {
-            crate::config::check_duration(l).map_err(|e| format!("max_replica_lag: {e}"))?;
+            crate::units::check_duration(l).map_err(|e| format!("max_replica_lag: {e}"))?;
         }
         Ok(())
     }
