@@ -2,7 +2,7 @@
 //! self-describing. It is written last; a backup directory without one is
 //! incomplete and never offered for restore.
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -11,8 +11,7 @@ use crate::error::{Error, Result};
 pub const MANIFEST_FORMAT: &str = "lifeboat.manifest";
 /// The manifest format version this build writes and the newest it reads.
 pub const MANIFEST_VERSION: u32 = 1;
-/// The file name of the manifest in a backup's directory.
-pub const MANIFEST_FILE: &str = "manifest.json";
+pub use crate::layout::{MANIFEST_FILE, backup_dir};
 
 /// Everything needed to find, check and restore one backup without any local
 /// state.
@@ -376,7 +375,7 @@ impl Manifest {
                         fetch_command(&url(&a.key), f),
                     ));
                     n += 1;
-                    if a.name == "globals" {
+                    if a.name == crate::layout::GLOBALS_ATTACHMENT {
                         steps.push(format!(
                             "{n}. Create the roles first, as a superuser: psql -d postgres -f {raw_a} (errors for roles that already exist are expected)"
                         ));
@@ -416,17 +415,6 @@ impl Manifest {
 pub fn new_backup_id(at: DateTime<Utc>) -> String {
     let tag: u16 = rand::random();
     format!("{}-{tag:04x}", at.format("%Y%m%dT%H%M%SZ"))
-}
-
-/// The directory (key prefix) of one backup:
-/// `<source>/backups/<YYYY>/<MM>/<DD>/<backup-id>`.
-pub fn backup_dir(source_name: &str, at: DateTime<Utc>, backup_id: &str) -> String {
-    format!(
-        "{source_name}/backups/{:04}/{:02}/{:02}/{backup_id}",
-        at.year(),
-        at.month(),
-        at.day()
-    )
 }
 
 /// Check a source name: it becomes a path segment in every sink.

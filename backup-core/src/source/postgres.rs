@@ -773,8 +773,8 @@ impl PostgresSource {
         });
         Ok((
             Attachment {
-                name: "globals".into(),
-                file_name: "globals.sql".into(),
+                name: crate::layout::GLOBALS_ATTACHMENT.into(),
+                file_name: crate::layout::GLOBALS_FILE.into(),
                 data: bytes::Bytes::from(data),
             },
             warning,
@@ -820,7 +820,11 @@ pub async fn fetch_globals(
 ) -> Result<Option<Vec<u8>>> {
     use crate::sink::SinkExt;
     use sha2::Digest;
-    let Some(info) = manifest.attachments.iter().find(|a| a.name == "globals") else {
+    let Some(info) = manifest
+        .attachments
+        .iter()
+        .find(|a| a.name == crate::layout::GLOBALS_ATTACHMENT)
+    else {
         return Ok(None);
     };
     let fail = |m: String| Error::restore_err(manifest.source.location.clone(), m);
@@ -1460,7 +1464,10 @@ impl PostgresSource {
         if missing.is_empty() {
             return Ok(());
         }
-        let stored = manifest.attachments.iter().any(|a| a.name == "globals");
+        let stored = manifest
+            .attachments
+            .iter()
+            .any(|a| a.name == crate::layout::GLOBALS_ATTACHMENT);
         let globals = match (stored, self.globals.is_some()) {
             (true, false) => {
                 "pass --globals to create them from the roles stored with the backup, "
