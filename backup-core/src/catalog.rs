@@ -253,16 +253,9 @@ impl Catalog {
                 let newest = match (prefer_verified, verified) {
                     (true, Some(i)) => {
                         for b in &complete[i + 1..] {
-                            let failed: Vec<String> = b
-                                .manifest
-                                .verdicts
-                                .iter()
-                                .filter(|v| !v.passed)
-                                .map(|v| format!("{}: {}", v.verifier, v.detail))
-                                .collect();
                             tracing::warn!(
                                 backup_id = %b.manifest.backup_id,
-                                failed = %failed.join("; "),
+                                failed = %crate::Verdict::failures(&b.manifest.verdicts).join("; "),
                                 "skipped a newer backup that is not verified (restore it by id, with --partial, if you need it)"
                             );
                         }

@@ -57,6 +57,36 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in the order of their exit codes.
+    pub const ALL: [ErrorKind; 10] = [
+        ErrorKind::Locked,
+        ErrorKind::Source,
+        ErrorKind::Sink,
+        ErrorKind::NotFound,
+        ErrorKind::Verification,
+        ErrorKind::Restore,
+        ErrorKind::Health,
+        ErrorKind::Usage,
+        ErrorKind::Config,
+        ErrorKind::Cancelled,
+    ];
+
+    /// What the exit code says, in a few words (`sink failed`).
+    pub fn summary(self) -> &'static str {
+        match self {
+            ErrorKind::Locked => "locked",
+            ErrorKind::Source => "source failed",
+            ErrorKind::Sink => "sink failed",
+            ErrorKind::NotFound => "not found",
+            ErrorKind::Verification => "verification failed",
+            ErrorKind::Restore => "restore failed",
+            ErrorKind::Health => "unhealthy",
+            ErrorKind::Usage => "usage",
+            ErrorKind::Config => "config",
+            ErrorKind::Cancelled => "interrupted (SIGINT)",
+        }
+    }
+
     /// The process exit code for this kind.
     pub fn exit_code(self) -> i32 {
         match self {
@@ -87,6 +117,27 @@ impl ErrorKind {
             ErrorKind::Cancelled => "cancelled",
         }
     }
+}
+
+/// The exit codes of every kind, for help texts: `1 locked, 2 source failed,
+/// 3 sink failed or not found, …, 130 interrupted (SIGINT)`. Kinds that share
+/// a code share an entry. Made from [`ErrorKind::exit_code`] and
+/// [`ErrorKind::summary`], so it cannot drift from them.
+pub fn exit_code_table() -> String {
+    let mut entries: Vec<(i32, Vec<&str>)> = Vec::new();
+    for kind in ErrorKind::ALL {
+        let code = kind.exit_code();
+        match entries.iter_mut().find(|(c, _)| *c == code) {
+            Some((_, words)) => words.push(kind.summary()),
+            None => entries.push((code, vec![kind.summary()])),
+        }
+    }
+    entries.sort_by_key(|(code, _)| *code);
+    entries
+        .iter()
+        .map(|(code, words)| format!("{code} {}", words.join(" or ")))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl fmt::Display for ErrorKind {
@@ -355,6 +406,35 @@ mod tests {
         assert!(!Error::sink_err("s3://b", "403").is_retryable());
         assert!(!Error::config("f", "bad").is_retryable());
         assert!(!Error::source_err("s", "missing").is_retryable());
+    }
+
+    #[test]
+    fn the_exit_code_table_lists_every_kind() {
+        let mut names: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), ErrorKind::ALL.len(), "a kind twice in ALL");
+        // Every variant, once: this match has no wildcard arm, so a new
+        // kind fails to compile here until it is added to ALL too.
+        for kind in ErrorKind::ALL {
+            match kind {
+                ErrorKind::Locked
+                | ErrorKind::Source
+                | ErrorKind::Sink
+                | ErrorKind::NotFound
+                | ErrorKind::Verification
+                | ErrorKind::Restore
+                | ErrorKind::Health
+                | ErrorKind::Usage
+                | ErrorKind::Config
+                | ErrorKind::Cancelled => {}
+            }
+        }
+        assert_eq!(
+            exit_code_table(),
+            "1 locked, 2 source failed, 3 sink failed or not found, 4 verification failed, \
+             5 restore failed, 6 unhealthy, 64 usage, 78 config, 130 interrupted (SIGINT)"
+        );
     }
 
     #[test]

@@ -63,6 +63,7 @@ pub mod progress;
 pub mod record;
 pub mod redact;
 pub mod retention;
+mod rt;
 pub mod sink;
 pub mod source;
 pub mod tempdir;

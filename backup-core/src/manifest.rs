@@ -225,6 +225,43 @@ pub struct Verdict {
     pub checked_at: DateTime<Utc>,
 }
 
+impl Verdict {
+    /// The verdict of `verifier`, which started at `started` and finishes now.
+    pub fn new(
+        verifier: &str,
+        passed: bool,
+        detail: impl Into<String>,
+        started: std::time::Instant,
+    ) -> Self {
+        Self {
+            verifier: verifier.to_string(),
+            passed,
+            detail: detail.into(),
+            duration_ms: started.elapsed().as_millis() as u64,
+            checked_at: Utc::now(),
+        }
+    }
+
+    /// A passed check (see [`new`](Self::new)).
+    pub fn pass(verifier: &str, detail: impl Into<String>, started: std::time::Instant) -> Self {
+        Self::new(verifier, true, detail, started)
+    }
+
+    /// A failed check (see [`new`](Self::new)).
+    pub fn fail(verifier: &str, detail: impl Into<String>, started: std::time::Instant) -> Self {
+        Self::new(verifier, false, detail, started)
+    }
+
+    /// `verifier: detail` for each failed verdict of `verdicts`.
+    pub fn failures(verdicts: &[Verdict]) -> Vec<String> {
+        verdicts
+            .iter()
+            .filter(|v| !v.passed)
+            .map(|v| format!("{}: {}", v.verifier, v.detail))
+            .collect()
+    }
+}
+
 impl Manifest {
     /// Parse and check a manifest.
     ///

@@ -40,15 +40,6 @@ const ZSTD_JOB_SIZE: u32 = 2 * 1024 * 1024;
 /// Default zstd level: fast, and smaller than gzip -6 on database pages.
 pub const DEFAULT_LEVEL: i32 = 3;
 
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "unknown".into())
-}
-
 fn default_threads() -> u32 {
     std::thread::available_parallelism()
         .map(|n| n.get() as u32)
@@ -376,7 +367,7 @@ impl BackupJob {
             },
             started_at,
             finished_at: started_at,
-            host: host_name(),
+            host: crate::rt::host_name(),
             tool: ToolInfo::current(),
             artifact: Artifact {
                 key: key.clone(),
@@ -736,11 +727,10 @@ fn failures_to_error(verdicts: &[Verdict]) -> Result<()> {
         return Ok(());
     }
     let names: Vec<&str> = failed.iter().map(|v| v.verifier.as_str()).collect();
-    let details: Vec<String> = failed
-        .iter()
-        .map(|v| format!("{}: {}", v.verifier, v.detail))
-        .collect();
-    Err(Error::verification(names.join(","), details.join("; ")))
+    Err(Error::verification(
+        names.join(","),
+        Verdict::failures(verdicts).join("; "),
+    ))
 }
 
 struct Compressed {
@@ -918,9 +908,8 @@ async fn verify_local(
         Err(CopyError::Data(why)) => Ok(verifiers
             .iter()
             .map(|v| {
-                verify::verdict(
+                Verdict::fail(
                     v.name(),
-                    false,
                     format!("cannot read the backup's data: {why}"),
                     t_download,
                 )
@@ -1208,15 +1197,9 @@ impl RestoreJob {
             .await?;
         let manifest = entry.manifest;
         if !manifest.verified() {
-            let failed: Vec<String> = manifest
-                .verdicts
-                .iter()
-                .filter(|v| !v.passed)
-                .map(|v| format!("{}: {}", v.verifier, v.detail))
-                .collect();
             tracing::warn!(
                 backup_id = %manifest.backup_id,
-                failed = %failed.join("; "),
+                failed = %Verdict::failures(&manifest.verdicts).join("; "),
                 "this backup is not verified: it may not restore cleanly (--partial restores what loads)"
             );
         }

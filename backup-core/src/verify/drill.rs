@@ -11,7 +11,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use chrono::Utc;
 
-use super::{Verifier, VerifyInput, verdict};
+use super::{Verifier, VerifyInput};
 use crate::error::Result;
 use crate::manifest::{Fingerprint, Verdict};
 use crate::record::{CheckRecord, RecordKind};
@@ -484,7 +484,7 @@ impl Verifier for PgDrill {
         if passed {
             tracing::info!(backup_id = %m.backup_id, restore_ms = ev.restore_ms, "restore drill OK");
         }
-        Ok(verdict(self.name(), passed, detail, started))
+        Ok(Verdict::new(self.name(), passed, detail, started))
     }
 }
 
