@@ -23,7 +23,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     name = "lifeboat",
     version,
     about,
-    after_help = "Exit codes: 0 ok, 1 locked, 2 source failed, 3 sink failed, 4 verification failed, 5 restore failed, 6 unhealthy, 64 usage, 78 config, 130 interrupted (SIGINT), 143 terminated (SIGTERM).\n\nRun 'lifeboat <command> --help' for examples."
+    after_help = format!(
+        "Exit codes: 0 ok, {}, {} terminated (SIGTERM).\n\nRun 'lifeboat <command> --help' for examples.",
+        backup_core::error::exit_code_table(),
+        Interrupt::Term.exit_code()
+    )
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -321,7 +325,8 @@ enum Interrupt {
 impl Interrupt {
     fn exit_code(self) -> i32 {
         match self {
-            Interrupt::Int => 130,
+            // Ctrl-C is how a run is cancelled.
+            Interrupt::Int => backup_core::ErrorKind::Cancelled.exit_code(),
             Interrupt::Term => 143,
         }
     }

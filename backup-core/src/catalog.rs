@@ -20,7 +20,8 @@ use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::error::{Error, Result};
-use crate::manifest::{MANIFEST_FILE, Manifest};
+use crate::layout;
+use crate::manifest::Manifest;
 use crate::sink::{ObjectInfo, Sink, SinkExt};
 
 /// A complete backup.
@@ -103,21 +104,6 @@ pub struct Catalog {
     sink: Arc<dyn Sink>,
 }
 
-/// Split `<source>/backups/<YYYY>/<MM>/<DD>/<id>/<file>` into (dir, source, id, file).
-fn parse_key(key: &str) -> Option<(String, String, String, String)> {
-    let parts: Vec<&str> = key.split('/').collect();
-    if parts.len() != 7 || parts[1] != "backups" {
-        return None;
-    }
-    let dir = parts[..6].join("/");
-    Some((
-        dir,
-        parts[0].to_string(),
-        parts[5].to_string(),
-        parts[6].to_string(),
-    ))
-}
-
 impl Catalog {
     /// A catalog over `sink`.
     pub fn new(sink: Arc<dyn Sink>) -> Self {
@@ -129,13 +115,13 @@ impl Catalog {
     /// # Errors
     /// Any listing failure is an error, never an empty list.
     pub async fn list(&self, source: Option<&str>) -> Result<Listing> {
-        let prefix = source.map(|s| format!("{s}/backups")).unwrap_or_default();
+        let prefix = source.map(layout::backups_prefix).unwrap_or_default();
         let objects = self.sink.list(&prefix).await?;
         let mut dirs: BTreeMap<String, (String, String, Vec<ObjectInfo>)> = BTreeMap::new();
         for obj in objects {
-            if let Some((dir, src, id, _file)) = parse_key(&obj.key) {
-                dirs.entry(dir)
-                    .or_insert_with(|| (src, id, Vec::new()))
+            if let Some(k) = layout::parse_backup_key(&obj.key) {
+                dirs.entry(k.dir.to_string())
+                    .or_insert_with(|| (k.source.to_string(), k.backup_id.to_string(), Vec::new()))
                     .2
                     .push(obj);
             }
@@ -145,7 +131,7 @@ impl Catalog {
             .map(|(dir, (src, id, objs))| {
                 let sink = sink.clone();
                 async move {
-                    let has_manifest = objs.iter().any(|o| o.key.ends_with(MANIFEST_FILE));
+                    let has_manifest = objs.iter().any(|o| layout::is_manifest_key(&o.key));
                     let bytes = objs.iter().map(|o| o.size).sum();
                     let last_modified = objs
                         .iter()
@@ -161,18 +147,20 @@ impl Catalog {
                         reason,
                     };
                     if !has_manifest {
-                        return Ok::<_, Error>(Found::Incomplete(incomplete(
-                            "no manifest.json".into(),
-                        )));
+                        return Ok::<_, Error>(Found::Incomplete(incomplete(format!(
+                            "no {}",
+                            layout::MANIFEST_FILE
+                        ))));
                     }
-                    let raw = match sink.get_bytes(&format!("{dir}/{MANIFEST_FILE}")).await {
+                    let raw = match sink.get_bytes(&layout::manifest_key(&dir)).await {
                         Ok(raw) => raw,
                         // Listed a moment ago, gone now: deleted meanwhile
                         // (a prune), so it is incomplete.
                         Err(Error::NotFound { .. }) => {
-                            return Ok(Found::Incomplete(incomplete(
-                                "manifest.json was deleted while listing".into(),
-                            )));
+                            return Ok(Found::Incomplete(incomplete(format!(
+                                "{} was deleted while listing",
+                                layout::MANIFEST_FILE
+                            ))));
                         }
                         Err(e) => return Err(e),
                     };
@@ -265,16 +253,9 @@ impl Catalog {
                 let newest = match (prefer_verified, verified) {
                     (true, Some(i)) => {
                         for b in &complete[i + 1..] {
-                            let failed: Vec<String> = b
-                                .manifest
-                                .verdicts
-                                .iter()
-                                .filter(|v| !v.passed)
-                                .map(|v| format!("{}: {}", v.verifier, v.detail))
-                                .collect();
                             tracing::warn!(
                                 backup_id = %b.manifest.backup_id,
-                                failed = %failed.join("; "),
+                                failed = %crate::Verdict::failures(&b.manifest.verdicts).join("; "),
                                 "skipped a newer backup that is not verified (restore it by id, with --partial, if you need it)"
                             );
                         }
@@ -332,23 +313,5 @@ impl Catalog {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_parse_only_in_the_layout() {
-        let (dir, src, id, file) =
-            parse_key("app/backups/2026/11/21/20261121T030000Z-3f9a/manifest.json").unwrap();
-        assert_eq!(dir, "app/backups/2026/11/21/20261121T030000Z-3f9a");
-        assert_eq!(
-            (src.as_str(), id.as_str(), file.as_str()),
-            ("app", "20261121T030000Z-3f9a", "manifest.json")
-        );
-        assert!(parse_key("app/wal/1/000001.zst").is_none());
-        assert!(parse_key("stray.txt").is_none());
     }
 }

@@ -99,7 +99,8 @@ pub async fn put_get_head_list_delete(sink: &dyn Sink) {
         .expect("deleting a missing key is not an error");
 }
 
-/// A missing key is `NotFound`, for get and head.
+/// A missing key is `NotFound`, of kind [`ErrorKind::NotFound`] (exit 3),
+/// for get and head: never the kind of an unreachable sink.
 pub async fn missing_key_is_not_found(sink: &dyn Sink) {
     let key = format!("{}/nothing-here", unique("missing"));
     let err = sink.head(&key).await.expect_err("head of missing key");
@@ -107,6 +108,7 @@ pub async fn missing_key_is_not_found(sink: &dyn Sink) {
         matches!(err, crate::Error::NotFound { .. }),
         "head: {err:?}"
     );
+    assert_eq!(err.kind(), ErrorKind::NotFound, "head: {err:?}");
     let err = match sink.get(&key).await {
         Ok(mut s) => s
             .next()
@@ -116,7 +118,9 @@ pub async fn missing_key_is_not_found(sink: &dyn Sink) {
         Err(e) => e,
     };
     assert!(matches!(err, crate::Error::NotFound { .. }), "get: {err:?}");
-    assert_eq!(err.kind(), ErrorKind::Sink);
+    assert_eq!(err.kind(), ErrorKind::NotFound, "get: {err:?}");
+    assert_eq!(err.exit_code(), 3);
+    assert!(!err.is_retryable());
 }
 
 /// `create_only` never overwrites.

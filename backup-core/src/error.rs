@@ -5,6 +5,10 @@
 //! - Each variant belongs to exactly one [`ErrorKind`], and the kind fixes the
 //!   process exit code (see the table in `README.md`). A caller that needs to
 //!   branch matches on [`Error::kind`], never on message text.
+//! - Kinds and exit codes are not one-to-one: [`ErrorKind::NotFound`] is its
+//!   own kind (a WAL `restore_command` must tell "no such object" from "the
+//!   sink is unreachable") but exits 3 like [`ErrorKind::Sink`], so scripts
+//!   written against the exit codes keep working.
 //! - [`Error::is_retryable`] is `true` only for failures that may succeed when
 //!   the same call is repeated unchanged (a timeout, a 503). Authentication,
 //!   configuration and "not found" failures are permanent.
@@ -35,6 +39,9 @@ pub enum ErrorKind {
     /// The storage location failed: credentials, network, missing bucket,
     /// unwritable directory (exit 3).
     Sink,
+    /// An object or backup the caller named is not in the sink (exit 3, as
+    /// for [`Sink`](Self::Sink): the kind is distinct, the exit code is not).
+    NotFound,
     /// A backup exists but failed a check (exit 4).
     Verification,
     /// A restore could not be completed, or was refused (exit 5).
@@ -50,12 +57,42 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in the order of their exit codes.
+    pub const ALL: [ErrorKind; 10] = [
+        ErrorKind::Locked,
+        ErrorKind::Source,
+        ErrorKind::Sink,
+        ErrorKind::NotFound,
+        ErrorKind::Verification,
+        ErrorKind::Restore,
+        ErrorKind::Health,
+        ErrorKind::Usage,
+        ErrorKind::Config,
+        ErrorKind::Cancelled,
+    ];
+
+    /// What the exit code says, in a few words (`sink failed`).
+    pub fn summary(self) -> &'static str {
+        match self {
+            ErrorKind::Locked => "locked",
+            ErrorKind::Source => "source failed",
+            ErrorKind::Sink => "sink failed",
+            ErrorKind::NotFound => "not found",
+            ErrorKind::Verification => "verification failed",
+            ErrorKind::Restore => "restore failed",
+            ErrorKind::Health => "unhealthy",
+            ErrorKind::Usage => "usage",
+            ErrorKind::Config => "config",
+            ErrorKind::Cancelled => "interrupted (SIGINT)",
+        }
+    }
+
     /// The process exit code for this kind.
     pub fn exit_code(self) -> i32 {
         match self {
             ErrorKind::Locked => 1,
             ErrorKind::Source => 2,
-            ErrorKind::Sink => 3,
+            ErrorKind::Sink | ErrorKind::NotFound => 3,
             ErrorKind::Verification => 4,
             ErrorKind::Restore => 5,
             ErrorKind::Health => 6,
@@ -71,6 +108,7 @@ impl ErrorKind {
             ErrorKind::Locked => "locked",
             ErrorKind::Source => "source",
             ErrorKind::Sink => "sink",
+            ErrorKind::NotFound => "not_found",
             ErrorKind::Verification => "verification",
             ErrorKind::Restore => "restore",
             ErrorKind::Health => "health",
@@ -79,6 +117,27 @@ impl ErrorKind {
             ErrorKind::Cancelled => "cancelled",
         }
     }
+}
+
+/// The exit codes of every kind, for help texts: `1 locked, 2 source failed,
+/// 3 sink failed or not found, …, 130 interrupted (SIGINT)`. Kinds that share
+/// a code share an entry. Made from [`ErrorKind::exit_code`] and
+/// [`ErrorKind::summary`], so it cannot drift from them.
+pub fn exit_code_table() -> String {
+    let mut entries: Vec<(i32, Vec<&str>)> = Vec::new();
+    for kind in ErrorKind::ALL {
+        let code = kind.exit_code();
+        match entries.iter_mut().find(|(c, _)| *c == code) {
+            Some((_, words)) => words.push(kind.summary()),
+            None => entries.push((code, vec![kind.summary()])),
+        }
+    }
+    entries.sort_by_key(|(code, _)| *code);
+    entries
+        .iter()
+        .map(|(code, words)| format!("{code} {}", words.join(" or ")))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl fmt::Display for ErrorKind {
@@ -124,7 +183,8 @@ pub enum Error {
         source: Option<BoxError>,
     },
 
-    /// An object the caller named does not exist in the sink.
+    /// An object the caller named does not exist in the sink
+    /// ([`ErrorKind::NotFound`], exit 3).
     #[error("sink {location}: {key} not found")]
     NotFound {
         /// The sink, as a URL without credentials.
@@ -200,9 +260,8 @@ impl Error {
         match self {
             Error::Locked { .. } => ErrorKind::Locked,
             Error::Source { .. } => ErrorKind::Source,
-            Error::Sink { .. } | Error::NotFound { .. } | Error::AlreadyExists { .. } => {
-                ErrorKind::Sink
-            }
+            Error::Sink { .. } | Error::AlreadyExists { .. } => ErrorKind::Sink,
+            Error::NotFound { .. } => ErrorKind::NotFound,
             Error::Verification { .. } => ErrorKind::Verification,
             Error::Restore { .. } => ErrorKind::Restore,
             Error::Health { .. } => ErrorKind::Health,
@@ -312,6 +371,13 @@ mod tests {
             (Error::Locked { path: "x".into() }, 1),
             (Error::source_err("sqlite:///x", "missing"), 2),
             (Error::sink_err("file:///x", "unwritable"), 3),
+            (
+                Error::NotFound {
+                    location: "file:///x".into(),
+                    key: "k".into(),
+                },
+                3,
+            ),
             (Error::verification("min-size", "small"), 4),
             (Error::restore_err("/x", "exists"), 5),
             (
@@ -340,6 +406,53 @@ mod tests {
         assert!(!Error::sink_err("s3://b", "403").is_retryable());
         assert!(!Error::config("f", "bad").is_retryable());
         assert!(!Error::source_err("s", "missing").is_retryable());
+    }
+
+    #[test]
+    fn the_exit_code_table_lists_every_kind() {
+        let mut names: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), ErrorKind::ALL.len(), "a kind twice in ALL");
+        // Every variant, once: this match has no wildcard arm, so a new
+        // kind fails to compile here until it is added to ALL too.
+        for kind in ErrorKind::ALL {
+            match kind {
+                ErrorKind::Locked
+                | ErrorKind::Source
+                | ErrorKind::Sink
+                | ErrorKind::NotFound
+                | ErrorKind::Verification
+                | ErrorKind::Restore
+                | ErrorKind::Health
+                | ErrorKind::Usage
+                | ErrorKind::Config
+                | ErrorKind::Cancelled => {}
+            }
+        }
+        assert_eq!(
+            exit_code_table(),
+            "1 locked, 2 source failed, 3 sink failed or not found, 4 verification failed, \
+             5 restore failed, 6 unhealthy, 64 usage, 78 config, 130 interrupted (SIGINT)"
+        );
+    }
+
+    #[test]
+    fn not_found_is_its_own_kind_with_the_sinks_exit_code() {
+        let err = Error::NotFound {
+            location: "s3://b".into(),
+            key: "app/wal/00000001/000000010000000000000001.zst".into(),
+        };
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        assert_ne!(err.kind(), ErrorKind::Sink);
+        assert_eq!(err.kind().as_str(), "not_found");
+        assert_eq!(err.exit_code(), 3);
+        assert!(!err.is_retryable());
+        let taken = Error::AlreadyExists {
+            location: "s3://b".into(),
+            key: "k".into(),
+        };
+        assert_eq!(taken.kind(), ErrorKind::Sink);
     }
 
     #[test]

@@ -6,10 +6,12 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
+use crate::record::{CheckRecord, RecordKind};
 use crate::sink::{Sink, SinkExt};
 
 /// Default `max_age`: 26 hours (a daily backup plus slack).
@@ -107,10 +109,9 @@ pub struct Record {
     pub key: String,
 }
 
-/// The newest record (JSON with `passed`, `backup_id` and a time field)
-/// under `prefix`, by the time it records.
-async fn newest_record(sink: &dyn Sink, prefix: &str, time_field: &str) -> Result<Option<Record>> {
-    let mut objects = sink.list(prefix).await?;
+/// The newest record of `kind` of `source`, by the time it records.
+async fn newest_record(sink: &dyn Sink, source: &str, kind: RecordKind) -> Result<Option<Record>> {
+    let mut objects = sink.list(&kind.prefix(source)).await?;
     // Parse the newest few by modification time; choose by recorded time.
     objects.sort_by_key(|o| std::cmp::Reverse(o.last_modified));
     let mut best: Option<Record> = None;
@@ -118,19 +119,14 @@ async fn newest_record(sink: &dyn Sink, prefix: &str, time_field: &str) -> Resul
         let Ok(raw) = sink.get_bytes(&o.key).await else {
             continue;
         };
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&raw) else {
+        let Some(r) = CheckRecord::<IgnoredAny>::from_json(kind, &raw) else {
             continue;
         };
-        let at = v[time_field]
-            .as_str()
-            .and_then(|s| s.parse::<DateTime<Utc>>().ok());
-        if let Some(at) = at
-            && best.as_ref().is_none_or(|b| at > b.at)
-        {
+        if best.as_ref().is_none_or(|b| r.at > b.at) {
             best = Some(Record {
-                at,
-                passed: v["passed"].as_bool().unwrap_or(false),
-                backup_id: v["backup_id"].as_str().unwrap_or_default().to_string(),
+                at: r.at,
+                passed: r.passed,
+                backup_id: r.backup_id,
                 key: o.key.clone(),
             });
         }
@@ -234,9 +230,8 @@ pub async fn status(
             }
         }
     }
-    let last_verification =
-        newest_record(&**sink, &format!("{source}/verifications"), "checked_at").await?;
-    let last_drill = newest_record(&**sink, &format!("{source}/drills"), "started_at").await?;
+    let last_verification = newest_record(&**sink, source, RecordKind::Verification).await?;
+    let last_drill = newest_record(&**sink, source, RecordKind::Drill).await?;
     if let Some(v) = &last_verification
         && !v.passed
         && newest.as_ref().is_some_and(|b| b.backup_id == v.backup_id)

@@ -44,7 +44,7 @@ pub async fn find(
     }
     let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
     let mut found: Vec<Leftover> = sink
-        .list_pending(source_name)
+        .list_pending(crate::layout::source_prefix(source_name))
         .await?
         .into_iter()
         .map(|upload| Leftover {

@@ -2,7 +2,7 @@
 //! self-describing. It is written last; a backup directory without one is
 //! incomplete and never offered for restore.
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -11,8 +11,7 @@ use crate::error::{Error, Result};
 pub const MANIFEST_FORMAT: &str = "lifeboat.manifest";
 /// The manifest format version this build writes and the newest it reads.
 pub const MANIFEST_VERSION: u32 = 1;
-/// The file name of the manifest in a backup's directory.
-pub const MANIFEST_FILE: &str = "manifest.json";
+pub use crate::layout::{MANIFEST_FILE, backup_dir};
 
 /// Everything needed to find, check and restore one backup without any local
 /// state.
@@ -226,6 +225,43 @@ pub struct Verdict {
     pub checked_at: DateTime<Utc>,
 }
 
+impl Verdict {
+    /// The verdict of `verifier`, which started at `started` and finishes now.
+    pub fn new(
+        verifier: &str,
+        passed: bool,
+        detail: impl Into<String>,
+        started: std::time::Instant,
+    ) -> Self {
+        Self {
+            verifier: verifier.to_string(),
+            passed,
+            detail: detail.into(),
+            duration_ms: started.elapsed().as_millis() as u64,
+            checked_at: Utc::now(),
+        }
+    }
+
+    /// A passed check (see [`new`](Self::new)).
+    pub fn pass(verifier: &str, detail: impl Into<String>, started: std::time::Instant) -> Self {
+        Self::new(verifier, true, detail, started)
+    }
+
+    /// A failed check (see [`new`](Self::new)).
+    pub fn fail(verifier: &str, detail: impl Into<String>, started: std::time::Instant) -> Self {
+        Self::new(verifier, false, detail, started)
+    }
+
+    /// `verifier: detail` for each failed verdict of `verdicts`.
+    pub fn failures(verdicts: &[Verdict]) -> Vec<String> {
+        verdicts
+            .iter()
+            .filter(|v| !v.passed)
+            .map(|v| format!("{}: {}", v.verifier, v.detail))
+            .collect()
+    }
+}
+
 impl Manifest {
     /// Parse and check a manifest.
     ///
@@ -376,7 +412,7 @@ impl Manifest {
                         fetch_command(&url(&a.key), f),
                     ));
                     n += 1;
-                    if a.name == "globals" {
+                    if a.name == crate::layout::GLOBALS_ATTACHMENT {
                         steps.push(format!(
                             "{n}. Create the roles first, as a superuser: psql -d postgres -f {raw_a} (errors for roles that already exist are expected)"
                         ));
@@ -416,17 +452,6 @@ impl Manifest {
 pub fn new_backup_id(at: DateTime<Utc>) -> String {
     let tag: u16 = rand::random();
     format!("{}-{tag:04x}", at.format("%Y%m%dT%H%M%SZ"))
-}
-
-/// The directory (key prefix) of one backup:
-/// `<source>/backups/<YYYY>/<MM>/<DD>/<backup-id>`.
-pub fn backup_dir(source_name: &str, at: DateTime<Utc>, backup_id: &str) -> String {
-    format!(
-        "{source_name}/backups/{:04}/{:02}/{:02}/{backup_id}",
-        at.year(),
-        at.month(),
-        at.day()
-    )
 }
 
 /// Check a source name: it becomes a path segment in every sink.

@@ -60,9 +60,7 @@ impl Event {
             source: source.into(),
             result: if ok { "ok" } else { "failed" }.into(),
             message: message.into(),
-            host: std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_string())
-                .unwrap_or_default(),
+            host: crate::rt::host_name(),
             at: chrono::Utc::now(),
             details: serde_json::Map::new(),
         }

@@ -22,12 +22,14 @@ use tokio::sync::mpsc;
 
 use crate::catalog::{BackupEntry, Catalog, Selector};
 use crate::error::{Error, Result};
+use crate::layout;
 use crate::lock::{self, LockMode};
 use crate::manifest::{
-    Artifact, AttachmentInfo, Compression, MANIFEST_FILE, MANIFEST_VERSION, Manifest, SourceInfo,
-    ToolInfo, Verdict, backup_dir, check_source_name, new_backup_id,
+    Artifact, AttachmentInfo, Compression, MANIFEST_VERSION, Manifest, SourceInfo, ToolInfo,
+    Verdict, check_source_name, new_backup_id,
 };
 use crate::progress::{Phase, Progress, ProgressHandle};
+use crate::record::{CheckRecord, RecordKind};
 use crate::sink::{PutOptions, Sink, Upload};
 use crate::source::{DumpOptions, RestoreOptions, RestoreOutcome, Source};
 use crate::verify::{self, Verifier, VerifyInput};
@@ -36,15 +38,6 @@ const READ_CHUNK: usize = 1024 * 1024;
 const CHANNEL_DEPTH: usize = 4;
 const ZSTD_JOB_SIZE: u32 = 2 * 1024 * 1024;
 pub use crate::source::DEFAULT_LEVEL;
-
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "unknown".into())
-}
 
 fn default_threads() -> u32 {
     std::thread::available_parallelism()
@@ -281,8 +274,8 @@ impl BackupJob {
 
         let started_at = (self.clock)();
         let backup_id = new_backup_id(started_at);
-        let dir = backup_dir(&name, started_at, &backup_id);
-        let key = format!("{dir}/data.{}.zst", self.source.extension());
+        let dir = layout::backup_dir(&name, started_at, &backup_id);
+        let key = layout::data_key(&dir, self.source.extension());
         tracing::info!(source = %self.source.location(), sink = %self.sink.location(), %backup_id, "backup started");
 
         self.progress.start(Phase::Snapshot, None);
@@ -373,7 +366,7 @@ impl BackupJob {
             },
             started_at,
             finished_at: started_at,
-            host: host_name(),
+            host: crate::rt::host_name(),
             tool: ToolInfo::current(),
             artifact: Artifact {
                 key: key.clone(),
@@ -441,7 +434,7 @@ impl BackupJob {
         }
         manifest.verdicts = all;
         manifest.finished_at = (self.clock)().max(started_at);
-        let manifest_key = format!("{dir}/{MANIFEST_FILE}");
+        let manifest_key = layout::manifest_key(&dir);
         // Never commit over data that is gone (a concurrent prune, a
         // lifecycle rule): every object must still be there, at its size.
         for (k, size) in std::iter::once((&manifest.artifact.key, manifest.artifact.stored_size))
@@ -508,7 +501,7 @@ impl BackupJob {
 /// the backup is already committed.
 async fn write_restore_guide(sink: &dyn Sink, manifest: &Manifest) {
     let name = &manifest.source.name;
-    let key = format!("{name}/restore.md");
+    let key = layout::restore_guide_key(name);
     let steps = manifest
         .storage
         .as_ref()
@@ -517,13 +510,15 @@ async fn write_restore_guide(sink: &dyn Sink, manifest: &Manifest) {
     let text = format!(
         "# Restoring {name} without Lifeboat\n\n\
          Every backup of `{name}` ({kind}, {location}) is a directory\n\
-         `{name}/backups/<YYYY>/<MM>/<DD>/<backup-id>/` holding the data and a `manifest.json`,\n\
+         `{pattern}/` holding the data and a `{manifest_file}`,\n\
          written last: a directory without a manifest is an interrupted run, never a backup.\n\
          Backup ids start with their UTC start time, so the newest directory holds the newest backup.\n\n\
-         Each `manifest.json` says, under `storage.manual_restore`, how to restore that backup by hand,\n\
+         Each `{manifest_file}` says, under `storage.manual_restore`, how to restore that backup by hand,\n\
          and under `artifact` the SHA-256 and size of the stored bytes, under `fingerprint` the tables and\n\
          exact row counts it must hold. For the backup `{id}` these steps were:\n\n{steps}\n\n\
          With Lifeboat: `lifeboat restore --from <this sink> --source {name} --latest --to <target>`.\n",
+        pattern = layout::backup_dir_pattern(name),
+        manifest_file = layout::MANIFEST_FILE,
         kind = manifest.source.kind,
         location = manifest.source.location,
         id = manifest.backup_id,
@@ -673,7 +668,7 @@ async fn store_attachments(
             .await
             .map_err(|e| Error::source_err("dump", format!("compressor failed: {e}")))?
             .map_err(|e| Error::source_err("dump", format!("cannot compress {}: {e}", a.name)))?;
-        let key = format!("{dir}/{}.zst", a.file_name);
+        let key = layout::attachment_key(dir, &a.file_name);
         let sha256 = hex::encode(Sha256::digest(&compressed));
         let stored_size = compressed.len() as u64;
         sink.put(&key, Bytes::from(compressed), PutOptions::create_only())
@@ -731,11 +726,10 @@ fn failures_to_error(verdicts: &[Verdict]) -> Result<()> {
         return Ok(());
     }
     let names: Vec<&str> = failed.iter().map(|v| v.verifier.as_str()).collect();
-    let details: Vec<String> = failed
-        .iter()
-        .map(|v| format!("{}: {}", v.verifier, v.detail))
-        .collect();
-    Err(Error::verification(names.join(","), details.join("; ")))
+    Err(Error::verification(
+        names.join(","),
+        Verdict::failures(verdicts).join("; "),
+    ))
 }
 
 struct Compressed {
@@ -913,9 +907,8 @@ async fn verify_local(
         Err(CopyError::Data(why)) => Ok(verifiers
             .iter()
             .map(|v| {
-                verify::verdict(
+                Verdict::fail(
                     v.name(),
-                    false,
                     format!("cannot read the backup's data: {why}"),
                     t_download,
                 )
@@ -1203,15 +1196,9 @@ impl RestoreJob {
             .await?;
         let manifest = entry.manifest;
         if !manifest.verified() {
-            let failed: Vec<String> = manifest
-                .verdicts
-                .iter()
-                .filter(|v| !v.passed)
-                .map(|v| format!("{}: {}", v.verifier, v.detail))
-                .collect();
             tracing::warn!(
                 backup_id = %manifest.backup_id,
-                failed = %failed.join("; "),
+                failed = %Verdict::failures(&manifest.verdicts).join("; "),
                 "this backup is not verified: it may not restore cleanly (--partial restores what loads)"
             );
         }
@@ -1336,34 +1323,20 @@ impl VerifyJob {
         self.verify_entry(entry).await
     }
 
-    /// Keep the result in the sink, for `status`:
-    /// `<source>/verifications/<YYYY>-<MM>/<time>-<backup-id>.json`.
+    /// Keep the result in the sink, for `status` (see
+    /// [`layout::verification_key`]).
     async fn record(&self, manifest: &Manifest, verdicts: &[Verdict], passed: bool) {
         let now = Utc::now();
-        let key = format!(
-            "{}/verifications/{}/{}-{}.json",
-            manifest.source.name,
-            now.format("%Y-%m"),
-            now.format("%Y%m%dT%H%M%SZ"),
-            manifest.backup_id
-        );
-        let body = serde_json::json!({
-            "backup_id": manifest.backup_id,
-            "checked_at": now,
-            "passed": passed,
-            "verdicts": verdicts,
-        });
-        if let Err(e) = self
-            .sink
-            .put(
-                &key,
-                Bytes::from(crate::redact::text(&body.to_string()).into_owned()),
-                PutOptions::default(),
-            )
-            .await
-        {
-            tracing::warn!(key = %key, error = %e.display_chain(), "could not store the verification record");
+        let key = layout::verification_key(&manifest.source.name, now, &manifest.backup_id);
+        CheckRecord {
+            kind: RecordKind::Verification,
+            backup_id: manifest.backup_id.clone(),
+            at: now,
+            passed,
+            evidence: serde_json::json!({ "verdicts": verdicts }),
         }
+        .store(&*self.sink, &key, PutOptions::default())
+        .await;
     }
 
     /// Verify a backup already found.

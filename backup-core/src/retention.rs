@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::{BackupEntry, Catalog, Listing};
 use crate::error::{Error, Result};
-use crate::manifest::MANIFEST_FILE;
+use crate::layout;
 use crate::sink::Sink;
 
 /// A retention policy. In `lifeboat.toml`, a profile's `[retention]` table.
@@ -293,7 +293,7 @@ pub async fn prune(
     let decisions = plan(&listing, policy, now);
     let mut deleted = Vec::new();
     if !dry_run {
-        let objects = sink.list(&format!("{source}/backups")).await?;
+        let objects = sink.list(&layout::backups_prefix(source)).await?;
         for d in decisions.iter().filter(|d| !d.keep) {
             let prefix = format!("{}/", d.dir);
             let mut keys: Vec<&str> = objects
@@ -302,10 +302,10 @@ pub async fn prune(
                 .filter(|k| k.starts_with(&prefix))
                 .collect();
             // The manifest goes first: from then on the rest is "incomplete".
-            keys.sort_by_key(|k| !k.ends_with(MANIFEST_FILE));
+            keys.sort_by_key(|k| !layout::is_manifest_key(k));
             for k in keys {
                 sink.delete(k).await?;
-                if k.ends_with(MANIFEST_FILE) {
+                if layout::is_manifest_key(k) {
                     crate::failpoint::point("prune:manifest-deleted");
                 }
             }

@@ -90,18 +90,3 @@ pub fn stored_verifiers(
     }
     v
 }
-
-pub(crate) fn verdict(
-    name: &str,
-    passed: bool,
-    detail: String,
-    started: std::time::Instant,
-) -> Verdict {
-    Verdict {
-        verifier: name.to_string(),
-        passed,
-        detail,
-        duration_ms: started.elapsed().as_millis() as u64,
-        checked_at: chrono::Utc::now(),
-    }
-}

@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'locked'
   | 'source'
   | 'sink'
+  | 'not_found'
   | 'verification'
   | 'restore'
   | 'health'

@@ -41,6 +41,7 @@ const EXIT_CODES = Object.freeze({
   locked: 1,
   source: 2,
   sink: 3,
+  not_found: 3,
   verification: 4,
   restore: 5,
   health: 6,

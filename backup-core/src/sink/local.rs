@@ -20,6 +20,7 @@ use super::{
     ByteStream, ObjectInfo, PendingUpload, PutOptions, Sink, Upload, check_key, spawn_cleanup,
 };
 use crate::error::{Error, Result};
+use crate::rt::blocking;
 
 const READ_CHUNK: usize = 1024 * 1024;
 
@@ -302,12 +303,6 @@ impl LocalSink {
         }
         Ok(())
     }
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(Error::sink_err("file://", format!("worker failed: {e}"))))
 }
 
 #[async_trait]

@@ -42,7 +42,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use chrono::Utc;
 
 pub use conn::PgConn;
 pub use globals::GlobalsReport;
@@ -51,6 +50,7 @@ pub use tools::{PgVersion, Tool, ToolOptions};
 use super::{Attachment, Dump, DumpOptions, DumpOutcome, RestoreOptions, RestoreOutcome, Source};
 use crate::error::{Error, Result};
 use crate::manifest::{Fingerprint, Manifest, TableCount, Verdict};
+use crate::rt::blocking;
 
 /// How much of the stream `pg_restore --list` may read: the table of
 /// contents sits at the start of a custom-format archive.
@@ -354,16 +354,14 @@ fn archive_rows_verdict(
         lobs = format!(" and its {n} large objects");
     }
     Some(if wrong.is_empty() {
-        verdict(
+        Verdict::pass(
             "pg-rows",
-            true,
             format!("the archive holds exactly the snapshot's rows for {checked} tables{lobs}"),
             started,
         )
     } else {
-        verdict(
+        Verdict::fail(
             "pg-rows",
-            false,
             format!("row counts differ: {}", wrong.join("; ")),
             started,
         )
@@ -400,13 +398,38 @@ pub fn toc_counts(listing: &str) -> (usize, usize, usize) {
     (tables, data, entries)
 }
 
-fn verdict(name: &str, passed: bool, detail: String, started: Instant) -> Verdict {
-    Verdict {
-        verifier: name.to_string(),
-        passed,
-        detail,
-        duration_ms: started.elapsed().as_millis() as u64,
-        checked_at: Utc::now(),
+/// The `pg-toc` verdict on `pg_restore --list`'s output (`Err`: why it could
+/// not read the archive): at least `min_tables` tables.
+pub(crate) fn toc_verdict(
+    listing: std::result::Result<&str, String>,
+    min_tables: usize,
+    started: Instant,
+) -> Verdict {
+    let listing = match listing {
+        Ok(l) => l,
+        Err(why) => {
+            return Verdict::fail(
+                "pg-toc",
+                format!("pg_restore --list could not read the archive: {why}"),
+                started,
+            );
+        }
+    };
+    let (tables, data, entries) = toc_counts(listing);
+    if tables < min_tables {
+        Verdict::fail(
+            "pg-toc",
+            format!("the archive lists {tables} tables, fewer than the required {min_tables}"),
+            started,
+        )
+    } else {
+        Verdict::pass(
+            "pg-toc",
+            format!(
+                "pg_restore --list read {entries} entries: {tables} tables, {data} with data (at least {min_tables} required)"
+            ),
+            started,
+        )
     }
 }
 
@@ -773,8 +796,8 @@ impl PostgresSource {
         });
         Ok((
             Attachment {
-                name: "globals".into(),
-                file_name: "globals.sql".into(),
+                name: crate::layout::GLOBALS_ATTACHMENT.into(),
+                file_name: crate::layout::GLOBALS_FILE.into(),
                 data: bytes::Bytes::from(data),
             },
             warning,
@@ -820,7 +843,11 @@ pub async fn fetch_globals(
 ) -> Result<Option<Vec<u8>>> {
     use crate::sink::SinkExt;
     use sha2::Digest;
-    let Some(info) = manifest.attachments.iter().find(|a| a.name == "globals") else {
+    let Some(info) = manifest
+        .attachments
+        .iter()
+        .find(|a| a.name == crate::layout::GLOBALS_ATTACHMENT)
+    else {
         return Ok(None);
     };
     let fail = |m: String| Error::restore_err(manifest.source.location.clone(), m);
@@ -840,14 +867,6 @@ pub async fn fetch_globals(
     let raw = zstd::bulk::decompress(&stored, info.raw_size as usize)
         .map_err(|e| fail(format!("cannot decompress {}: {e}", info.key)))?;
     Ok(Some(raw))
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> std::result::Result<T, String> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| format!("worker failed: {e}"))
 }
 
 #[async_trait]
@@ -1042,7 +1061,9 @@ impl Source for PostgresSource {
                     false => format!("counting rows of {table}: {}", db_err(&e)),
                 })
             });
-            let ended = blocking(move || dump_end.wait(None)).await.map_err(fail)?;
+            let ended = blocking(move || Ok(dump_end.wait(None)))
+                .await
+                .map_err(fail)?;
             // Only now may the snapshot go.
             let _ = client.batch_execute("COMMIT").await;
             ended
@@ -1052,42 +1073,24 @@ impl Source for PostgresSource {
 
             let (toc_status, listing, toc_stderr) = blocking(move || {
                 let status = toc_child.wait();
-                (
+                Ok((
                     status,
                     toc_listing.join().unwrap_or_default(),
                     toc_err.join().unwrap_or_default(),
-                )
+                ))
             })
             .await
             .map_err(fail)?;
-            let (n_tables, n_data, n_entries) = toc_counts(&listing);
             let toc_ok = matches!(&toc_status, Ok(s) if s.success());
-            let toc_verdict = if !toc_ok {
-                verdict(
-                    "pg-toc",
-                    false,
-                    format!("pg_restore --list could not read the archive: {toc_stderr}"),
-                    toc_started,
-                )
-            } else if n_tables < min_tables {
-                verdict(
-                    "pg-toc",
-                    false,
-                    format!(
-                        "the archive lists {n_tables} tables, fewer than the required {min_tables}"
-                    ),
-                    toc_started,
-                )
-            } else {
-                verdict(
-                    "pg-toc",
-                    true,
-                    format!(
-                        "pg_restore --list read {n_entries} entries: {n_tables} tables, {n_data} with data (at least {min_tables} required)"
-                    ),
-                    toc_started,
-                )
-            };
+            let toc_verdict = toc_verdict(
+                if toc_ok {
+                    Ok(&listing)
+                } else {
+                    Err(toc_stderr)
+                },
+                min_tables,
+                toc_started,
+            );
 
             let stats = archive_stats.lock().expect("archive stats lock").clone();
             let rows_verdict = archive_rows_verdict(&counts, large_objects, &stats, toc_started);
@@ -1206,19 +1209,17 @@ impl Source for PostgresSource {
         let t = Instant::now();
         let bytes = {
             let archive = archive.clone();
-            blocking(move || -> std::io::Result<u64> {
+            blocking(move || {
                 let mut reader = reader;
-                let mut f = std::fs::OpenOptions::new()
+                std::fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
-                    .open(&archive)?;
-                std::io::copy(&mut reader, &mut f)
+                    .open(&archive)
+                    .and_then(|mut f| std::io::copy(&mut reader, &mut f))
+                    .map_err(|e| format!("download failed or the backup is corrupt: {e}"))
             })
             .await
             .map_err(|m| self.restore_err(m))?
-            .map_err(|e| {
-                self.restore_err(format!("download failed or the backup is corrupt: {e}"))
-            })?
         };
         tracing::info!(
             bytes,
@@ -1460,7 +1461,10 @@ impl PostgresSource {
         if missing.is_empty() {
             return Ok(());
         }
-        let stored = manifest.attachments.iter().any(|a| a.name == "globals");
+        let stored = manifest
+            .attachments
+            .iter()
+            .any(|a| a.name == crate::layout::GLOBALS_ATTACHMENT);
         let globals = match (stored, self.globals.is_some()) {
             (true, false) => {
                 "pass --globals to create them from the roles stored with the backup, "

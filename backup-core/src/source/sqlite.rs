@@ -23,13 +23,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use chrono::Utc;
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 
 use super::{Dump, DumpOptions, DumpOutcome, RestoreOptions, RestoreOutcome, Source};
 use crate::error::{Error, Result};
 use crate::manifest::{Fingerprint, Manifest, TableCount, Verdict};
+use crate::rt::blocking;
 
 mod swap;
 
@@ -428,33 +428,17 @@ impl<R: Read> Read for SignalOnDrop<R> {
     }
 }
 
-fn verdict(name: &str, passed: bool, detail: String, started: Instant) -> Verdict {
-    Verdict {
-        verifier: name.to_string(),
-        passed,
-        detail,
-        duration_ms: started.elapsed().as_millis() as u64,
-        checked_at: Utc::now(),
+/// The `sqlite-integrity` verdict on what [`integrity_check`] found
+/// (`None`: ok), for a check that began at `started`.
+pub(crate) fn integrity_verdict(problems: Option<String>, started: Instant) -> Verdict {
+    match problems {
+        None => Verdict::pass("sqlite-integrity", "PRAGMA integrity_check: ok", started),
+        Some(p) => Verdict::fail(
+            "sqlite-integrity",
+            format!("PRAGMA integrity_check: {p}"),
+            started,
+        ),
     }
-}
-
-/// The `sqlite-integrity` verdict for a database file.
-pub(crate) fn integrity_verdict(path: &Path) -> std::result::Result<Verdict, String> {
-    let started = Instant::now();
-    Ok(match integrity_check(path)? {
-        None => verdict(
-            "sqlite-integrity",
-            true,
-            "PRAGMA integrity_check: ok".into(),
-            started,
-        ),
-        Some(problems) => verdict(
-            "sqlite-integrity",
-            false,
-            format!("PRAGMA integrity_check: {problems}"),
-            started,
-        ),
-    })
 }
 
 /// Sets its flag when dropped: a blocking task holding the flag learns that
@@ -470,14 +454,6 @@ impl Drop for CancelOnDrop {
 
 /// `rusqlite::Connection` is `Send`; the wrapper only names the tuple.
 struct SendSnapshot(Snapshot);
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> std::result::Result<T, String> + Send + 'static,
-) -> std::result::Result<T, String> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(format!("worker failed: {e}")))
-}
 
 #[async_trait]
 impl Source for SqliteSource {
@@ -583,20 +559,7 @@ impl Source for SqliteSource {
                 };
                 let check = |conn: &Connection| {
                     let t = Instant::now();
-                    integrity_check_conn(conn).map(|r| match r {
-                        None => verdict(
-                            "sqlite-integrity",
-                            true,
-                            "PRAGMA integrity_check: ok".into(),
-                            t,
-                        ),
-                        Some(p) => verdict(
-                            "sqlite-integrity",
-                            false,
-                            format!("PRAGMA integrity_check: {p}"),
-                            t,
-                        ),
-                    })
+                    integrity_check_conn(conn).map(|p| integrity_verdict(p, t))
                 };
                 let (integrity, counts) = match second {
                     Some(second) => (
@@ -652,7 +615,8 @@ impl Source for SqliteSource {
                     let temp = temp.clone();
                     tokio::task::spawn_blocking(move || {
                         let _keep = temp;
-                        integrity_verdict(&snap)
+                        let t = Instant::now();
+                        integrity_check(&snap).map(|p| integrity_verdict(p, t))
                     })
                 };
                 let counts = {

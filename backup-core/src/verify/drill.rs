@@ -2,18 +2,19 @@
 //! into a scratch database, compare every table's row count with the
 //! fingerprint, run smoke checks, time it, and drop the scratch database
 //! whatever happens. The evidence is uploaded to
-//! `<source>/drills/<YYYY>-Q<n>/<drill-id>.json`.
+//! `<source>/drills/<YYYY>-Q<n>/<drill-id>.json` ([`crate::layout::drill_key`])
+//! as a [`CheckRecord`].
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use chrono::{Datelike, Utc};
+use chrono::Utc;
 
-use super::{Verifier, VerifyInput, verdict};
+use super::{Verifier, VerifyInput};
 use crate::error::Result;
 use crate::manifest::{Fingerprint, Verdict};
+use crate::record::{CheckRecord, RecordKind};
 use crate::sink::PutOptions;
 use crate::source::postgres::cluster::ScratchCluster;
 use crate::source::postgres::{self, PgConn, PostgresOptions, globals, restore, sql, tools};
@@ -124,13 +125,13 @@ impl PgDrill {
     }
 }
 
+/// A drill's own evidence, stored beside the [`CheckRecord`]'s `backup_id`,
+/// `started_at` and `passed`.
 #[derive(serde::Serialize)]
 struct Evidence<'a> {
     drill_id: String,
-    backup_id: &'a str,
     source: &'a str,
     target: String,
-    started_at: chrono::DateTime<Utc>,
     restore_ms: u64,
     total_ms: u64,
     tables_checked: usize,
@@ -142,7 +143,6 @@ struct Evidence<'a> {
     /// Roles the archive needs that its globals did not hold, created
     /// `NOLOGIN` in the throwaway cluster.
     placeholder_roles: Vec<String>,
-    passed: bool,
     error: Option<String>,
 }
 
@@ -424,10 +424,8 @@ impl Verifier for PgDrill {
                 now.format("%Y%m%dT%H%M%SZ"),
                 rand::random::<u16>()
             ),
-            backup_id: &m.backup_id,
             source: &m.source.location,
             target: String::new(),
-            started_at: now,
             restore_ms: 0,
             total_ms: 0,
             tables_checked: 0,
@@ -436,7 +434,6 @@ impl Verifier for PgDrill {
             smoke: Vec::new(),
             roles_created: Vec::new(),
             placeholder_roles: Vec::new(),
-            passed: false,
             error: None,
         };
         let outcome = match self.drill(input, &mut ev).await {
@@ -454,24 +451,20 @@ impl Verifier for PgDrill {
         if let Err(e) = &outcome {
             ev.error = Some(e.clone());
         }
-        ev.passed = outcome.is_ok() && ev.mismatches.is_empty();
-        let quarter = (now.month() - 1) / 3 + 1;
-        let key = format!(
-            "{}/drills/{}-Q{quarter}/{}.json",
-            m.source.name,
-            now.year(),
-            ev.drill_id
-        );
-        let json = serde_json::to_string_pretty(&ev).expect("evidence serializes");
-        let json = crate::redact::text(&json).into_owned().into_bytes();
-        if let Err(e) = input
-            .sink
-            .put(&key, Bytes::from(json), PutOptions::create_only())
-            .await
-        {
-            tracing::warn!(key = %key, error = %e.display_chain(), "could not upload the drill evidence");
-        }
-        let detail = match (&outcome, ev.passed) {
+        let passed = outcome.is_ok() && ev.mismatches.is_empty();
+        let key = crate::layout::drill_key(&m.source.name, now, &ev.drill_id);
+        let record = CheckRecord {
+            kind: RecordKind::Drill,
+            backup_id: m.backup_id.clone(),
+            at: now,
+            passed,
+            evidence: ev,
+        };
+        record
+            .store(input.sink, &key, PutOptions::create_only())
+            .await;
+        let ev = record.evidence;
+        let detail = match (&outcome, passed) {
             (Err(e), _) => format!("restore drill failed: {e}"),
             (Ok(()), false) => {
                 format!("restore drill found problems: {}", ev.mismatches.join("; "))
@@ -488,10 +481,10 @@ impl Verifier for PgDrill {
                 ev.total_ms
             ),
         };
-        if ev.passed {
+        if passed {
             tracing::info!(backup_id = %m.backup_id, restore_ms = ev.restore_ms, "restore drill OK");
         }
-        Ok(verdict(self.name(), ev.passed, detail, started))
+        Ok(Verdict::new(self.name(), passed, detail, started))
     }
 }
 

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::{Verifier, VerifyInput, verdict};
+use super::{Verifier, VerifyInput};
 use crate::error::Result;
 use crate::manifest::Verdict;
 
@@ -49,6 +49,6 @@ impl Verifier for MinSize {
                 self.min
             )
         };
-        Ok(verdict(self.name(), passed, detail, started))
+        Ok(Verdict::new(self.name(), passed, detail, started))
     }
 }

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::{Verifier, VerifyInput, verdict};
+use super::{Verifier, VerifyInput};
 use crate::error::{Error, Result};
 use crate::manifest::Verdict;
 use crate::source::sqlite;
@@ -33,38 +33,35 @@ impl Verifier for SqliteIntegrity {
         };
         let expected = input.manifest.fingerprint.clone();
         let name = self.name().to_string();
-        let verdict_result = tokio::task::spawn_blocking(move || {
-            match sqlite::integrity_check(&path) {
-                Err(m) => (false, format!("backup is not a readable database: {m}")),
-                Ok(Some(problems)) => (false, format!("PRAGMA integrity_check: {problems}")),
-                Ok(None) => match sqlite::fingerprint(&path) {
-                    Err(m) => (false, format!("cannot count rows: {m}")),
-                    Ok(actual) => {
-                        let diff = expected.diff(&actual);
-                        if diff.is_empty() {
-                            (
-                                true,
-                                format!(
-                                    "PRAGMA integrity_check: ok; {} tables, {} rows match the fingerprint",
-                                    actual.tables.len(),
-                                    actual.total_rows()
-                                ),
-                            )
-                        } else {
-                            (false, format!("fingerprint mismatch: {}", diff.join("; ")))
-                        }
-                    }
+        tokio::task::spawn_blocking(move || {
+            let fail = |detail: String| Verdict::fail(&name, detail, started);
+            let problems = match sqlite::integrity_check(&path) {
+                Err(m) => return fail(format!("backup is not a readable database: {m}")),
+                Ok(p) => p,
+            };
+            let integrity = sqlite::integrity_verdict(problems, started);
+            if !integrity.passed {
+                return integrity;
+            }
+            match sqlite::fingerprint(&path) {
+                Err(m) => fail(format!("cannot count rows: {m}")),
+                Ok(actual) => match expected.diff(&actual) {
+                    diff if diff.is_empty() => Verdict::pass(
+                        &name,
+                        format!(
+                            "{}; {} tables, {} rows match the fingerprint",
+                            integrity.detail,
+                            actual.tables.len(),
+                            actual.total_rows()
+                        ),
+                        started,
+                    ),
+                    diff => fail(format!("fingerprint mismatch: {}", diff.join("; "))),
                 },
             }
         })
         .await
-        .map_err(|e| Error::verification(name.clone(), format!("worker failed: {e}")))?;
-        Ok(verdict(
-            self.name(),
-            verdict_result.0,
-            verdict_result.1,
-            started,
-        ))
+        .map_err(|e| Error::verification(self.name(), format!("worker failed: {e}")))
     }
 }
 
@@ -122,7 +119,7 @@ impl Verifier for PgToc {
     }
 
     async fn verify(&self, input: &VerifyInput<'_>) -> Result<Verdict> {
-        use crate::source::postgres::{toc_counts, tools};
+        use crate::source::postgres::{toc_verdict, tools};
         let started = Instant::now();
         let Some(path) = input.local_copy.map(|p| p.to_path_buf()) else {
             return Err(Error::usage("pg-toc needs a local copy of the backup"));
@@ -136,41 +133,24 @@ impl Verifier for PgToc {
             .unwrap_or(0) as u32;
         let tool = match tools::pick("pg_restore", major, &self.opts.tools) {
             Ok(t) => t,
-            Err(m) => return Ok(verdict(self.name(), false, m, started)),
+            Err(m) => return Ok(Verdict::fail(self.name(), m, started)),
         };
         let min = self.opts.min_tables;
         let out =
             tokio::task::spawn_blocking(move || tool.command().arg("--list").arg(&path).output())
                 .await
                 .map_err(|e| Error::verification("pg-toc", format!("worker failed: {e}")))?;
-        let (passed, detail) = match out {
-            Err(e) => (false, format!("cannot run pg_restore: {e}")),
-            Ok(o) if !o.status.success() => (
-                false,
-                format!(
-                    "pg_restore --list failed: {}",
-                    String::from_utf8_lossy(&o.stderr)
-                        .trim()
-                        .replace('\n', " / ")
-                ),
-            ),
-            Ok(o) => {
-                let (tables, data, entries) = toc_counts(&String::from_utf8_lossy(&o.stdout));
-                if tables < min {
-                    (
-                        false,
-                        format!("the archive lists {tables} tables, fewer than the required {min}"),
-                    )
-                } else {
-                    (
-                        true,
-                        format!(
-                            "pg_restore --list read {entries} entries: {tables} tables, {data} with data"
-                        ),
-                    )
-                }
-            }
+        let listing = match out {
+            Err(e) => Err(format!("cannot run pg_restore: {e}")),
+            Ok(o) if !o.status.success() => Err(String::from_utf8_lossy(&o.stderr)
+                .trim()
+                .replace('\n', " / ")),
+            Ok(o) => Ok(String::from_utf8_lossy(&o.stdout).into_owned()),
         };
-        Ok(verdict(self.name(), passed, detail, started))
+        Ok(toc_verdict(
+            listing.as_deref().map_err(Clone::clone),
+            min,
+            started,
+        ))
     }
 }

@@ -44,6 +44,7 @@ impl Failure {
             Some(ErrorKind::Locked) => "LockError",
             Some(ErrorKind::Source) => "SourceError",
             Some(ErrorKind::Sink) => "SinkError",
+            Some(ErrorKind::NotFound) => "NotFoundError",
             Some(ErrorKind::Verification) => "VerificationError",
             Some(ErrorKind::Restore) => "RestoreError",
             Some(ErrorKind::Health) => "HealthError",

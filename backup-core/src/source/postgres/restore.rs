@@ -16,7 +16,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use super::sql::{self, quote_ident};
-use super::{PgConn, PostgresOptions, Tool, blocking, db_err};
+use super::{PgConn, PostgresOptions, Tool, db_err};
+use crate::rt::blocking;
 
 /// The archive's database-level statements, as the bytes pg_restore wrote
 /// (in the archive's encoding).
@@ -44,7 +45,7 @@ async fn pg_restore_script(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let what = format!("pg_restore {}", args.join(" "));
-    let out = blocking(move || cmd.output())
+    let out = blocking(move || Ok::<_, String>(cmd.output()))
         .await?
         .map_err(|e| format!("cannot run {what}: {e}"))?;
     if !out.status.success() {
@@ -326,9 +327,11 @@ pub(crate) async fn load(
     conn.configure_child(&mut cmd, secrets)
         .map_err(|e| e.to_string())?;
     let t = Instant::now();
-    let out = blocking(move || cmd.output())
-        .await?
-        .map_err(|e| format!("cannot run pg_restore: {e}"))?;
+    let out = blocking(move || {
+        cmd.output()
+            .map_err(|e| format!("cannot run pg_restore: {e}"))
+    })
+    .await?;
     let mut loaded = Loaded::default();
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);

@@ -8,6 +8,7 @@ exit codes::
     ├── LockError                 "locked"      1   another run holds the lock
     ├── SourceError               "source"      2   the database could not be read or dumped
     ├── SinkError                 "sink"        3   the storage location failed
+    │   └── NotFoundError         "not_found"   3   the named backup or object is not in the sink
     ├── VerificationError         "verification" 4  a backup failed a check
     ├── RestoreError              "restore"     5   a restore failed or was refused
     ├── HealthError               "health"      6   a health check found a problem
@@ -26,6 +27,7 @@ __all__ = [
     "LockError",
     "SourceError",
     "SinkError",
+    "NotFoundError",
     "VerificationError",
     "RestoreError",
     "HealthError",
@@ -95,6 +97,18 @@ class SinkError(LifeboatError):
     """The storage location failed: credentials, network, missing bucket, unwritable directory."""
 
     code = "sink"
+    exit_code = 3
+
+
+class NotFoundError(SinkError):
+    """The backup or object the call named is not in the sink.
+
+    Its own ``code`` ("not_found"), so a caller can tell it from a sink that
+    failed; a :class:`SinkError`, with the same exit code (3), so code that
+    catches ``SinkError`` keeps catching it.
+    """
+
+    code = "not_found"
     exit_code = 3
 
 

@@ -1,0 +1,74 @@
+//! What the process runs on: blocking work moved off the async workers, and
+//! the host's name.
+
+use std::fmt;
+
+/// A blocking task that did not finish: it panicked, or the runtime shut
+/// down before it ran. Shown as `worker failed: …`.
+#[derive(Debug)]
+pub(crate) struct WorkerFailed(tokio::task::JoinError);
+
+impl fmt::Display for WorkerFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "worker failed: {}", self.0)
+    }
+}
+
+impl From<WorkerFailed> for String {
+    fn from(w: WorkerFailed) -> Self {
+        w.to_string()
+    }
+}
+
+/// Blocking work returning [`crate::Error`] is the local sink's file work, so
+/// a worker that failed there is a sink error (of the `file://` sink).
+impl From<WorkerFailed> for crate::Error {
+    fn from(w: WorkerFailed) -> Self {
+        crate::Error::sink_err("file://", w.to_string())
+    }
+}
+
+/// Run `f` on tokio's blocking pool and wait for it. If it does not finish
+/// (a panic, a runtime shutting down), the caller gets `E::from(WorkerFailed)`.
+pub(crate) async fn blocking<T, E>(
+    f: impl FnOnce() -> std::result::Result<T, E> + Send + 'static,
+) -> std::result::Result<T, E>
+where
+    T: Send + 'static,
+    E: From<WorkerFailed> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(WorkerFailed(e).into()))
+}
+
+/// This host's name (for manifests and notifications): the kernel's, else
+/// `$HOSTNAME`, else `unknown`.
+pub(crate) fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_worker_that_panics_is_an_error_of_the_callers_type() {
+        let ok: Result<u8, String> = blocking(|| Ok(7)).await;
+        assert_eq!(ok, Ok(7));
+        let err: Result<u8, String> = blocking(|| panic!("boom")).await;
+        assert!(err.unwrap_err().starts_with("worker failed"));
+        let err: crate::Result<u8> = blocking(|| panic!("boom")).await;
+        assert_eq!(err.unwrap_err().kind(), crate::ErrorKind::Sink);
+    }
+
+    #[test]
+    fn the_host_has_a_name() {
+        assert!(!host_name().is_empty());
+    }
+}
