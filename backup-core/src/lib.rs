@@ -47,6 +47,7 @@
 //! ```
 
 pub mod catalog;
+pub mod codec;
 pub mod config;
 pub mod error;
 pub mod failpoint;

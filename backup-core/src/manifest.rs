@@ -133,7 +133,7 @@ pub struct Artifact {
     /// How the dump was compressed.
     pub compression: Compression,
     /// Encryption, if any (`None` until age support lands).
-    pub encryption: Option<String>,
+    pub encryption: Option<Encryption>,
     /// What the decompressed bytes are: `sqlite3 database file` or
     /// `pg_dump custom-format archive`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -144,9 +144,107 @@ pub struct Artifact {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Compression {
     /// `zstd`.
-    pub algorithm: String,
+    pub algorithm: CompressionAlgorithm,
     /// The level used.
     pub level: i32,
+}
+
+impl Compression {
+    /// zstd at `level`.
+    pub fn zstd(level: i32) -> Self {
+        Self {
+            algorithm: CompressionAlgorithm::Zstd,
+            level,
+        }
+    }
+}
+
+/// A compression algorithm, stored as its name. A name this version does
+/// not know still parses (the manifest stays listable), and a reader
+/// refuses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompressionAlgorithm {
+    /// `zstd`: every backup this version writes.
+    Zstd,
+    /// Another name, written by some other version.
+    Other(String),
+}
+
+impl CompressionAlgorithm {
+    /// The stored name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            CompressionAlgorithm::Zstd => "zstd",
+            CompressionAlgorithm::Other(s) => s,
+        }
+    }
+}
+
+impl std::fmt::Display for CompressionAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for CompressionAlgorithm {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for CompressionAlgorithm {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Ok(match name.as_str() {
+            "zstd" => CompressionAlgorithm::Zstd,
+            _ => CompressionAlgorithm::Other(name),
+        })
+    }
+}
+
+/// Encryption of a stored object, after compression. Nothing this version
+/// writes is encrypted (`null` in the manifest); the age stage will record
+/// its scheme and the recipients' fingerprints here.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Encryption {
+    /// `age`, or another scheme's name.
+    pub scheme: String,
+    /// Fingerprints of the recipients (public keys) it was encrypted to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recipients: Vec<String>,
+}
+
+impl std::fmt::Display for Encryption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.scheme)?;
+        if !self.recipients.is_empty() {
+            write!(f, " to {}", self.recipients.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for Encryption {
+    /// `{"scheme": "age", "recipients": [...]}`, or a bare scheme name.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Name(String),
+            Full {
+                scheme: String,
+                #[serde(default)]
+                recipients: Vec<String>,
+            },
+        }
+        Ok(match Raw::deserialize(d)? {
+            Raw::Name(scheme) => Encryption {
+                scheme,
+                recipients: Vec::new(),
+            },
+            Raw::Full { scheme, recipients } => Encryption { scheme, recipients },
+        })
+    }
 }
 
 /// What the database held at the moment of the snapshot.

@@ -842,7 +842,6 @@ pub async fn fetch_globals(
     manifest: &Manifest,
 ) -> Result<Option<Vec<u8>>> {
     use crate::sink::SinkExt;
-    use sha2::Digest;
     let Some(info) = manifest
         .attachments
         .iter()
@@ -850,22 +849,9 @@ pub async fn fetch_globals(
     else {
         return Ok(None);
     };
-    let fail = |m: String| Error::restore_err(manifest.source.location.clone(), m);
-    if let Some(c) = info.compression.as_ref().filter(|c| c.algorithm != "zstd") {
-        return Err(fail(format!(
-            "{} is compressed with {}, which this version cannot read",
-            info.key, c.algorithm
-        )));
-    }
     let stored = sink.get_bytes(&info.key).await?;
-    if hex::encode(sha2::Sha256::digest(&stored)) != info.sha256 {
-        return Err(fail(format!(
-            "{} does not match the SHA-256 in the manifest",
-            info.key
-        )));
-    }
-    let raw = zstd::bulk::decompress(&stored, info.raw_size as usize)
-        .map_err(|e| fail(format!("cannot decompress {}: {e}", info.key)))?;
+    let raw = crate::codec::decode_attachment(&stored, info)
+        .map_err(|m| Error::restore_err(manifest.source.location.clone(), m))?;
     Ok(Some(raw))
 }
 
