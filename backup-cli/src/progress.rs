@@ -9,6 +9,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 #[derive(Debug, Default)]
 pub(crate) struct Bar {
     bar: Mutex<Option<ProgressBar>>,
+    /// The task this bar follows (a source name), shown before the phase.
+    task: Option<String>,
 }
 
 impl Progress for Bar {
@@ -29,7 +31,10 @@ impl Progress for Bar {
                 .expect("valid template"),
             ),
         };
-        bar.set_message(phase.as_str());
+        bar.set_message(match &self.task {
+            Some(t) => format!("{t} {}", phase.as_str()),
+            None => phase.as_str().to_string(),
+        });
         bar.enable_steady_tick(Duration::from_millis(200));
         if let Some(old) = self.bar.lock().expect("bar lock").replace(bar) {
             old.finish_and_clear();
@@ -46,5 +51,12 @@ impl Progress for Bar {
         if let Some(b) = self.bar.lock().expect("bar lock").take() {
             b.finish_and_clear();
         }
+    }
+
+    fn task(&self, name: &str) -> Option<std::sync::Arc<dyn Progress>> {
+        Some(std::sync::Arc::new(Bar {
+            bar: Mutex::new(None),
+            task: Some(name.to_string()),
+        }))
     }
 }

@@ -372,7 +372,13 @@ async fn backup_one(
         job = job.temp_dir(d);
     }
     if let Some(p) = env.progress() {
-        job = job.progress(p);
+        // One task per database: a run over several keeps them apart.
+        let task = a
+            .name
+            .clone()
+            .or_else(|| s.name.clone())
+            .unwrap_or_else(|| source.default_name());
+        job = job.progress(crate::progress::for_task(&p, &task));
     }
     if let Some(d) = drill {
         job = job.drill(d);
