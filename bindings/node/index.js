@@ -144,9 +144,7 @@ async function call(op, options, withProgress) {
     signal.addEventListener('abort', onAbort, { once: true });
   }
   try {
-    const text = withProgress
-      ? await native[op](optionsJson, progress, token)
-      : await native[op](optionsJson, token);
+    const text = await native.run(op, optionsJson, progress, token);
     return settle(text, signal);
   } finally {
     if (signal) signal.removeEventListener('abort', onAbort);

@@ -123,12 +123,7 @@ pub async fn run(env: &Env, a: &ListArgs) -> Result<ListOutput> {
         }
     };
     let databases = leftover_databases(env).await;
-    let local = crate::tempdir::find(
-        &env.settings
-            .temp_dir
-            .clone()
-            .unwrap_or_else(std::env::temp_dir),
-    );
+    let local = crate::tempdir::find(&env.temp_root());
     tracing::info!(
         summary = true,
         command = "list",

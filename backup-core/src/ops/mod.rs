@@ -226,6 +226,15 @@ impl Env {
         arg.cloned().or_else(|| self.settings.temp_dir.clone())
     }
 
+    /// Where temporary directories go: the settings' temp dir, else the
+    /// system's.
+    pub(crate) fn temp_root(&self) -> PathBuf {
+        self.settings
+            .temp_dir
+            .clone()
+            .unwrap_or_else(std::env::temp_dir)
+    }
+
     /// The configured PostgreSQL source's URL, if the source is PostgreSQL.
     pub(crate) fn postgres_source_url(&self) -> Option<String> {
         self.settings

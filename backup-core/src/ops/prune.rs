@@ -97,12 +97,7 @@ pub async fn run(env: &Env, a: &PruneArgs) -> Result<PruneReport> {
     let report = retention::prune(&sink, &name, &policy, chrono::Utc::now(), a.dry_run).await?;
     if !a.dry_run {
         // Temporary directories runs killed on this host left.
-        crate::tempdir::sweep(
-            &env.settings
-                .temp_dir
-                .clone()
-                .unwrap_or_else(std::env::temp_dir),
-        );
+        crate::tempdir::sweep(&env.temp_root());
     }
     tracing::info!(
         summary = true,

@@ -226,97 +226,22 @@ fn forward(on_progress: Option<ProgressFn>) -> Option<Arc<dyn Progress>> {
     on_progress.map(|f| Arc::new(Forward::new(f)) as Arc<dyn Progress>)
 }
 
-/// Take a backup. `options` is JSON text of `backup_core::ops::backup::BackupArgs`;
-/// resolves to the envelope text.
+/// Run operation `op` (`backup`, `list`, `verify`, `drill`, `restore`,
+/// `prune`, `status`) with `options_json`, the JSON text of the core's
+/// typed arguments for it (`backup_core::ops::json`); resolves to the
+/// envelope text. `on_progress` is used by the operations that report
+/// progress (backup, verify, drill, restore).
 #[napi(catch_unwind, ts_return_type = "Promise<string>")]
-pub fn backup<'env>(
+pub fn run<'env>(
     env: &'env Env,
+    op: String,
     options_json: String,
     on_progress: Option<ProgressFn>,
     cancel: Option<&CancelToken>,
 ) -> NapiResult<PromiseRaw<'env, String>> {
     let progress = forward(on_progress);
     spawn(env, cancel, async move {
-        backup_core::ops::json::call("backup", options(&options_json)?, progress).await
-    })
-}
-
-/// List the backups in a sink; resolves to the envelope text.
-#[napi(catch_unwind, ts_return_type = "Promise<string>")]
-pub fn list<'env>(
-    env: &'env Env,
-    options_json: String,
-    cancel: Option<&CancelToken>,
-) -> NapiResult<PromiseRaw<'env, String>> {
-    spawn(env, cancel, async move {
-        backup_core::ops::json::call("list", options(&options_json)?, None).await
-    })
-}
-
-/// Apply retention; resolves to the envelope text.
-#[napi(catch_unwind, ts_return_type = "Promise<string>")]
-pub fn prune<'env>(
-    env: &'env Env,
-    options_json: String,
-    cancel: Option<&CancelToken>,
-) -> NapiResult<PromiseRaw<'env, String>> {
-    spawn(env, cancel, async move {
-        backup_core::ops::json::call("prune", options(&options_json)?, None).await
-    })
-}
-
-/// Health of each source; resolves to the envelope text.
-#[napi(catch_unwind, ts_return_type = "Promise<string>")]
-pub fn status<'env>(
-    env: &'env Env,
-    options_json: String,
-    cancel: Option<&CancelToken>,
-) -> NapiResult<PromiseRaw<'env, String>> {
-    spawn(env, cancel, async move {
-        backup_core::ops::json::call("status", options(&options_json)?, None).await
-    })
-}
-
-/// Verify a stored backup; resolves to the envelope text.
-#[napi(catch_unwind, ts_return_type = "Promise<string>")]
-pub fn verify<'env>(
-    env: &'env Env,
-    options_json: String,
-    on_progress: Option<ProgressFn>,
-    cancel: Option<&CancelToken>,
-) -> NapiResult<PromiseRaw<'env, String>> {
-    let progress = forward(on_progress);
-    spawn(env, cancel, async move {
-        backup_core::ops::json::call("verify", options(&options_json)?, progress).await
-    })
-}
-
-/// Restore a backup; resolves to the envelope text.
-#[napi(catch_unwind, ts_return_type = "Promise<string>")]
-pub fn restore<'env>(
-    env: &'env Env,
-    options_json: String,
-    on_progress: Option<ProgressFn>,
-    cancel: Option<&CancelToken>,
-) -> NapiResult<PromiseRaw<'env, String>> {
-    let progress = forward(on_progress);
-    spawn(env, cancel, async move {
-        backup_core::ops::json::call("restore", options(&options_json)?, progress).await
-    })
-}
-
-/// Drill a stored backup (restore it into a scratch database and compare);
-/// resolves to the envelope text.
-#[napi(catch_unwind, ts_return_type = "Promise<string>")]
-pub fn drill<'env>(
-    env: &'env Env,
-    options_json: String,
-    on_progress: Option<ProgressFn>,
-    cancel: Option<&CancelToken>,
-) -> NapiResult<PromiseRaw<'env, String>> {
-    let progress = forward(on_progress);
-    spawn(env, cancel, async move {
-        backup_core::ops::json::call("drill", options(&options_json)?, progress).await
+        backup_core::ops::json::call(&op, options(&options_json)?, progress).await
     })
 }
 
