@@ -36,19 +36,8 @@ function loadNative() {
 
 const native = loadNative();
 
-/** Exit codes of the `lifeboat` command line, by error code. */
-const EXIT_CODES = Object.freeze({
-  locked: 1,
-  source: 2,
-  sink: 3,
-  not_found: 3,
-  verification: 4,
-  restore: 5,
-  health: 6,
-  usage: 64,
-  config: 78,
-  cancelled: 130,
-});
+/** Exit codes of the `lifeboat` command line, by error code (from the core's table). */
+const EXIT_CODES = Object.freeze(native.exitCodes());
 
 /**
  * Every failure of a Lifeboat operation. `code` is the kind of failure

@@ -245,6 +245,16 @@ pub fn run<'env>(
     })
 }
 
+/// The exit code of each error code (`ErrorKind::as_str` → exit code), the
+/// one table `index.js` exports as `EXIT_CODES`.
+#[napi(catch_unwind)]
+pub fn exit_codes() -> std::collections::HashMap<String, i32> {
+    backup_core::ErrorKind::ALL
+        .iter()
+        .map(|k| (k.as_str().to_string(), k.exit_code()))
+        .collect()
+}
+
 /// The option names operation `op` takes (its typed arguments' fields in
 /// snake_case, `config` and `profile`): what the TypeScript types are
 /// checked against.
