@@ -526,6 +526,31 @@ fn drills_on_a_server_and_a_throwaway_cluster_pass_and_leave_nothing() {
         run(lifeboat(dir.path()).args(["verify", "--from", "b", "--drill-cluster"]));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("restore drill OK"), "{out}");
+
+    // The drill verb: the same drill, with its evidence, on its own.
+    let (code, out, err) = run(lifeboat(dir.path()).args([
+        "drill",
+        "--from",
+        "b",
+        "--latest",
+        "--drill-cluster",
+        "--json",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        v["verdicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["verifier"] == "pg-drill" && d["passed"] == true),
+        "{v}"
+    );
+    let evidence = all_files(&dir.path().join("b"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("/drills/"))
+        .count();
+    assert_eq!(evidence, 3, "one record per drill");
 }
 
 #[test]
