@@ -18,9 +18,64 @@ use futures::future::BoxFuture;
 
 use crate::error::{Error, Result};
 use crate::manifest::{Fingerprint, Manifest, Verdict};
+use crate::verify::{self, Verifier};
 
 pub use postgres::{PostgresOptions, PostgresSource};
 pub use sqlite::SqliteSource;
+
+/// The engines Lifeboat knows, as a manifest's `source.kind` names them
+/// ([`Source::kind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SourceKind {
+    /// `sqlite`: [`SqliteSource`].
+    Sqlite,
+    /// `postgres`: [`PostgresSource`].
+    Postgres,
+}
+
+impl SourceKind {
+    /// The kind a manifest's `source.kind` names; `None` for one this
+    /// version does not know.
+    pub fn parse(kind: &str) -> Option<Self> {
+        match kind {
+            "sqlite" => Some(Self::Sqlite),
+            "postgres" => Some(Self::Postgres),
+            _ => None,
+        }
+    }
+
+    /// The name in the manifest: `sqlite`, `postgres`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+
+    /// The verifiers that prove a stored backup of this kind again, later:
+    /// the engine-free ones ([`verify::default_verifiers`]) plus the
+    /// engine's structural check, which needs the data itself. (A kind this
+    /// version does not know gets the engine-free ones alone.)
+    pub fn stored_verifiers(
+        self,
+        min_size: u64,
+        postgres: &PostgresOptions,
+    ) -> Vec<Arc<dyn Verifier>> {
+        let mut v = verify::default_verifiers(min_size);
+        v.extend(match self {
+            Self::Sqlite => sqlite::verify::stored_verifiers(),
+            Self::Postgres => postgres::verify::stored_verifiers(postgres),
+        });
+        v
+    }
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Per-call options for [`Source::dump`].
 #[derive(Debug, Clone, Default)]

@@ -29,11 +29,13 @@
 pub mod archive;
 pub mod cluster;
 mod conn;
+pub mod drill;
 pub(crate) mod globals;
 pub(crate) mod restore;
 pub(crate) mod sql;
 pub mod tls;
 pub mod tools;
+pub(crate) mod verify;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -44,8 +46,10 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 pub use conn::PgConn;
+pub use drill::{DrillTarget, PgDrill, SmokeCheck, cluster_available, pg_drill};
 pub use globals::GlobalsReport;
 pub use tools::{PgVersion, Tool, ToolOptions};
+pub use verify::PgToc;
 
 use super::{Attachment, Dump, DumpOptions, DumpOutcome, RestoreOptions, RestoreOutcome, Source};
 use crate::error::{Error, Result};

@@ -11,13 +11,13 @@ use std::time::Instant;
 use async_trait::async_trait;
 use chrono::Utc;
 
-use super::{Verifier, VerifyInput};
+use super::cluster::ScratchCluster;
+use super::{PgConn, PostgresOptions, fetch_globals, globals, restore, sql, tools};
 use crate::error::Result;
 use crate::manifest::{Fingerprint, Verdict};
 use crate::record::{CheckRecord, RecordKind};
 use crate::sink::PutOptions;
-use crate::source::postgres::cluster::ScratchCluster;
-use crate::source::postgres::{self, PgConn, PostgresOptions, globals, restore, sql, tools};
+use crate::verify::{Verifier, VerifyInput};
 
 /// Where a drill restores to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,7 +242,7 @@ impl PgDrill {
         ev: &mut Evidence<'_>,
     ) -> std::result::Result<(), String> {
         if scratch
-            && let Some(g) = postgres::fetch_globals(input.sink, input.manifest)
+            && let Some(g) = fetch_globals(input.sink, input.manifest)
                 .await
                 .map_err(|e| e.display_chain())?
         {
