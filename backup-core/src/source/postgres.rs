@@ -29,6 +29,7 @@
 pub mod archive;
 pub mod cluster;
 mod conn;
+mod details;
 pub mod drill;
 pub(crate) mod globals;
 pub(crate) mod restore;
@@ -46,6 +47,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 pub use conn::PgConn;
+pub use details::{GlobalsDetails, PostgresDetails};
 pub use drill::{DrillTarget, PgDrill, SmokeCheck, cluster_available, pg_drill};
 pub use globals::GlobalsReport;
 pub use tools::{PgVersion, Tool, ToolOptions};
@@ -997,9 +999,9 @@ impl Source for PostgresSource {
         if self.opts.globals {
             let (a, warning) = self.dump_globals(server, secrets.path()).await?;
             attachments.push(a);
-            globals_details = Some(match warning {
-                None => serde_json::json!({"role_passwords": true}),
-                Some(w) => serde_json::json!({"role_passwords": false, "warning": w}),
+            globals_details = Some(GlobalsDetails {
+                role_passwords: warning.is_none(),
+                warning,
             });
         }
 
@@ -1099,49 +1101,43 @@ impl Source for PostgresSource {
             let stats = archive_stats.lock().expect("archive stats lock").clone();
             let rows_verdict = archive_rows_verdict(&counts, large_objects, &stats, toc_started);
             let mut fp = Fingerprint::new(counts, format!("PostgreSQL {server}"));
-            let d = &mut fp.details;
-            d.insert("database".into(), db_facts);
-            if let Some(n) = large_objects {
-                d.insert("large_objects".into(), n.into());
-            }
-            // Sequences are not transactional: a read in the snapshot and
-            // pg_dump's own read differ whenever nextval() runs meanwhile.
-            // The archive's SEQUENCE SET values are what every restore of it
-            // sets, so they are the fingerprint (when the archive was read).
-            if stats.passthrough.is_none() && stats.complete {
-                let seqs: serde_json::Map<String, serde_json::Value> = stats
-                    .sequences
-                    .iter()
-                    .map(|(s, n, v, c)| {
-                        (
-                            format!("{s}.{n}"),
-                            serde_json::json!({"last_value": v, "is_called": c}),
-                        )
-                    })
-                    .collect();
-                d.insert("sequences".into(), seqs.into());
-            }
-            d.insert("server_version".into(), server.to_string().into());
-            d.insert("pg_dump_version".into(), pg_dump.version.to_string().into());
-            d.insert("pg_dump_major".into(), pg_dump.version.major.into());
-            d.insert("server_major".into(), server.major.into());
-            if !filters.is_empty() {
-                d.insert("filters".into(), filters.into());
-            }
-            let mut excluded: BTreeMap<&str, &Vec<String>> = BTreeMap::new();
+            let mut excluded = BTreeMap::new();
             if !opts.exclude_schemas.is_empty() {
-                excluded.insert("schemas", &opts.exclude_schemas);
+                excluded.insert("schemas".into(), opts.exclude_schemas.clone());
             }
             if !opts.exclude_tables.is_empty() {
-                excluded.insert("tables", &opts.exclude_tables);
+                excluded.insert("tables".into(), opts.exclude_tables.clone());
             }
-            if !excluded.is_empty() {
-                d.insert("excluded".into(), serde_json::json!(excluded));
+            fp.details = PostgresDetails {
+                database: Some(db_facts),
+                large_objects,
+                // Sequences are not transactional: a read in the snapshot and
+                // pg_dump's own read differ whenever nextval() runs meanwhile.
+                // The archive's SEQUENCE SET values are what every restore of
+                // it sets, so they are the fingerprint (when the archive was
+                // read).
+                sequences: (stats.passthrough.is_none() && stats.complete).then(|| {
+                    stats
+                        .sequences
+                        .iter()
+                        .map(|(s, n, v, c)| {
+                            (
+                                format!("{s}.{n}"),
+                                serde_json::json!({"last_value": v, "is_called": c}),
+                            )
+                        })
+                        .collect()
+                }),
+                server_version: Some(server.to_string()),
+                pg_dump_version: Some(pg_dump.version.to_string()),
+                pg_dump_major: Some(pg_dump.version.major),
+                server_major: Some(server.major),
+                filters,
+                excluded,
+                archive: Some(archive_details(&stats)),
+                globals: globals_details,
             }
-            d.insert("archive".into(), archive_details(&stats));
-            if let Some(g) = globals_details {
-                d.insert("globals".into(), g);
-            }
+            .into_details();
             let mut verdicts = vec![toc_verdict];
             verdicts.extend(rows_verdict);
             Ok(DumpOutcome {
@@ -1187,22 +1183,12 @@ impl Source for PostgresSource {
         opts: &RestoreOptions,
     ) -> Result<RestoreOutcome> {
         self.check_restore_target(opts).await?;
-        let archive_major = manifest
-            .fingerprint
-            .details
-            .get("pg_dump_major")
-            .and_then(|v| v.as_u64())
-            .unwrap_or(0) as u32;
-        let pg_restore =
-            tools::pick("pg_restore", archive_major, &self.opts.tools).map_err(|m| {
+        let recorded = PostgresDetails::from_fingerprint(&manifest.fingerprint);
+        let pg_restore = tools::pick("pg_restore", recorded.pg_dump_major(), &self.opts.tools)
+            .map_err(|m| {
                 self.restore_err(format!(
                     "the backup was written by pg_dump {}: {m}",
-                    manifest
-                        .fingerprint
-                        .details
-                        .get("pg_dump_version")
-                        .and_then(|v| v.as_str())
-                        .unwrap_or("?")
+                    recorded.pg_dump_version.as_deref().unwrap_or("?")
                 ))
             })?;
         // The whole archive lands here: a PrivateDir, so that the sweep at the
@@ -1375,7 +1361,7 @@ impl Source for PostgresSource {
                 report.insert("settings_skipped".into(), after.skipped.into());
             }
             let facts = restore::database_facts(&admin, &staging, server.major).await?;
-            if let Some(expected) = manifest.fingerprint.details.get("database") {
+            if let Some(expected) = &recorded.database {
                 let diff = restore::database_diff(expected, &facts, self.opts.no_owner);
                 if !diff.is_empty() && !partial {
                     return Err(format!(

@@ -12,7 +12,9 @@ use async_trait::async_trait;
 use chrono::Utc;
 
 use super::cluster::ScratchCluster;
-use super::{PgConn, PostgresOptions, fetch_globals, globals, restore, sql, tools};
+use super::{
+    PgConn, PostgresDetails, PostgresOptions, fetch_globals, globals, restore, sql, tools,
+};
 use crate::error::Result;
 use crate::manifest::{Fingerprint, Verdict};
 use crate::record::{CheckRecord, RecordKind};
@@ -285,16 +287,10 @@ impl PgDrill {
             .local_copy
             .ok_or_else(|| setup("the drill needs the decompressed archive".into()))?;
         let m = input.manifest;
-        let detail = |k: &str| {
-            m.fingerprint
-                .details
-                .get(k)
-                .and_then(|v| v.as_u64())
-                .unwrap_or(0) as u32
-        };
+        let recorded = PostgresDetails::from_fingerprint(&m.fingerprint);
         let pg_restore =
-            tools::pick("pg_restore", detail("pg_dump_major"), &self.opts.tools).map_err(setup)?;
-        let major = detail("server_major").max(1);
+            tools::pick("pg_restore", recorded.pg_dump_major(), &self.opts.tools).map_err(setup)?;
+        let major = recorded.server_major().max(1);
         let target = match &self.target {
             DrillTarget::Auto { fallback } => {
                 match (cluster_available(major, &self.opts), fallback) {
@@ -385,7 +381,7 @@ impl PgDrill {
             // comment, ACL and settings must apply, and the properties match.
             restore::apply_after(&conn, &script, self.opts.no_owner, false).await?;
             let facts = restore::database_facts(&client, &db, server_major).await?;
-            if let Some(expected) = m.fingerprint.details.get("database") {
+            if let Some(expected) = &recorded.database {
                 ev.mismatches
                     .extend(restore::database_diff(expected, &facts, self.opts.no_owner));
             }

@@ -16,7 +16,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use super::sql::{self, quote_ident};
-use super::{PgConn, PostgresOptions, Tool, db_err};
+use super::{PgConn, PostgresDetails, PostgresOptions, Tool, db_err};
 use crate::rt::blocking;
 
 /// The archive's database-level statements, as the bytes pg_restore wrote
@@ -541,11 +541,8 @@ pub(crate) async fn objects_diff(
     fingerprint: &crate::manifest::Fingerprint,
 ) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
-    if let Some(seqs) = fingerprint
-        .details
-        .get("sequences")
-        .and_then(|v| v.as_object())
-    {
+    let recorded = PostgresDetails::from_fingerprint(fingerprint);
+    if let Some(seqs) = &recorded.sequences {
         for (name, want) in seqs {
             let Some((schema, seq)) = name.split_once('.') else {
                 continue;
@@ -571,11 +568,7 @@ pub(crate) async fn objects_diff(
             }
         }
     }
-    if let Some(want) = fingerprint
-        .details
-        .get("large_objects")
-        .and_then(|v| v.as_u64())
-    {
+    if let Some(want) = recorded.large_objects {
         let n: i64 = client
             .query_one("SELECT count(*) FROM pg_largeobject_metadata", &[])
             .await

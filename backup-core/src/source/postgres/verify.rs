@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::{PostgresOptions, toc_verdict, tools};
+use super::{PostgresDetails, PostgresOptions, toc_verdict, tools};
 use crate::error::{Error, Result};
 use crate::manifest::Verdict;
 use crate::verify::{Verifier, VerifyInput};
@@ -41,13 +41,7 @@ impl Verifier for PgToc {
         let Some(path) = input.local_copy.map(|p| p.to_path_buf()) else {
             return Err(Error::usage("pg-toc needs a local copy of the backup"));
         };
-        let major = input
-            .manifest
-            .fingerprint
-            .details
-            .get("pg_dump_major")
-            .and_then(|v| v.as_u64())
-            .unwrap_or(0) as u32;
+        let major = PostgresDetails::from_fingerprint(&input.manifest.fingerprint).pg_dump_major();
         let tool = match tools::pick("pg_restore", major, &self.opts.tools) {
             Ok(t) => t,
             Err(m) => return Ok(Verdict::fail(self.name(), m, started)),
