@@ -13,7 +13,7 @@ use chrono::Utc;
 
 use super::cluster::ScratchCluster;
 use super::{
-    PgConn, PostgresDetails, PostgresOptions, fetch_globals, globals, restore, sql, tools,
+    PgConn, PostgresDetails, PostgresOptions, fetch_globals, globals, restore, sql, staging, tools,
 };
 use crate::error::Result;
 use crate::manifest::{Fingerprint, Verdict};
@@ -342,10 +342,10 @@ impl PgDrill {
                 .map_err(|e| setup(e.to_string()))?
                 .get(0);
             let server_major = server.trim().parse::<u32>().unwrap_or(0) / 10_000;
-            restore::clean_leftovers(&client).await.map_err(setup)?;
+            staging::clean_leftovers(&client).await.map_err(setup)?;
             // Held until `client` goes: a later run can tell this scratch
             // database from a killed drill's leftover.
-            restore::hold(&client, &db).await.map_err(setup)?;
+            staging::hold(&client, &db).await.map_err(setup)?;
             let script =
                 restore::DbScript::read(&pg_restore, archive, secrets.path(), self.opts.no_owner)
                     .await?;
