@@ -304,6 +304,37 @@ mod tests {
     }
 
     #[test]
+    fn source_kinds_parse_what_sources_record_and_pick_their_verifiers() {
+        let sqlite = SqliteSource::new("/srv/app.db");
+        let pg = source_from_url("postgres://u@h/app").unwrap();
+        for (source, kind) in [
+            (&sqlite as &dyn Source, SourceKind::Sqlite),
+            (&*pg, SourceKind::Postgres),
+        ] {
+            assert_eq!(SourceKind::parse(source.kind()), Some(kind));
+            assert_eq!(kind.as_str(), source.kind());
+        }
+        let names = |kind: SourceKind| -> Vec<String> {
+            kind.stored_verifiers(1, &PostgresOptions::default())
+                .iter()
+                .map(|v| v.name().to_string())
+                .collect()
+        };
+        assert_eq!(
+            names(SourceKind::Sqlite),
+            ["min-size", "checksum", "sqlite-integrity"]
+        );
+        assert_eq!(
+            names(SourceKind::Postgres),
+            ["min-size", "checksum", "pg-toc"]
+        );
+        // An unknown kind is not guessed at: VerifyJob then runs the
+        // engine-free verifiers alone.
+        assert_eq!(SourceKind::parse("mysql"), None);
+        assert_eq!(SourceKind::parse("Postgres"), None);
+    }
+
+    #[test]
     fn unknown_schemes_and_empty_paths_are_usage_errors() {
         for url in ["mysql://x/y", "sqlite://", "nothing", "postgres://h/a,b"] {
             let err = source_from_url(url).unwrap_err();
