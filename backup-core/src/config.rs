@@ -130,7 +130,7 @@ pub struct DrillSettings {
     pub after_backup: Option<bool>,
     /// Smoke checks: `{ sql = "...", min_rows = 1 }` or `{ table = "...", min_rows = 1 }`.
     #[serde(default)]
-    pub smoke: Vec<crate::verify::SmokeCheck>,
+    pub smoke: Vec<crate::source::postgres::SmokeCheck>,
 }
 
 impl RetryPolicy {

@@ -89,12 +89,11 @@ pub use sink::{
     LocalSink, ObjectInfo, ObjectStoreSink, PendingUpload, PutOptions, Sink, SinkExt, SinkOptions,
     Upload, sink_from_url,
 };
+pub use source::postgres::{DrillTarget, PgDrill, PgToc, SmokeCheck, pg_drill};
+pub use source::sqlite::{SqliteDrill, SqliteIntegrity};
 pub use source::{
-    PostgresOptions, PostgresSource, RestoreOptions, Source, SqliteSource, source_from_url,
-    sources_from_url,
+    PostgresOptions, PostgresSource, RestoreOptions, Source, SourceKind, SqliteSource,
+    source_from_url, sources_from_url,
 };
 pub use units::ByteSize;
-pub use verify::{
-    ChecksumReadBack, DrillTarget, MinSize, PgDrill, PgToc, SmokeCheck, SqliteIntegrity, Verifier,
-    VerifyInput,
-};
+pub use verify::{ChecksumReadBack, MinSize, Verifier, VerifyInput};

@@ -171,7 +171,7 @@ impl BackupJob {
 
     /// Prove the stored backup restores before it is committed: `drill`
     /// (a verifier that reads the decompressed artifact, such as
-    /// [`PgDrill`](crate::verify::PgDrill)) runs on a copy downloaded back
+    /// [`PgDrill`](crate::PgDrill)) runs on a copy downloaded back
     /// from the sink, after every other check passed. Its verdict goes into
     /// the manifest. A failed drill does not delete the backup (its data
     /// matches the snapshot, and `restore --partial` can still recover what
@@ -1082,7 +1082,10 @@ impl VerifyJob {
         let t0 = Instant::now();
         let BackupEntry { dir, manifest } = entry;
         let mut verifiers: Vec<Arc<dyn Verifier>> =
-            verify::stored_verifiers(&manifest.source.kind, self.min_size, &self.postgres);
+            match crate::source::SourceKind::parse(&manifest.source.kind) {
+                Some(kind) => kind.stored_verifiers(self.min_size, &self.postgres),
+                None => verify::default_verifiers(self.min_size),
+            };
         verifiers.extend(self.extra.iter().cloned());
         let (local, remote): (Vec<_>, Vec<_>) =
             verifiers.into_iter().partition(|v| v.needs_local_copy());

@@ -18,9 +18,64 @@ use futures::future::BoxFuture;
 
 use crate::error::{Error, Result};
 use crate::manifest::{Fingerprint, Manifest, Verdict};
+use crate::verify::{self, Verifier};
 
 pub use postgres::{PostgresOptions, PostgresSource};
 pub use sqlite::SqliteSource;
+
+/// The engines Lifeboat knows, as a manifest's `source.kind` names them
+/// ([`Source::kind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SourceKind {
+    /// `sqlite`: [`SqliteSource`].
+    Sqlite,
+    /// `postgres`: [`PostgresSource`].
+    Postgres,
+}
+
+impl SourceKind {
+    /// The kind a manifest's `source.kind` names; `None` for one this
+    /// version does not know.
+    pub fn parse(kind: &str) -> Option<Self> {
+        match kind {
+            "sqlite" => Some(Self::Sqlite),
+            "postgres" => Some(Self::Postgres),
+            _ => None,
+        }
+    }
+
+    /// The name in the manifest: `sqlite`, `postgres`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+
+    /// The verifiers that prove a stored backup of this kind again, later:
+    /// the engine-free ones ([`verify::default_verifiers`]) plus the
+    /// engine's structural check, which needs the data itself. (A kind this
+    /// version does not know gets the engine-free ones alone.)
+    pub fn stored_verifiers(
+        self,
+        min_size: u64,
+        postgres: &PostgresOptions,
+    ) -> Vec<Arc<dyn Verifier>> {
+        let mut v = verify::default_verifiers(min_size);
+        v.extend(match self {
+            Self::Sqlite => sqlite::verify::stored_verifiers(),
+            Self::Postgres => postgres::verify::stored_verifiers(postgres),
+        });
+        v
+    }
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Per-call options for [`Source::dump`].
 #[derive(Debug, Clone, Default)]
@@ -246,6 +301,37 @@ mod tests {
             rel.starts_with("sqlite:///") && rel.ends_with("/data/app.db"),
             "{rel}"
         );
+    }
+
+    #[test]
+    fn source_kinds_parse_what_sources_record_and_pick_their_verifiers() {
+        let sqlite = SqliteSource::new("/srv/app.db");
+        let pg = source_from_url("postgres://u@h/app").unwrap();
+        for (source, kind) in [
+            (&sqlite as &dyn Source, SourceKind::Sqlite),
+            (&*pg, SourceKind::Postgres),
+        ] {
+            assert_eq!(SourceKind::parse(source.kind()), Some(kind));
+            assert_eq!(kind.as_str(), source.kind());
+        }
+        let names = |kind: SourceKind| -> Vec<String> {
+            kind.stored_verifiers(1, &PostgresOptions::default())
+                .iter()
+                .map(|v| v.name().to_string())
+                .collect()
+        };
+        assert_eq!(
+            names(SourceKind::Sqlite),
+            ["min-size", "checksum", "sqlite-integrity"]
+        );
+        assert_eq!(
+            names(SourceKind::Postgres),
+            ["min-size", "checksum", "pg-toc"]
+        );
+        // An unknown kind is not guessed at: VerifyJob then runs the
+        // engine-free verifiers alone.
+        assert_eq!(SourceKind::parse("mysql"), None);
+        assert_eq!(SourceKind::parse("Postgres"), None);
     }
 
     #[test]

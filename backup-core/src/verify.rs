@@ -4,11 +4,15 @@
 //! `Ok(verdict)` with `passed: false`; `Err` means the check could not run
 //! (the sink was unreachable), which is a different failure with its own
 //! exit code.
+//!
+//! This module holds the trait and the checks every source gets (`min-size`,
+//! `checksum`). Each engine owns its own verifiers
+//! ([`crate::source::sqlite::SqliteIntegrity`],
+//! [`crate::source::postgres::PgToc`], the restore drills) and says which a
+//! stored backup gets ([`crate::source::SourceKind::stored_verifiers`]).
 
 mod checksum;
-pub mod drill;
 pub mod size;
-mod structure;
 
 use std::fmt;
 use std::path::Path;
@@ -21,9 +25,7 @@ use crate::manifest::{Manifest, Verdict};
 use crate::sink::Sink;
 
 pub use checksum::ChecksumReadBack;
-pub use drill::{DrillTarget, PgDrill, SmokeCheck};
 pub use size::MinSize;
-pub use structure::{PgToc, SqliteDrill, SqliteIntegrity};
 
 /// What a verifier gets to look at.
 #[derive(Debug)]
@@ -69,24 +71,8 @@ pub trait Verifier: Send + Sync + fmt::Debug {
     async fn verify(&self, input: &VerifyInput<'_>) -> Result<Verdict>;
 }
 
-/// The verifiers a backup of `kind` gets by default: size floor and checksum
-/// read-back for every source.
+/// The verifiers every backup gets, whatever its source: size floor and
+/// checksum read-back.
 pub fn default_verifiers(min_size: u64) -> Vec<Arc<dyn Verifier>> {
     vec![Arc::new(MinSize::new(min_size)), Arc::new(ChecksumReadBack)]
-}
-
-/// The verifiers that prove a stored backup of `kind` again, later: the
-/// defaults plus the structural check that needs the data itself.
-pub fn stored_verifiers(
-    kind: &str,
-    min_size: u64,
-    postgres: &crate::source::PostgresOptions,
-) -> Vec<Arc<dyn Verifier>> {
-    let mut v = default_verifiers(min_size);
-    match kind {
-        "sqlite" => v.push(Arc::new(SqliteIntegrity)),
-        "postgres" => v.push(Arc::new(PgToc::new(postgres.clone()))),
-        _ => {}
-    }
-    v
 }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use backup_core::manifest::Assurance;
-use backup_core::verify::{SqliteDrill, Verifier, VerifyInput};
 use backup_core::{BackupJob, Catalog, LocalSink, SqliteSource, Verdict};
+use backup_core::{SqliteDrill, Verifier, VerifyInput};
 use lifeboat_tests::support::sample_db;
 
 /// A drill whose target cannot be set up (no server, no room).

@@ -48,7 +48,7 @@ use crate::config::{Config, Settings};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::sink::Sink;
-use crate::source::PostgresOptions;
+use crate::source::{PostgresOptions, SourceKind};
 use crate::{ByteSize, Selector, Verdict};
 
 /// What every operation runs in: the settings (a profile of
@@ -383,7 +383,7 @@ impl DrillTargetArgs {
                         message: "--no-drill and --drill… contradict each other".into(),
                     });
                 }
-                let default = kind == "postgres";
+                let default = SourceKind::parse(kind) == Some(SourceKind::Postgres);
                 let wanted = !off && (explicit || cfg.after_backup.unwrap_or(default));
                 (kind, wanted, explicit.then(|| source_url.to_string()))
             }
@@ -392,8 +392,8 @@ impl DrillTargetArgs {
         if !wanted {
             return Ok(None);
         }
-        if kind == "sqlite" {
-            return Ok(Some(Arc::new(crate::verify::SqliteDrill)));
+        if SourceKind::parse(kind) == Some(SourceKind::Sqlite) {
+            return Ok(Some(Arc::new(crate::source::sqlite::SqliteDrill)));
         }
         let target = if self.drill_cluster {
             crate::DrillTarget::Cluster
@@ -404,7 +404,9 @@ impl DrillTargetArgs {
         } else {
             crate::DrillTarget::Auto { fallback }
         };
-        Ok(Some(crate::verify::drill::pg_drill(target, pg, cfg.smoke)))
+        Ok(Some(crate::source::postgres::pg_drill(
+            target, pg, cfg.smoke,
+        )))
     }
 }
 

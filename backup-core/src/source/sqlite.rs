@@ -32,6 +32,9 @@ use crate::manifest::{Fingerprint, Manifest, TableCount, Verdict};
 use crate::rt::blocking;
 
 mod swap;
+pub(crate) mod verify;
+
+pub use verify::{SqliteDrill, SqliteIntegrity};
 
 const HEADER: &[u8; 16] = b"SQLite format 3\0";
 const LOCK_WAIT: Duration = Duration::from_secs(60);

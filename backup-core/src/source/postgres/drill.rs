@@ -11,13 +11,15 @@ use std::time::Instant;
 use async_trait::async_trait;
 use chrono::Utc;
 
-use super::{Verifier, VerifyInput};
+use super::cluster::ScratchCluster;
+use super::{
+    PgConn, PostgresDetails, PostgresOptions, fetch_globals, globals, restore, sql, staging, tools,
+};
 use crate::error::Result;
 use crate::manifest::{Fingerprint, Verdict};
 use crate::record::{CheckRecord, RecordKind};
 use crate::sink::PutOptions;
-use crate::source::postgres::cluster::ScratchCluster;
-use crate::source::postgres::{self, PgConn, PostgresOptions, globals, restore, sql, tools};
+use crate::verify::{Verifier, VerifyInput};
 
 /// Where a drill restores to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,7 +244,7 @@ impl PgDrill {
         ev: &mut Evidence<'_>,
     ) -> std::result::Result<(), String> {
         if scratch
-            && let Some(g) = postgres::fetch_globals(input.sink, input.manifest)
+            && let Some(g) = fetch_globals(input.sink, input.manifest)
                 .await
                 .map_err(|e| e.display_chain())?
         {
@@ -285,16 +287,10 @@ impl PgDrill {
             .local_copy
             .ok_or_else(|| setup("the drill needs the decompressed archive".into()))?;
         let m = input.manifest;
-        let detail = |k: &str| {
-            m.fingerprint
-                .details
-                .get(k)
-                .and_then(|v| v.as_u64())
-                .unwrap_or(0) as u32
-        };
+        let recorded = PostgresDetails::from_fingerprint(&m.fingerprint);
         let pg_restore =
-            tools::pick("pg_restore", detail("pg_dump_major"), &self.opts.tools).map_err(setup)?;
-        let major = detail("server_major").max(1);
+            tools::pick("pg_restore", recorded.pg_dump_major(), &self.opts.tools).map_err(setup)?;
+        let major = recorded.server_major().max(1);
         let target = match &self.target {
             DrillTarget::Auto { fallback } => {
                 match (cluster_available(major, &self.opts), fallback) {
@@ -346,10 +342,10 @@ impl PgDrill {
                 .map_err(|e| setup(e.to_string()))?
                 .get(0);
             let server_major = server.trim().parse::<u32>().unwrap_or(0) / 10_000;
-            restore::clean_leftovers(&client).await.map_err(setup)?;
+            staging::clean_leftovers(&client).await.map_err(setup)?;
             // Held until `client` goes: a later run can tell this scratch
             // database from a killed drill's leftover.
-            restore::hold(&client, &db).await.map_err(setup)?;
+            staging::hold(&client, &db).await.map_err(setup)?;
             let script =
                 restore::DbScript::read(&pg_restore, archive, secrets.path(), self.opts.no_owner)
                     .await?;
@@ -385,7 +381,7 @@ impl PgDrill {
             // comment, ACL and settings must apply, and the properties match.
             restore::apply_after(&conn, &script, self.opts.no_owner, false).await?;
             let facts = restore::database_facts(&client, &db, server_major).await?;
-            if let Some(expected) = m.fingerprint.details.get("database") {
+            if let Some(expected) = &recorded.database {
                 ev.mismatches
                     .extend(restore::database_diff(expected, &facts, self.opts.no_owner));
             }
