@@ -29,7 +29,7 @@ use crate::manifest::{
 use crate::progress::{Phase, Progress, ProgressHandle};
 use crate::record::{CheckRecord, RecordKind};
 use crate::sink::{PutOptions, Sink};
-use crate::source::{DumpOptions, RestoreOptions, RestoreOutcome, Source};
+use crate::source::{DumpOptions, RestoreOptions, RestoreOutcome, RestoreTarget, Source};
 use crate::verify::{self, Verifier, VerifyInput};
 
 pub use crate::source::DEFAULT_LEVEL;
@@ -832,7 +832,7 @@ fn copy_to_new_file(
 #[derive(Clone)]
 pub struct RestoreJob {
     sink: Arc<dyn Sink>,
-    target: Arc<dyn Source>,
+    target: Arc<dyn RestoreTarget>,
     source_name: Option<String>,
     selector: Selector,
     force: bool,
@@ -845,7 +845,7 @@ impl std::fmt::Debug for RestoreJob {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RestoreJob")
             .field("sink", &self.sink.location())
-            .field("target", &self.target.location())
+            .field("target", &self.target.target_location())
             .field("selector", &self.selector)
             .finish_non_exhaustive()
     }
@@ -865,7 +865,7 @@ pub struct RestoreReport {
 
 impl RestoreJob {
     /// Restore the newest backup in `sink` into `target`.
-    pub fn new(sink: Arc<dyn Sink>, target: Arc<dyn Source>) -> Self {
+    pub fn new(sink: Arc<dyn Sink>, target: Arc<dyn RestoreTarget>) -> Self {
         Self {
             sink,
             target,
@@ -924,7 +924,7 @@ impl RestoreJob {
         let t0 = Instant::now();
         let lock_dir = self.lock_dir.clone().unwrap_or_else(lock::default_lock_dir);
         let _lock = lock::acquire(
-            &lock::lock_path(&lock_dir, &self.target.lock_key()),
+            &lock::lock_path(&lock_dir, &self.target.target_lock_key()),
             self.lock_mode,
         )
         .await?;
@@ -940,18 +940,18 @@ impl RestoreJob {
                 "this backup is not verified: it may not restore cleanly (--partial restores what loads)"
             );
         }
-        if manifest.source.kind != self.target.kind() {
+        if manifest.source.kind != self.target.target_kind() {
             return Err(Error::usage(format!(
                 "backup {} is of a {} database; the target {} is {}",
                 manifest.backup_id,
                 manifest.source.kind,
-                self.target.location(),
-                self.target.kind()
+                self.target.target_location(),
+                self.target.target_kind()
             )));
         }
         let opts = RestoreOptions::force(self.force);
-        self.target.check_restore_target(&opts).await?;
-        tracing::info!(backup_id = %manifest.backup_id, target = %self.target.location(), "restore started");
+        self.target.check_target(&opts).await?;
+        tracing::info!(backup_id = %manifest.backup_id, target = %self.target.target_location(), "restore started");
         let reader = artifact_reader(self.sink.clone(), &manifest, self.progress.clone()).await?;
         let outcome = self.target.restore(reader, &manifest, &opts).await;
         self.progress.finish(Phase::Download);

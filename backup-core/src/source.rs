@@ -207,18 +207,39 @@ pub trait Source: Send + Sync + fmt::Debug {
 
     /// Take a consistent snapshot and start streaming it.
     async fn dump(&self, opts: &DumpOptions) -> Result<Dump>;
+}
+
+/// Where a restore writes: a database created, or replaced, from a stored
+/// backup. Its own trait rather than a part of [`Source`]: what a restore
+/// writes need not be anything a backup reads (a physical PostgreSQL
+/// restore writes a data directory, `pgdata:///path`), and a source need
+/// not be restorable in place.
+#[async_trait]
+pub trait RestoreTarget: Send + Sync + fmt::Debug {
+    /// The kind of backup it takes (`sqlite`, `postgres`): a restore of a
+    /// backup of another kind is refused.
+    fn target_kind(&self) -> &'static str;
+
+    /// Where it writes, without credentials. Safe to log.
+    fn target_location(&self) -> String;
+
+    /// What identifies it however it is spelled: a restore and a backup of
+    /// the same database on this host take turns.
+    fn target_lock_key(&self) -> String {
+        self.target_location()
+    }
 
     /// Check, before anything is downloaded, that a restore with `opts`
     /// may proceed (for example: the target does not exist, or `force`).
     ///
     /// # Errors
     /// [`Error::Restore`] saying why not.
-    async fn check_restore_target(&self, _opts: &RestoreOptions) -> Result<()> {
+    async fn check_target(&self, _opts: &RestoreOptions) -> Result<()> {
         Ok(())
     }
 
     /// Restore from `reader` (the decompressed artifact) into the database
-    /// this source points at.
+    /// this target names.
     ///
     /// `reader` returns an error instead of end-of-file if the stored bytes
     /// do not match the manifest's SHA-256: an implementation must read to
@@ -233,6 +254,42 @@ pub trait Source: Send + Sync + fmt::Debug {
         manifest: &Manifest,
         opts: &RestoreOptions,
     ) -> Result<RestoreOutcome>;
+}
+
+/// The restore target a URL names: `sqlite:///path/restored.db` or
+/// `postgres://user@host/newdb` (one database).
+///
+/// # Errors
+/// [`Error::Usage`] for an unknown scheme, or a URL naming several
+/// databases.
+pub fn restore_target_from_url(
+    url: &str,
+    postgres: &PostgresOptions,
+) -> Result<Arc<dyn RestoreTarget>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let mut all = PostgresSource::from_url(url, postgres)?;
+        if all.len() != 1 {
+            return Err(Error::usage("restore into one database at a time"));
+        }
+        return Ok(Arc::new(all.remove(0)));
+    }
+    let Some((scheme, rest)) = url.split_once(':') else {
+        return Err(Error::usage(format!(
+            "target {url:?} has no scheme (use sqlite:///path/restored.db or postgres://…/newdb)"
+        )));
+    };
+    match scheme {
+        "sqlite" | "sqlite3" => {
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            if path.is_empty() {
+                return Err(Error::usage(format!("target {url:?} names no file")));
+            }
+            Ok(Arc::new(SqliteSource::new(path)))
+        }
+        other => Err(Error::usage(format!(
+            "unknown target scheme {other:?} in {url:?} (use sqlite:///path/restored.db or postgres://…/newdb)"
+        ))),
+    }
 }
 
 /// Build one source per database a URL names:
@@ -332,6 +389,22 @@ mod tests {
         // engine-free verifiers alone.
         assert_eq!(SourceKind::parse("mysql"), None);
         assert_eq!(SourceKind::parse("Postgres"), None);
+    }
+
+    #[test]
+    fn restore_targets_are_their_own_trait_and_refuse_what_they_cannot_take() {
+        let t = restore_target_from_url("sqlite:///tmp/r.db", &PostgresOptions::default()).unwrap();
+        assert_eq!(
+            (t.target_kind(), t.target_location().contains("r.db")),
+            ("sqlite", true)
+        );
+        let t =
+            restore_target_from_url("postgres://u@h/copy", &PostgresOptions::default()).unwrap();
+        assert_eq!(t.target_kind(), "postgres");
+        for bad in ["mysql://h/db", "sqlite://", "postgres://u@h/a,b", "nothing"] {
+            let e = restore_target_from_url(bad, &PostgresOptions::default()).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::Usage, "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{Env, PgToolArgs, SelectArgs, usage};
 use crate::error::{Error, Result};
 use crate::source::postgres::fetch_globals;
-use crate::{Catalog, Fingerprint, LockMode, PostgresSource, RestoreJob, Selector, Source};
+use crate::{Catalog, Fingerprint, LockMode, PostgresSource, RestoreJob, RestoreTarget, Selector};
 
 /// Which backup to restore, into what, and how.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -106,17 +106,13 @@ pub async fn run(env: &Env, a: &RestoreArgs) -> Result<RestoreOutput> {
         pg.jobs = a.jobs;
     }
     pg.validate().map_err(usage)?;
-    let mut targets = crate::sources_from_url(&to, &pg)?;
-    if targets.len() != 1 {
-        return Err(usage("restore into one database at a time"));
-    }
-    let mut target = targets.remove(0);
+    let mut target = crate::restore_target_from_url(&to, &pg)?;
     let mut which = a.select.selector()?;
     let name = env.source_name(a.select.source.as_deref())?;
     // `globals` on restore (the argument, never the config's `globals`,
     // which means "store them" at backup): read the stored roles first.
     if a.globals {
-        if target.kind() != "postgres" {
+        if target.target_kind() != "postgres" {
             return Err(usage(
                 "--globals restores PostgreSQL roles; the target is not PostgreSQL",
             ));
@@ -127,7 +123,7 @@ pub async fn run(env: &Env, a: &RestoreArgs) -> Result<RestoreOutput> {
         let m = entry.manifest;
         let Some(globals) = fetch_globals(&*sink, &m).await? else {
             return Err(Error::Restore {
-                target: target.location(),
+                target: target.target_location(),
                 message: format!(
                     "backup {} holds no roles to apply (it was taken without --globals)",
                     m.backup_id
@@ -137,7 +133,7 @@ pub async fn run(env: &Env, a: &RestoreArgs) -> Result<RestoreOutput> {
         };
         which = Selector::Id(m.backup_id.clone());
         let pg_target = PostgresSource::from_url(&to, &pg)?.remove(0);
-        target = Arc::new(pg_target.with_globals(globals)) as Arc<dyn Source>;
+        target = Arc::new(pg_target.with_globals(globals)) as Arc<dyn RestoreTarget>;
     }
     let mut job = RestoreJob::new(sink.clone(), target)
         .select(which)

@@ -261,8 +261,23 @@ impl Source for PostgresSource {
     async fn dump(&self, opts: &DumpOptions) -> Result<Dump> {
         self.dump_archive(opts).await
     }
+}
 
-    async fn check_restore_target(&self, opts: &RestoreOptions) -> Result<()> {
+#[async_trait]
+impl crate::source::RestoreTarget for PostgresSource {
+    fn target_kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn target_location(&self) -> String {
+        Source::location(self)
+    }
+
+    fn target_lock_key(&self) -> String {
+        Source::lock_key(self)
+    }
+
+    async fn check_target(&self, opts: &RestoreOptions) -> Result<()> {
         let admin = self
             .admin_conn()
             .connect()

@@ -663,8 +663,23 @@ impl Source for SqliteSource {
             attachments: Vec::new(),
         })
     }
+}
 
-    async fn check_restore_target(&self, opts: &RestoreOptions) -> Result<()> {
+#[async_trait]
+impl crate::source::RestoreTarget for SqliteSource {
+    fn target_kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn target_location(&self) -> String {
+        Source::location(self)
+    }
+
+    fn target_lock_key(&self) -> String {
+        Source::lock_key(self)
+    }
+
+    async fn check_target(&self, opts: &RestoreOptions) -> Result<()> {
         match swap::inspect(&self.path).map_err(|m| self.restore_err(m))? {
             swap::Target::Missing => Ok(()),
             swap::Target::Existing { .. } if !opts.force => Err(self.restore_err(
@@ -682,7 +697,7 @@ impl Source for SqliteSource {
         manifest: &Manifest,
         opts: &RestoreOptions,
     ) -> Result<RestoreOutcome> {
-        self.check_restore_target(opts).await?;
+        self.check_target(opts).await?;
         // A symlink is followed: the file it points at is replaced, beside
         // itself, so the final rename stays on one filesystem.
         let (target, old_meta) = match swap::inspect(&self.path).map_err(|m| self.restore_err(m))? {

@@ -25,7 +25,7 @@ impl PostgresSource {
         manifest: &Manifest,
         opts: &RestoreOptions,
     ) -> Result<RestoreOutcome> {
-        self.check_restore_target(opts).await?;
+        crate::source::RestoreTarget::check_target(self, opts).await?;
         let recorded = PostgresDetails::from_fingerprint(&manifest.fingerprint);
         let pg_restore = tools::pick("pg_restore", recorded.pg_dump_major(), &self.opts.tools)
             .map_err(|m| {
