@@ -59,6 +59,8 @@ pub async fn run_with(sink: &dyn Sink, caps: Capabilities) {
     aborted_upload_leaves_nothing(sink).await;
     dropped_upload_leaves_nothing(sink).await;
     list_is_scoped_to_prefix(sink).await;
+    list_stream_is_complete_across_pages(sink).await;
+    list_with_delimiter_lists_one_level(sink).await;
     killed_writer_is_pending_until_aborted(sink, caps).await;
     dropped_complete_leaves_nothing(sink, std::future::ready(()), std::future::ready(())).await;
 }
@@ -379,6 +381,157 @@ pub async fn list_is_scoped_to_prefix(sink: &dyn Sink) {
     for k in ["a/1", "a/2", "ab/3", "b/4"] {
         sink.delete(&format!("{base}/{k}")).await.unwrap();
     }
+}
+
+async fn put_all(sink: &dyn Sink, keys: &[String]) {
+    futures::stream::iter(keys)
+        .map(|k| sink.put(k, Bytes::from(k.clone()), PutOptions::default()))
+        .buffer_unordered(8)
+        .for_each(|r| async { r.expect("put") })
+        .await;
+}
+
+async fn delete_all(sink: &dyn Sink, keys: &[String]) {
+    futures::stream::iter(keys)
+        .map(|k| sink.delete(k))
+        .buffer_unordered(8)
+        .for_each(|r| async { r.expect("delete") })
+        .await;
+}
+
+/// `list_stream` yields every object below the prefix exactly once, across
+/// as many pages as it takes (run it with a small
+/// [`list_page_size`](crate::SinkOptions::list_page_size) to cross pages:
+/// 23 objects), can be stopped early, and is empty for a missing prefix.
+/// `list` is the same listing collected.
+pub async fn list_stream_is_complete_across_pages(sink: &dyn Sink) {
+    let base = unique("pages");
+    let mut keys: Vec<String> = (0..23).map(|i| format!("{base}/p/{i:02}")).collect();
+    keys.push(format!("{base}/q/deep/x"));
+    put_all(sink, &keys).await;
+    keys.sort();
+
+    let listed: Vec<_> = sink
+        .list_stream(&base)
+        .map(|r| r.expect("list_stream item"))
+        .collect()
+        .await;
+    let mut got: Vec<String> = listed.iter().map(|o| o.key.clone()).collect();
+    got.sort();
+    assert_eq!(got, keys, "list_stream misses or repeats objects");
+    for o in &listed {
+        assert_eq!(o.size, o.key.len() as u64, "listed size of {}", o.key);
+    }
+    let mut collected: Vec<String> = sink
+        .list(&base)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    collected.sort();
+    assert_eq!(collected, keys, "list is not list_stream collected");
+    assert_eq!(
+        sink.list(&format!("{base}/p")).await.unwrap().len(),
+        23,
+        "a sub-prefix across pages"
+    );
+
+    // A consumer can stop early.
+    let first: Vec<_> = sink.list_stream(&base).take(3).collect().await;
+    assert_eq!(first.len(), 3);
+    assert!(first.iter().all(|r| r.is_ok()), "{first:?}");
+
+    let missing = unique("nothing-here");
+    let none: Vec<_> = sink.list_stream(&missing).collect().await;
+    assert!(
+        none.is_empty(),
+        "a missing prefix is an empty listing, never an error: {none:?}"
+    );
+    assert!(
+        sink.list(&missing)
+            .await
+            .expect("list of a missing prefix")
+            .is_empty()
+    );
+    delete_all(sink, &keys).await;
+}
+
+/// `list_with_delimiter` gives one level: the objects directly under the
+/// prefix and the common prefixes of the deeper ones, sorted; a
+/// "directory" with no object below it (only an unfinished upload) is not
+/// one; a missing prefix is empty.
+pub async fn list_with_delimiter_lists_one_level(sink: &dyn Sink) {
+    let base = unique("delim");
+    let keys: Vec<String> = ["b.txt", "a.txt", "d2/w", "d1/y/z", "d1/x", "d10/v", "dx"]
+        .iter()
+        .map(|k| format!("{base}/{k}"))
+        .collect();
+    put_all(sink, &keys).await;
+    let mut upload = sink
+        .upload(&format!("{base}/pending/data.bin"))
+        .await
+        .expect("start upload");
+    upload.write(pattern(1024, 9)).await.expect("write");
+
+    let top = sink
+        .list_with_delimiter(&base)
+        .await
+        .expect("list_with_delimiter");
+    let objects: Vec<&str> = top.objects.iter().map(|o| o.key.as_str()).collect();
+    assert_eq!(
+        objects,
+        [
+            format!("{base}/a.txt"),
+            format!("{base}/b.txt"),
+            format!("{base}/dx")
+        ],
+        "objects directly under the prefix, sorted"
+    );
+    assert_eq!(top.objects[0].size, keys[1].len() as u64);
+    assert_eq!(
+        top.common_prefixes,
+        [
+            format!("{base}/d1"),
+            format!("{base}/d10"),
+            format!("{base}/d2")
+        ],
+        "common prefixes, sorted, without trailing slash, none for an unfinished upload"
+    );
+
+    let d1 = sink
+        .list_with_delimiter(&format!("{base}/d1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        d1.objects
+            .iter()
+            .map(|o| o.key.as_str())
+            .collect::<Vec<_>>(),
+        [format!("{base}/d1/x")]
+    );
+    assert_eq!(d1.common_prefixes, [format!("{base}/d1/y")]);
+    assert_eq!(
+        sink.list_with_delimiter(&format!("{base}/d"))
+            .await
+            .unwrap(),
+        crate::sink::ListResult::default(),
+        "the prefix is a directory, not a string prefix"
+    );
+    assert_eq!(
+        sink.list_with_delimiter(&unique("nothing-here"))
+            .await
+            .expect("a missing prefix is not an error"),
+        crate::sink::ListResult::default()
+    );
+    let root = sink.list_with_delimiter("").await.expect("the root");
+    assert!(
+        root.common_prefixes.contains(&base),
+        "the root's common prefixes are sink-relative: {:?}",
+        root.common_prefixes
+    );
+    upload.abort().await.expect("abort");
+    delete_all(sink, &keys).await;
 }
 
 #[cfg(test)]

@@ -13,8 +13,11 @@
 //!   nothing in [`Sink::list`].
 //! - **Errors are typed.** A missing key is [`Error::NotFound`]; every other
 //!   failure is [`Error::Sink`] with `retryable` set only for transient faults.
-//! - **Listing is complete or fails.** `list` and `list_pending` never return
-//!   a partial or empty list on error.
+//! - **Listing is complete or fails.** `list`, `list_with_delimiter` and
+//!   `list_pending` never return a partial or empty list on error; a
+//!   [`Sink::list_stream`] that fails yields the error as its last item, and
+//!   what it yielded before is not the whole listing.
+//! - **A missing prefix is an empty listing**, never [`Error::NotFound`].
 //! - **Interrupted writes can be found.** A writer that dies without running
 //!   any cleanup (`kill -9`, OOM kill, power loss) leaves at most a *pending
 //!   upload*: an open multipart upload, or a hidden partial file. Such
@@ -38,8 +41,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
@@ -77,6 +80,17 @@ impl PutOptions {
     pub fn create_only() -> Self {
         Self { create_only: true }
     }
+}
+
+/// What [`Sink::list_with_delimiter`] finds directly under a prefix.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListResult {
+    /// The "directories": for every object `<prefix>/<name>/…` below the
+    /// prefix, `<prefix>/<name>` (sink-relative, without trailing slash),
+    /// once, sorted.
+    pub common_prefixes: Vec<String>,
+    /// The objects `<prefix>/<name>` directly under the prefix, sorted by key.
+    pub objects: Vec<ObjectInfo>,
 }
 
 /// An upload that an interrupted writer left behind: started, and neither
@@ -163,9 +177,70 @@ pub trait Sink: Send + Sync + fmt::Debug {
     /// [`Error::NotFound`] if the key does not exist.
     async fn head(&self, key: &str) -> Result<ObjectInfo>;
 
-    /// Every object whose key starts with `prefix` (a directory-like prefix,
-    /// without trailing slash; `""` for everything), in no particular order.
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
+    /// Every object below `prefix` as a stream: the keys `<prefix>/…` (a
+    /// directory-like prefix, without trailing slash; `""` for everything),
+    /// each once, in no particular order (object stores happen to answer
+    /// in key order; a local directory walk does not).
+    ///
+    /// Pages are fetched as the stream is polled (S3 and GCS: one
+    /// `ListObjectsV2` request per page of [`SinkOptions::list_page_size`]
+    /// keys; local: one directory at a time), so a caller can stop early
+    /// and never holds the whole listing.
+    ///
+    /// A prefix with nothing below it is an empty stream, never
+    /// [`Error::NotFound`]. A failure is the stream's last item: the items
+    /// before it are not the whole listing.
+    fn list_stream(&self, prefix: &str) -> BoxStream<'_, Result<ObjectInfo>>;
+
+    /// [`list_stream`](Self::list_stream), collected: every object below
+    /// `prefix`, in no particular order.
+    ///
+    /// # Errors
+    /// [`Error::Sink`] if the listing fails; never a partial or empty list.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+        self.list_stream(prefix).try_collect().await
+    }
+
+    /// One level of the tree below `prefix` (directory-like, without
+    /// trailing slash; `""` for the root), as with a `/` delimiter: the
+    /// objects directly under it and the common prefixes of the deeper
+    /// ones, each sorted by key. A common prefix is listed only if some
+    /// object lies below it. A missing prefix gives an empty result, never
+    /// [`Error::NotFound`].
+    ///
+    /// The provided implementation reads the whole
+    /// [`list_stream`](Self::list_stream) and groups it; every sink of this
+    /// crate asks the store for one level only.
+    ///
+    /// # Errors
+    /// [`Error::Sink`] if the listing fails; never a partial result.
+    async fn list_with_delimiter(&self, prefix: &str) -> Result<ListResult> {
+        let prefix = prefix.trim_matches('/').to_string();
+        let below = if prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{prefix}/")
+        };
+        let mut common = std::collections::BTreeSet::new();
+        let mut objects = Vec::new();
+        let mut stream = self.list_stream(&prefix);
+        while let Some(obj) = stream.try_next().await? {
+            let Some(rest) = obj.key.strip_prefix(&below) else {
+                continue;
+            };
+            match rest.split_once('/') {
+                Some((dir, _)) => {
+                    common.insert(join_key(&prefix, dir));
+                }
+                None => objects.push(obj),
+            }
+        }
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(ListResult {
+            common_prefixes: common.into_iter().collect(),
+            objects,
+        })
+    }
 
     /// Delete an object. Deleting a missing key is not an error.
     async fn delete(&self, key: &str) -> Result<()>;
@@ -258,6 +333,10 @@ pub struct SinkOptions {
     pub upload_concurrency: Option<usize>,
     /// Attempts per request on transient errors (default 5).
     pub max_retries: Option<usize>,
+    /// Keys per listing request on S3, Spaces and GCS (default: the
+    /// service's, 1000; at most 1000). Smaller pages mean more requests;
+    /// tests use it to list across pages.
+    pub list_page_size: Option<usize>,
 }
 
 impl fmt::Debug for SinkOptions {
@@ -281,6 +360,7 @@ impl fmt::Debug for SinkOptions {
             .field("part_size", &self.part_size)
             .field("upload_concurrency", &self.upload_concurrency)
             .field("max_retries", &self.max_retries)
+            .field("list_page_size", &self.list_page_size)
             .finish()
     }
 }
@@ -300,6 +380,9 @@ impl SinkOptions {
         }
         if let Some(r) = self.max_retries {
             check_range("sink_options.max_retries", r, 0..=100)?;
+        }
+        if let Some(n) = self.list_page_size {
+            check_range("sink_options.list_page_size", n, 1..=1000)?;
         }
         Ok(())
     }

@@ -261,13 +261,18 @@ impl Sink for BrokenList {
     async fn head(&self, k: &str) -> backup_core::Result<backup_core::ObjectInfo> {
         self.0.head(k).await
     }
-    async fn list(&self, _p: &str) -> backup_core::Result<Vec<backup_core::ObjectInfo>> {
-        Err(backup_core::Error::Sink {
-            location: "broken://".into(),
-            message: "listing timed out".into(),
-            retryable: true,
-            source: None,
-        })
+    fn list_stream(
+        &self,
+        _p: &str,
+    ) -> futures::stream::BoxStream<'_, backup_core::Result<backup_core::ObjectInfo>> {
+        Box::pin(futures::stream::once(async {
+            Err(backup_core::Error::Sink {
+                location: "broken://".into(),
+                message: "listing timed out".into(),
+                retryable: true,
+                source: None,
+            })
+        }))
     }
     async fn delete(&self, _k: &str) -> backup_core::Result<()> {
         panic!("a prune whose listing failed must delete nothing");

@@ -116,7 +116,10 @@ async fn s3_sink_conforms_on_moto() {
     let Some(ep) = s3_endpoint() else { return };
     let bucket = unique_bucket("conform");
     create_s3_bucket(&ep, &bucket);
-    let sink = sink_from_url(&format!("s3://{bucket}/some/prefix"), &s3_options(&ep)).unwrap();
+    // Small listing pages, so the suite's listings cross pages.
+    let mut opts = s3_options(&ep);
+    opts.list_page_size = Some(5);
+    let sink = sink_from_url(&format!("s3://{bucket}/some/prefix"), &opts).unwrap();
     assert_eq!(sink.location(), format!("s3://{bucket}/some/prefix"));
     conformance::run_all(&*sink).await;
     // Everything the suite wrote stayed below the prefix, and was cleaned up.
@@ -276,6 +279,7 @@ async fn spaces_preset_conforms_and_round_trips_on_moto() {
     let mut opts = SinkOptions::default();
     opts.access_key_id = Some("testing".into());
     opts.secret_access_key = Some("testing".into());
+    opts.list_page_size = Some(5);
     let sink = sink_from_url(&url, &opts).unwrap();
     assert_eq!(sink.location(), format!("spaces://{bucket}/p"));
     conformance::run_all(&*sink).await;
@@ -298,6 +302,7 @@ async fn gcs_sink_conforms_on_the_xml_double() {
     double.create_bucket("lifeboat-gcs");
     let mut opts = SinkOptions::default();
     opts.endpoint = Some(double.base_url());
+    opts.list_page_size = Some(5);
     let sink = sink_from_url("gs://lifeboat-gcs/backups", &opts).unwrap();
     assert_eq!(sink.location(), "gs://lifeboat-gcs/backups");
     conformance::run_all(&*sink).await;
@@ -366,6 +371,73 @@ async fn gcs_pending_uploads_are_paged_and_only_stale_leftovers_removed() {
     assert!(double.object_keys("lifeboat-gcs").is_empty());
 }
 
+/// Object listings go out page by page, `list_page_size` keys each, with
+/// and without a delimiter; a consumer that stops early fetches no more.
+#[tokio::test]
+async fn gcs_object_listings_are_paged() {
+    let double = GcsDouble::start().await;
+    double.create_bucket("lifeboat-gcs");
+    let mut opts = SinkOptions::default();
+    opts.endpoint = Some(double.base_url());
+    opts.list_page_size = Some(4);
+    let sink = sink_from_url("gs://lifeboat-gcs/root", &opts).unwrap();
+    for i in 0..9 {
+        sink.put(
+            &format!("app/backups/{i}/data"),
+            Bytes::from_static(b"x"),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    }
+    for i in 0..2 {
+        sink.put(
+            &format!("app/{i}.json"),
+            Bytes::from_static(b"x"),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    }
+    let list_requests = || {
+        double
+            .requests()
+            .iter()
+            .filter(|r| r.starts_with("GET ") && r.contains("list-type=2"))
+            .count()
+    };
+
+    let before = list_requests();
+    assert_eq!(sink.list("app/backups").await.unwrap().len(), 9);
+    assert_eq!(list_requests() - before, 3, "nine keys, four per page");
+
+    let before = list_requests();
+    let level = sink.list_with_delimiter("app/backups").await.unwrap();
+    assert_eq!(level.common_prefixes.len(), 9);
+    assert!(level.objects.is_empty());
+    assert_eq!(list_requests() - before, 3, "nine prefixes, four per page");
+    let level = sink.list_with_delimiter("app").await.unwrap();
+    assert_eq!(level.common_prefixes, ["app/backups"]);
+    assert_eq!(
+        level
+            .objects
+            .iter()
+            .map(|o| o.key.as_str())
+            .collect::<Vec<_>>(),
+        ["app/0.json", "app/1.json"]
+    );
+
+    let before = list_requests();
+    use futures::StreamExt;
+    let first: Vec<_> = sink.list_stream("app").take(2).collect().await;
+    assert_eq!(first.len(), 2);
+    assert_eq!(
+        list_requests() - before,
+        1,
+        "stopping early fetches no more pages"
+    );
+}
+
 #[tokio::test]
 async fn gcs_missing_bucket_is_a_sink_error() {
     let double = GcsDouble::start().await;
@@ -425,6 +497,12 @@ async fn gcs_sink_reads_and_lists_on_the_real_fake_gcs_server() {
         b"bravo!"
     );
     assert_eq!(sink.head("src/backups/a").await.unwrap().size, 5);
+    let root = sink
+        .list_with_delimiter("")
+        .await
+        .expect("delimited listing");
+    assert_eq!(root.common_prefixes, ["src"]);
+    assert!(root.objects.is_empty());
     let err = sink.head("src/backups/zzz").await.unwrap_err();
     assert!(
         matches!(err, backup_core::Error::NotFound { .. }),

@@ -306,8 +306,11 @@ impl backup_core::Sink for SlowSink {
     async fn head(&self, k: &str) -> backup_core::Result<backup_core::ObjectInfo> {
         self.0.head(k).await
     }
-    async fn list(&self, p: &str) -> backup_core::Result<Vec<backup_core::ObjectInfo>> {
-        self.0.list(p).await
+    fn list_stream(
+        &self,
+        p: &str,
+    ) -> futures::stream::BoxStream<'_, backup_core::Result<backup_core::ObjectInfo>> {
+        self.0.list_stream(p)
     }
     async fn delete(&self, k: &str) -> backup_core::Result<()> {
         self.0.delete(k).await

@@ -32,6 +32,7 @@ pub struct GcsConfig {
     part_size: usize,
     concurrency: usize,
     max_retries: usize,
+    list_page_size: Option<usize>,
 }
 
 impl GcsConfig {
@@ -68,6 +69,7 @@ impl GcsConfig {
                 .upload_concurrency
                 .unwrap_or(DEFAULT_UPLOAD_CONCURRENCY),
             max_retries: opts.max_retries.unwrap_or(5),
+            list_page_size: opts.list_page_size,
         })
     }
 
@@ -110,10 +112,12 @@ impl GcsConfig {
             &self.location(),
             self.max_retries,
         )?;
+        let store = Arc::new(store);
         Ok(
-            ObjectStoreSink::new(Arc::new(store), &self.prefix, self.location())
+            ObjectStoreSink::new(store.clone(), &self.prefix, self.location())
                 .with_upload_tuning(self.part_size, self.concurrency)
-                .with_pending(Pending::Xml(pending)),
+                .with_pending(Pending::Xml(pending))
+                .with_paged_listing(store, self.list_page_size),
         )
     }
 }

@@ -13,11 +13,13 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
-use futures::StreamExt;
+use chrono::Utc;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 
 use super::{
-    ByteStream, ObjectInfo, PendingUpload, PutOptions, Sink, Upload, check_key, spawn_cleanup,
+    ByteStream, ListResult, ObjectInfo, PendingUpload, PutOptions, Sink, Upload, check_key,
+    spawn_cleanup,
 };
 use crate::error::{Error, Result};
 use crate::rt::blocking;
@@ -266,12 +268,30 @@ impl LocalSink {
         result
     }
 
-    fn walk(&self, dir: &Path, out: &mut Vec<ObjectInfo>) -> Result<()> {
+    /// The object a file stands for.
+    fn info(&self, file: &Path, meta: &fs::Metadata) -> ObjectInfo {
+        ObjectInfo {
+            key: self.key_of(file),
+            size: meta.len(),
+            last_modified: meta
+                .modified()
+                .map(Into::into)
+                .unwrap_or_else(|_| Utc::now()),
+        }
+    }
+
+    /// One directory's visible entries: its files as objects, and its
+    /// subdirectories. Dot-files and dot-directories (in-progress uploads,
+    /// foreign files) are skipped. A missing directory, or a file, has none.
+    fn read_level(&self, dir: &Path) -> Result<(Vec<ObjectInfo>, Vec<PathBuf>)> {
         let entries = match fs::read_dir(dir) {
             Ok(e) => e,
-            Err(e) if e.kind() == IoKind::NotFound => return Ok(()),
+            Err(e) if matches!(e.kind(), IoKind::NotFound | IoKind::NotADirectory) => {
+                return Ok((Vec::new(), Vec::new()));
+            }
             Err(e) => return Err(self.io_err("cannot list", dir, e)),
         };
+        let (mut files, mut dirs) = (Vec::new(), Vec::new());
         for entry in entries {
             let entry = entry.map_err(|e| self.io_err("cannot list", dir, e))?;
             let name = entry.file_name();
@@ -283,25 +303,63 @@ impl LocalSink {
                 .metadata()
                 .map_err(|e| self.io_err("cannot stat", &path, e))?;
             if meta.is_dir() {
-                self.walk(&path, out)?;
+                dirs.push(path);
             } else if meta.is_file() {
-                let key = path
-                    .strip_prefix(&self.root)
-                    .unwrap_or(&path)
-                    .to_string_lossy()
-                    .to_string();
-                let modified: DateTime<Utc> = meta
-                    .modified()
-                    .map(Into::into)
-                    .unwrap_or_else(|_| Utc::now());
-                out.push(ObjectInfo {
-                    key,
-                    size: meta.len(),
-                    last_modified: modified,
-                });
+                files.push(self.info(&path, &meta));
             }
         }
+        Ok((files, dirs))
+    }
+
+    /// Whether any visible object lies below `dir` (it is a common prefix).
+    fn has_objects(&self, dir: &Path) -> Result<bool> {
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            let (files, dirs) = self.read_level(&d)?;
+            if !files.is_empty() {
+                return Ok(true);
+            }
+            stack.extend(dirs);
+        }
+        Ok(false)
+    }
+
+    /// A root that is a file is a wrong sink, not an empty one.
+    fn check_root_is_dir(&self) -> Result<()> {
+        if self.root.exists() && !self.root.is_dir() {
+            return Err(Error::sink_err(
+                &self.location,
+                format!("{} exists and is not a directory", self.root.display()),
+            ));
+        }
         Ok(())
+    }
+
+    /// The first step of a listing below `prefix`: the objects it finds at
+    /// once, and the directories left to walk.
+    fn list_start(&self, prefix: &str) -> Result<(Vec<ObjectInfo>, Vec<PathBuf>)> {
+        if !prefix.is_empty() {
+            check_key(&self.location, prefix)?;
+        }
+        self.check_root_is_dir()?;
+        let start = self.root.join(prefix);
+        match fs::metadata(&start) {
+            // A prefix that names a file lists that file (unless hidden).
+            Ok(m) if m.is_file() => {
+                let hidden = start
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+                Ok((
+                    if hidden {
+                        Vec::new()
+                    } else {
+                        vec![self.info(&start, &m)]
+                    },
+                    Vec::new(),
+                ))
+            }
+            _ => Ok((Vec::new(), vec![start])),
+        }
     }
 }
 
@@ -435,8 +493,7 @@ impl Sink for LocalSink {
         match fs::metadata(&file) {
             Ok(m) if m.is_file() => Ok(ObjectInfo {
                 key: key.to_string(),
-                size: m.len(),
-                last_modified: m.modified().map(Into::into).unwrap_or_else(|_| Utc::now()),
+                ..self.info(&file, &m)
             }),
             Ok(_) => Err(Error::NotFound {
                 location: self.location.clone(),
@@ -450,33 +507,64 @@ impl Sink for LocalSink {
         }
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
+    fn list_stream(&self, prefix: &str) -> BoxStream<'_, Result<ObjectInfo>> {
+        // One directory per step, depth first; `None` before the first.
+        let prefix = prefix.trim_matches('/').to_string();
+        futures::stream::try_unfold(None, move |state: Option<Vec<PathBuf>>| {
+            let (this, prefix) = (self.clone(), prefix.clone());
+            async move {
+                type Step = Option<(Vec<ObjectInfo>, Vec<PathBuf>)>;
+                blocking(move || -> Result<Step> {
+                    let mut stack = match state {
+                        None => {
+                            let (found, dirs) = this.list_start(&prefix)?;
+                            if !found.is_empty() || dirs.is_empty() {
+                                return Ok(Some((found, dirs)));
+                            }
+                            dirs
+                        }
+                        Some(stack) => stack,
+                    };
+                    // Read directories until one has files or none are left.
+                    while let Some(dir) = stack.pop() {
+                        let (files, dirs) = this.read_level(&dir)?;
+                        stack.extend(dirs);
+                        if !files.is_empty() {
+                            return Ok(Some((files, stack)));
+                        }
+                    }
+                    Ok(None)
+                })
+                .await
+                .map(|step| step.map(|(files, stack)| (files, Some(stack))))
+            }
+        })
+        .map_ok(|files| futures::stream::iter(files.into_iter().map(Ok)))
+        .try_flatten()
+        .boxed()
+    }
+
+    async fn list_with_delimiter(&self, prefix: &str) -> Result<ListResult> {
         let prefix = prefix.trim_matches('/').to_string();
         if !prefix.is_empty() {
             check_key(&self.location, &prefix)?;
         }
         let this = self.clone();
         blocking(move || {
-            // A root that is a file is a wrong sink, not an empty one.
-            if this.root.exists() && !this.root.is_dir() {
-                return Err(Error::sink_err(
-                    &this.location,
-                    format!("{} exists and is not a directory", this.root.display()),
-                ));
+            this.check_root_is_dir()?;
+            let (mut objects, dirs) = this.read_level(&this.root.join(&prefix))?;
+            let mut common_prefixes = Vec::new();
+            for d in dirs {
+                if this.has_objects(&d)? {
+                    common_prefixes.push(this.key_of(&d));
+                }
             }
-            let mut out = Vec::new();
-            let start = if prefix.is_empty() {
-                this.root.clone()
-            } else {
-                this.root.join(&prefix)
-            };
-            if start.is_file() {
-                this.walk(start.parent().unwrap_or(&this.root), &mut out)?;
-                out.retain(|o| o.key == prefix);
-            } else {
-                this.walk(&start, &mut out)?;
-            }
-            Ok(out)
+            objects.sort_by(|a, b| a.key.cmp(&b.key));
+            common_prefixes.sort();
+            Ok(ListResult {
+                common_prefixes,
+                objects,
+            })
         })
         .await
     }

@@ -6,17 +6,19 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
+use object_store::list::{PaginatedListOptions, PaginatedListStore};
 use object_store::path::Path;
 use object_store::{
-    MultipartUpload, ObjectStore, ObjectStoreExt, PutMode, PutPayload, PutPayloadMut,
+    MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutPayload, PutPayloadMut,
 };
 use tokio::task::JoinSet;
 
 use super::uploads::XmlUploads;
 use super::{
-    ByteStream, DEFAULT_PART_SIZE, DEFAULT_UPLOAD_CONCURRENCY, ObjectInfo, PendingUpload,
-    PutOptions, Sink, Upload, check_key, join_key, spawn_cleanup,
+    ByteStream, DEFAULT_PART_SIZE, DEFAULT_UPLOAD_CONCURRENCY, ListResult, ObjectInfo,
+    PendingUpload, PutOptions, Sink, Upload, check_key, join_key, spawn_cleanup,
 };
 use crate::error::{Error, Result};
 
@@ -28,6 +30,11 @@ pub struct ObjectStoreSink {
     part_size: usize,
     concurrency: usize,
     pending: Pending,
+    /// The store's own paged listing, where it has one (S3, Spaces, GCS):
+    /// used with [`page_size`](Self::page_size) keys per request.
+    paged: Option<Arc<dyn PaginatedListStore>>,
+    /// Keys per listing request; `None`: the service's default.
+    page_size: Option<usize>,
 }
 
 /// How the store's pending (interrupted) multipart uploads are found.
@@ -65,6 +72,8 @@ impl ObjectStoreSink {
             part_size: DEFAULT_PART_SIZE,
             concurrency: DEFAULT_UPLOAD_CONCURRENCY,
             pending: Pending::Unknown,
+            paged: None,
+            page_size: None,
         }
     }
 
@@ -82,6 +91,68 @@ impl ObjectStoreSink {
     pub(crate) fn with_pending(mut self, pending: Pending) -> Self {
         self.pending = pending;
         self
+    }
+
+    /// List through the store's paged listing, `page_size` keys per request
+    /// (`None`: the service's default).
+    pub(crate) fn with_paged_listing(
+        mut self,
+        paged: Arc<dyn PaginatedListStore>,
+        page_size: Option<usize>,
+    ) -> Self {
+        self.paged = Some(paged);
+        self.page_size = page_size;
+        self
+    }
+
+    fn info(&self, meta: ObjectMeta) -> ObjectInfo {
+        ObjectInfo {
+            key: self.strip(meta.location.as_ref()),
+            size: meta.size,
+            last_modified: meta.last_modified,
+        }
+    }
+
+    /// The full, directory-like prefix of a sink-relative one: `None` for
+    /// the root, else `<prefix>/…` without trailing slash.
+    fn list_path(&self, prefix: &str) -> Option<Path> {
+        let full = join_key(&self.prefix, prefix.trim_matches('/'));
+        (!full.is_empty()).then(|| Path::from(full.as_str()))
+    }
+
+    /// One page of the paged listing below `path` (with a `/` appended, as
+    /// `ObjectStore::list` does), continuing from `token`.
+    async fn list_page(
+        &self,
+        paged: &dyn PaginatedListStore,
+        path: Option<&Path>,
+        delimiter: bool,
+        token: Option<String>,
+        what: &str,
+    ) -> Result<(object_store::ListResult, Option<String>)> {
+        let prefix = path.map(|p| format!("{}/", p.as_ref()));
+        let opts = PaginatedListOptions {
+            delimiter: delimiter.then_some(std::borrow::Cow::Borrowed("/")),
+            max_keys: self.page_size,
+            page_token: token.clone(),
+            ..Default::default()
+        };
+        let page = paged
+            .list_paginated(prefix.as_deref(), opts)
+            .await
+            .map_err(|e| map_err(&self.location, what, e))?;
+        let next = page.page_token.filter(|t| !t.is_empty());
+        if next.is_some() && next == token {
+            // The same token again would loop forever; stopping would pass a
+            // partial listing off as the whole.
+            return Err(Error::sink_err(
+                &self.location,
+                format!(
+                    "cannot list {what:?}: the service answered a page with the token it was asked for"
+                ),
+            ));
+        }
+        Ok((page.result, next))
     }
 
     /// Set the multipart part size (at least 5 MiB) and how many parts are
@@ -253,28 +324,80 @@ impl Sink for ObjectStoreSink {
             .map_err(|e| map_err(&self.location, key, e))?;
         Ok(ObjectInfo {
             key: key.to_string(),
-            size: meta.size,
-            last_modified: meta.last_modified,
+            ..self.info(meta)
         })
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>> {
-        let full = join_key(&self.prefix, prefix.trim_matches('/'));
-        let path = (!full.is_empty()).then(|| Path::from(full.as_str()));
-        let metas: Vec<_> = self
-            .store
-            .list(path.as_ref())
-            .try_collect()
-            .await
-            .map_err(|e| map_err(&self.location, prefix, e))?;
-        Ok(metas
+    fn list_stream(&self, prefix: &str) -> BoxStream<'_, Result<ObjectInfo>> {
+        let what = prefix.to_string();
+        let path = self.list_path(prefix);
+        let Some(paged) = self.paged.clone() else {
+            return self
+                .store
+                .list(path.as_ref())
+                .map(move |r| match r {
+                    Ok(meta) => Ok(self.info(meta)),
+                    Err(e) => Err(map_err(&self.location, &what, e)),
+                })
+                .boxed();
+        };
+        // `Some(token)`: a page to fetch (the first has no token); `None`: done.
+        futures::stream::try_unfold(Some(None), move |state: Option<Option<String>>| {
+            let (paged, path, what) = (paged.clone(), path.clone(), what.clone());
+            async move {
+                let Some(token) = state else {
+                    return Ok::<_, Error>(None);
+                };
+                let (page, next) = self
+                    .list_page(&*paged, path.as_ref(), false, token, &what)
+                    .await?;
+                let infos: Vec<_> = page.objects.into_iter().map(|m| self.info(m)).collect();
+                Ok(Some((infos, next.map(Some))))
+            }
+        })
+        .map_ok(|infos| futures::stream::iter(infos.into_iter().map(Ok)))
+        .try_flatten()
+        .boxed()
+    }
+
+    async fn list_with_delimiter(&self, prefix: &str) -> Result<ListResult> {
+        let path = self.list_path(prefix);
+        let mut common = std::collections::BTreeSet::new();
+        let mut objects = Vec::new();
+        if let Some(paged) = &self.paged {
+            let mut token = None;
+            loop {
+                let (page, next) = self
+                    .list_page(&**paged, path.as_ref(), true, token, prefix)
+                    .await?;
+                common.extend(page.common_prefixes);
+                objects.extend(page.objects);
+                match next {
+                    Some(t) => token = Some(t),
+                    None => break,
+                }
+            }
+        } else {
+            let result = self
+                .store
+                .list_with_delimiter(path.as_ref())
+                .await
+                .map_err(|e| map_err(&self.location, prefix, e))?;
+            common.extend(result.common_prefixes);
+            objects = result.objects;
+        }
+        let mut objects: Vec<_> = objects.into_iter().map(|m| self.info(m)).collect();
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut common_prefixes: Vec<_> = common
             .into_iter()
-            .map(|m| ObjectInfo {
-                key: self.strip(m.location.as_ref()),
-                size: m.size,
-                last_modified: m.last_modified,
-            })
-            .collect())
+            .map(|p| self.strip(p.as_ref().trim_end_matches('/')))
+            .collect();
+        common_prefixes.sort();
+        common_prefixes.dedup();
+        Ok(ListResult {
+            common_prefixes,
+            objects,
+        })
     }
 
     async fn delete(&self, key: &str) -> Result<()> {

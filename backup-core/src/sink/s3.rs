@@ -45,6 +45,7 @@ pub struct S3Config {
     part_size: usize,
     concurrency: usize,
     max_retries: usize,
+    list_page_size: Option<usize>,
 }
 
 impl fmt::Debug for S3Config {
@@ -145,6 +146,7 @@ impl S3Config {
                 .upload_concurrency
                 .unwrap_or(DEFAULT_UPLOAD_CONCURRENCY),
             max_retries: opts.max_retries.unwrap_or(5),
+            list_page_size: opts.list_page_size,
         })
     }
 
@@ -194,10 +196,12 @@ impl S3Config {
             &self.location(),
             self.max_retries,
         )?;
+        let store = Arc::new(store);
         Ok(
-            ObjectStoreSink::new(Arc::new(store), &self.prefix, self.location())
+            ObjectStoreSink::new(store.clone(), &self.prefix, self.location())
                 .with_upload_tuning(self.part_size, self.concurrency)
-                .with_pending(Pending::Xml(pending)),
+                .with_pending(Pending::Xml(pending))
+                .with_paged_listing(store, self.list_page_size),
         )
     }
 }
