@@ -115,15 +115,32 @@ impl Catalog {
     /// # Errors
     /// Any listing failure is an error, never an empty list.
     pub async fn list(&self, source: Option<&str>) -> Result<Listing> {
-        let prefix = source.map(layout::backups_prefix).unwrap_or_default();
-        let objects = self.sink.list(&prefix).await?;
+        // Only `<source>/backups/` holds backups: list the sources as the
+        // root's common prefixes, then only their backups, not every WAL
+        // segment, verification and drill record beside them.
+        let prefixes = match source {
+            Some(s) => vec![layout::backups_prefix(s)],
+            None => self
+                .sink
+                .list_with_delimiter("")
+                .await?
+                .common_prefixes
+                .iter()
+                .map(|s| layout::backups_prefix(s))
+                .collect(),
+        };
         let mut dirs: BTreeMap<String, (String, String, Vec<ObjectInfo>)> = BTreeMap::new();
-        for obj in objects {
-            if let Some(k) = layout::parse_backup_key(&obj.key) {
-                dirs.entry(k.dir.to_string())
-                    .or_insert_with(|| (k.source.to_string(), k.backup_id.to_string(), Vec::new()))
-                    .2
-                    .push(obj);
+        for prefix in &prefixes {
+            let mut objects = self.sink.list_stream(prefix);
+            while let Some(obj) = objects.try_next().await? {
+                if let Some(k) = layout::parse_backup_key(&obj.key) {
+                    dirs.entry(k.dir.to_string())
+                        .or_insert_with(|| {
+                            (k.source.to_string(), k.backup_id.to_string(), Vec::new())
+                        })
+                        .2
+                        .push(obj);
+                }
             }
         }
         let sink = self.sink.clone();
@@ -313,5 +330,96 @@ impl Catalog {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use bytes::Bytes;
+    use futures::stream::BoxStream;
+
+    use super::*;
+    use crate::sink::{ByteStream, ListResult, PendingUpload, PutOptions, Upload};
+
+    /// A memory sink that records the prefixes streamed in full.
+    #[derive(Debug)]
+    struct Recording(crate::ObjectStoreSink, Mutex<Vec<String>>);
+
+    #[async_trait]
+    impl Sink for Recording {
+        fn location(&self) -> &str {
+            self.0.location()
+        }
+        async fn check(&self) -> Result<()> {
+            self.0.check().await
+        }
+        async fn put(&self, k: &str, d: Bytes, o: PutOptions) -> Result<()> {
+            self.0.put(k, d, o).await
+        }
+        async fn upload(&self, k: &str) -> Result<Box<dyn Upload>> {
+            self.0.upload(k).await
+        }
+        async fn get(&self, k: &str) -> Result<ByteStream> {
+            self.0.get(k).await
+        }
+        async fn head(&self, k: &str) -> Result<ObjectInfo> {
+            self.0.head(k).await
+        }
+        fn list_stream(&self, p: &str) -> BoxStream<'_, Result<ObjectInfo>> {
+            self.1.lock().unwrap().push(p.to_string());
+            self.0.list_stream(p)
+        }
+        async fn list_with_delimiter(&self, p: &str) -> Result<ListResult> {
+            self.0.list_with_delimiter(p).await
+        }
+        async fn delete(&self, k: &str) -> Result<()> {
+            self.0.delete(k).await
+        }
+        async fn list_pending(&self, p: &str) -> Result<Vec<PendingUpload>> {
+            self.0.list_pending(p).await
+        }
+        async fn abort_pending(&self, u: &PendingUpload) -> Result<()> {
+            self.0.abort_pending(u).await
+        }
+    }
+
+    #[tokio::test]
+    async fn only_the_backups_of_each_source_are_listed() {
+        let sink = Arc::new(Recording(
+            crate::ObjectStoreSink::memory(),
+            Mutex::default(),
+        ));
+        for key in [
+            "app/backups/2026/11/21/20261121T000000Z-aaaa/data.sqlite.zst",
+            "app/wal/00000001/000000010000000000000001.zst",
+            "app/verifications/2026-11/x.json",
+            "app/restore.md",
+            "db2/backups/2026/11/22/20261122T000000Z-bbbb/data.pgdump.zst",
+            "stray.txt",
+        ] {
+            sink.put(key, Bytes::from_static(b"x"), PutOptions::default())
+                .await
+                .unwrap();
+        }
+        let listing = Catalog::new(sink.clone()).list(None).await.unwrap();
+        let mut ids: Vec<_> = listing
+            .incomplete
+            .iter()
+            .map(|b| (b.source.as_str(), b.backup_id.as_str()))
+            .collect();
+        ids.sort();
+        assert_eq!(
+            ids,
+            [
+                ("app", "20261121T000000Z-aaaa"),
+                ("db2", "20261122T000000Z-bbbb")
+            ]
+        );
+        let mut streamed = sink.1.lock().unwrap().clone();
+        streamed.sort();
+        assert_eq!(streamed, ["app/backups", "db2/backups"]);
     }
 }
