@@ -230,7 +230,7 @@ fn classify_generic(text: &str) -> (String, bool) {
         || has("status 403")
     {
         ("access denied: check the credentials (InvalidAccessKeyId, SignatureDoesNotMatch or AccessDenied)".into(), false)
-    } else if has("401") {
+    } else if has("401 Unauthorized") || has("status code: 401") {
         (
             "authentication failed (401): check the credentials".into(),
             false,
@@ -633,5 +633,23 @@ impl Drop for ObjectUpload {
                 let _ = store.delete(&path).await;
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_codes_are_read_from_the_status_not_from_keys_or_times() {
+        // A backup started at 04:01 has `T0401` in its keys: that is no 401.
+        let text = "Error performing PUT http://127.0.0.1:37253/b/app/backups/2026/12/03/20261203T040146Z-426e/manifest.json in 250ms, after 2 retries - Server returned non-2xx status code: 503 Service Unavailable: <Error><Code>SlowDown</Code></Error>";
+        assert_eq!(
+            classify_generic(text),
+            ("the storage service failed (5xx)".to_string(), true)
+        );
+        let text = "Error performing GET http://h/b/k in 1ms - Server returned non-2xx status code: 401 Unauthorized: ";
+        assert!(!classify_generic(text).1);
+        assert!(classify_generic(text).0.contains("401"));
     }
 }
