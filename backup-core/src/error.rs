@@ -204,6 +204,18 @@ pub enum Error {
         key: String,
     },
 
+    /// A conditional write ([`PutMode::Update`](crate::sink::PutMode::Update))
+    /// found the object changed since the caller read its version, or gone.
+    /// Of kind [`ErrorKind::Sink`] (exit 3), like [`Error::AlreadyExists`];
+    /// not retryable: the caller reads the object again and decides.
+    #[error("sink {location}: {key} is not at the expected version (precondition failed)")]
+    Precondition {
+        /// The sink, as a URL without credentials.
+        location: String,
+        /// The key written.
+        key: String,
+    },
+
     /// A verifier rejected a backup.
     #[error("verification {verifier} failed: {message}")]
     Verification {
@@ -260,7 +272,9 @@ impl Error {
         match self {
             Error::Locked { .. } => ErrorKind::Locked,
             Error::Source { .. } => ErrorKind::Source,
-            Error::Sink { .. } | Error::AlreadyExists { .. } => ErrorKind::Sink,
+            Error::Sink { .. } | Error::AlreadyExists { .. } | Error::Precondition { .. } => {
+                ErrorKind::Sink
+            }
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::Verification { .. } => ErrorKind::Verification,
             Error::Restore { .. } => ErrorKind::Restore,
@@ -453,6 +467,13 @@ mod tests {
             key: "k".into(),
         };
         assert_eq!(taken.kind(), ErrorKind::Sink);
+        let changed = Error::Precondition {
+            location: "s3://b".into(),
+            key: "k".into(),
+        };
+        assert_eq!(changed.kind(), ErrorKind::Sink);
+        assert_eq!(changed.exit_code(), 3);
+        assert!(!changed.is_retryable());
     }
 
     #[test]

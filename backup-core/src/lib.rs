@@ -86,8 +86,8 @@ pub use pipeline::{
 pub use progress::{NoProgress, Phase, Progress};
 pub use retention::{PruneReport, RetentionPolicy};
 pub use sink::{
-    ListResult, LocalSink, ObjectInfo, ObjectStoreSink, PendingUpload, PutOptions, Sink, SinkExt,
-    SinkOptions, Upload, sink_from_url,
+    ListResult, LocalSink, ObjectInfo, ObjectStoreSink, PendingUpload, PutMode, PutOptions, Sink,
+    SinkExt, SinkOptions, Upload, sink_from_url,
 };
 pub use source::postgres::{DrillTarget, PgDrill, PgToc, SmokeCheck, pg_drill};
 pub use source::sqlite::{SqliteDrill, SqliteIntegrity};

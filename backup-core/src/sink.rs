@@ -18,6 +18,9 @@
 //!   [`Sink::list_stream`] that fails yields the error as its last item, and
 //!   what it yielded before is not the whole listing.
 //! - **A missing prefix is an empty listing**, never [`Error::NotFound`].
+//! - **Conditional writes are atomic.** [`PutMode::Create`] and
+//!   [`PutMode::Update`] check and write in one step: of two writers racing
+//!   on the same key and version, one wins and the other gets a typed error.
 //! - **Interrupted writes can be found.** A writer that dies without running
 //!   any cleanup (`kill -9`, OOM kill, power loss) leaves at most a *pending
 //!   upload*: an open multipart upload, or a hidden partial file. Such
@@ -64,21 +67,65 @@ pub struct ObjectInfo {
     pub size: u64,
     /// When the object was last written, as the sink reports it.
     pub last_modified: DateTime<Utc>,
+    /// An opaque token naming this very version of the object, for
+    /// [`PutMode::Update`]: it changes whenever the object is written.
+    /// S3, Spaces and memory: the ETag. GCS: the generation. Local: the
+    /// file's inode, modification time and size.
+    ///
+    /// [`Sink::head`] always sets it where the sink supports
+    /// [`PutMode::Update`]; a listing sets it where the listing carries it
+    /// (not on GCS, whose listing `object_store` reads without generations:
+    /// `head` the key to get it).
+    pub version: Option<String>,
+}
+
+/// What [`Sink::put`] does when the key already holds an object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PutMode {
+    /// Fail with [`Error::AlreadyExists`] if the key already exists.
+    Create,
+    /// Replace whatever is there (the default).
+    #[default]
+    Overwrite,
+    /// Replace the object only if its current version is `version` (an
+    /// [`ObjectInfo::version`] read earlier); otherwise, or if the key does
+    /// not exist, fail with [`Error::Precondition`]. A compare-and-swap: of
+    /// two writers updating from the same version, exactly one succeeds.
+    Update {
+        /// The version the caller read, as [`ObjectInfo::version`] gave it.
+        version: String,
+    },
 }
 
 /// Options for [`Sink::put`].
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct PutOptions {
-    /// Fail with [`Error::AlreadyExists`] if the key already exists, instead of
-    /// overwriting it.
-    pub create_only: bool,
+    /// What to do when the key already holds an object.
+    pub mode: PutMode,
 }
 
 impl PutOptions {
-    /// Options that refuse to overwrite an existing object.
+    /// Options that refuse to overwrite an existing object
+    /// ([`PutMode::Create`]).
     pub fn create_only() -> Self {
-        Self { create_only: true }
+        PutMode::Create.into()
+    }
+
+    /// Options that replace the object only if it is still at `version`
+    /// ([`PutMode::Update`]).
+    pub fn update(version: impl Into<String>) -> Self {
+        PutMode::Update {
+            version: version.into(),
+        }
+        .into()
+    }
+}
+
+impl From<PutMode> for PutOptions {
+    fn from(mode: PutMode) -> Self {
+        Self { mode }
     }
 }
 
@@ -153,14 +200,34 @@ pub trait Sink: Send + Sync + fmt::Debug {
     /// unwritable directory).
     async fn check(&self) -> Result<()>;
 
-    /// Store a small object in one request.
+    /// Store a small object in one request, as [`PutOptions::mode`] says.
     ///
     /// # Errors
-    /// [`Error::Sink`]; with [`PutOptions::create_only`],
-    /// [`Error::AlreadyExists`] when the key already exists (also when an
-    /// earlier attempt of the same request landed and only its response was
-    /// lost: the caller reads the object back to tell).
+    /// [`Error::Sink`]; with [`PutMode::Create`], [`Error::AlreadyExists`]
+    /// when the key already exists (also when an earlier attempt of the same
+    /// request landed and only its response was lost: the caller reads the
+    /// object back to tell); with [`PutMode::Update`],
+    /// [`Error::Precondition`] when the object is not at the given version
+    /// or does not exist (the same caveat: a lost response of a write that
+    /// landed reads as a precondition failure).
     async fn put(&self, key: &str, data: Bytes, opts: PutOptions) -> Result<()>;
+
+    /// [`put`](Self::put), returning the version the new object got (its
+    /// [`ObjectInfo::version`]) when the sink can tell, so that a caller
+    /// can [`PutMode::Update`] it next without reading it again.
+    ///
+    /// The provided implementation calls `put` and returns `None`.
+    ///
+    /// # Errors
+    /// As [`put`](Self::put).
+    async fn put_versioned(
+        &self,
+        key: &str,
+        data: Bytes,
+        opts: PutOptions,
+    ) -> Result<Option<String>> {
+        self.put(key, data, opts).await.map(|()| None)
+    }
 
     /// Start a streaming upload to `key`.
     async fn upload(&self, key: &str) -> Result<Box<dyn Upload>>;

@@ -306,6 +306,7 @@ async fn gcs_sink_conforms_on_the_xml_double() {
     let sink = sink_from_url("gs://lifeboat-gcs/backups", &opts).unwrap();
     assert_eq!(sink.location(), "gs://lifeboat-gcs/backups");
     conformance::run_all(&*sink).await;
+    conformance::concurrent_updates_one_wins(&*sink).await;
     round_trip(sink).await;
     assert_eq!(
         double.pending_uploads("lifeboat-gcs"),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use object_store::gcp::GoogleCloudStorageBuilder;
 
-use super::object::Pending;
+use super::object::{Pending, Versions};
 use super::s3::{client_options, retry_config};
 use super::uploads::{Auth, XmlUploads};
 use super::{DEFAULT_PART_SIZE, DEFAULT_UPLOAD_CONCURRENCY, ObjectStoreSink, SinkOptions};
@@ -117,7 +117,8 @@ impl GcsConfig {
             ObjectStoreSink::new(store.clone(), &self.prefix, self.location())
                 .with_upload_tuning(self.part_size, self.concurrency)
                 .with_pending(Pending::Xml(pending))
-                .with_paged_listing(store, self.list_page_size),
+                .with_paged_listing(store, self.list_page_size)
+                .with_versions(Versions::Generation),
         )
     }
 }

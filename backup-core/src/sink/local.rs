@@ -18,8 +18,8 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
 use super::{
-    ByteStream, ListResult, ObjectInfo, PendingUpload, PutOptions, Sink, Upload, check_key,
-    spawn_cleanup,
+    ByteStream, ListResult, ObjectInfo, PendingUpload, PutMode, PutOptions, Sink, Upload,
+    check_key, spawn_cleanup,
 };
 use crate::error::{Error, Result};
 use crate::rt::blocking;
@@ -235,10 +235,15 @@ impl LocalSink {
 
     /// Make `tmp` visible as `file`: fsync data, rename (or link, for
     /// create-only), fsync the directory.
-    fn publish(&self, tmp: &Path, file: &Path, f: File, create_only: bool) -> Result<()> {
+    fn publish(&self, tmp: &Path, file: &Path, f: File, create_only: bool) -> Result<String> {
         let result = (|| {
             f.sync_all()
                 .map_err(|e| self.io_err("cannot sync", tmp, e))?;
+            // The inode and times move with the rename (or link).
+            let version = f
+                .metadata()
+                .map(|m| version_of(&m))
+                .map_err(|e| self.io_err("cannot stat", tmp, e))?;
             drop(f);
             if create_only {
                 fs::hard_link(tmp, file).map_err(|e| {
@@ -260,7 +265,7 @@ impl LocalSink {
             {
                 let _ = d.sync_all();
             }
-            Ok(())
+            Ok(version)
         })();
         if result.is_err() {
             let _ = fs::remove_file(tmp);
@@ -277,6 +282,7 @@ impl LocalSink {
                 .modified()
                 .map(Into::into)
                 .unwrap_or_else(|_| Utc::now()),
+            version: Some(version_of(meta)),
         }
     }
 
@@ -361,6 +367,52 @@ impl LocalSink {
             _ => Ok((Vec::new(), vec![start])),
         }
     }
+
+    /// Make `file` hold what `tmp` holds, as `mode` says, under the lock of
+    /// the directory for `Overwrite` and `Update`; return the new version.
+    fn publish_locked(&self, tmp: &Path, file: &Path, f: File, mode: &PutMode) -> Result<String> {
+        let parent = file.parent().unwrap_or(&self.root);
+        let dir = File::open(parent).map_err(|e| self.io_err("cannot open", parent, e))?;
+        dir.lock()
+            .map_err(|e| self.io_err("cannot lock", parent, e))?;
+        let current = match fs::metadata(file) {
+            Ok(m) if m.is_file() => Some(m),
+            _ => None,
+        };
+        if let PutMode::Update { version } = mode
+            && current.as_ref().map(version_of).as_ref() != Some(version)
+        {
+            return Err(Error::Precondition {
+                location: self.location.clone(),
+                key: self.key_of(file),
+            });
+        }
+        // Versions include the modification time: make it move forward even
+        // when the clock has not ticked since the last write (coarse
+        // timestamps), so no later version can repeat an earlier one.
+        let now = std::time::SystemTime::now();
+        let after = current
+            .and_then(|m| m.modified().ok())
+            .map(|t| t + std::time::Duration::from_nanos(1));
+        let mtime = after.map_or(now, |a| a.max(now));
+        f.set_modified(mtime)
+            .map_err(|e| self.io_err("cannot set the time of", tmp, e))?;
+        self.publish(tmp, file, f, false)
+        // `dir` is closed here, which releases the lock.
+    }
+}
+
+/// The version token of a local file: its inode, modification time and
+/// size. A write makes a new file (a rename), so every write changes it.
+fn version_of(meta: &fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    format!(
+        "{:x}-{}.{:09}-{:x}",
+        meta.ino(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.size()
+    )
 }
 
 #[async_trait]
@@ -395,22 +447,36 @@ impl Sink for LocalSink {
     }
 
     async fn put(&self, key: &str, data: Bytes, opts: PutOptions) -> Result<()> {
+        self.put_versioned(key, data, opts).await.map(|_| ())
+    }
+
+    async fn put_versioned(
+        &self,
+        key: &str,
+        data: Bytes,
+        opts: PutOptions,
+    ) -> Result<Option<String>> {
         let file = self.file(key)?;
         let this = self.clone();
         blocking(move || {
             let (tmp, mut f, created) = this.create_temp(&file)?;
             let result = match f.write_all(&data) {
-                Ok(()) => this.publish(&tmp, &file, f, opts.create_only),
+                Ok(()) => match &opts.mode {
+                    PutMode::Create => this.publish(&tmp, &file, f, true),
+                    mode => this.publish_locked(&tmp, &file, f, mode),
+                },
                 Err(e) => {
                     let _ = fs::remove_file(&tmp);
                     Err(this.io_err("cannot write", &tmp, e))
                 }
             };
             if result.is_err() {
-                // A failed put leaves no empty directories behind.
+                // A failed put leaves neither its partial file nor empty
+                // directories behind.
+                let _ = fs::remove_file(&tmp);
                 this.remove_empty_dirs(&created);
             }
-            result
+            result.map(Some)
         })
         .await
     }
@@ -702,7 +768,7 @@ impl Upload for LocalUpload {
         // Kept in `self` while it runs: if this future is dropped, `Drop`
         // waits for the task and undoes what it did.
         let task = self.publishing.insert(tokio::task::spawn_blocking(move || {
-            sink.publish(&tmp, &file, f, false)
+            sink.publish(&tmp, &file, f, false).map(|_| ())
         }));
         let result = match task.await {
             Ok(r) => r,

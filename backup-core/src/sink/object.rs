@@ -11,14 +11,15 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::list::{PaginatedListOptions, PaginatedListStore};
 use object_store::path::Path;
 use object_store::{
-    MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutPayload, PutPayloadMut,
+    MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload, PutPayloadMut,
+    UpdateVersion,
 };
 use tokio::task::JoinSet;
 
 use super::uploads::XmlUploads;
 use super::{
     ByteStream, DEFAULT_PART_SIZE, DEFAULT_UPLOAD_CONCURRENCY, ListResult, ObjectInfo,
-    PendingUpload, PutOptions, Sink, Upload, check_key, join_key, spawn_cleanup,
+    PendingUpload, PutMode, PutOptions, Sink, Upload, check_key, join_key, spawn_cleanup,
 };
 use crate::error::{Error, Result};
 
@@ -35,6 +36,17 @@ pub struct ObjectStoreSink {
     paged: Option<Arc<dyn PaginatedListStore>>,
     /// Keys per listing request; `None`: the service's default.
     page_size: Option<usize>,
+    versions: Versions,
+}
+
+/// Which of `object_store`'s version fields is the store's
+/// [`ObjectInfo::version`] and the token of [`PutMode::Update`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Versions {
+    /// The ETag: S3 (`If-Match`), memory.
+    ETag,
+    /// The generation: GCS (`x-goog-if-generation-match`).
+    Generation,
 }
 
 /// How the store's pending (interrupted) multipart uploads are found.
@@ -74,6 +86,7 @@ impl ObjectStoreSink {
             pending: Pending::Unknown,
             paged: None,
             page_size: None,
+            versions: Versions::ETag,
         }
     }
 
@@ -105,11 +118,21 @@ impl ObjectStoreSink {
         self
     }
 
+    pub(crate) fn with_versions(mut self, versions: Versions) -> Self {
+        self.versions = versions;
+        self
+    }
+
     fn info(&self, meta: ObjectMeta) -> ObjectInfo {
+        let version = match self.versions {
+            Versions::ETag => meta.e_tag,
+            Versions::Generation => meta.version,
+        };
         ObjectInfo {
             key: self.strip(meta.location.as_ref()),
             size: meta.size,
             last_modified: meta.last_modified,
+            version,
         }
     }
 
@@ -266,16 +289,54 @@ impl Sink for ObjectStoreSink {
     }
 
     async fn put(&self, key: &str, data: Bytes, opts: PutOptions) -> Result<()> {
+        self.put_versioned(key, data, opts).await.map(|_| ())
+    }
+
+    async fn put_versioned(
+        &self,
+        key: &str,
+        data: Bytes,
+        opts: PutOptions,
+    ) -> Result<Option<String>> {
+        use object_store::PutMode as Mode;
         let path = self.path(key)?;
-        let mut put_opts = object_store::PutOptions::default();
-        if opts.create_only {
-            put_opts.mode = PutMode::Create;
-        }
-        self.store
+        let update = matches!(opts.mode, PutMode::Update { .. });
+        let mode = match opts.mode {
+            PutMode::Create => Mode::Create,
+            PutMode::Overwrite => Mode::Overwrite,
+            PutMode::Update { version } => Mode::Update(match self.versions {
+                Versions::ETag => UpdateVersion {
+                    e_tag: Some(version),
+                    version: None,
+                },
+                Versions::Generation => UpdateVersion {
+                    e_tag: None,
+                    version: Some(version),
+                },
+            }),
+        };
+        let put_opts = object_store::PutOptions::from(mode);
+        match self
+            .store
             .put_opts(&path, PutPayload::from(data), put_opts)
             .await
-            .map(|_| ())
-            .map_err(|e| map_err(&self.location, key, e))
+        {
+            Ok(r) => Ok(match self.versions {
+                Versions::ETag => r.e_tag,
+                Versions::Generation => r.version,
+            }),
+            // S3 answers an `If-Match` on a missing key with 404; GCS and
+            // memory with a failed precondition: the same thing here.
+            Err(
+                object_store::Error::Precondition { .. }
+                | object_store::Error::NotFound { .. }
+                | object_store::Error::AlreadyExists { .. },
+            ) if update => Err(Error::Precondition {
+                location: self.location.clone(),
+                key: key.to_string(),
+            }),
+            Err(e) => Err(map_err(&self.location, key, e)),
+        }
     }
 
     async fn upload(&self, key: &str) -> Result<Box<dyn Upload>> {
