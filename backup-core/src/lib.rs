@@ -92,8 +92,9 @@ pub use sink::{
 pub use source::postgres::{DrillTarget, PgDrill, PgToc, SmokeCheck, pg_drill};
 pub use source::sqlite::{SqliteDrill, SqliteIntegrity};
 pub use source::{
-    PostgresOptions, PostgresSource, RestoreOptions, RestoreTarget, Source, SourceKind,
-    SqliteSource, restore_target_from_url, source_from_url, sources_from_url,
+    PostgresDetails, PostgresOptions, PostgresSource, RestoreOptions, RestoreTarget, Source,
+    SourceDetails, SourceKind, SqliteDetails, SqliteSource, restore_target_from_url,
+    source_from_url, sources_from_url,
 };
 pub use units::ByteSize;
 pub use verify::{ChecksumReadBack, MinSize, Verifier, VerifyInput};

@@ -2,6 +2,8 @@
 //! self-describing. It is written last; a backup directory without one is
 //! incomplete and never offered for restore.
 
+use std::fmt;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -462,10 +464,47 @@ fn fetch_command(url: &str, out: &str) -> String {
     }
 }
 
+/// The steps of `storage.manual_restore` as they are written: the
+/// engine-free ones (fetch, check, decompress) first, then the engine's own
+/// (see `SourceKind::manual_restore`). Each step is numbered as it is added.
+#[derive(Debug)]
+pub struct ManualSteps {
+    sink_location: String,
+    raw: String,
+    steps: Vec<String>,
+}
+
+impl ManualSteps {
+    /// The decompressed artifact's file name (`data.db`, `data.dump`).
+    pub fn raw_file(&self) -> &str {
+        &self.raw
+    }
+
+    /// The provider's own command that fetches the object at `key` (a key
+    /// of this sink) into the file `out`.
+    pub fn fetch(&self, key: &str, out: &str) -> String {
+        fetch_command(
+            &format!("{}/{key}", self.sink_location.trim_end_matches('/')),
+            out,
+        )
+    }
+
+    /// Add the next step, numbered.
+    pub fn push(&mut self, text: impl fmt::Display) {
+        let n = self.steps.len() + 1;
+        self.steps.push(format!("{n}. {text}"));
+    }
+}
+
 impl Manifest {
     /// Where the objects are and how to restore them by hand, for a backup
-    /// stored in the sink at `sink_location`.
-    pub fn describe_storage(&self, sink_location: &str) -> Storage {
+    /// stored in the sink at `sink_location`: the engine-free steps, then
+    /// those `engine` adds.
+    pub fn describe_storage(
+        &self,
+        sink_location: &str,
+        engine: impl FnOnce(&mut ManualSteps),
+    ) -> Storage {
         let prefix = location_prefix(sink_location);
         let in_bucket = |key: &str| {
             if prefix.is_empty() {
@@ -474,74 +513,33 @@ impl Manifest {
                 format!("{prefix}/{key}")
             }
         };
-        let url = |key: &str| format!("{}/{key}", sink_location.trim_end_matches('/'));
         let art = &self.artifact;
         let file = art.key.rsplit('/').next().unwrap_or("data.zst").to_string();
-        let raw = file.trim_end_matches(".zst").to_string();
-        let mut steps = vec![
-            format!(
-                "1. Fetch the data: {}",
-                fetch_command(&url(&art.key), &file)
-            ),
-            format!(
-                "2. Check it: sha256sum {file} must print {} ({} bytes)",
-                art.sha256, art.stored_size
-            ),
-            format!(
-                "3. Decompress it (zstd, level {}): zstd -d {file} -o {raw}",
-                art.compression.level
-            ),
-        ];
-        match self.source.kind.as_str() {
-            "sqlite" => {
-                steps.push(format!(
-                    "4. {raw} is the SQLite database file itself: check it with sqlite3 {raw} 'PRAGMA integrity_check' (prints ok), then put it in place of the application's database while the application is stopped, with no -wal/-shm files beside it"
-                ));
-            }
-            "postgres" => {
-                let mut n = 4;
-                for a in &self.attachments {
-                    let f = a.key.rsplit('/').next().unwrap_or("attachment.zst");
-                    let raw_a = f.trim_end_matches(".zst");
-                    steps.push(format!(
-                        "{n}. Fetch and decompress the {} ({}): {}; zstd -d {f} -o {raw_a}",
-                        a.name,
-                        a.format.as_deref().unwrap_or("zstd"),
-                        fetch_command(&url(&a.key), f),
-                    ));
-                    n += 1;
-                    if a.name == crate::layout::GLOBALS_ATTACHMENT {
-                        steps.push(format!(
-                            "{n}. Create the roles first, as a superuser: psql -d postgres -f {raw_a} (errors for roles that already exist are expected)"
-                        ));
-                        n += 1;
-                    }
-                }
-                let pg_dump = self
-                    .fingerprint
-                    .details
-                    .get("pg_dump_version")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("?");
-                // A database setting `default_transaction_read_only = on`
-                // would apply to pg_restore's own sessions as soon as the
-                // database exists: a session option outranks it.
-                steps.push(format!(
-                    "{n}. Restore the database with its properties (owner, encoding, locale, settings), using a pg_restore at least as new as the pg_dump that wrote it ({pg_dump}), with its sessions kept writable whatever the database's settings say: PGOPTIONS='-c default_transaction_read_only=off' pg_restore --create --dbname=postgres --jobs=4 {raw}"
-                ));
-                steps.push(format!(
-                    "{}. Compare the row counts of fingerprint.tables with SELECT count(*) FROM ONLY <table>, then run ANALYZE",
-                    n + 1
-                ));
-            }
-            _ => {}
-        }
+        let mut manual = ManualSteps {
+            sink_location: sink_location.to_string(),
+            raw: file.trim_end_matches(".zst").to_string(),
+            steps: Vec::new(),
+        };
+        manual.push(format_args!(
+            "Fetch the data: {}",
+            manual.fetch(&art.key, &file)
+        ));
+        manual.push(format_args!(
+            "Check it: sha256sum {file} must print {} ({} bytes)",
+            art.sha256, art.stored_size
+        ));
+        let raw = manual.raw.clone();
+        manual.push(format_args!(
+            "Decompress it (zstd, level {}): zstd -d {file} -o {raw}",
+            art.compression.level
+        ));
+        engine(&mut manual);
         Storage {
             sink: sink_location.to_string(),
             artifact_bucket_key: in_bucket(&art.key),
             attachment_bucket_keys: self.attachments.iter().map(|a| in_bucket(&a.key)).collect(),
             prefix,
-            manual_restore: steps,
+            manual_restore: manual.steps,
         }
     }
 }

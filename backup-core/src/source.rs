@@ -17,11 +17,11 @@ use async_trait::async_trait;
 use futures::future::BoxFuture;
 
 use crate::error::{Error, Result};
-use crate::manifest::{Fingerprint, Manifest, Verdict};
+use crate::manifest::{Fingerprint, Manifest, ManualSteps, Verdict};
 use crate::verify::{self, Verifier};
 
-pub use postgres::{PostgresOptions, PostgresSource};
-pub use sqlite::SqliteSource;
+pub use postgres::{PostgresDetails, PostgresOptions, PostgresSource};
+pub use sqlite::{SqliteDetails, SqliteSource};
 
 /// The engines Lifeboat knows, as a manifest's `source.kind` names them
 /// ([`Source::kind`]).
@@ -32,6 +32,32 @@ pub enum SourceKind {
     Sqlite,
     /// `postgres`: [`PostgresSource`].
     Postgres,
+}
+
+/// What a backup's fingerprint records about its engine (its `details`),
+/// typed per kind. Read with [`SourceDetails::of`]; the stored JSON is the
+/// map each engine's type writes.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum SourceDetails {
+    /// A SQLite backup's.
+    Sqlite(SqliteDetails),
+    /// A PostgreSQL backup's.
+    Postgres(PostgresDetails),
+    /// A kind this version does not know: the map as stored.
+    Unknown(serde_json::Map<String, serde_json::Value>),
+}
+
+impl SourceDetails {
+    /// The details of `manifest`'s backup, read as its kind says.
+    pub fn of(manifest: &Manifest) -> Self {
+        let fp = &manifest.fingerprint;
+        match SourceKind::parse(&manifest.source.kind) {
+            Some(SourceKind::Sqlite) => Self::Sqlite(SqliteDetails::from_fingerprint(fp)),
+            Some(SourceKind::Postgres) => Self::Postgres(PostgresDetails::from_fingerprint(fp)),
+            None => Self::Unknown(fp.details.clone()),
+        }
+    }
 }
 
 impl SourceKind {
@@ -50,6 +76,15 @@ impl SourceKind {
         match self {
             Self::Sqlite => "sqlite",
             Self::Postgres => "postgres",
+        }
+    }
+
+    /// Add this engine's steps to a backup's manual restore (how to put the
+    /// decompressed artifact back with the engine's own tools).
+    pub fn manual_restore(self, manifest: &Manifest, steps: &mut ManualSteps) {
+        match self {
+            Self::Sqlite => sqlite::manual_restore(steps),
+            Self::Postgres => postgres::manual_restore(manifest, steps),
         }
     }
 

@@ -440,3 +440,31 @@ async fn rollback_journal_databases_are_copied_with_the_backup_api() {
         "delete"
     );
 }
+
+/// A SQLite backup's manifest reads back typed (`SourceDetails::Sqlite`)
+/// with what its snapshot recorded, and its manual restore steps are the
+/// engine-free ones then SQLite's own, numbered in order.
+#[tokio::test]
+async fn a_sqlite_manifest_reads_typed_details_and_numbered_manual_steps() {
+    let (_dir, _sink, report) = backed_up(500).await;
+    let backup_core::SourceDetails::Sqlite(d) = backup_core::SourceDetails::of(&report.manifest)
+    else {
+        panic!(
+            "not SQLite details: {:?}",
+            report.manifest.fingerprint.details
+        )
+    };
+    assert_eq!(d.journal_mode.as_deref(), Some("wal"));
+    assert!(d.snapshot_method.is_some());
+    assert!(
+        d.page_size.unwrap() >= 512 && d.page_count.unwrap() > 0,
+        "{d:?}"
+    );
+    let steps = report.manifest.storage.expect("storage").manual_restore;
+    assert_eq!(steps.len(), 4, "{steps:?}");
+    for (i, s) in steps.iter().enumerate() {
+        assert!(s.starts_with(&format!("{}. ", i + 1)), "{steps:?}");
+    }
+    assert!(steps[0].starts_with("1. Fetch the data: cp "), "{steps:?}");
+    assert!(steps[3].contains("PRAGMA integrity_check"), "{steps:?}");
+}

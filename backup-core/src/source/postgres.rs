@@ -301,3 +301,34 @@ impl crate::source::RestoreTarget for PostgresSource {
         self.restore_archive(reader, manifest, opts).await
     }
 }
+/// The manual restore of a PostgreSQL backup: the attachments (globals
+/// first), then `pg_restore --create` of the archive, then the row check.
+pub(crate) fn manual_restore(manifest: &Manifest, steps: &mut crate::manifest::ManualSteps) {
+    for a in &manifest.attachments {
+        let f = a.key.rsplit('/').next().unwrap_or("attachment.zst");
+        let raw = f.trim_end_matches(".zst");
+        steps.push(format_args!(
+            "Fetch and decompress the {} ({}): {}; zstd -d {f} -o {raw}",
+            a.name,
+            a.format.as_deref().unwrap_or("zstd"),
+            steps.fetch(&a.key, f),
+        ));
+        if a.name == crate::layout::GLOBALS_ATTACHMENT {
+            steps.push(format_args!(
+                "Create the roles first, as a superuser: psql -d postgres -f {raw} (errors for roles that already exist are expected)"
+            ));
+        }
+    }
+    let details = PostgresDetails::from_fingerprint(&manifest.fingerprint);
+    let pg_dump = details.pg_dump_version.as_deref().unwrap_or("?");
+    let raw = steps.raw_file().to_string();
+    // A database setting `default_transaction_read_only = on` would apply
+    // to pg_restore's own sessions as soon as the database exists: a
+    // session option outranks it.
+    steps.push(format_args!(
+        "Restore the database with its properties (owner, encoding, locale, settings), using a pg_restore at least as new as the pg_dump that wrote it ({pg_dump}), with its sessions kept writable whatever the database's settings say: PGOPTIONS='-c default_transaction_read_only=off' pg_restore --create --dbname=postgres --jobs=4 {raw}"
+    ));
+    steps.push(
+        "Compare the row counts of fingerprint.tables with SELECT count(*) FROM ONLY <table>, then run ANALYZE",
+    );
+}

@@ -31,9 +31,11 @@ use crate::error::{Error, Result};
 use crate::manifest::{Fingerprint, Manifest, TableCount, Verdict};
 use crate::rt::blocking;
 
+mod details;
 mod swap;
 pub(crate) mod verify;
 
+pub use details::SqliteDetails;
 pub use verify::{SqliteDrill, SqliteIntegrity};
 
 const HEADER: &[u8; 16] = b"SQLite format 3\0";
@@ -230,11 +232,14 @@ fn fingerprint_conn(conn: &Connection) -> std::result::Result<Fingerprint, Strin
     let mut fp = Fingerprint::new(counts, format!("SQLite {}", rusqlite::version()));
     let pragma =
         |name: &str| -> Option<i64> { conn.pragma_query_value(None, name, |r| r.get(0)).ok() };
-    for key in ["page_size", "page_count", "user_version", "freelist_count"] {
-        if let Some(v) = pragma(key) {
-            fp.details.insert(key.to_string(), v.into());
-        }
+    fp.details = SqliteDetails {
+        page_size: pragma("page_size"),
+        page_count: pragma("page_count"),
+        user_version: pragma("user_version"),
+        freelist_count: pragma("freelist_count"),
+        ..Default::default()
     }
+    .into_details();
     Ok(fp)
 }
 
@@ -644,12 +649,12 @@ impl Source for SqliteSource {
                 .await
                 .map_err(|e| fail(format!("worker failed: {e}")))?
                 .map_err(|m| fail(format!("snapshot unreadable: {m}")))?;
-            fingerprint
-                .details
-                .insert("journal_mode".into(), journal_mode.into());
-            fingerprint
-                .details
-                .insert("snapshot_method".into(), method.into());
+            fingerprint.details = SqliteDetails {
+                journal_mode: Some(journal_mode),
+                snapshot_method: Some(method.into()),
+                ..SqliteDetails::from_fingerprint(&fingerprint)
+            }
+            .into_details();
             Ok(DumpOutcome {
                 fingerprint,
                 verdicts: vec![integrity],
@@ -875,6 +880,14 @@ pub fn write_sample_database(path: &Path, rows: usize) -> rusqlite::Result<()> {
     tx.commit()?;
     let _ = io::stdout().flush();
     Ok(())
+}
+
+/// The manual restore of a SQLite backup: the artifact is the database.
+pub(crate) fn manual_restore(steps: &mut crate::manifest::ManualSteps) {
+    let raw = steps.raw_file().to_string();
+    steps.push(format_args!(
+        "{raw} is the SQLite database file itself: check it with sqlite3 {raw} 'PRAGMA integrity_check' (prints ok), then put it in place of the application's database while the application is stopped, with no -wal/-shm files beside it"
+    ));
 }
 
 #[cfg(test)]
