@@ -93,7 +93,7 @@ pub use source::postgres::{DrillTarget, PgDrill, PgToc, SmokeCheck, pg_drill};
 pub use source::sqlite::{SqliteDrill, SqliteIntegrity};
 pub use source::{
     PostgresDetails, PostgresOptions, PostgresSource, RestoreOptions, RestoreTarget, Source,
-    SourceDetails, SourceKind, SqliteDetails, SqliteSource, restore_target_from_url,
+    SourceDetails, SourceKind, SqliteDetails, SqliteSource, TargetReport, restore_target_from_url,
     source_from_url, sources_from_url,
 };
 pub use units::ByteSize;

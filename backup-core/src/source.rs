@@ -194,6 +194,51 @@ pub struct RestoreOutcome {
     pub fingerprint: Fingerprint,
     /// Whether an existing database was replaced.
     pub replaced: bool,
+    /// What the target reports beyond the fingerprint (empty for SQLite).
+    pub report: TargetReport,
+}
+
+/// What a restore target reports about a restore, beyond the fingerprint.
+/// Serialized into the restore's JSON output beside the fingerprint; a
+/// field without a value is left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct TargetReport {
+    /// Staging databases of killed runs removed first (PostgreSQL).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub leftovers_cleaned: Vec<String>,
+    /// What applying the backup's globals did (`restore --globals`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub globals: Option<postgres::GlobalsReport>,
+    /// Whether the restored database was analyzed before it took its name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analyzed: Option<bool>,
+    /// How long `ANALYZE` took.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analyze_ms: Option<u64>,
+    /// Database settings the server refused (`ALTER DATABASE … SET` of an
+    /// unknown parameter), with why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub settings_skipped: Vec<String>,
+    /// A `--partial` restore: what loaded was kept.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
+    /// With `partial`: the errors of the load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<String>>,
+    /// With `partial`: the tables (and database properties) that differ
+    /// from the backup's fingerprint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tables_differing: Option<Vec<String>>,
+}
+
+impl TargetReport {
+    /// A partial restore that did not get everything back.
+    pub fn incomplete(&self) -> bool {
+        [&self.errors, &self.tables_differing]
+            .iter()
+            .any(|v| v.as_ref().is_some_and(|v| !v.is_empty()))
+    }
 }
 
 /// Default zstd level: fast, and smaller than gzip -6 on database pages.

@@ -1,6 +1,6 @@
-use backup_core::Error;
 use backup_core::ops::restore::{self, RestoreArgs};
 use backup_core::ops::{Env, human_bytes};
+use backup_core::{Error, TargetReport};
 use clap::Args;
 
 #[derive(Debug, Args)]
@@ -37,62 +37,48 @@ pub(crate) async fn run(env: &Env, c: RestoreCmd) -> Result<(), Error> {
 }
 
 /// The PostgreSQL restore's report, for people.
-fn print_report(r: &serde_json::Map<String, serde_json::Value>) {
-    let list = |v: Option<&serde_json::Value>| -> Vec<String> {
-        v.and_then(|v| v.as_array())
-            .map(|a| {
-                a.iter()
-                    .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    for l in list(r.get("leftovers_cleaned")) {
+fn print_report(r: &TargetReport) {
+    for l in &r.leftovers_cleaned {
         println!("cleaned up: {l}");
     }
-    if let Some(g) = r.get("globals") {
-        let created = list(g.get("roles_created"));
-        let skipped = list(g.get("roles_skipped"));
+    if let Some(g) = &r.globals {
         println!(
             "roles: {} created ({}), {} already existed and were left unchanged ({})",
-            created.len(),
-            created.join(", "),
-            skipped.len(),
-            skipped.join(", ")
+            g.roles_created.len(),
+            g.roles_created.join(", "),
+            g.roles_skipped.len(),
+            g.roles_skipped.join(", ")
         );
-        for t in list(g.get("tablespaces_created")) {
+        for t in &g.tablespaces_created {
             println!("tablespace created: {t}");
         }
-        for n in list(g.get("not_applied")) {
+        for n in &g.not_applied {
             println!("globals: not applied: {n}");
         }
-        for e in list(g.get("errors")) {
+        for e in &g.errors {
             println!("globals: failed: {e}");
         }
     }
-    match (
-        r.get("analyzed"),
-        r.get("analyze_ms").and_then(|v| v.as_u64()),
-    ) {
-        (Some(serde_json::Value::Bool(true)), Some(ms)) => {
+    match (r.analyzed, r.analyze_ms) {
+        (Some(true), Some(ms)) => {
             println!(
                 "analyzed (planner statistics) in {:.1}s",
                 ms as f64 / 1000.0
             )
         }
-        (Some(serde_json::Value::Bool(false)), _) => {
+        (Some(false), _) => {
             println!(
                 "not analyzed (--no-analyze): no planner statistics until autovacuum runs ANALYZE"
             )
         }
         _ => {}
     }
-    for s in list(r.get("settings_skipped")) {
+    for s in &r.settings_skipped {
         println!("database setting skipped: {s}");
     }
-    if r.get("partial").and_then(|v| v.as_bool()) == Some(true) {
-        let errors = list(r.get("errors"));
-        let differing = list(r.get("tables_differing"));
+    if r.partial {
+        let errors = r.errors.as_deref().unwrap_or_default();
+        let differing = r.tables_differing.as_deref().unwrap_or_default();
         if errors.is_empty() && differing.is_empty() {
             println!("--partial: everything loaded; nothing differs from the backup");
         } else {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Env, PgToolArgs, SelectArgs, usage};
 use crate::error::{Error, Result};
+use crate::source::TargetReport;
 use crate::source::postgres::fetch_globals;
 use crate::{Catalog, Fingerprint, LockMode, PostgresSource, RestoreJob, RestoreTarget, Selector};
 
@@ -71,20 +72,15 @@ pub struct RestoreOutput {
     pub fingerprint: Fingerprint,
     /// How long it took.
     pub duration_ms: u64,
-    /// The engine's own report.
+    /// The target's own report.
     #[serde(flatten)]
-    pub report: serde_json::Map<String, serde_json::Value>,
+    pub report: TargetReport,
 }
 
 impl RestoreOutput {
     /// A `partial` restore that did not get everything back.
     pub fn incomplete(&self) -> bool {
-        ["errors", "tables_differing"].iter().any(|k| {
-            self.report
-                .get(*k)
-                .and_then(|v| v.as_array())
-                .is_some_and(|a| !a.is_empty())
-        })
+        self.report.incomplete()
     }
 }
 
@@ -154,21 +150,14 @@ pub async fn run(env: &Env, a: &RestoreArgs) -> Result<RestoreOutput> {
     }
     let report = job.run().await?;
     let (m, o) = (&report.manifest, &report.outcome);
-    // The restore's own report travels in the outcome's fingerprint
-    // details; lift it out.
-    let mut fingerprint = o.fingerprint.clone();
-    let restore_report = match fingerprint.details.remove("restore") {
-        Some(serde_json::Value::Object(r)) => r,
-        _ => serde_json::Map::new(),
-    };
     let out = RestoreOutput {
         backup_id: m.backup_id.clone(),
         target: o.target.clone(),
         bytes: o.bytes,
         replaced: o.replaced,
-        fingerprint,
+        fingerprint: o.fingerprint.clone(),
         duration_ms: report.duration.as_millis() as u64,
-        report: restore_report,
+        report: o.report.clone(),
     };
     tracing::info!(
         summary = true,
@@ -178,8 +167,8 @@ pub async fn run(env: &Env, a: &RestoreArgs) -> Result<RestoreOutput> {
         target = %out.target,
         size = out.bytes,
         replaced = out.replaced,
-        analyzed = out.report.get("analyzed").and_then(|v| v.as_bool()),
-        analyze_ms = out.report.get("analyze_ms").and_then(|v| v.as_u64()),
+        analyzed = out.report.analyzed,
+        analyze_ms = out.report.analyze_ms,
         tables = out.fingerprint.tables.len(),
         rows = out.fingerprint.total_rows(),
         duration_ms = out.duration_ms,

@@ -837,6 +837,7 @@ impl crate::source::RestoreTarget for SqliteSource {
                 bytes,
                 fingerprint: actual,
                 replaced: old_meta.is_some(),
+                report: Default::default(),
             })
         })
         .await

@@ -74,15 +74,18 @@ pub(crate) async fn hold(admin: &tokio_postgres::Client, staging: &str) -> Resul
     }
 }
 
-/// Remove what killed runs left on this server: a staging database of a
-/// restore or a drill's scratch database whose run is gone (its advisory
-/// lock can be taken) is dropped; a database a restore moved aside is
-/// renamed back to its name when that name is free (the restore never got
-/// its copy in place), else dropped. Databases of live runs are left alone.
-/// Returns what was done, in words; each is logged.
-/// The databases killed restores and drills left on this server (their
-/// run's advisory lock is free), without touching them: for `list`.
-pub(crate) async fn find_leftovers(admin: &tokio_postgres::Client) -> Result<Vec<String>, String> {
+/// A database a killed run left, whose run is gone: `admin` holds its
+/// run's advisory lock until [`release`].
+struct Dead {
+    name: String,
+    kind: Leftover,
+    owner: String,
+}
+
+/// The databases killed restores and drills left on this server whose run
+/// is gone (its advisory lock could be taken: `admin` now holds it).
+/// Databases of live runs are skipped.
+async fn dead_leftovers(admin: &tokio_postgres::Client) -> Result<Vec<Dead>, String> {
     let names: Vec<String> = admin
         .query(
             "SELECT datname::text FROM pg_database \
@@ -97,42 +100,6 @@ pub(crate) async fn find_leftovers(admin: &tokio_postgres::Client) -> Result<Vec
         .collect();
     let mut dead = Vec::new();
     for name in names {
-        let Some((_, owner)) = leftover_owner(&name) else {
-            continue;
-        };
-        let free: bool = admin
-            .query_one(
-                &format!("SELECT pg_try_advisory_lock({LOCK_KEY})"),
-                &[&owner],
-            )
-            .await
-            .map_err(|e| db_err(&e))?
-            .get(0);
-        if free {
-            let _ = admin
-                .query_one(&format!("SELECT pg_advisory_unlock({LOCK_KEY})"), &[&owner])
-                .await;
-            dead.push(name);
-        }
-    }
-    Ok(dead)
-}
-
-pub(crate) async fn clean_leftovers(admin: &tokio_postgres::Client) -> Result<Vec<String>, String> {
-    let names: Vec<String> = admin
-        .query(
-            "SELECT datname::text FROM pg_database \
-             WHERE datname ~ '__lifeboat_(restore|old)_[0-9a-f]{8}$' OR datname ~ '^lifeboat_drill_[0-9a-f]{8}$' \
-             ORDER BY 1",
-            &[],
-        )
-        .await
-        .map_err(|e| format!("cannot list leftover databases: {}", db_err(&e)))?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let mut done = Vec::new();
-    for name in names {
         let Some((kind, owner)) = leftover_owner(&name) else {
             continue;
         };
@@ -144,11 +111,46 @@ pub(crate) async fn clean_leftovers(admin: &tokio_postgres::Client) -> Result<Ve
             .await
             .map_err(|e| db_err(&e))?
             .get(0);
-        if !free {
+        if free {
+            dead.push(Dead { name, kind, owner });
+        } else {
             tracing::debug!(database = %name, "belongs to a live run; left alone");
-            continue;
         }
-        let action = match &kind {
+    }
+    Ok(dead)
+}
+
+/// Let go of the advisory lock [`dead_leftovers`] took for `d`.
+async fn release(admin: &tokio_postgres::Client, d: &Dead) {
+    let _ = admin
+        .query_one(
+            &format!("SELECT pg_advisory_unlock({LOCK_KEY})"),
+            &[&d.owner],
+        )
+        .await;
+}
+
+/// The databases killed restores and drills left on this server (their
+/// run's advisory lock is free), without touching them: for `list`.
+pub(crate) async fn find_leftovers(admin: &tokio_postgres::Client) -> Result<Vec<String>, String> {
+    let dead = dead_leftovers(admin).await?;
+    for d in &dead {
+        release(admin, d).await;
+    }
+    Ok(dead.into_iter().map(|d| d.name).collect())
+}
+
+/// Remove what killed runs left on this server: a staging database of a
+/// restore or a drill's scratch database whose run is gone (its advisory
+/// lock can be taken) is dropped; a database a restore moved aside is
+/// renamed back to its name when that name is free (the restore never got
+/// its copy in place), else dropped. Databases of live runs are left alone.
+/// Returns what was done, in words; each is logged.
+pub(crate) async fn clean_leftovers(admin: &tokio_postgres::Client) -> Result<Vec<String>, String> {
+    let mut done = Vec::new();
+    for d in dead_leftovers(admin).await? {
+        let name = &d.name;
+        let action = match &d.kind {
             Leftover::Aside(target) => {
                 let taken = admin
                     .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[target])
@@ -164,7 +166,7 @@ pub(crate) async fn clean_leftovers(admin: &tokio_postgres::Client) -> Result<Ve
                     Some((
                         format!(
                             "ALTER DATABASE {} RENAME TO {}",
-                            quote_ident(&name),
+                            quote_ident(name),
                             quote_ident(target)
                         ),
                         format!(
@@ -173,7 +175,7 @@ pub(crate) async fn clean_leftovers(admin: &tokio_postgres::Client) -> Result<Ve
                     ))
                 } else {
                     Some((
-                        format!("DROP DATABASE {} WITH (FORCE)", quote_ident(&name)),
+                        format!("DROP DATABASE {} WITH (FORCE)", quote_ident(name)),
                         format!(
                             "dropped {name} (replaced by a restore that was killed before dropping it)"
                         ),
@@ -181,10 +183,7 @@ pub(crate) async fn clean_leftovers(admin: &tokio_postgres::Client) -> Result<Ve
                 }
             }
             Leftover::Scratch => Some((
-                format!(
-                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                    quote_ident(&name)
-                ),
+                format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name)),
                 format!("dropped {name} (left by a killed restore or drill)"),
             )),
         };
@@ -199,9 +198,7 @@ pub(crate) async fn clean_leftovers(admin: &tokio_postgres::Client) -> Result<Ve
                 }
             }
         }
-        let _ = admin
-            .query_one(&format!("SELECT pg_advisory_unlock({LOCK_KEY})"), &[&owner])
-            .await;
+        release(admin, &d).await;
     }
     Ok(done)
 }

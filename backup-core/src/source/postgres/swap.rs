@@ -14,7 +14,7 @@ use super::{PostgresDetails, PostgresSource, Tool, db_err, globals, restore, sta
 use crate::error::Result;
 use crate::manifest::{Fingerprint, Manifest};
 use crate::rt::blocking;
-use crate::source::{RestoreOptions, RestoreOutcome, Source};
+use crate::source::{RestoreOptions, RestoreOutcome, Source, TargetReport};
 
 impl PostgresSource {
     /// [`Source::restore`](super::Source::restore): into a new database
@@ -75,21 +75,16 @@ impl PostgresSource {
                 .map_err(|m| {
                     self.restore_err(format!("cannot read the archive's database entries: {m}"))
                 })?;
-        let mut report = serde_json::Map::new();
+        let mut report = TargetReport::default();
         let cleaned = staging::clean_leftovers(&admin)
             .await
             .map_err(|m| self.restore_err(m))?;
-        if !cleaned.is_empty() {
-            report.insert("leftovers_cleaned".into(), cleaned.into());
-        }
+        report.leftovers_cleaned = cleaned;
         if let Some(g) = &self.globals {
             let applied = globals::apply(&admin, g, true)
                 .await
                 .map_err(|m| self.restore_err(format!("cannot apply the backup's globals: {m}")))?;
-            report.insert(
-                "globals".into(),
-                serde_json::to_value(&applied).expect("serializes"),
-            );
+            report.globals = Some(applied);
         }
         self.check_roles(&admin, &pg_restore, &archive, &script, manifest)
             .await?;
@@ -184,10 +179,10 @@ impl PostgresSource {
                 })?;
                 let ms = t.elapsed().as_millis() as u64;
                 tracing::info!(database = %staging, ms, "restored database analyzed");
-                report.insert("analyzed".into(), true.into());
-                report.insert("analyze_ms".into(), ms.into());
+                report.analyzed = Some(true);
+                report.analyze_ms = Some(ms);
             } else {
-                report.insert("analyzed".into(), false.into());
+                report.analyzed = Some(false);
             }
             drop(client);
             // The database's own properties go on last: a setting such as
@@ -200,9 +195,7 @@ impl PostgresSource {
             )
             .await?;
             errors.extend(after.errors);
-            if !after.skipped.is_empty() {
-                report.insert("settings_skipped".into(), after.skipped.into());
-            }
+            report.settings_skipped = after.skipped;
             let facts = restore::database_facts(&admin, &staging, server.major).await?;
             if let Some(expected) = &recorded.database {
                 let diff = restore::database_diff(expected, &facts, self.opts.no_owner);
@@ -219,9 +212,9 @@ impl PostgresSource {
                 if !differing.is_empty() {
                     tracing::warn!(differences = %differing.join("; "), "--partial: the restored database differs from the backup");
                 }
-                report.insert("partial".into(), true.into());
-                report.insert("errors".into(), errors.into());
-                report.insert("tables_differing".into(), differing.into());
+                report.partial = true;
+                report.errors = Some(errors);
+                report.tables_differing = Some(differing);
             }
             Ok::<_, String>(actual)
         }
@@ -235,9 +228,6 @@ impl PostgresSource {
         };
         if let Some(db) = actual.details.get_mut("database") {
             db["name"] = self.conn.dbname.clone().into();
-        }
-        if !report.is_empty() {
-            actual.details.insert("restore".into(), report.into());
         }
 
         let aside = staging::side_name(&self.conn.dbname, "old", &tag);
@@ -263,6 +253,7 @@ impl PostgresSource {
             bytes,
             fingerprint: actual,
             replaced: existed,
+            report,
         })
     }
 
