@@ -116,6 +116,8 @@ enum Command {
         after_help = "Examples:\n  lifeboat schedule --cron >> /etc/cron.d/lifeboat\n  lifeboat schedule --systemd --config /etc/lifeboat.toml"
     )]
     Schedule(commands::schedule::ScheduleArgs),
+    /// PostgreSQL WAL archiving: archive_command and restore_command.
+    Wal(commands::wal::WalCmd),
     /// Write a commented starter lifeboat.toml.
     #[command(after_help = "Examples:\n  lifeboat init\n  lifeboat init --path /etc/lifeboat.toml")]
     Init(commands::init::InitArgs),
@@ -147,6 +149,11 @@ where
     // Passwords typed into URLs on the command line: never echoed (they
     // are in `ps` already; say so once logging is up).
     let argv_passwords = register_argv_passwords(&args);
+    // `wal fetch` is PostgreSQL's restore_command: any failure other than
+    // "not in the archive" must exit above 125, or PostgreSQL takes it for
+    // the end of the archive and promotes early (a typo in the command,
+    // too).
+    let wal_fetch = args.windows(2).any(|w| w[0] == "wal" && w[1] == "fetch");
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -161,12 +168,25 @@ where
             logging::eprint_scrubbed(&text);
             return match e.kind() {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+                _ if wal_fetch => backup_core::wal::WAL_FETCH_FATAL_EXIT,
                 _ => 64,
             };
         }
     };
     let json = cli.global.log_format == LogFormat::Json;
     let name = cli_command_name(&cli.command);
+    let fail = |e: &Error| -> i32 {
+        if !wal_fetch {
+            return logging::fail(name, e);
+        }
+        let code = commands::wal::fetch_exit_code(e);
+        if code == 1 {
+            tracing::info!(summary = true, command = name, result = "not_found", exit_code = 1, error = %e.display_chain(), "not in the archive");
+            1
+        } else {
+            logging::fail_as(name, e, code)
+        }
+    };
     // The config may name a log file, so it is read before logging starts;
     // its errors are reported once logging is up.
     let ctx = env(&cli.global, json);
@@ -182,7 +202,7 @@ where
         log_file.as_deref(),
     ) {
         logging::init(json, cli.global.verbose, cli.global.quiet);
-        return logging::fail(name, &e);
+        return fail(&e);
     }
     if argv_passwords {
         tracing::warn!(
@@ -192,7 +212,7 @@ where
     install_panic_hook();
     let ctx = match ctx {
         Ok(c) => c,
-        Err(e) => return logging::fail(name, &e),
+        Err(e) => return fail(&e),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -227,6 +247,7 @@ where
                 Command::Status(a) => commands::status::run(&ctx, a).await,
                 Command::Schedule(a) => commands::schedule::run(&ctx, a).await,
                 Command::Init(a) => commands::init::run(a).await,
+                Command::Wal(a) => commands::wal::run(&ctx, a).await,
             }
         };
         let mut work = Box::pin(work);
@@ -241,7 +262,7 @@ where
         drop(work);
         match outcome {
             Ok(Ok(())) => 0,
-            Ok(Err(e)) => logging::fail(name, &e),
+            Ok(Err(e)) => fail(&e),
             Err(signal) => {
                 backup_core::sink::wait_for_cleanup(Duration::from_secs(5)).await;
                 logging::fail_with_code(name, &Error::Cancelled, signal.exit_code(), signal.name())
@@ -366,6 +387,10 @@ fn cli_command_name(c: &Command) -> &'static str {
         Command::Status(_) => "status",
         Command::Schedule(_) => "schedule",
         Command::Init(_) => "init",
+        Command::Wal(w) => match w.command {
+            commands::wal::WalCommand::Push(_) => "wal push",
+            commands::wal::WalCommand::Fetch(_) => "wal fetch",
+        },
     }
 }
 

@@ -158,6 +158,11 @@ pub(crate) fn fail(command: &str, err: &Error) -> i32 {
     summary_failure(command, err, err.exit_code(), None)
 }
 
+/// [`fail`] with an exit code of the command's own (`wal fetch`).
+pub(crate) fn fail_as(command: &str, err: &Error, code: i32) -> i32 {
+    summary_failure(command, err, code, None)
+}
+
 /// [`fail`] for a run stopped by `signal`, with its own exit code (130 for
 /// SIGINT, 143 for SIGTERM).
 pub(crate) fn fail_with_code(command: &str, err: &Error, code: i32, signal: &str) -> i32 {

@@ -7,7 +7,7 @@
 
 use backup_core::ops::{
     backup::BackupArgs, drill::DrillArgs, list::ListArgs, prune::PruneArgs, restore::RestoreArgs,
-    status::StatusArgs, verify::VerifyArgs,
+    status::StatusArgs, verify::VerifyArgs, wal::WalFetchArgs, wal::WalPushArgs,
 };
 use clap::{ArgAction, Args, Command};
 
@@ -55,6 +55,18 @@ fn operations() -> Vec<(&'static str, &'static str, bool, Command)> {
             "StatusOptions",
             false,
             StatusArgs::augment_args(Command::new("status")),
+        ),
+        (
+            "wal_push",
+            "WalPushOptions",
+            false,
+            WalPushArgs::augment_args(Command::new("wal_push")),
+        ),
+        (
+            "wal_fetch",
+            "WalFetchOptions",
+            false,
+            WalFetchArgs::augment_args(Command::new("wal_fetch")),
         ),
     ]
 }
@@ -132,8 +144,9 @@ pub fn options_dts() -> String {
         } else {
             "CommonOptions"
         };
+        let verb = op.replace('_', " ");
         out.push_str(&format!(
-            "\n/** Options of `{op}` (`lifeboat {op}`'s flags, camelCased). */\nexport interface {name} extends {extends} {{\n"
+            "\n/** Options of `{op}` (`lifeboat {verb}`'s arguments and flags, camelCased). */\nexport interface {name} extends {extends} {{\n"
         ));
         for arg in cmd.get_arguments() {
             let id = arg.get_id().as_str();

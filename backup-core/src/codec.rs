@@ -196,6 +196,54 @@ pub(crate) async fn encode_attachment(
     })
 }
 
+/// The zstd skippable-frame magic Lifeboat uses for the metadata in front
+/// of a self-describing object (a WAL segment): `zstd -d` skips the frame,
+/// so the object still decompresses with the standard tool.
+const METADATA_FRAME_MAGIC: u32 = 0x184D_2A5C;
+
+/// `data` compressed (zstd at `level`, with zstd's own content checksum)
+/// behind a skippable frame holding `metadata`: one object that says what
+/// it is, and that `zstd -d` reads as `data`.
+pub fn encode_with_metadata(metadata: &[u8], data: &[u8], level: i32) -> io::Result<Vec<u8>> {
+    let len = u32::try_from(metadata.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "metadata too large"))?;
+    let mut out = Vec::with_capacity(8 + metadata.len() + data.len() / 3);
+    out.extend_from_slice(&METADATA_FRAME_MAGIC.to_le_bytes());
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(metadata);
+    let mut enc = zstd::stream::write::Encoder::new(out, level)?;
+    enc.include_checksum(true)?;
+    enc.write_all(data)?;
+    enc.finish()
+}
+
+/// Split an object written by [`encode_with_metadata`] into its metadata
+/// and its decompressed data.
+///
+/// # Errors
+/// A message when the object has no metadata frame or does not decompress.
+pub fn decode_with_metadata(stored: &[u8]) -> std::result::Result<(&[u8], Vec<u8>), String> {
+    let (meta, rest) = split_metadata(stored)?;
+    let data = zstd::stream::decode_all(rest).map_err(|e| format!("does not decompress: {e}"))?;
+    Ok((meta, data))
+}
+
+/// The metadata frame of an object written by [`encode_with_metadata`],
+/// and what follows it, without decompressing.
+///
+/// # Errors
+/// A message when the object does not start with a metadata frame.
+pub fn split_metadata(stored: &[u8]) -> std::result::Result<(&[u8], &[u8]), String> {
+    if stored.len() < 8 || stored[0..4] != METADATA_FRAME_MAGIC.to_le_bytes() {
+        return Err("has no Lifeboat metadata frame".into());
+    }
+    let len = u32::from_le_bytes(stored[4..8].try_into().expect("4 bytes")) as usize;
+    if stored.len() < 8 + len {
+        return Err("its metadata frame is cut short".into());
+    }
+    Ok((&stored[8..8 + len], &stored[8 + len..]))
+}
+
 /// An attachment's stored bytes back to its content: size and SHA-256
 /// checked against `info`, then decompressed. `None` when they do not
 /// match (the caller says what that means for it).

@@ -10,7 +10,8 @@
 //!     manifest.json                                  written last: the commit marker
 //!   verifications/<YYYY>-<MM>/<YYYYMMDDTHHMMSSZ>-<backup-id>.json
 //!   drills/<YYYY>-Q<n>/<drill-id>.json
-//!   wal/<timeline>/<segment>.zst                     reserved: nothing writes it yet
+//!   wal/archive.json                                 the archive's cluster (written by the first push)
+//!   wal/<timeline>/<file>.zst                        an archived WAL file (`lifeboat wal push`)
 //! ```
 //!
 //! Keys are relative to the sink's root (a bucket prefix is the sink's
@@ -120,16 +121,15 @@ pub fn drill_key(source: &str, at: DateTime<Utc>, drill_id: &str) -> String {
     )
 }
 
-/// `<source>/wal`: reserved for archived PostgreSQL WAL.
+/// `<source>/wal`: archived PostgreSQL WAL.
 pub fn wal_prefix(source: &str) -> String {
     format!("{source}/wal")
 }
 
-/// `<source>/wal/<timeline>/<segment>.zst`: where an archived WAL segment
-/// will go. **Reserved**: nothing writes or reads these keys yet; the shape
-/// is fixed here so that WAL archiving (`archive_command`/`restore_command`)
-/// lands beside the backups without moving them, and so the catalog, which
-/// only reads `<source>/backups/`, never mistakes a segment for a backup.
+/// `<source>/wal/<timeline>/<file>.zst`: an archived WAL file (a segment,
+/// a partial segment, a timeline or backup history file), written by
+/// `lifeboat wal push` beside the backups; the catalog, which only reads
+/// `<source>/backups/`, never mistakes one for a backup.
 ///
 /// `timeline` is written as PostgreSQL names it in file names (8 uppercase
 /// hex digits), `segment` is the WAL file name (`000000010000000000000001`).
@@ -138,6 +138,13 @@ pub fn wal_segment_key(source: &str, timeline: u32, segment: &str) -> String {
         "{}/{timeline:08X}/{segment}{ZSTD_SUFFIX}",
         wal_prefix(source)
     )
+}
+
+/// `<source>/wal/archive.json`: which cluster the archive belongs to
+/// (system identifier, WAL format, segment size), written create-only by
+/// the first push; every later push is checked against it.
+pub fn wal_archive_key(source: &str) -> String {
+    format!("{}/archive.json", wal_prefix(source))
 }
 
 /// The parts of a key inside a backup directory.

@@ -70,6 +70,7 @@ pub mod source;
 pub mod tempdir;
 pub mod units;
 pub mod verify;
+pub mod wal;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;

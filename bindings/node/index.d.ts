@@ -53,6 +53,8 @@ import type {
   RestoreOptions,
   StatusOptions,
   VerifyOptions,
+  WalFetchOptions,
+  WalPushOptions,
 } from './options';
 
 export interface TableCount {
@@ -266,12 +268,44 @@ export interface SourceStatus {
 export declare function prune(options?: PruneOptions): Promise<PruneResult>;
 /** Health of each source; unhealthy ones are `healthy: false`, not rejections. */
 export declare function status(options?: StatusOptions): Promise<SourceStatus[]>;
+/** What `walPush` did. */
+export interface WalPushResult {
+  name: string;
+  key: string;
+  size: number;
+  stored_size: number;
+  sha256: string;
+  /** The same file was already archived: nothing was written. */
+  already_archived: boolean;
+  duration_ms: number;
+}
+
+/** What `walFetch` did. */
+export interface WalFetchResult {
+  name: string;
+  path: string;
+  size: number;
+  sha256: string;
+  duration_ms: number;
+}
+
+/**
+ * Archive one PostgreSQL WAL file (`archive_command`). Resolves once it is
+ * stored; a different file under the same name, or another cluster's
+ * segment, rejects with `code: 'verification'`.
+ */
+export declare function walPush(options: WalPushOptions): Promise<WalPushResult>;
+/**
+ * Fetch one archived WAL file into `path` (`restore_command`); rejects with
+ * `code: 'not_found'` when the archive does not have it.
+ */
+export declare function walFetch(options: WalFetchOptions): Promise<WalFetchResult>;
 /**
  * Run the `lifeboat` command line in this process with `args` (no program
  * name) and return its exit code. Blocks the event loop until done.
  */
 export declare function runCli(args: string[]): number;
 /** The option names an operation takes, in camelCase (its typed Rust arguments' fields). */
-export declare function optionNames(op: 'backup' | 'list' | 'verify' | 'drill' | 'restore' | 'prune' | 'status'): string[];
+export declare function optionNames(op: 'backup' | 'list' | 'verify' | 'drill' | 'restore' | 'prune' | 'status' | 'wal_push' | 'wal_fetch'): string[];
 /** Send Lifeboat's logs to stderr (text or JSON lines), as the CLI does. Off by default. */
 export declare function initLogging(options?: { json?: boolean; verbose?: number; quiet?: boolean }): void;

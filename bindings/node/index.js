@@ -191,6 +191,26 @@ function status(options) {
 }
 
 /**
+ * Archive one PostgreSQL WAL file (`lifeboat wal push %p` as
+ * `archive_command`): `{ name, key, size, stored_size, sha256,
+ * already_archived, duration_ms }`. Resolves only once it is stored; a
+ * different file under the same name, or another cluster's segment, rejects
+ * with `code: 'verification'` and is never stored.
+ */
+function walPush(options) {
+  return call('wal_push', options, false);
+}
+
+/**
+ * Fetch one archived WAL file into `path` (`lifeboat wal fetch %f %p` as
+ * `restore_command`): `{ name, path, size, sha256, duration_ms }`. Rejects
+ * with `code: 'not_found'` when the archive does not have it.
+ */
+function walFetch(options) {
+  return call('wal_fetch', options, false);
+}
+
+/**
  * Run the `lifeboat` command line in this process (args without the
  * program name) and return its exit code. Prints as the binary does and
  * blocks the event loop until done: meant for scripts and the `lifeboat` bin.
@@ -217,6 +237,8 @@ module.exports = {
   restore,
   prune,
   status,
+  walPush,
+  walFetch,
   runCli,
   optionNames,
   initLogging,

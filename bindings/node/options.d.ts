@@ -22,7 +22,7 @@ export interface ProgressOptions {
   onProgress?: (event: ProgressEvent) => void;
 }
 
-/** Options of `backup` (`lifeboat backup`'s flags, camelCased). */
+/** Options of `backup` (`lifeboat backup`'s arguments and flags, camelCased). */
 export interface BackupOptions extends CommonOptions, ProgressOptions {
   /** The database: sqlite:///path/to/app.db or postgres://user@host:5432/db[,db2] (default: source in lifeboat.toml) */
   source?: string;
@@ -76,7 +76,7 @@ export interface BackupOptions extends CommonOptions, ProgressOptions {
   lockWait?: Size;
 }
 
-/** Options of `list` (`lifeboat list`'s flags, camelCased). */
+/** Options of `list` (`lifeboat list`'s arguments and flags, camelCased). */
 export interface ListOptions extends CommonOptions {
   /** Where backups live (default: sink in lifeboat.toml) */
   sink?: string;
@@ -84,7 +84,7 @@ export interface ListOptions extends CommonOptions {
   source?: string;
 }
 
-/** Options of `verify` (`lifeboat verify`'s flags, camelCased). */
+/** Options of `verify` (`lifeboat verify`'s arguments and flags, camelCased). */
 export interface VerifyOptions extends CommonOptions, ProgressOptions {
   /** Backup id (or a unique prefix); default: the latest */
   id?: string;
@@ -114,7 +114,7 @@ export interface VerifyOptions extends CommonOptions, ProgressOptions {
   commandPrefix?: string;
 }
 
-/** Options of `drill` (`lifeboat drill`'s flags, camelCased). */
+/** Options of `drill` (`lifeboat drill`'s arguments and flags, camelCased). */
 export interface DrillOptions extends CommonOptions, ProgressOptions {
   /** Backup id (or a unique prefix); default: the latest */
   id?: string;
@@ -138,7 +138,7 @@ export interface DrillOptions extends CommonOptions, ProgressOptions {
   commandPrefix?: string;
 }
 
-/** Options of `restore` (`lifeboat restore`'s flags, camelCased). */
+/** Options of `restore` (`lifeboat restore`'s arguments and flags, camelCased). */
 export interface RestoreOptions extends CommonOptions, ProgressOptions {
   /** Backup id (or a unique prefix); default: the latest */
   id?: string;
@@ -172,7 +172,7 @@ export interface RestoreOptions extends CommonOptions, ProgressOptions {
   commandPrefix?: string;
 }
 
-/** Options of `prune` (`lifeboat prune`'s flags, camelCased). */
+/** Options of `prune` (`lifeboat prune`'s arguments and flags, camelCased). */
 export interface PruneOptions extends CommonOptions {
   /** Where backups live (default: sink in lifeboat.toml) */
   sink?: string;
@@ -192,7 +192,7 @@ export interface PruneOptions extends CommonOptions {
   dryRun?: boolean;
 }
 
-/** Options of `status` (`lifeboat status`'s flags, camelCased). */
+/** Options of `status` (`lifeboat status`'s arguments and flags, camelCased). */
 export interface StatusOptions extends CommonOptions {
   /** Where backups live (default: every profile's sink in lifeboat.toml) */
   sink?: string;
@@ -204,4 +204,28 @@ export interface StatusOptions extends CommonOptions {
   minSize?: Size;
   /** Unhealthy when the newest backup shrank by more than this fraction (0.5 = half) */
   maxSizeDrop?: number;
+}
+
+/** Options of `wal_push` (`lifeboat wal push`'s arguments and flags, camelCased). */
+export interface WalPushOptions extends CommonOptions {
+  /** The WAL file to archive: PostgreSQL's %p */
+  path?: string;
+  /** Where the archive lives (default: sink in lifeboat.toml) */
+  sink?: string;
+  /** The source name the archive is kept under, beside that source's backups (default: the config's name, or its source's default name) */
+  name?: string;
+  /** zstd level, 1 to 19 (default 3) */
+  level?: number;
+}
+
+/** Options of `wal_fetch` (`lifeboat wal fetch`'s arguments and flags, camelCased). */
+export interface WalFetchOptions extends CommonOptions {
+  /** The WAL file's name: PostgreSQL's %f */
+  fileName?: string;
+  /** Where to write it: PostgreSQL's %p */
+  path?: string;
+  /** Where the archive lives (default: sink in lifeboat.toml) */
+  sink?: string;
+  /** The source name the archive is kept under (default: the config's name, or its source's default name) */
+  name?: string;
 }

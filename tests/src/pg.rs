@@ -456,6 +456,63 @@ impl PgCluster {
         c
     }
 
+    /// A plain base backup of `primary` (`pg_basebackup`, as the server
+    /// user), not started: with `wal` false it holds no WAL at all
+    /// (`-X none`), so a recovery from it needs every segment from the
+    /// archive. Start it with [`start_recovery`](Self::start_recovery).
+    pub fn base_backup_of(primary: &PgCluster, wal: bool) -> PgCluster {
+        let c = Self::prepare(&primary.bin_dir);
+        let mut cmd = c.server_command("pg_basebackup");
+        cmd.arg("-D")
+            .arg(c.data_dir())
+            .arg("-h")
+            .arg(primary.socket_dir())
+            .args(["-p", &primary.port.to_string(), "-U", "postgres"])
+            .args(["-X", if wal { "stream" } else { "none" }])
+            .args(["-c", "fast", "--no-sync", "-w"]);
+        run_ok(&mut cmd, "pg_basebackup");
+        std::fs::set_permissions(c.data_dir(), std::fs::Permissions::from_mode(0o700))
+            .expect("chmod 700 base backup data dir");
+        c
+    }
+
+    /// Start a [`base_backup_of`](Self::base_backup_of) in targeted archive
+    /// recovery: `recovery.signal`, and `conf` (a `restore_command`, a
+    /// recovery target) after the copied settings, with `archive_mode` off.
+    /// `Err` with the server log's tail when `pg_ctl start` fails (recovery
+    /// stopped with a FATAL error).
+    pub fn start_recovery(&mut self, conf: &str) -> Result<(), String> {
+        let signal = self.data_dir().join("recovery.signal");
+        std::fs::write(&signal, "").expect("write recovery.signal");
+        chown_to_server_user(&signal);
+        let base = std::fs::read_to_string(self.conf_path()).expect("read postgresql.conf");
+        self.port = free_port();
+        let all = format!(
+            "{base}\n# --- lifeboat-tests: recovery ---\narchive_mode = off\nhot_standby = on\n{conf}\nlisten_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\n",
+            self.port,
+            self.socket_dir().display()
+        );
+        std::fs::write(self.conf_path(), all).expect("write postgresql.conf");
+        let out = self
+            .server_command("pg_ctl")
+            .arg("-D")
+            .arg(self.data_dir())
+            .arg("-l")
+            .arg(self.log_path())
+            .args(["-w", "-t", &WAIT.as_secs().to_string(), "start"])
+            .output()
+            .expect("run pg_ctl start");
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}\n--- server log tail ---\n{}",
+                output_text(&out),
+                self.log_tail(40)
+            ))
+        }
+    }
+
     /// Temp dir, watchdog and the struct (port 0, not started). From here on
     /// a panic drops the struct, which cleans up.
     fn prepare(bin_dir: &Path) -> PgCluster {

@@ -9,6 +9,7 @@ pub(crate) mod restore;
 pub(crate) mod schedule;
 pub(crate) mod status;
 pub(crate) mod verify;
+pub(crate) mod wal;
 
 pub(crate) fn print_json(value: &impl serde::Serialize) {
     let text = serde_json::to_string_pretty(value).expect("serializable");

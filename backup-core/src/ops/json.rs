@@ -21,9 +21,22 @@ use crate::error::{Error, Result};
 use crate::progress::Progress;
 
 /// The operations by name.
-pub const OPERATIONS: [&str; 7] = [
-    "backup", "list", "verify", "drill", "restore", "prune", "status",
+pub const OPERATIONS: [&str; 9] = [
+    "backup",
+    "list",
+    "verify",
+    "drill",
+    "restore",
+    "prune",
+    "status",
+    "wal_push",
+    "wal_fetch",
 ];
+
+/// Whether `op` reports progress (the others run without it).
+pub fn takes_progress(op: &str) -> bool {
+    matches!(op, "backup" | "verify" | "drill" | "restore")
+}
 
 fn usage(message: String) -> Error {
     Error::Usage { message }
@@ -32,7 +45,7 @@ fn usage(message: String) -> Error {
 /// Older option names, per operation: `(old, new)`.
 fn aliases(op: &str) -> &'static [(&'static str, &'static str)] {
     match op {
-        "backup" => &[("to", "sink")],
+        "backup" | "wal_push" => &[("to", "sink")],
         "restore" => &[("from", "sink"), ("to", "target")],
         _ => &[("from", "sink")],
     }
@@ -52,6 +65,8 @@ pub fn option_names(op: &str) -> Result<Vec<String>> {
         "restore" => keys::<super::restore::RestoreArgs>(),
         "prune" => keys::<super::prune::PruneArgs>(),
         "status" => keys::<super::status::StatusArgs>(),
+        "wal_push" => keys::<super::wal::WalPushArgs>(),
+        "wal_fetch" => keys::<super::wal::WalFetchArgs>(),
         other => return Err(unknown_op(other)),
     };
     names.extend(["config".to_string(), "profile".to_string()]);
@@ -141,7 +156,9 @@ fn to_json(v: &impl Serialize) -> Value {
 /// passed, verdicts, duration_ms}`; `restore` → `{backup_id, target, bytes,
 /// replaced, fingerprint, duration_ms, …}`; `prune` → `{decisions,
 /// deleted, leftovers, dry_run}`; `status` → `[{source, healthy, problems,
-/// …}]` (an unhealthy source is a result, not an error).
+/// …}]` (an unhealthy source is a result, not an error); `wal_push` →
+/// `{name, key, size, stored_size, sha256, already_archived, duration_ms}`;
+/// `wal_fetch` → `{name, path, size, sha256, duration_ms}`.
 ///
 /// # Errors
 /// The operation's typed [`Error`]; [`Error::Usage`] for bad options.
@@ -182,6 +199,14 @@ pub async fn call(op: &str, options: Value, progress: Option<Arc<dyn Progress>>)
         "status" => {
             let (env, a) = parse::<super::status::StatusArgs>(op, options)?;
             Ok(to_json(&super::status::run(&env, &a).await?))
+        }
+        "wal_push" => {
+            let (env, a) = parse::<super::wal::WalPushArgs>(op, options)?;
+            Ok(to_json(&super::wal::push(&env, &a).await?))
+        }
+        "wal_fetch" => {
+            let (env, a) = parse::<super::wal::WalFetchArgs>(op, options)?;
+            Ok(to_json(&super::wal::fetch(&env, &a).await?))
         }
         other => Err(unknown_op(other)),
     }

@@ -1,5 +1,6 @@
 //! The operations users run: [`backup`], [`restore`], [`verify`],
-//! [`drill`], [`list`], [`prune`] and [`status`], one module each.
+//! [`drill`], [`list`], [`prune`], [`status`] and [`wal`] (push and fetch),
+//! one module each.
 //!
 //! Each takes an [`Env`] (the resolved `lifeboat.toml` profile, or plain
 //! settings built in code, plus an optional progress sink) and its typed
@@ -38,6 +39,7 @@ pub mod prune;
 pub mod restore;
 pub mod status;
 pub mod verify;
+pub mod wal;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

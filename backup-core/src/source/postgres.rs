@@ -50,6 +50,7 @@ mod tables;
 pub mod tls;
 pub mod tools;
 pub(crate) mod verify;
+pub mod walfile;
 
 use std::io::Read;
 use std::sync::Arc;

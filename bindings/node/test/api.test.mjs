@@ -279,11 +279,31 @@ test('the option names are the core\'s: sink and target, a drill verb, and the g
   // options.d.ts (generated from the Rust definitions) declares exactly
   // the option names the native side takes, for every operation.
   const dts = fs.readFileSync(new URL('../options.d.ts', import.meta.url), 'utf8');
-  const names = { backup: 'BackupOptions', list: 'ListOptions', verify: 'VerifyOptions', drill: 'DrillOptions', restore: 'RestoreOptions', prune: 'PruneOptions', status: 'StatusOptions' };
+  const names = { backup: 'BackupOptions', list: 'ListOptions', verify: 'VerifyOptions', drill: 'DrillOptions', restore: 'RestoreOptions', prune: 'PruneOptions', status: 'StatusOptions', wal_push: 'WalPushOptions', wal_fetch: 'WalFetchOptions' };
   for (const [op, iface] of Object.entries(names)) {
     const body = dts.match(new RegExp(`export interface ${iface} extends [^{]*\\{([^}]*)\\}`))[1];
     const declared = [...body.matchAll(/^\s+(\w+)\??:/gm)].map((m) => m[1]);
     declared.push('config', 'profile');
     assert.deepEqual(declared.sort(), optionNames(op).sort(), op);
   }
+});
+
+test('walPush and walFetch: a history file round trip, a missing file is not_found, a stray name is usage', async (t) => {
+  const { walPush, walFetch } = await import('../index.js');
+  const dir = tempDir(t);
+  const sink = fileUrl(path.join(dir, 'archive'));
+  const hist = path.join(dir, '00000002.history');
+  fs.writeFileSync(hist, '1\t0/3000000\tno recovery target specified\n');
+  const pushed = await walPush({ path: hist, sink, name: 'app' });
+  assert.equal(pushed.key, 'app/wal/00000002/00000002.history.zst');
+  assert.equal(pushed.already_archived, false);
+  assert.equal((await walPush({ path: hist, sink, name: 'app' })).already_archived, true);
+  const out = path.join(dir, 'RECOVERYHISTORY');
+  const fetched = await walFetch({ fileName: '00000002.history', path: out, sink, name: 'app' });
+  assert.equal(fetched.sha256, pushed.sha256);
+  assert.deepEqual(fs.readFileSync(out), fs.readFileSync(hist));
+  await rejectsWith(walFetch({ fileName: '00000003.history', path: out, sink, name: 'app' }), 'not_found', 3, /00000003\.history/);
+  const stray = path.join(dir, 'notes.txt');
+  fs.writeFileSync(stray, 'x');
+  await rejectsWith(walPush({ path: stray, sink, name: 'app' }), 'usage', 64, /not the name of a WAL file/);
 });

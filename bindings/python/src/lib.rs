@@ -25,7 +25,7 @@ use operation::Operation;
 /// check for signals.
 const POLL: Duration = Duration::from_millis(50);
 
-/// Start `op` ("backup", "list", "verify", "drill", "restore", "prune", "status") with `options`, a
+/// Start `op` (one of `backup_core::ops::json::OPERATIONS`) with `options`, a
 /// JSON object as text, and return the running Operation at once.
 #[pyfunction]
 #[pyo3(signature = (op, options, progress=false))]

@@ -20,44 +20,27 @@ use crate::runtime;
 /// uploads at the sink, as the CLI allows on Ctrl-C.
 const CLEANUP_GRACE: Duration = Duration::from_secs(5);
 
-/// The operations of `backup_core::ops`.
+/// One of the operations of `backup_core::ops` (`ops::json::OPERATIONS`).
 #[derive(Debug, Clone, Copy)]
-enum Op {
-    Backup,
-    List,
-    Verify,
-    Drill,
-    Restore,
-    Prune,
-    Status,
-}
+struct Op(&'static str);
 
 impl Op {
     fn parse(name: &str) -> PyResult<Self> {
-        match name {
-            "backup" => Ok(Op::Backup),
-            "list" => Ok(Op::List),
-            "verify" => Ok(Op::Verify),
-            "drill" => Ok(Op::Drill),
-            "restore" => Ok(Op::Restore),
-            "prune" => Ok(Op::Prune),
-            "status" => Ok(Op::Status),
-            other => Err(PyValueError::new_err(format!(
-                "unknown operation {other:?} (backup, list, verify, drill, restore, prune, status)"
-            ))),
-        }
+        use backup_core::ops::json::OPERATIONS;
+        OPERATIONS
+            .iter()
+            .find(|op| **op == name)
+            .map(|op| Op(op))
+            .ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "unknown operation {name:?} ({})",
+                    OPERATIONS.join(", ")
+                ))
+            })
     }
 
     fn name(self) -> &'static str {
-        match self {
-            Op::Backup => "backup",
-            Op::List => "list",
-            Op::Verify => "verify",
-            Op::Drill => "drill",
-            Op::Restore => "restore",
-            Op::Prune => "prune",
-            Op::Status => "status",
-        }
+        self.0
     }
 
     async fn call(
@@ -65,10 +48,7 @@ impl Op {
         options: Value,
         progress: Option<Arc<dyn Progress>>,
     ) -> Result<Value, Error> {
-        let progress = match self {
-            Op::List | Op::Prune | Op::Status => None,
-            _ => progress,
-        };
+        let progress = progress.filter(|_| backup_core::ops::json::takes_progress(self.0));
         backup_core::ops::json::call(self.name(), options, progress).await
     }
 }

@@ -151,3 +151,22 @@ def test_cancelled_s3_backup_leaves_no_object_and_no_pending_upload(
     asyncio.run(main())
     assert s3_keys(s3_endpoint, s3_bucket) == []
     assert s3_pending_uploads(s3_endpoint, s3_bucket) == []
+
+
+def test_wal_push_and_fetch_a_history_file(work: Path) -> None:
+    """The archive_command/restore_command pair from Python: a round trip,
+    a re-push is ``already_archived``, a missing file is NotFoundError."""
+    sink = (work / "archive").as_uri()
+    hist = work / "00000002.history"
+    hist.write_bytes(b"1\t0/3000000\tno recovery target specified\n")
+    pushed = lifeboat.wal_push(hist, sink, name="app")
+    assert pushed["key"] == "app/wal/00000002/00000002.history.zst"
+    assert lifeboat.wal_push(hist, sink, name="app")["already_archived"] is True
+    out = work / "RECOVERYHISTORY"
+    fetched = lifeboat.wal_fetch("00000002.history", out, sink, name="app")
+    assert fetched["sha256"] == pushed["sha256"]
+    assert out.read_bytes() == hist.read_bytes()
+    with pytest.raises(lifeboat.NotFoundError):
+        lifeboat.wal_fetch("00000003.history", out, sink, name="app")
+    with pytest.raises(lifeboat.UsageError, match="not the name of a WAL file"):
+        lifeboat.wal_push(work / "notes.txt", sink, name="app")

@@ -47,6 +47,8 @@ from .types import (
     RestoreResult,
     SourceStatus,
     VerifyResult,
+    WalFetchResult,
+    WalPushResult,
 )
 
 __version__: str = _native.__version__
@@ -58,6 +60,8 @@ __all__ = [
     "drill",
     "restore",
     "prune",
+    "wal_push",
+    "wal_fetch",
     "status",
     "init_logging",
     "aio",
@@ -324,6 +328,56 @@ def status(
         :class:`HealthError` yourself if that suits the caller.
     """
     return _native.run("status", _encode("status", locals()))
+
+
+def wal_push(
+    path: str | os.PathLike[str] | None = None,
+    sink: str | None = None,
+    *,
+    name: str | None = None,
+    level: int | None = None,
+    config: str | os.PathLike[str] | None = None,
+    profile: str | None = None,
+) -> WalPushResult:
+    """Archive one PostgreSQL WAL file (what ``lifeboat wal push %p`` does
+    as ``archive_command``).
+
+    Returns only once the file is stored. The same file again is success
+    (``already_archived``); a different file under the same name, or a
+    segment of another cluster than the archive's, raises and is never
+    stored.
+
+    Args:
+        path: the WAL file (PostgreSQL's ``%p``).
+        sink: where the archive lives (the CLI's ``--to``).
+        name: the source name the archive is kept under.
+
+    Raises:
+        VerificationError: a different file is archived under this name, or
+            the segment is another cluster's or not what its name says.
+        UsageError: the file's name is not a WAL file's.
+    """
+    return _native.run("wal_push", _encode("wal_push", locals()))
+
+
+def wal_fetch(
+    file_name: str | None = None,
+    path: str | os.PathLike[str] | None = None,
+    sink: str | None = None,
+    *,
+    name: str | None = None,
+    config: str | os.PathLike[str] | None = None,
+    profile: str | None = None,
+) -> WalFetchResult:
+    """Fetch one archived WAL file into ``path`` (what ``lifeboat wal fetch
+    %f %p`` does as ``restore_command``): written beside it, checked
+    against the archive's SHA-256, then renamed into place.
+
+    Raises:
+        NotFoundError: the archive does not have it.
+        VerificationError: the stored object does not match its record.
+    """
+    return _native.run("wal_fetch", _encode("wal_fetch", locals()))
 
 
 def init_logging(json: bool = False, verbose: int = 0, quiet: bool = False) -> None:

@@ -28,9 +28,21 @@ from .types import (
     RestoreResult,
     SourceStatus,
     VerifyResult,
+    WalFetchResult,
+    WalPushResult,
 )
 
-__all__ = ["backup", "list", "verify", "drill", "restore", "prune", "status"]
+__all__ = [
+    "backup",
+    "list",
+    "verify",
+    "drill",
+    "restore",
+    "prune",
+    "status",
+    "wal_push",
+    "wal_fetch",
+]
 
 #: How often progress is handed to ``on_progress`` while an operation runs.
 PROGRESS_INTERVAL = 0.1
@@ -215,3 +227,29 @@ async def status(
 ) -> builtins.list[SourceStatus]:
     """:func:`lifeboat.status` as a coroutine."""
     return await _run("status", _encode("status", locals()), None)
+
+
+async def wal_push(
+    path: str | os.PathLike[str] | None = None,
+    sink: str | None = None,
+    *,
+    name: str | None = None,
+    level: int | None = None,
+    config: str | os.PathLike[str] | None = None,
+    profile: str | None = None,
+) -> WalPushResult:
+    """:func:`lifeboat.wal_push` as a coroutine."""
+    return await _run("wal_push", _encode("wal_push", locals()), None)
+
+
+async def wal_fetch(
+    file_name: str | None = None,
+    path: str | os.PathLike[str] | None = None,
+    sink: str | None = None,
+    *,
+    name: str | None = None,
+    config: str | os.PathLike[str] | None = None,
+    profile: str | None = None,
+) -> WalFetchResult:
+    """:func:`lifeboat.wal_fetch` as a coroutine."""
+    return await _run("wal_fetch", _encode("wal_fetch", locals()), None)

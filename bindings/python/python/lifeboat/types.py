@@ -172,3 +172,25 @@ class SourceStatus(TypedDict):
     last_drill: Optional[Dict[str, Any]]
     problems: List[str]
     healthy: bool
+
+
+class WalPushResult(TypedDict):
+    """What :func:`lifeboat.wal_push` returns."""
+
+    name: str
+    key: str
+    size: int
+    stored_size: int
+    sha256: str
+    already_archived: bool
+    duration_ms: int
+
+
+class WalFetchResult(TypedDict):
+    """What :func:`lifeboat.wal_fetch` returns."""
+
+    name: str
+    path: str
+    size: int
+    sha256: str
+    duration_ms: int

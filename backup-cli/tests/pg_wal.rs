@@ -1,0 +1,288 @@
+//! WAL archiving on real clusters: `lifeboat wal push` as the server's
+//! `archive_command`, `lifeboat wal fetch` as a recovering server's
+//! `restore_command`.
+
+mod common;
+
+use common::{lifeboat, run};
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use lifeboat_tests::pg::{PgCluster, chown_to_server_user, default_bin};
+use lifeboat_tests::support::all_files;
+
+/// A directory the server user can write (archive_command runs as it).
+fn server_dir() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    chown_to_server_user(d.path());
+    d
+}
+
+fn archive_conf(sink: &str, name: &str) -> String {
+    format!(
+        "archive_mode = on\narchive_command = '{} wal push %p --to {sink} --name {name}'\n",
+        env!("CARGO_BIN_EXE_lifeboat")
+    )
+}
+
+fn restore_conf(sink: &str, name: &str) -> String {
+    format!(
+        "restore_command = '{} wal fetch %f %p --from {sink} --name {name}'\n",
+        env!("CARGO_BIN_EXE_lifeboat")
+    )
+}
+
+/// Switch to a new segment and wait until the server has archived the one
+/// it left (or failed to, then panic with the log).
+fn switch_and_wait(c: &PgCluster) -> String {
+    let seg = c.psql(
+        "postgres",
+        "SELECT pg_walfile_name(pg_current_wal_insert_lsn()); SELECT pg_switch_wal();",
+    );
+    let seg = seg.lines().next().unwrap().trim().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let done = c.psql(
+            "postgres",
+            &format!("SELECT coalesce(last_archived_wal >= '{seg}', false) FROM pg_stat_archiver"),
+        );
+        if done.trim() == "t" {
+            return seg;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{seg} was not archived in 60 s\n{}",
+            c.log_tail(30)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn archived_names(root: &Path) -> Vec<String> {
+    let mut v: Vec<String> = all_files(root)
+        .iter()
+        .filter(|p| p.to_string_lossy().contains("/wal/"))
+        .map(|p| p.file_name().unwrap().to_string_lossy().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+fn wait_promoted(c: &PgCluster) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while c.psql("postgres", "SELECT pg_is_in_recovery()").trim() != "f" {
+        assert!(
+            Instant::now() < deadline,
+            "recovery did not end in 60 s\n{}",
+            c.log_tail(40)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The server archives through `wal push`; a base backup with no WAL of its
+/// own recovers through `wal fetch` to a restore point: rows before it are
+/// there, rows after it are not. Re-pushing a file is accepted, a changed
+/// one or another cluster's is refused, and fetching a missing file is
+/// exit 1.
+#[test]
+fn archived_wal_recovers_a_base_backup_to_a_restore_point() {
+    let Some(bin) = default_bin() else { return };
+    let dir = server_dir();
+    let root = dir.path().join("archive");
+    let sink = format!("file://{}", root.display());
+    let primary = PgCluster::start_with_conf(&bin, &archive_conf(&sink, "app"));
+    primary.psql(
+        "postgres",
+        "CREATE TABLE marker (id int PRIMARY KEY); INSERT INTO marker VALUES (1);",
+    );
+    let mut restored = PgCluster::base_backup_of(&primary, false);
+    primary.psql(
+        "postgres",
+        "INSERT INTO marker VALUES (2); SELECT pg_create_restore_point('before_3'); INSERT INTO marker VALUES (3);",
+    );
+    let last = switch_and_wait(&primary);
+    assert_eq!(
+        primary
+            .psql("postgres", "SELECT failed_count FROM pg_stat_archiver")
+            .trim(),
+        "0",
+        "{}",
+        primary.log_tail(30)
+    );
+    let names = archived_names(&root);
+    assert!(names.contains(&format!("{last}.zst")), "{names:?}");
+    assert!(names.contains(&"archive.json".to_string()), "{names:?}");
+    // Objects are created 0600 by the server user.
+    for p in all_files(&root) {
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", p.display());
+    }
+
+    restored
+        .start_recovery(&format!(
+            "{}recovery_target_name = 'before_3'\nrecovery_target_action = 'promote'\n",
+            restore_conf(&sink, "app")
+        ))
+        .unwrap_or_else(|e| panic!("recovery failed: {e}"));
+    wait_promoted(&restored);
+    assert_eq!(
+        restored.psql(
+            "postgres",
+            "SELECT string_agg(id::text, ',' ORDER BY id) FROM marker"
+        ),
+        "1,2"
+    );
+
+    // By hand: fetch an archived segment, push it again (accepted, nothing
+    // written), then a changed copy (refused, the stored one unchanged).
+    let work = tempfile::tempdir().unwrap();
+    let copy = work.path().join(&last);
+    let (code, out, err) = run(lifeboat(work.path()).args([
+        "wal",
+        "fetch",
+        &last,
+        copy.to_str().unwrap(),
+        "--from",
+        &sink,
+        "--name",
+        "app",
+        "--json",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let fetched: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(fetched["size"], 16 << 20);
+    let (code, out, err) = run(lifeboat(work.path()).args([
+        "wal",
+        "push",
+        copy.to_str().unwrap(),
+        "--to",
+        &sink,
+        "--name",
+        "app",
+        "--json",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let pushed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(pushed["already_archived"], true, "{out}");
+    assert_eq!(pushed["sha256"], fetched["sha256"]);
+
+    let key = root.join(format!("app/wal/{}/{last}.zst", &last[..8]));
+    let stored_before = std::fs::read(&key).unwrap();
+    let mut bytes = std::fs::read(&copy).unwrap();
+    bytes[1 << 20] ^= 0xff;
+    std::fs::write(&copy, &bytes).unwrap();
+    let (code, _, err) = run(lifeboat(work.path()).args([
+        "wal",
+        "push",
+        copy.to_str().unwrap(),
+        "--to",
+        &sink,
+        "--name",
+        "app",
+    ]));
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("never overwritten"), "{err}");
+    assert_eq!(std::fs::read(&key).unwrap(), stored_before);
+
+    // Not in the archive: exit 1, PostgreSQL's "no such file".
+    let (code, _, err) = run(lifeboat(work.path()).args([
+        "wal",
+        "fetch",
+        "00000009.history",
+        work.path().join("h").to_str().unwrap(),
+        "--from",
+        &sink,
+        "--name",
+        "app",
+    ]));
+    assert_eq!(code, 1, "{err}");
+    assert!(!work.path().join("h").exists());
+
+    // Another cluster archiving under the same name: every push refused,
+    // nothing of it stored.
+    let before = archived_names(&root);
+    let other = PgCluster::start_with_conf(&bin, &archive_conf(&sink, "app"));
+    other.psql(
+        "postgres",
+        "CREATE TABLE t (x int); SELECT pg_switch_wal();",
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while other
+        .psql("postgres", "SELECT failed_count FROM pg_stat_archiver")
+        .trim()
+        == "0"
+    {
+        assert!(Instant::now() < deadline, "{}", other.log_tail(30));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = std::fs::read_to_string(other.log_path()).unwrap();
+    assert!(log.contains("system identifier"), "{log}");
+    assert_eq!(
+        other
+            .psql(
+                "postgres",
+                "SELECT last_archived_wal IS NULL FROM pg_stat_archiver"
+            )
+            .trim(),
+        "t"
+    );
+    let after = archived_names(&root);
+    // The first cluster's own files are all still there, unchanged in number
+    // except for what the first cluster archived meanwhile.
+    assert!(before.iter().all(|n| after.contains(n)));
+    assert_eq!(std::fs::read(&key).unwrap(), stored_before);
+}
+
+/// A sink that fails during recovery stops it (exit 200, above 125:
+/// PostgreSQL's "fatal"), instead of being taken for the end of the archive
+/// and promoting early without the rows the archive holds.
+#[test]
+fn a_failing_sink_stops_recovery_instead_of_promoting_early() {
+    let Some(bin) = default_bin() else { return };
+    let dir = server_dir();
+    let root = dir.path().join("archive");
+    let sink = format!("file://{}", root.display());
+    let primary = PgCluster::start_with_conf(&bin, &archive_conf(&sink, "app"));
+    primary.psql(
+        "postgres",
+        "CREATE TABLE marker (id int); INSERT INTO marker VALUES (1);",
+    );
+    // With its own WAL: it reaches a consistent state without the archive,
+    // so only the later segments come from it.
+    let mut restored = PgCluster::base_backup_of(&primary, true);
+    primary.psql(
+        "postgres",
+        "INSERT INTO marker VALUES (2); SELECT pg_create_restore_point('after_2');",
+    );
+    switch_and_wait(&primary);
+    drop(primary);
+
+    // The archive cannot be read by the server user now.
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let started = restored.start_recovery(&format!(
+        "{}recovery_target_name = 'after_2'\nrecovery_target_action = 'promote'\n",
+        restore_conf(&sink, "app")
+    ));
+    // pg_ctl may see the server up (consistent) before the fatal fetch, or
+    // not: either way it must go down without promoting.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let log = loop {
+        let log = std::fs::read_to_string(restored.log_path()).unwrap_or_default();
+        if log.contains("exit code 200") && restored.postmaster_pid().is_none() {
+            break log;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "recovery did not stop (started: {:?})\n{log}",
+            started.is_ok()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(!log.contains("selected new timeline ID"), "{log}");
+    assert!(!log.contains("archive recovery complete"), "{log}");
+}
