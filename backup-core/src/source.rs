@@ -32,6 +32,9 @@ pub enum SourceKind {
     Sqlite,
     /// `postgres`: [`PostgresSource`].
     Postgres,
+    /// `postgres-physical`: [`postgres::physical::PhysicalSource`], a base
+    /// backup of a whole cluster.
+    PostgresPhysical,
 }
 
 /// What a backup's fingerprint records about its engine (its `details`),
@@ -44,6 +47,8 @@ pub enum SourceDetails {
     Sqlite(SqliteDetails),
     /// A PostgreSQL backup's.
     Postgres(PostgresDetails),
+    /// A physical PostgreSQL base backup's.
+    PostgresPhysical(postgres::physical::PhysicalDetails),
     /// A kind this version does not know: the map as stored.
     Unknown(serde_json::Map<String, serde_json::Value>),
 }
@@ -55,6 +60,9 @@ impl SourceDetails {
         match SourceKind::parse(&manifest.source.kind) {
             Some(SourceKind::Sqlite) => Self::Sqlite(SqliteDetails::from_fingerprint(fp)),
             Some(SourceKind::Postgres) => Self::Postgres(PostgresDetails::from_fingerprint(fp)),
+            Some(SourceKind::PostgresPhysical) => {
+                Self::PostgresPhysical(postgres::physical::PhysicalDetails::from_fingerprint(fp))
+            }
             None => Self::Unknown(fp.details.clone()),
         }
     }
@@ -67,6 +75,7 @@ impl SourceKind {
         match kind {
             "sqlite" => Some(Self::Sqlite),
             "postgres" => Some(Self::Postgres),
+            postgres::physical::PHYSICAL_KIND => Some(Self::PostgresPhysical),
             _ => None,
         }
     }
@@ -76,6 +85,7 @@ impl SourceKind {
         match self {
             Self::Sqlite => "sqlite",
             Self::Postgres => "postgres",
+            Self::PostgresPhysical => postgres::physical::PHYSICAL_KIND,
         }
     }
 
@@ -85,6 +95,7 @@ impl SourceKind {
         match self {
             Self::Sqlite => sqlite::manual_restore(steps),
             Self::Postgres => postgres::manual_restore(manifest, steps),
+            Self::PostgresPhysical => postgres::physical::manual_restore(steps),
         }
     }
 
@@ -101,6 +112,10 @@ impl SourceKind {
         v.extend(match self {
             Self::Sqlite => sqlite::verify::stored_verifiers(),
             Self::Postgres => postgres::verify::stored_verifiers(postgres),
+            Self::PostgresPhysical => {
+                vec![Arc::new(postgres::physical::PgVerifyBackup::new(postgres))
+                    as Arc<dyn Verifier>]
+            }
         });
         v
     }
@@ -355,10 +370,17 @@ pub fn restore_target_from_url(
     }
     let Some((scheme, rest)) = url.split_once(':') else {
         return Err(Error::usage(format!(
-            "target {url:?} has no scheme (use sqlite:///path/restored.db or postgres://…/newdb)"
+            "target {url:?} has no scheme (use sqlite:///path/restored.db, postgres://…/newdb or pgdata:///path/datadir)"
         )));
     };
     match scheme {
+        "pgdata" => {
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            if path.is_empty() || path == "/" {
+                return Err(Error::usage(format!("target {url:?} names no directory")));
+            }
+            Ok(Arc::new(postgres::physical::PgDataTarget::new(path)))
+        }
         "sqlite" | "sqlite3" => {
             let path = rest.strip_prefix("//").unwrap_or(rest);
             if path.is_empty() {
@@ -367,7 +389,7 @@ pub fn restore_target_from_url(
             Ok(Arc::new(SqliteSource::new(path)))
         }
         other => Err(Error::usage(format!(
-            "unknown target scheme {other:?} in {url:?} (use sqlite:///path/restored.db or postgres://…/newdb)"
+            "unknown target scheme {other:?} in {url:?} (use sqlite:///path/restored.db, postgres://…/newdb or pgdata:///path/datadir)"
         ))),
     }
 }

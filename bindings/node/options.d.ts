@@ -56,6 +56,8 @@ export interface BackupOptions extends CommonOptions, ProgressOptions {
   pgBinDir?: string;
   /** PostgreSQL: run the tools through this command, e.g. "docker exec -i db" */
   commandPrefix?: string;
+  /** PostgreSQL: a physical base backup of the whole cluster (pg_basebackup, WAL to its end point included) instead of a logical dump; it restores into pgdata:///path, to any later point with the WAL archive (lifeboat wal push). Proven with pg_verifybackup on the copy read back from the sink */
+  physical?: boolean;
   /** PostgreSQL: only this schema (repeatable) */
   schemas?: string[];
   /** PostgreSQL: leave out this schema (repeatable) */
@@ -170,6 +172,20 @@ export interface RestoreOptions extends CommonOptions, ProgressOptions {
   pgBinDir?: string;
   /** PostgreSQL: run the tools through this command, e.g. "docker exec -i db" */
   commandPrefix?: string;
+  /** Physical backups: recover to this time (RFC 3339, or 2026-12-03 05:00:00+00; a time zone is required). The newest base backup that ended before it is used; a time before the oldest one or after the newest archived WAL is refused */
+  targetTime?: string;
+  /** Physical backups: recover to this WAL position (0/3000060) */
+  targetLsn?: string;
+  /** Physical backups: recover to this transaction id */
+  targetXid?: string;
+  /** Physical backups: recover to this restore point (pg_create_restore_point) */
+  targetName?: string;
+  /** Physical backups: the timeline to recover along (default: latest) */
+  targetTimeline?: string;
+  /** Physical backups: what the server does at the target: promote, pause (PostgreSQL's default) or shutdown */
+  targetAction?: string;
+  /** Physical backups: the lifeboat command the restored server's restore_command runs (default: this lifeboat binary, or lifeboat on PATH) */
+  lifeboatCommand?: string;
 }
 
 /** Options of `prune` (`lifeboat prune`'s arguments and flags, camelCased). */

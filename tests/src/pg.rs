@@ -476,6 +476,12 @@ impl PgCluster {
         c
     }
 
+    /// A cluster directory with no data directory yet (for a restore to
+    /// write one), not started: then [`start_recovery`](Self::start_recovery).
+    pub fn empty(bin_dir: &Path) -> PgCluster {
+        Self::prepare(bin_dir)
+    }
+
     /// Start a [`base_backup_of`](Self::base_backup_of) in targeted archive
     /// recovery: `recovery.signal`, and `conf` (a `restore_command`, a
     /// recovery target) after the copied settings, with `archive_mode` off.

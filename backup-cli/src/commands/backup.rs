@@ -28,6 +28,21 @@ pub(crate) async fn run(env: &Env, c: BackupCmd) -> Result<(), Error> {
 
 fn print_human(o: &BackupOutput) {
     let m = &o.manifest;
+    if let backup_core::SourceDetails::PostgresPhysical(d) = backup_core::SourceDetails::of(m) {
+        println!(
+            "physical backup {} verified ({}) — {} raw, {} stored, WAL {} to {} on timeline {} — {} in {:.1}s",
+            m.backup_id,
+            verdict_summary(&m.verdicts),
+            human_bytes(m.artifact.raw_size),
+            human_bytes(m.artifact.stored_size),
+            d.start_lsn.as_deref().unwrap_or("?"),
+            d.stop_lsn.as_deref().unwrap_or("?"),
+            d.timeline.unwrap_or(0),
+            o.location,
+            o.duration_ms as f64 / 1000.0
+        );
+        return;
+    }
     println!(
         "backup {} verified ({}) — {} raw, {} stored, {} tables, {} rows — {} in {:.1}s",
         m.backup_id,

@@ -8,8 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{Env, PgToolArgs, SelectArgs, usage};
 use crate::error::{Error, Result};
+use chrono::{DateTime, Utc};
+
 use crate::source::TargetReport;
 use crate::source::postgres::fetch_globals;
+use crate::source::postgres::physical::{PgDataTarget, Recovery};
 use crate::{Catalog, Fingerprint, LockMode, PostgresSource, RestoreJob, RestoreTarget, Selector};
 
 /// Which backup to restore, into what, and how.
@@ -53,6 +56,258 @@ pub struct RestoreArgs {
     #[cfg_attr(feature = "clap", command(flatten))]
     #[serde(flatten)]
     pub tools: PgToolArgs,
+    #[cfg_attr(feature = "clap", command(flatten))]
+    #[serde(flatten)]
+    pub recovery: RecoveryArgs,
+}
+
+/// Point-in-time recovery of a physical backup restored into
+/// `pgdata:///path`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+#[serde(default)]
+pub struct RecoveryArgs {
+    /// Physical backups: recover to this time (RFC 3339, or 2026-12-03 05:00:00+00; a time zone is required). The newest base backup that ended before it is used; a time before the oldest one or after the newest archived WAL is refused.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "TIME"))]
+    pub target_time: Option<String>,
+    /// Physical backups: recover to this WAL position (0/3000060).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "LSN"))]
+    pub target_lsn: Option<String>,
+    /// Physical backups: recover to this transaction id.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "XID"))]
+    pub target_xid: Option<String>,
+    /// Physical backups: recover to this restore point (pg_create_restore_point).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "NAME"))]
+    pub target_name: Option<String>,
+    /// Physical backups: the timeline to recover along (default: latest).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "TIMELINE"))]
+    pub target_timeline: Option<String>,
+    /// Physical backups: what the server does at the target: promote, pause (PostgreSQL's default) or shutdown.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "ACTION"))]
+    pub target_action: Option<String>,
+    /// Physical backups: the lifeboat command the restored server's restore_command runs (default: this lifeboat binary, or lifeboat on PATH).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "COMMAND"))]
+    pub lifeboat_command: Option<String>,
+}
+
+impl RecoveryArgs {
+    fn any(&self) -> bool {
+        self.target_time.is_some()
+            || self.target_lsn.is_some()
+            || self.target_xid.is_some()
+            || self.target_name.is_some()
+            || self.target_timeline.is_some()
+            || self.target_action.is_some()
+            || self.lifeboat_command.is_some()
+    }
+}
+
+/// A recovery target time: RFC 3339, or PostgreSQL's `YYYY-MM-DD
+/// HH:MM:SS[.ffffff]±TZ`; a time without a zone is refused (whose clock?).
+pub fn parse_target_time(s: &str) -> Result<DateTime<Utc>> {
+    let t = s.trim();
+    DateTime::parse_from_rfc3339(t)
+        .or_else(|_| DateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f%#z"))
+        .or_else(|_| DateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%#z"))
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|_| {
+            usage(format!(
+                "--target-time {s:?}: give a time with its zone, e.g. 2026-12-03T05:00:00Z or \"2026-12-03 05:00:00+00\""
+            ))
+        })
+}
+
+/// The shell word for `s`: as is when it is plain, else single-quoted.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-:=+,@%?&".contains(&b))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// The lifeboat command for a restored server's `restore_command`.
+fn lifeboat_command(a: &RecoveryArgs) -> String {
+    if let Some(c) = &a.lifeboat_command {
+        return c.clone();
+    }
+    match std::env::current_exe() {
+        Ok(p)
+            if p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("lifeboat")) =>
+        {
+            shell_word(&p.to_string_lossy())
+        }
+        _ => "lifeboat".to_string(),
+    }
+}
+
+/// Choose the base backup for a point-in-time restore and the recovery
+/// settings: the newest verified physical backup that ended before the
+/// target (or the one named, checked against the target).
+async fn plan_recovery(
+    sink: &Arc<dyn crate::Sink>,
+    sink_url: &str,
+    name: Option<&str>,
+    which: &Selector,
+    a: &RecoveryArgs,
+) -> Result<(Selector, Recovery)> {
+    use crate::source::postgres::physical::{PHYSICAL_KIND, PhysicalDetails, parse_lsn};
+    let targets = [
+        a.target_time.is_some(),
+        a.target_lsn.is_some(),
+        a.target_xid.is_some(),
+        a.target_name.is_some(),
+    ];
+    if targets.iter().filter(|t| **t).count() > 1 {
+        return Err(usage(
+            "give one recovery target: --target-time, --target-lsn, --target-xid or --target-name",
+        ));
+    }
+    if let Some(act) = &a.target_action
+        && !["promote", "pause", "shutdown"].contains(&act.as_str())
+    {
+        return Err(usage(format!(
+            "--target-action {act:?}: promote, pause or shutdown"
+        )));
+    }
+    let time = a
+        .target_time
+        .as_deref()
+        .map(parse_target_time)
+        .transpose()?;
+    let lsn = match &a.target_lsn {
+        Some(l) => Some(parse_lsn(l).ok_or_else(|| {
+            usage(format!(
+                "--target-lsn {l:?}: a WAL position such as 0/3000060"
+            ))
+        })?),
+        None => None,
+    };
+    let name = name.ok_or_else(|| {
+        usage("a point-in-time restore needs the source name (--source): its backups and its WAL archive are kept under it")
+    })?;
+    let listing = Catalog::new(sink.clone()).list(Some(name)).await?;
+    let physical: Vec<_> = listing
+        .complete
+        .iter()
+        .filter(|e| e.manifest.source.kind == PHYSICAL_KIND)
+        .collect();
+    let refuse = |message: String| Error::Restore {
+        target: format!("{sink_url} {name}"),
+        message,
+        source: None,
+    };
+    let ended = |e: &crate::catalog::BackupEntry| {
+        let d = PhysicalDetails::from_fingerprint(&e.manifest.fingerprint);
+        (
+            d.stopped_at.unwrap_or(e.manifest.finished_at),
+            d.stop_lsn.as_deref().and_then(parse_lsn),
+        )
+    };
+    let reaches = |e: &crate::catalog::BackupEntry| {
+        let (at, stop) = ended(e);
+        time.is_none_or(|t| at <= t) && lsn.is_none_or(|l| stop.is_some_and(|s| s <= l))
+    };
+    let chosen = match which {
+        Selector::Id(id) => {
+            let e = physical
+                .iter()
+                .find(|e| e.manifest.backup_id.starts_with(id.as_str()))
+                .ok_or_else(|| refuse(format!("no physical backup {id} of {name}")))?;
+            if !reaches(e) {
+                return Err(refuse(format!(
+                    "backup {} ended at {} ({}), after the recovery target: recovery can only go forward from a backup's end",
+                    e.manifest.backup_id,
+                    ended(e).0.to_rfc3339(),
+                    PhysicalDetails::from_fingerprint(&e.manifest.fingerprint)
+                        .stop_lsn
+                        .unwrap_or_default()
+                )));
+            }
+            (*e).clone()
+        }
+        _ => {
+            let fits: Vec<_> = physical
+                .iter()
+                .filter(|e| e.manifest.verified() && reaches(e))
+                .collect();
+            match fits.last() {
+                Some(e) => (**e).clone(),
+                None => {
+                    let oldest = physical
+                        .iter()
+                        .filter(|e| e.manifest.verified())
+                        .map(|e| ended(e).0)
+                        .min();
+                    return Err(refuse(match oldest {
+                        None => format!(
+                            "{name} has no verified physical base backup (lifeboat backup postgres://… --physical --name {name})"
+                        ),
+                        Some(o) => format!(
+                            "no verified base backup of {name} ended before the recovery target; the oldest recoverable point is {}",
+                            o.to_rfc3339()
+                        ),
+                    }));
+                }
+            }
+        }
+    };
+    // A target time after the newest archived WAL cannot be reached.
+    if let Some(t) = time {
+        let newest = sink
+            .list(&format!("{}/", crate::layout::wal_prefix(name)))
+            .await?
+            .into_iter()
+            .filter(|o| crate::layout::parse_wal_segment_key(&o.key).is_some())
+            .map(|o| o.last_modified)
+            .max();
+        let bound = newest.unwrap_or(ended(&chosen).0);
+        if t > bound {
+            return Err(refuse(format!(
+                "the recovery target {} is after the newest archived WAL ({}): the archive cannot reach it; the recoverable window is {} to {}",
+                t.to_rfc3339(),
+                bound.to_rfc3339(),
+                ended(&chosen).0.to_rfc3339(),
+                bound.to_rfc3339()
+            )));
+        }
+    }
+    let mut settings = Vec::new();
+    if let Some(t) = time {
+        settings.push((
+            "recovery_target_time".to_string(),
+            t.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string(),
+        ));
+    }
+    for (k, v) in [
+        ("recovery_target_lsn", &a.target_lsn),
+        ("recovery_target_xid", &a.target_xid),
+        ("recovery_target_name", &a.target_name),
+        ("recovery_target_timeline", &a.target_timeline),
+        ("recovery_target_action", &a.target_action),
+    ] {
+        if let Some(v) = v {
+            settings.push((k.to_string(), v.clone()));
+        }
+    }
+    let restore_command = format!(
+        "{} wal fetch %f %p --from {} --name {}",
+        lifeboat_command(a),
+        shell_word(sink_url),
+        shell_word(name)
+    );
+    tracing::info!(backup_id = %chosen.manifest.backup_id, ended = %ended(&chosen).0.to_rfc3339(), "base backup chosen for the point-in-time restore");
+    Ok((
+        Selector::Id(chosen.manifest.backup_id.clone()),
+        Recovery {
+            restore_command: Some(restore_command),
+            targets: settings,
+        },
+    ))
 }
 
 /// What a restore did. PostgreSQL adds what its restore reported
@@ -105,6 +360,23 @@ pub async fn run(env: &Env, a: &RestoreArgs) -> Result<RestoreOutput> {
     let mut target = crate::restore_target_from_url(&to, &pg)?;
     let mut which = a.select.selector()?;
     let name = env.source_name(a.select.source.as_deref())?;
+    if target.target_kind() == crate::source::postgres::physical::PHYSICAL_KIND {
+        let sink_url = a
+            .select
+            .sink
+            .clone()
+            .or_else(|| env.settings.sink.clone())
+            .unwrap_or_default();
+        let (chosen, recovery) =
+            plan_recovery(&sink, &sink_url, name.as_deref(), &which, &a.recovery).await?;
+        which = chosen;
+        let path = to.strip_prefix("pgdata://").unwrap_or(&to).to_string();
+        target = Arc::new(PgDataTarget::new(path).with_recovery(recovery));
+    } else if a.recovery.any() {
+        return Err(usage(
+            "--target-time, --target-lsn, --target-xid, --target-name, --target-timeline, --target-action and --lifeboat-command are for physical backups restored into pgdata:///path",
+        ));
+    }
     // `globals` on restore (the argument, never the config's `globals`,
     // which means "store them" at backup): read the stored roles first.
     if a.globals {

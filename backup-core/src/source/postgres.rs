@@ -42,6 +42,7 @@ pub mod drill;
 mod dump;
 pub(crate) mod globals;
 mod options;
+pub mod physical;
 pub(crate) mod restore;
 pub(crate) mod sql;
 mod staging;

@@ -93,6 +93,7 @@ def backup(
     lock_dir: str | os.PathLike[str] | None = None,
     temp_dir: str | os.PathLike[str] | None = None,
     no_drill: bool = False,
+    physical: bool = False,
     drill: bool = False,
     drill_server: str | None = None,
     drill_cluster: bool = False,
@@ -123,6 +124,9 @@ def backup(
         no_drill: skip the restore drill PostgreSQL backups run by default
             before the commit; ``drill``/``drill_server``/``drill_cluster``
             ask for one.
+        physical: PostgreSQL: a physical base backup of the whole cluster
+            (``pg_basebackup``), proven with ``pg_verifybackup``; restore it
+            with ``target="pgdata:///path"``.
         on_progress: called as ``on_progress(phase, bytes, total)`` on this thread.
 
     The other parameters are ``lifeboat backup``'s flags in snake_case
@@ -245,6 +249,13 @@ def restore(
     jobs: int | None = None,
     partial: bool = False,
     no_analyze: bool = False,
+    target_time: str | None = None,
+    target_lsn: str | None = None,
+    target_xid: str | None = None,
+    target_name: str | None = None,
+    target_timeline: str | None = None,
+    target_action: str | None = None,
+    lifeboat_command: str | None = None,
     pg_bin_dir: str | os.PathLike[str] | None = None,
     command_prefix: str | None = None,
     config: str | os.PathLike[str] | None = None,
@@ -265,6 +276,12 @@ def restore(
         partial: PostgreSQL: restore what loads when the archive does not load
             cleanly, listing every error (``errors``) and every table whose
             rows differ (``tables_differing``).
+        target_time: a physical backup restored into ``pgdata:///path``:
+            recover to this time (with its zone); also ``target_lsn``,
+            ``target_xid``, ``target_name``, ``target_timeline`` and
+            ``target_action`` (promote, pause, shutdown). The restored
+            server's ``restore_command`` runs ``lifeboat wal fetch``
+            (``lifeboat_command`` says which lifeboat).
 
     Returns:
         ``{"backup_id", "target", "bytes", "replaced", "fingerprint", "duration_ms"}``;

@@ -1,0 +1,638 @@
+//! Physical base backups of a whole cluster (`lifeboat backup … --physical`)
+//! and their restore into a data directory (`--to pgdata:///path`), with
+//! point-in-time recovery settings.
+//!
+//! The backup is `pg_basebackup -D - -Ft -X fetch -c fast`: one tar stream
+//! (the data directory, the WAL from the backup's start to its end, and
+//! PostgreSQL's own `backup_manifest`) read through the codec like a dump,
+//! so memory stays bounded. It is self-contained: it restores to its end
+//! point without the WAL archive, and to any later point with it. The
+//! stored copy is proven with `pg_verifybackup` (every file's checksum from
+//! the backup manifest, and the WAL parsed) on a copy read back from the
+//! sink.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::{PgConn, PgVersion, PostgresOptions, db_err, tools};
+use crate::error::{Error, Result};
+use crate::manifest::{Fingerprint, Manifest, Verdict};
+use crate::rt::blocking;
+use crate::source::{
+    Dump, DumpOptions, DumpOutcome, RestoreOptions, RestoreOutcome, RestoreTarget, Source,
+};
+use crate::verify::{Verifier, VerifyInput};
+
+/// The manifest's `source.kind` of a physical backup.
+pub const PHYSICAL_KIND: &str = "postgres-physical";
+
+/// A whole PostgreSQL cluster, backed up physically.
+#[derive(Debug, Clone)]
+pub struct PhysicalSource {
+    conn: PgConn,
+    opts: PostgresOptions,
+}
+
+/// What a physical backup records in its fingerprint's `details`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct PhysicalDetails {
+    /// The cluster's system identifier (decimal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_identifier: Option<String>,
+    /// The timeline the backup started on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<u32>,
+    /// The WAL position the backup started at (`0/2000028`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_lsn: Option<String>,
+    /// The WAL position it ended at: recovery from it is consistent from
+    /// here on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_lsn: Option<String>,
+    /// When `pg_basebackup` ended (at or after the stop point): a target
+    /// time at or after it can be reached from this backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<DateTime<Utc>>,
+    /// The server's version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_version: Option<String>,
+    /// The server's major version: a restore needs server binaries of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_major: Option<u32>,
+    /// The `pg_basebackup` that took it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pg_basebackup_version: Option<String>,
+}
+
+impl PhysicalDetails {
+    /// The details a physical backup's fingerprint records (lenient).
+    pub fn from_fingerprint(fp: &Fingerprint) -> Self {
+        serde_json::from_value(Value::Object(fp.details.clone())).unwrap_or_default()
+    }
+
+    /// The JSON map stored as the fingerprint's `details`.
+    pub fn into_details(self) -> Map<String, Value> {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(m)) => m,
+            _ => unreachable!("PhysicalDetails serializes to a JSON object"),
+        }
+    }
+}
+
+/// A WAL position `X/Y` as a number.
+pub fn parse_lsn(s: &str) -> Option<u64> {
+    let (hi, lo) = s.trim().split_once('/')?;
+    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
+}
+
+/// `(start lsn, timeline, stop lsn)` from `pg_basebackup -v`'s stderr.
+fn parse_progress(stderr: &str) -> (Option<String>, Option<u32>, Option<String>) {
+    let mut start = None;
+    let mut tli = None;
+    let mut stop = None;
+    for line in stderr.lines() {
+        if let Some(rest) = line.split("write-ahead log start point: ").nth(1) {
+            let mut words = rest.split_whitespace();
+            start = words.next().map(str::to_string);
+            tli = rest
+                .split("on timeline ")
+                .nth(1)
+                .and_then(|t| t.trim().parse().ok());
+        } else if let Some(rest) = line.split("write-ahead log end point: ").nth(1) {
+            stop = rest.split_whitespace().next().map(str::to_string);
+        }
+    }
+    (start, tli, stop)
+}
+
+impl PhysicalSource {
+    /// A physical source for the cluster `url` names (its database is only
+    /// where Lifeboat connects to read the cluster's facts).
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for a malformed URL or one naming several databases.
+    pub fn from_url(url: &str, opts: &PostgresOptions) -> Result<Self> {
+        let (conn, dbs) = PgConn::parse(url)?;
+        if dbs.len() > 1 {
+            return Err(Error::usage(
+                "a physical backup is of the whole cluster: name one database (or none) in the URL",
+            ));
+        }
+        let conn = match dbs.first() {
+            Some(d) => conn.with_dbname(d),
+            None => conn,
+        };
+        Ok(Self {
+            conn,
+            opts: opts.clone(),
+        })
+    }
+
+    fn err(&self, message: impl Into<String>) -> Error {
+        Error::source_err(self.location(), message)
+    }
+
+    /// Server version, system identifier and timeline; refuses a cluster
+    /// with tablespaces of its own (not supported yet).
+    async fn facts(&self) -> Result<(PgVersion, String, u32)> {
+        let client = self.conn.connect().await?;
+        let row = client
+            .query_one(
+                "SELECT current_setting('server_version_num'), \
+                        (SELECT system_identifier::text FROM pg_control_system()), \
+                        (SELECT timeline_id FROM pg_control_checkpoint()), \
+                        (SELECT count(*) FROM pg_tablespace WHERE spcname NOT IN ('pg_default', 'pg_global'))",
+                &[],
+            )
+            .await
+            .map_err(|e| self.err(format!("cannot read the cluster's facts: {}", db_err(&e))))?;
+        let version = PgVersion::from_num(row.get::<_, String>(0).trim().parse().unwrap_or(0));
+        let tablespaces: i64 = row.get(3);
+        if tablespaces > 0 {
+            return Err(self.err(format!(
+                "the cluster has {tablespaces} tablespace(s) outside the data directory: physical backups of such clusters are not supported yet (use a logical backup)"
+            )));
+        }
+        Ok((version, row.get(1), row.get::<_, i32>(2) as u32))
+    }
+}
+
+#[async_trait]
+impl Source for PhysicalSource {
+    fn kind(&self) -> &'static str {
+        PHYSICAL_KIND
+    }
+
+    fn location(&self) -> String {
+        self.conn.location()
+    }
+
+    fn default_name(&self) -> String {
+        let host: String = self
+            .conn
+            .host
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        format!("pg-{}-{}", host.trim_matches('-'), self.conn.port)
+    }
+
+    fn lock_key(&self) -> String {
+        format!("{PHYSICAL_KIND}://{}:{}", self.conn.host, self.conn.port)
+    }
+
+    fn extension(&self) -> &'static str {
+        "tar"
+    }
+
+    fn artifact_format(&self) -> &'static str {
+        "tar of the data directory (pg_basebackup -Ft -X fetch: WAL to the end point and backup_manifest included)"
+    }
+
+    fn default_compression_level(&self) -> i32 {
+        1
+    }
+
+    async fn preflight(&self) -> Result<()> {
+        let (server, _, _) = self.facts().await?;
+        tools::pick("pg_basebackup", server.major, &self.opts.tools)
+            .map_err(|m| self.err(format!("server is PostgreSQL {server}: {m}")))?;
+        Ok(())
+    }
+
+    async fn dump(&self, opts: &DumpOptions) -> Result<Dump> {
+        let temp_root = opts.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let secrets = crate::tempdir::PrivateDir::new(&temp_root, "pg")
+            .map_err(|e| self.err(format!("cannot create a private temp directory: {e}")))?;
+        let (server, system_identifier, _) = self.facts().await?;
+        let tool = tools::pick("pg_basebackup", server.major, &self.opts.tools)
+            .map_err(|m| self.err(format!("server is PostgreSQL {server}: {m}")))?;
+        let mut cmd = tool.command();
+        cmd.args(["-D", "-", "-Ft", "-X", "fetch", "-c", "fast", "-v"])
+            .args(["--no-password", "--label", "lifeboat"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        self.conn.configure_child(&mut cmd, secrets.path())?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| self.err(format!("cannot run {}: {e}", tool.argv.join(" "))))?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut stderr_pipe = child.stderr.take().expect("piped stderr");
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = (&mut stderr_pipe).take(1 << 20).read_to_string(&mut s);
+            s
+        });
+        tracing::info!(source = %self.location(), server = %server, pg_basebackup = %tool.version, "pg_basebackup started");
+        let child = Arc::new(Mutex::new(Some(child)));
+        let killer = super::child::KillOnDrop(child.clone());
+        let location = self.location();
+        let version = tool.version;
+        let outcome = async move {
+            let _secrets = secrets;
+            let _killer = killer;
+            let fail = |m: String| Error::source_err(&location, m);
+            let (status, text) = blocking(move || {
+                let status = loop {
+                    {
+                        let mut g = child.lock().unwrap_or_else(|e| e.into_inner());
+                        match g.as_mut().map(|c| c.try_wait()) {
+                            None => break None,
+                            Some(Ok(Some(s))) => break Some(s),
+                            Some(Err(_)) => break None,
+                            Some(Ok(None)) => {}
+                        }
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                };
+                Ok::<_, String>((status, stderr.join().unwrap_or_default()))
+            })
+            .await
+            .map_err(fail)?;
+            let stopped_at = Utc::now();
+            match status {
+                Some(s) if s.success() => {}
+                other => {
+                    let tail: Vec<&str> = text.lines().rev().take(5).collect();
+                    return Err(fail(format!(
+                        "pg_basebackup {}: {}",
+                        match other.and_then(|s| s.code()) {
+                            Some(c) => format!("exited with status {c}"),
+                            None => "was stopped".into(),
+                        },
+                        tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+                    )));
+                }
+            }
+            let (start, timeline, stop) = parse_progress(&text);
+            let Some(stop_lsn) = stop else {
+                return Err(fail(format!(
+                    "pg_basebackup did not report the backup's end point: {text}"
+                )));
+            };
+            let mut fp = Fingerprint::new(Vec::new(), format!("PostgreSQL {server}"));
+            fp.details = PhysicalDetails {
+                system_identifier: Some(system_identifier),
+                timeline,
+                start_lsn: start,
+                stop_lsn: Some(stop_lsn),
+                stopped_at: Some(stopped_at),
+                server_version: Some(server.to_string()),
+                server_major: Some(server.major),
+                pg_basebackup_version: Some(version.to_string()),
+            }
+            .into_details();
+            Ok(DumpOutcome {
+                fingerprint: fp,
+                verdicts: Vec::new(),
+            })
+        };
+        Ok(Dump {
+            reader: Box::new(stdout),
+            outcome: Box::pin(outcome),
+            guard: None,
+            size_hint: None,
+            attachments: Vec::new(),
+        })
+    }
+}
+
+/// `pg-verifybackup`: the stored base backup, unpacked from the copy read
+/// back from the sink, checked by `pg_verifybackup` against PostgreSQL's
+/// own backup manifest (every file's size and checksum, and the WAL from
+/// start to end parsed).
+#[derive(Debug, Clone, Default)]
+pub struct PgVerifyBackup {
+    tools: tools::ToolOptions,
+}
+
+impl PgVerifyBackup {
+    /// With tools looked up as `opts` say.
+    pub fn new(opts: &PostgresOptions) -> Self {
+        Self {
+            tools: opts.tools.clone(),
+        }
+    }
+}
+
+#[async_trait]
+impl Verifier for PgVerifyBackup {
+    fn name(&self) -> &'static str {
+        "pg-verifybackup"
+    }
+
+    fn needs_local_copy(&self) -> bool {
+        true
+    }
+
+    async fn verify(&self, input: &VerifyInput<'_>) -> Result<Verdict> {
+        let t0 = Instant::now();
+        let Some(copy) = input.local_copy.map(Path::to_path_buf) else {
+            return Ok(Verdict::fail(self.name(), "no local copy to check", t0));
+        };
+        let major = PhysicalDetails::from_fingerprint(&input.manifest.fingerprint)
+            .server_major
+            .unwrap_or(0);
+        let tool = match tools::pick("pg_verifybackup", major, &self.tools) {
+            Ok(t) => t,
+            Err(m) => {
+                return Err(Error::config(
+                    "pg_verifybackup",
+                    format!("cannot check a physical backup: {m}"),
+                ));
+            }
+        };
+        let name = "pg-verifybackup";
+        blocking(move || {
+            let dir = copy.with_extension("unpacked");
+            let unpacked = std::fs::File::open(&copy)
+                .map_err(|e| e.to_string())
+                .and_then(|f| unpack(f, &dir).map_err(|e| format!("the tar does not unpack: {e}")));
+            if let Err(why) = unpacked {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Ok::<_, Error>(Verdict::fail(name, why, t0));
+            }
+            let out = tool
+                .command()
+                .arg("--quiet")
+                .arg(&dir)
+                .stdin(Stdio::null())
+                .output();
+            let _ = std::fs::remove_dir_all(&dir);
+            Ok(match out {
+                Ok(o) if o.status.success() => Verdict::pass(
+                    name,
+                    "every file matches backup_manifest and the WAL to the end point parses",
+                    t0,
+                ),
+                Ok(o) => Verdict::fail(
+                    name,
+                    format!(
+                        "pg_verifybackup: {}",
+                        String::from_utf8_lossy(&o.stderr).trim()
+                    ),
+                    t0,
+                ),
+                Err(e) => {
+                    return Err(Error::config(
+                        "pg_verifybackup",
+                        format!("cannot run {}: {e}", tool.argv.join(" ")),
+                    ));
+                }
+            })
+        })
+        .await
+    }
+}
+
+/// Unpack a tar stream into `dir` (created `0700`), refusing entries that
+/// would land outside it; read to the stream's end.
+fn unpack(reader: impl Read, dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    let mut archive = tar::Archive::new(reader);
+    archive.set_preserve_permissions(true);
+    archive.set_overwrite(false);
+    // `unpack_in` refuses absolute paths and `..`.
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        entry.unpack_in(dir)?;
+    }
+    // Past the end-of-archive blocks: read to the real end, so that a
+    // verifying reader checks the whole stream.
+    let mut rest = archive.into_inner();
+    std::io::copy(&mut rest, &mut std::io::sink())?;
+    Ok(())
+}
+
+/// Where and how a restored data directory recovers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Recovery {
+    /// The `restore_command` (`lifeboat wal fetch %f %p …`); none: the data
+    /// directory starts at the backup's end point without the archive.
+    pub restore_command: Option<String>,
+    /// `recovery_target_*` settings as `(name, value)`, e.g.
+    /// `("recovery_target_time", "2026-12-03 05:00:00+00")`.
+    pub targets: Vec<(String, String)>,
+}
+
+/// A data directory to restore a physical backup into (`pgdata:///path`).
+#[derive(Debug, Clone)]
+pub struct PgDataTarget {
+    path: PathBuf,
+    recovery: Recovery,
+}
+
+impl PgDataTarget {
+    /// The data directory at `path`: it must not exist, or be empty.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            recovery: Recovery::default(),
+        }
+    }
+
+    /// Recover with these settings after the restore.
+    pub fn with_recovery(mut self, recovery: Recovery) -> Self {
+        self.recovery = recovery;
+        self
+    }
+
+    fn err(&self, m: impl Into<String>) -> Error {
+        Error::restore_err(self.target_location(), m)
+    }
+
+    fn staging(&self) -> Result<PathBuf> {
+        let parent = self.path.parent().filter(|p| !p.as_os_str().is_empty());
+        let name = self
+            .path
+            .file_name()
+            .ok_or_else(|| Error::usage(format!("{} names no directory", self.path.display())))?;
+        Ok(parent.unwrap_or(Path::new(".")).join(format!(
+            ".{}.lifeboat-restore-{:08x}",
+            name.to_string_lossy(),
+            rand::random::<u32>()
+        )))
+    }
+
+    /// The settings appended to `postgresql.auto.conf`.
+    fn recovery_conf(&self) -> String {
+        let q = |v: &str| format!("'{}'", v.replace('\'', "''"));
+        let mut out = String::from("\n# Written by lifeboat restore\n");
+        if let Some(c) = &self.recovery.restore_command {
+            out.push_str(&format!("restore_command = {}\n", q(c)));
+        }
+        for (k, v) in &self.recovery.targets {
+            out.push_str(&format!("{k} = {}\n", q(v)));
+        }
+        out
+    }
+}
+
+#[async_trait]
+impl RestoreTarget for PgDataTarget {
+    fn target_kind(&self) -> &'static str {
+        PHYSICAL_KIND
+    }
+
+    fn target_location(&self) -> String {
+        format!("pgdata://{}", self.path.display())
+    }
+
+    fn target_lock_key(&self) -> String {
+        let p = std::path::absolute(&self.path).unwrap_or_else(|_| self.path.clone());
+        format!("pgdata://{}", p.display())
+    }
+
+    async fn check_target(&self, _opts: &RestoreOptions) -> Result<()> {
+        match std::fs::read_dir(&self.path) {
+            Ok(mut d) => {
+                if d.next().is_some() {
+                    return Err(self.err(
+                        "the directory is not empty: a data directory is never overwritten (point --to at a new or empty directory)",
+                    ));
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+                Err(self.err("it exists and is not a directory"))
+            }
+            Err(e) => Err(self.err(format!("cannot read it: {e}"))),
+        }
+    }
+
+    async fn restore(
+        &self,
+        reader: Box<dyn Read + Send>,
+        manifest: &Manifest,
+        opts: &RestoreOptions,
+    ) -> Result<RestoreOutcome> {
+        self.check_target(opts).await?;
+        let staging = self.staging()?;
+        let this = self.clone();
+        let fingerprint = manifest.fingerprint.clone();
+        let counted = blocking(move || {
+            struct Counting<R>(R, u64);
+            impl<R: Read> Read for Counting<R> {
+                fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+                    let n = self.0.read(b)?;
+                    self.1 += n as u64;
+                    Ok(n)
+                }
+            }
+            let mut reader = Counting(reader, 0);
+            let result = (|| {
+                unpack(&mut reader, &staging).map_err(|e| {
+                    this.err(match crate::codec::sink_error(e) {
+                        Ok(sink) => sink.display_chain(),
+                        Err(e) => format!("cannot unpack the backup: {e}"),
+                    })
+                })?;
+                // pg_basebackup's own markers of a backup in progress stay;
+                // recovery needs backup_label. Ours go on top.
+                let auto = staging.join("postgresql.auto.conf");
+                let mut conf = std::fs::read_to_string(&auto).unwrap_or_default();
+                conf.push_str(&this.recovery_conf());
+                std::fs::write(&auto, conf)
+                    .map_err(|e| this.err(format!("cannot write postgresql.auto.conf: {e}")))?;
+                if this.recovery.restore_command.is_some() || !this.recovery.targets.is_empty() {
+                    std::fs::write(staging.join("recovery.signal"), "")
+                        .map_err(|e| this.err(format!("cannot write recovery.signal: {e}")))?;
+                }
+                // An empty directory in the way goes; anything else was
+                // refused above and is refused again here.
+                if this.path.is_dir() {
+                    std::fs::remove_dir(&this.path).map_err(|e| {
+                        this.err(format!("the target directory is no longer empty: {e}"))
+                    })?;
+                }
+                std::fs::rename(&staging, &this.path).map_err(|e| {
+                    this.err(format!(
+                        "cannot move the restored directory into place: {e}"
+                    ))
+                })?;
+                if let Some(parent) = this.path.parent()
+                    && let Ok(d) = std::fs::File::open(if parent.as_os_str().is_empty() {
+                        Path::new(".")
+                    } else {
+                        parent
+                    })
+                {
+                    let _ = d.sync_all();
+                }
+                Ok::<_, Error>(())
+            })();
+            if result.is_err() {
+                let _ = std::fs::remove_dir_all(&staging);
+            }
+            result.map(|()| reader.1)
+        })
+        .await?;
+        Ok(RestoreOutcome {
+            target: self.target_location(),
+            bytes: counted,
+            fingerprint,
+            replaced: false,
+            report: Default::default(),
+        })
+    }
+}
+
+/// The manual restore of a physical backup: unpack, then recover.
+pub(crate) fn manual_restore(steps: &mut crate::manifest::ManualSteps) {
+    let raw = steps.raw_file().to_string();
+    steps.push(format_args!(
+        "{raw} is a tar of the data directory (with the WAL to its end point and backup_manifest): mkdir -m 700 DATADIR && tar -xf {raw} -C DATADIR && pg_verifybackup DATADIR, as the server's user"
+    ));
+    steps.push(
+        "To recover further, put restore_command = 'lifeboat wal fetch %f %p --from <this sink> --name <source>' and a recovery_target_* in DATADIR/postgresql.auto.conf, touch DATADIR/recovery.signal, and start the server with binaries of the backup's major version",
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pg_basebackup_progress_gives_the_start_and_end_points() {
+        let err = "pg_basebackup: initiating base backup, waiting for checkpoint to complete\n\
+                   pg_basebackup: checkpoint completed\n\
+                   pg_basebackup: write-ahead log start point: 0/2000028 on timeline 1\n\
+                   pg_basebackup: write-ahead log end point: 0/2000100\n\
+                   pg_basebackup: base backup completed\n";
+        assert_eq!(
+            parse_progress(err),
+            (Some("0/2000028".into()), Some(1), Some("0/2000100".into()))
+        );
+        assert_eq!(parse_lsn("0/2000100"), Some(0x2000100));
+        assert_eq!(parse_lsn("1A/0"), Some(0x1A << 32));
+        assert_eq!(parse_lsn("x"), None);
+    }
+
+    #[test]
+    fn recovery_settings_are_quoted_for_postgresql_conf() {
+        let t = PgDataTarget::new("/tmp/x").with_recovery(Recovery {
+            restore_command: Some("lifeboat wal fetch %f %p --from 'file:///a b'".into()),
+            targets: vec![("recovery_target_name".into(), "it's".into())],
+        });
+        let c = t.recovery_conf();
+        assert!(
+            c.contains("restore_command = 'lifeboat wal fetch %f %p --from ''file:///a b'''"),
+            "{c}"
+        );
+        assert!(c.contains("recovery_target_name = 'it''s'"), "{c}");
+    }
+}
