@@ -432,6 +432,16 @@ fn a_physical_backup_and_the_archive_restore_to_a_point_in_time() {
         "1,2"
     );
 
+    // status sees the archive: fresh, no gaps, healthy.
+    let (code, out, err) = run(lifeboat(work.path()).args([
+        "status", "--from", &sink, "--source", "app", "--format", "json",
+    ]));
+    assert_eq!(code, 0, "{out}{err}");
+    let st: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let wal = &st[0]["wal"];
+    assert!(wal["files"].as_u64().unwrap() >= 3, "{st}");
+    assert_eq!(wal["gaps"], serde_json::json!([]), "{st}");
+
     // A data directory is never overwritten.
     let (code, _, err) =
         run(lifeboat(work.path())

@@ -17,6 +17,10 @@ use crate::sink::{Sink, SinkExt};
 /// Default `max_age`: 26 hours (a daily backup plus slack).
 pub const DEFAULT_MAX_AGE_SECS: u64 = 26 * 3600;
 
+/// Default `max_wal_age`, for a source with a WAL archive: 1 hour (with
+/// `archive_timeout = 60` a segment lands every minute even when idle).
+pub const DEFAULT_MAX_WAL_AGE_SECS: u64 = 3600;
+
 /// Health thresholds. In `lifeboat.toml`, a profile's `[health]` table.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -31,6 +35,10 @@ pub struct HealthPolicy {
     /// fraction against the previous one (0.5 = half), a dropped table or a
     /// mass delete.
     pub max_size_drop: Option<f64>,
+    /// For a source with a WAL archive: its newest segment must be younger
+    /// than this (`"1h"`, the default, or seconds).
+    #[serde(deserialize_with = "crate::units::opt_duration::deserialize")]
+    pub max_wal_age: Option<u64>,
 }
 
 impl HealthPolicy {
@@ -41,6 +49,9 @@ impl HealthPolicy {
     pub fn validate(&self) -> std::result::Result<(), String> {
         if let Some(a) = self.max_age {
             crate::units::check_duration(a).map_err(|e| format!("max_age: {e}"))?;
+        }
+        if let Some(a) = self.max_wal_age {
+            crate::units::check_duration(a).map_err(|e| format!("max_wal_age: {e}"))?;
         }
         if let Some(f) = self.max_size_drop
             && !(f.is_finite() && (0.0..=1.0).contains(&f))
@@ -68,6 +79,8 @@ pub struct SourceStatus {
     pub last_verification: Option<Record>,
     /// The newest restore drill.
     pub last_drill: Option<Record>,
+    /// The WAL archive (`lifeboat wal push`), when the source has one.
+    pub wal: Option<WalHealth>,
     /// What is wrong; empty when healthy.
     pub problems: Vec<String>,
     /// Whether nothing is wrong.
@@ -94,6 +107,97 @@ pub struct NewestBackup {
     pub assurance: crate::manifest::Assurance,
     /// The previous backup's raw size, if any.
     pub previous_raw_size: Option<u64>,
+}
+
+/// The health of a source's WAL archive.
+#[derive(Debug, Clone, Serialize)]
+pub struct WalHealth {
+    /// Archived files (segments, history, backup and partial files).
+    pub files: usize,
+    /// The newest archived segment, by name.
+    pub newest_segment: Option<String>,
+    /// When it was stored.
+    pub newest_at: Option<DateTime<Utc>>,
+    /// Its age at `now`, in seconds.
+    pub age_secs: Option<i64>,
+    /// Segments missing between the oldest physical base backup's end (or
+    /// the oldest archived segment) and the newest: `first..=last` names.
+    /// Point-in-time recovery cannot cross a gap.
+    pub gaps: Vec<String>,
+}
+
+/// The WAL archive of `source`: its newest segment and the gaps in its
+/// sequence; `None` when it has none.
+async fn wal_health(
+    sink: &dyn Sink,
+    source: &str,
+    oldest_physical_stop: Option<u64>,
+    now: DateTime<Utc>,
+) -> Result<Option<WalHealth>> {
+    use crate::source::postgres::walfile::{WalFileKind, WalFileName};
+    let objects = sink
+        .list(&format!("{}/", crate::layout::wal_prefix(source)))
+        .await?;
+    let files: Vec<_> = objects
+        .iter()
+        .filter_map(|o| {
+            let (_, _, name) = crate::layout::parse_wal_segment_key(&o.key)?;
+            Some((WalFileName::parse(name)?, o.last_modified))
+        })
+        .collect();
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let segment_size = match sink
+        .get_bytes(&crate::layout::wal_archive_key(source))
+        .await
+    {
+        Ok(raw) => serde_json::from_slice::<crate::wal::ArchiveInfo>(&raw)
+            .map(|i| i.segment_size)
+            .unwrap_or(16 << 20),
+        Err(_) => 16 << 20,
+    };
+    let segments: Vec<_> = files
+        .iter()
+        .filter(|(n, _)| n.kind() == WalFileKind::Segment)
+        .collect();
+    let newest = segments
+        .iter()
+        .max_by_key(|(n, _)| (n.segment_number(segment_size), n.timeline()));
+    let mut numbers: Vec<u64> = segments
+        .iter()
+        .filter_map(|(n, _)| n.segment_number(segment_size))
+        .collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    let mut gaps = Vec::new();
+    if let Some(&first) = numbers.first() {
+        let per_log = 0x1_0000_0000u64 / u64::from(segment_size);
+        let name = |segno: u64| format!("{:08X}{:08X}", segno / per_log, segno % per_log);
+        let start = oldest_physical_stop
+            .map(|lsn| lsn / u64::from(segment_size))
+            .filter(|s| *s >= first)
+            .unwrap_or(first);
+        let mut expected = start;
+        for &n in numbers.iter().filter(|n| **n >= start) {
+            if n > expected {
+                gaps.push(format!(
+                    "log/segment {}..={} ({} missing)",
+                    name(expected),
+                    name(n - 1),
+                    n - expected
+                ));
+            }
+            expected = n + 1;
+        }
+    }
+    Ok(Some(WalHealth {
+        files: files.len(),
+        newest_segment: newest.map(|(n, _)| n.as_str().to_string()),
+        newest_at: newest.map(|(_, at)| *at),
+        age_secs: newest.map(|(_, at)| (now - *at).num_seconds()),
+        gaps,
+    }))
 }
 
 /// A verification or drill record.
@@ -230,6 +334,37 @@ pub async fn status(
             }
         }
     }
+    let oldest_physical_stop = listing
+        .complete
+        .iter()
+        .filter(|b| b.manifest.source.kind == crate::source::postgres::physical::PHYSICAL_KIND)
+        .find_map(|b| {
+            crate::source::postgres::physical::PhysicalDetails::from_fingerprint(
+                &b.manifest.fingerprint,
+            )
+            .stop_lsn
+            .as_deref()
+            .and_then(crate::source::postgres::physical::parse_lsn)
+        });
+    let wal = wal_health(&**sink, source, oldest_physical_stop, now).await?;
+    if let Some(w) = &wal {
+        let max = policy.max_wal_age.unwrap_or(DEFAULT_MAX_WAL_AGE_SECS);
+        match (&w.newest_segment, w.age_secs) {
+            (Some(seg), Some(age)) if age > max as i64 => problems.push(format!(
+                "WAL archive is stale: the newest segment {seg} was archived {} ago, more than the allowed {} (is archive_command failing? see pg_stat_archiver)",
+                human_secs(age),
+                human_secs(max as i64)
+            )),
+            (None, _) => problems.push("WAL archive holds no segment".to_string()),
+            _ => {}
+        }
+        if !w.gaps.is_empty() {
+            problems.push(format!(
+                "WAL archive has gaps (point-in-time recovery cannot cross them): {}",
+                w.gaps.join(", ")
+            ));
+        }
+    }
     let last_verification = newest_record(&**sink, source, RecordKind::Verification).await?;
     let last_drill = newest_record(&**sink, source, RecordKind::Drill).await?;
     if let Some(v) = &last_verification
@@ -264,6 +399,7 @@ pub async fn status(
         newest,
         last_verification,
         last_drill,
+        wal,
         problems,
     })
 }
@@ -340,6 +476,16 @@ pub fn prometheus(statuses: &[SourceStatus], now: DateTime<Utc>) -> String {
         per(&|s| Some(s.backups as f64)),
     );
     metric(
+        "lifeboat_wal_newest_age_seconds",
+        "Age of the newest archived WAL segment (sources with a WAL archive)",
+        per(&|s| s.wal.as_ref().and_then(|w| w.age_secs.map(|a| a as f64))),
+    );
+    metric(
+        "lifeboat_wal_gaps",
+        "Gaps in the archived WAL sequence (sources with a WAL archive)",
+        per(&|s| s.wal.as_ref().map(|w| w.gaps.len() as f64)),
+    );
+    metric(
         "lifeboat_last_drill_timestamp_seconds",
         "Time of the newest restore drill",
         per(&|s| s.last_drill.as_ref().map(|d| d.at.timestamp() as f64)),
@@ -351,4 +497,94 @@ pub(crate) fn escape_label(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::PutOptions;
+
+    #[tokio::test]
+    async fn wal_archives_are_stale_after_max_wal_age_and_gaps_are_named() {
+        let sink = crate::ObjectStoreSink::memory();
+        let none = wal_health(&sink, "app", None, Utc::now()).await.unwrap();
+        assert!(none.is_none());
+        for seg in [
+            "000000010000000000000001",
+            "000000010000000000000002",
+            "000000010000000000000005",
+            "000000020000000000000006",
+        ] {
+            let key = crate::layout::wal_segment_key("app", seg[..8].parse().unwrap(), seg);
+            sink.put(&key, bytes::Bytes::from_static(b"x"), PutOptions::default())
+                .await
+                .unwrap();
+        }
+        let hist = crate::layout::wal_segment_key("app", 2, "00000002.history");
+        sink.put(
+            &hist,
+            bytes::Bytes::from_static(b"x"),
+            PutOptions::default(),
+        )
+        .await
+        .unwrap();
+        let now = Utc::now();
+        let w = wal_health(&sink, "app", None, now).await.unwrap().unwrap();
+        assert_eq!(w.files, 5);
+        assert_eq!(
+            w.newest_segment.as_deref(),
+            Some("000000020000000000000006")
+        );
+        assert_eq!(
+            w.gaps,
+            ["log/segment 0000000000000003..=0000000000000004 (2 missing)"]
+        );
+        // From the oldest base backup's end on: a gap before it is no gap.
+        let w = wal_health(&sink, "app", Some(5 * (16u64 << 20) + 40), now)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(w.gaps.is_empty(), "{:?}", w.gaps);
+
+        // Through status: a stale archive and the gap are problems.
+        let sink: Arc<dyn Sink> = Arc::new(sink);
+        let later = now + chrono::Duration::hours(2);
+        let s = status(&sink, "app", &HealthPolicy::default(), later)
+            .await
+            .unwrap();
+        assert!(!s.healthy);
+        assert!(
+            s.problems
+                .iter()
+                .any(|p| p.contains("WAL archive is stale")),
+            "{:?}",
+            s.problems
+        );
+        assert!(
+            s.problems.iter().any(|p| p.contains("gaps")),
+            "{:?}",
+            s.problems
+        );
+        let fresh = status(
+            &sink,
+            "app",
+            &HealthPolicy {
+                max_wal_age: Some(3 * 3600),
+                ..Default::default()
+            },
+            later,
+        )
+        .await
+        .unwrap();
+        assert!(
+            !fresh.problems.iter().any(|p| p.contains("stale")),
+            "{:?}",
+            fresh.problems
+        );
+        let prom = prometheus(&[s], later);
+        assert!(
+            prom.contains("lifeboat_wal_gaps{source=\"app\"} 1"),
+            "{prom}"
+        );
+    }
 }

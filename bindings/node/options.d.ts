@@ -220,6 +220,8 @@ export interface StatusOptions extends CommonOptions {
   minSize?: Size;
   /** Unhealthy when the newest backup shrank by more than this fraction (0.5 = half) */
   maxSizeDrop?: number;
+  /** For a source with a WAL archive: unhealthy when its newest segment is older than this (default 1h) */
+  maxWalAge?: Size;
 }
 
 /** Options of `wal_push` (`lifeboat wal push`'s arguments and flags, camelCased). */

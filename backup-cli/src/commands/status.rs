@@ -64,6 +64,19 @@ pub(crate) async fn run(env: &Env, c: StatusCmd) -> Result<(), Error> {
                     ),
                     None => println!("{state} {:<16} no complete backup", s.source),
                 }
+                if let Some(w) = &s.wal {
+                    println!(
+                        "          WAL archive: {} files, newest segment {} ({} old), {}",
+                        w.files,
+                        w.newest_segment.as_deref().unwrap_or("none"),
+                        w.age_secs.map(human_secs).unwrap_or_else(|| "-".into()),
+                        if w.gaps.is_empty() {
+                            "no gaps".to_string()
+                        } else {
+                            format!("{} gap(s)", w.gaps.len())
+                        }
+                    );
+                }
                 for p in &s.problems {
                     println!("          - {p}");
                 }

@@ -32,6 +32,10 @@ pub struct StatusArgs {
     /// Unhealthy when the newest backup shrank by more than this fraction (0.5 = half).
     #[cfg_attr(feature = "clap", arg(long, value_name = "FRACTION"))]
     pub max_size_drop: Option<f64>,
+    /// For a source with a WAL archive: unhealthy when its newest segment is older than this (default 1h).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "DURATION"))]
+    #[serde(deserialize_with = "super::string_or_number")]
+    pub max_wal_age: Option<String>,
 }
 
 fn policy(settings: &Settings, a: &StatusArgs) -> Result<HealthPolicy> {
@@ -46,6 +50,12 @@ fn policy(settings: &Settings, a: &StatusArgs) -> Result<HealthPolicy> {
             crate::ByteSize::parse(m)
                 .map_err(|e| usage(format!("--min-size: {e}")))?
                 .0,
+        );
+    }
+    if let Some(m) = &a.max_wal_age {
+        p.max_wal_age = Some(
+            crate::config::parse_duration_secs(m)
+                .map_err(|e| usage(format!("--max-wal-age: {e}")))?,
         );
     }
     if a.max_size_drop.is_some() {

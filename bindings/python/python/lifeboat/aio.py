@@ -230,6 +230,7 @@ async def status(
     max_age: int | str | None = None,
     min_size: int | str | None = None,
     max_size_drop: float | None = None,
+    max_wal_age: int | str | None = None,
     config: str | os.PathLike[str] | None = None,
     profile: str | None = None,
 ) -> builtins.list[SourceStatus]:
