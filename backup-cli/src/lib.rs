@@ -390,6 +390,7 @@ fn cli_command_name(c: &Command) -> &'static str {
         Command::Wal(w) => match w.command {
             commands::wal::WalCommand::Push(_) => "wal push",
             commands::wal::WalCommand::Fetch(_) => "wal fetch",
+            commands::wal::WalCommand::Setup(_) => "wal setup",
         },
     }
 }

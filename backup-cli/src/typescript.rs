@@ -7,7 +7,7 @@
 
 use backup_core::ops::{
     backup::BackupArgs, drill::DrillArgs, list::ListArgs, prune::PruneArgs, restore::RestoreArgs,
-    status::StatusArgs, verify::VerifyArgs, wal::WalFetchArgs, wal::WalPushArgs,
+    status::StatusArgs, verify::VerifyArgs, wal::WalFetchArgs, wal::WalPushArgs, wal::WalSetupArgs,
 };
 use clap::{ArgAction, Args, Command};
 
@@ -67,6 +67,12 @@ fn operations() -> Vec<(&'static str, &'static str, bool, Command)> {
             "WalFetchOptions",
             false,
             WalFetchArgs::augment_args(Command::new("wal_fetch")),
+        ),
+        (
+            "wal_setup",
+            "WalSetupOptions",
+            false,
+            WalSetupArgs::augment_args(Command::new("wal_setup")),
         ),
     ]
 }

@@ -99,6 +99,29 @@ fn archived_wal_recovers_a_base_backup_to_a_restore_point() {
         "postgres",
         "CREATE TABLE marker (id int PRIMARY KEY); INSERT INTO marker VALUES (1);",
     );
+    // seed 001's "verify within ~60 s" step as one command.
+    let work0 = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(lifeboat(work0.path()).args([
+        "wal",
+        "setup",
+        "--check",
+        &primary.url("postgres"),
+        "--to",
+        &sink,
+        "--name",
+        "app",
+        "--json",
+    ]));
+    // archive_timeout is 0 on the test cluster: the one problem named.
+    assert_eq!(code, 6, "{out}{err}");
+    let setup: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(setup["archived_in_ms"].is_u64(), "{setup}");
+    let problems = setup["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{setup}");
+    assert!(
+        problems[0].as_str().unwrap().contains("archive_timeout"),
+        "{setup}"
+    );
     let mut restored = PgCluster::base_backup_of(&primary, false);
     primary.psql(
         "postgres",
@@ -448,4 +471,46 @@ fn a_physical_backup_and_the_archive_restore_to_a_point_in_time() {
             .args(["restore", "--from", &sink, "--source", "app", "--to", &to]));
     assert_eq!(code, 5, "{err}");
     assert!(err.contains("not empty"), "{err}");
+}
+
+/// `wal setup --check` on a server that does not archive: exit 6, each
+/// setting named, and the lines to add printed; nothing is switched.
+#[test]
+fn wal_setup_check_names_what_a_server_lacks() {
+    let Some(bin) = default_bin() else { return };
+    let c = PgCluster::start(&bin);
+    let work = tempfile::tempdir().unwrap();
+    let sink = format!("file://{}", work.path().join("archive").display());
+    let (code, out, err) = run(lifeboat(work.path()).args([
+        "wal",
+        "setup",
+        "--check",
+        &c.url("postgres"),
+        "--to",
+        &sink,
+        "--name",
+        "app",
+    ]));
+    assert_eq!(code, 6, "{out}{err}");
+    assert!(out.contains("FIX  archive_mode"), "{out}");
+    assert!(out.contains("FIX  archive_command"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "archive_command = 'lifeboat wal push %p --to {sink} --name app'"
+        )),
+        "{out}"
+    );
+    assert!(!out.contains("reached the sink"), "{out}");
+    // Without --check: the lines only, exit 0.
+    let (code, out, _) = run(lifeboat(work.path()).args([
+        "wal",
+        "setup",
+        &c.url("postgres"),
+        "--to",
+        &sink,
+        "--name",
+        "app",
+    ]));
+    assert_eq!(code, 0);
+    assert!(out.contains("archive_mode = on"), "{out}");
 }

@@ -55,6 +55,7 @@ import type {
   VerifyOptions,
   WalFetchOptions,
   WalPushOptions,
+  WalSetupOptions,
 } from './options';
 
 export interface TableCount {
@@ -300,12 +301,25 @@ export declare function walPush(options: WalPushOptions): Promise<WalPushResult>
  * `code: 'not_found'` when the archive does not have it.
  */
 export declare function walFetch(options: WalFetchOptions): Promise<WalFetchResult>;
+/** What `walSetup` found. */
+export interface WalSetupResult {
+  /** The postgresql.conf lines for archiving into this sink. */
+  conf_lines: string[];
+  settings: { name: string; value: string; wanted: string; ok: boolean }[];
+  switched_segment: string | null;
+  archived_in_ms: number | null;
+  archiver: Record<string, unknown> | null;
+  /** What is wrong; empty when archiving works. */
+  problems: string[];
+}
+/** Check a server's archiving settings (with `check: true`, prove a switched segment lands). */
+export declare function walSetup(options?: WalSetupOptions): Promise<WalSetupResult>;
 /**
  * Run the `lifeboat` command line in this process with `args` (no program
  * name) and return its exit code. Blocks the event loop until done.
  */
 export declare function runCli(args: string[]): number;
 /** The option names an operation takes, in camelCase (its typed Rust arguments' fields). */
-export declare function optionNames(op: 'backup' | 'list' | 'verify' | 'drill' | 'restore' | 'prune' | 'status' | 'wal_push' | 'wal_fetch'): string[];
+export declare function optionNames(op: 'backup' | 'list' | 'verify' | 'drill' | 'restore' | 'prune' | 'status' | 'wal_push' | 'wal_fetch' | 'wal_setup'): string[];
 /** Send Lifeboat's logs to stderr (text or JSON lines), as the CLI does. Off by default. */
 export declare function initLogging(options?: { json?: boolean; verbose?: number; quiet?: boolean }): void;

@@ -211,6 +211,17 @@ function walFetch(options) {
 }
 
 /**
+ * A server's archiving settings (`lifeboat wal setup`): `{ conf_lines,
+ * settings, switched_segment, archived_in_ms, archiver, problems }`. With
+ * `check: true` it connects, checks the settings, forces a segment switch
+ * and waits until that segment is in the sink; problems are a result
+ * (`problems`), not a rejection.
+ */
+function walSetup(options) {
+  return call('wal_setup', options, false);
+}
+
+/**
  * Run the `lifeboat` command line in this process (args without the
  * program name) and return its exit code. Prints as the binary does and
  * blocks the event loop until done: meant for scripts and the `lifeboat` bin.
@@ -239,6 +250,7 @@ module.exports = {
   status,
   walPush,
   walFetch,
+  walSetup,
   runCli,
   optionNames,
   initLogging,

@@ -247,3 +247,17 @@ export interface WalFetchOptions extends CommonOptions {
   /** The source name the archive is kept under (default: the config's name, or its source's default name) */
   name?: string;
 }
+
+/** Options of `wal_setup` (`lifeboat wal setup`'s arguments and flags, camelCased). */
+export interface WalSetupOptions extends CommonOptions {
+  /** The server: postgres://user@host/db (default: source in lifeboat.toml) */
+  source?: string;
+  /** Where the archive lives (default: sink in lifeboat.toml) */
+  sink?: string;
+  /** The source name the archive is kept under (default: the config's name, or the database's) */
+  name?: string;
+  /** Connect and check: wal_level, archive_mode, archive_command, archive_timeout, then force a segment switch (pg_switch_wal) and wait until that segment is in the sink. Without it, only print the settings to add */
+  check?: boolean;
+  /** How long to wait for the switched segment (default 60s) */
+  timeout?: Size;
+}

@@ -3,7 +3,7 @@
 
 use backup_core::Error;
 use backup_core::ops::Env;
-use backup_core::ops::wal::{self, WalFetchArgs, WalPushArgs};
+use backup_core::ops::wal::{self, WalFetchArgs, WalPushArgs, WalSetupArgs};
 use clap::{Args, Subcommand};
 
 #[derive(Debug, Args)]
@@ -24,6 +24,20 @@ pub(crate) enum WalCommand {
         after_help = "Examples:\n  restore_command = 'lifeboat wal fetch %f %p --from s3://acme-backups/prod --name app'"
     )]
     Fetch(FetchCmd),
+    /// Print the postgresql.conf lines for archiving into a sink; with --check, check the server's settings, force a segment switch and wait until it is in the sink (exit 6 naming each problem).
+    #[command(
+        after_help = "Examples:\n  lifeboat wal setup postgres://postgres@db/app --to s3://acme-backups/prod --name app\n  lifeboat wal setup --check postgres://postgres@db/app --to s3://acme-backups/prod --name app"
+    )]
+    Setup(SetupCmd),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SetupCmd {
+    #[command(flatten)]
+    args: WalSetupArgs,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -56,6 +70,44 @@ pub(crate) async fn run(env: &Env, c: WalCmd) -> Result<(), Error> {
             let r = wal::fetch(env, &c.args).await?;
             if c.json {
                 super::print_json(&r);
+            }
+        }
+        WalCommand::Setup(c) => {
+            let r = wal::setup(env, &c.args).await?;
+            if c.json {
+                super::print_json(&r);
+            } else {
+                for s in &r.settings {
+                    println!(
+                        "{} {} = {:?}{}",
+                        if s.ok { "ok  " } else { "FIX " },
+                        s.name,
+                        s.value,
+                        if s.ok {
+                            String::new()
+                        } else {
+                            format!(" (want {})", s.wanted)
+                        }
+                    );
+                }
+                if let (Some(seg), Some(ms)) = (&r.switched_segment, r.archived_in_ms) {
+                    println!(
+                        "ok   segment {seg} reached the sink {:.1}s after pg_switch_wal()",
+                        ms as f64 / 1000.0
+                    );
+                }
+                for p in &r.problems {
+                    println!("     - {p}");
+                }
+                if !c.args.check || !r.problems.is_empty() {
+                    println!("\n# postgresql.conf (or conf.d/lifeboat.conf):");
+                    for l in &r.conf_lines {
+                        println!("{l}");
+                    }
+                }
+            }
+            if let Some(e) = wal::setup_problems(&r) {
+                return Err(e);
             }
         }
     }

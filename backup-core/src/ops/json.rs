@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::progress::Progress;
 
 /// The operations by name.
-pub const OPERATIONS: [&str; 9] = [
+pub const OPERATIONS: [&str; 10] = [
     "backup",
     "list",
     "verify",
@@ -31,6 +31,7 @@ pub const OPERATIONS: [&str; 9] = [
     "status",
     "wal_push",
     "wal_fetch",
+    "wal_setup",
 ];
 
 /// Whether `op` reports progress (the others run without it).
@@ -45,7 +46,7 @@ fn usage(message: String) -> Error {
 /// Older option names, per operation: `(old, new)`.
 fn aliases(op: &str) -> &'static [(&'static str, &'static str)] {
     match op {
-        "backup" | "wal_push" => &[("to", "sink")],
+        "backup" | "wal_push" | "wal_setup" => &[("to", "sink")],
         "restore" => &[("from", "sink"), ("to", "target")],
         _ => &[("from", "sink")],
     }
@@ -67,6 +68,7 @@ pub fn option_names(op: &str) -> Result<Vec<String>> {
         "status" => keys::<super::status::StatusArgs>(),
         "wal_push" => keys::<super::wal::WalPushArgs>(),
         "wal_fetch" => keys::<super::wal::WalFetchArgs>(),
+        "wal_setup" => keys::<super::wal::WalSetupArgs>(),
         other => return Err(unknown_op(other)),
     };
     names.extend(["config".to_string(), "profile".to_string()]);
@@ -158,7 +160,9 @@ fn to_json(v: &impl Serialize) -> Value {
 /// deleted, leftovers, dry_run}`; `status` → `[{source, healthy, problems,
 /// …}]` (an unhealthy source is a result, not an error); `wal_push` →
 /// `{name, key, size, stored_size, sha256, already_archived, duration_ms}`;
-/// `wal_fetch` → `{name, path, size, sha256, duration_ms}`.
+/// `wal_fetch` → `{name, path, size, sha256, duration_ms}`; `wal_setup` →
+/// `{conf_lines, settings, switched_segment, archived_in_ms, archiver,
+/// problems}` (problems are a result, not an error).
 ///
 /// # Errors
 /// The operation's typed [`Error`]; [`Error::Usage`] for bad options.
@@ -207,6 +211,11 @@ pub async fn call(op: &str, options: Value, progress: Option<Arc<dyn Progress>>)
         "wal_fetch" => {
             let (env, a) = parse::<super::wal::WalFetchArgs>(op, options)?;
             Ok(to_json(&super::wal::fetch(&env, &a).await?))
+        }
+        // Problems are a result (`problems`), not an error, as for status.
+        "wal_setup" => {
+            let (env, a) = parse::<super::wal::WalSetupArgs>(op, options)?;
+            Ok(to_json(&super::wal::setup(&env, &a).await?))
         }
         other => Err(unknown_op(other)),
     }

@@ -7,11 +7,12 @@
 //! ```
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use super::{Env, usage};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::wal::{self, WalFetchReport, WalPushReport};
 
 /// Archive one WAL file.
@@ -114,4 +115,235 @@ pub async fn fetch(env: &Env, a: &WalFetchArgs) -> Result<WalFetchReport> {
         "fetched"
     );
     Ok(r)
+}
+
+/// Check a server's archiving settings, and that a forced segment switch
+/// lands in the sink.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+#[serde(default)]
+pub struct WalSetupArgs {
+    /// The server: postgres://user@host/db (default: source in lifeboat.toml).
+    #[cfg_attr(feature = "clap", arg(value_name = "SOURCE"))]
+    pub source: Option<String>,
+    /// Where the archive lives (default: sink in lifeboat.toml).
+    #[cfg_attr(feature = "clap", arg(long = "to", value_name = "SINK"))]
+    pub sink: Option<String>,
+    /// The source name the archive is kept under (default: the config's name, or the database's).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub name: Option<String>,
+    /// Connect and check: wal_level, archive_mode, archive_command, archive_timeout, then force a segment switch (pg_switch_wal) and wait until that segment is in the sink. Without it, only print the settings to add.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub check: bool,
+    /// How long to wait for the switched segment (default 60s).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "DURATION"))]
+    #[serde(deserialize_with = "super::string_or_number")]
+    pub timeout: Option<String>,
+}
+
+/// One server setting and what archiving needs of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SettingCheck {
+    /// The setting.
+    pub name: String,
+    /// Its value on the server.
+    pub value: String,
+    /// What it should be.
+    pub wanted: String,
+    /// Whether it is fine.
+    pub ok: bool,
+}
+
+/// What `wal setup` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct WalSetupReport {
+    /// The lines for `postgresql.conf` (or a `conf.d` file).
+    pub conf_lines: Vec<String>,
+    /// The server's settings (with `check`).
+    pub settings: Vec<SettingCheck>,
+    /// The segment the check switched away from, when it could switch.
+    pub switched_segment: Option<String>,
+    /// How long it took to land in the sink, when it did.
+    pub archived_in_ms: Option<u64>,
+    /// `pg_stat_archiver` after the check: `archived_count`,
+    /// `last_archived_wal`, `failed_count`, `last_failed_wal`,
+    /// `last_failed_time`.
+    pub archiver: Option<serde_json::Value>,
+    /// What is wrong; empty when archiving works.
+    pub problems: Vec<String>,
+}
+
+/// Print the archiving settings for a source and, with `check`, check them
+/// on the server and prove a switched segment lands in the sink.
+///
+/// # Errors
+/// [`Error::Health`] (exit 6) naming every problem, when the check finds
+/// any; connection and sink errors.
+pub async fn setup(env: &Env, a: &WalSetupArgs) -> Result<WalSetupReport> {
+    let sink_url = a
+        .sink
+        .clone()
+        .or_else(|| env.settings.sink.clone())
+        .ok_or_else(|| usage("wal setup: pass --to SINK (or set sink in lifeboat.toml)"))?;
+    let sink = env.sink(Some(&sink_url), "--to")?;
+    let url = a
+        .source
+        .clone()
+        .or_else(|| env.postgres_source_url())
+        .ok_or_else(|| usage("wal setup: name the server (postgres://user@host/db) or set source in lifeboat.toml"))?;
+    let (conn, dbs) = crate::source::postgres::PgConn::parse(&url)?;
+    let conn = match dbs.first() {
+        Some(d) => conn.with_dbname(d),
+        None => conn,
+    };
+    let name = match a.name.clone().or_else(|| env.settings.name.clone()) {
+        Some(n) => n,
+        None => conn.dbname.clone(),
+    };
+    crate::manifest::check_source_name(&name)?;
+    let timeout = match &a.timeout {
+        Some(t) => {
+            crate::config::parse_duration_secs(t).map_err(|e| usage(format!("--timeout: {e}")))?
+        }
+        None => 60,
+    };
+    crate::units::check_range("--timeout", timeout, 1..=24 * 3600).map_err(usage)?;
+    let command = format!("lifeboat wal push %p --to {sink_url} --name {name}");
+    let mut report = WalSetupReport {
+        conf_lines: vec![
+            "wal_level = replica".into(),
+            "archive_mode = on".into(),
+            format!("archive_command = '{}'", command.replace('\'', "''")),
+            "archive_timeout = 60".into(),
+        ],
+        settings: Vec::new(),
+        switched_segment: None,
+        archived_in_ms: None,
+        archiver: None,
+        problems: Vec::new(),
+    };
+    if !a.check {
+        return Ok(report);
+    }
+    let client = conn.connect().await?;
+    let fail = |e: tokio_postgres::Error| Error::source_err(conn.location(), e.to_string());
+    let show = |name: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .query_one(&format!("SHOW {name}"), &[])
+                .await
+                .map(|r| r.get::<_, String>(0))
+        }
+    };
+    let wal_level = show("wal_level").await.map_err(fail)?;
+    let archive_mode = show("archive_mode").await.map_err(fail)?;
+    let archive_command = show("archive_command").await.map_err(fail)?;
+    let archive_timeout = show("archive_timeout").await.map_err(fail)?;
+    let checks = [
+        (
+            "wal_level",
+            wal_level.clone(),
+            "replica (or logical)",
+            wal_level != "minimal",
+        ),
+        (
+            "archive_mode",
+            archive_mode.clone(),
+            "on",
+            archive_mode == "on" || archive_mode == "always",
+        ),
+        (
+            "archive_command",
+            archive_command.clone(),
+            command.as_str(),
+            archive_command.contains("wal push")
+                && archive_command.contains(&format!("--name {name}")),
+        ),
+        (
+            "archive_timeout",
+            archive_timeout.clone(),
+            "60s (a segment at least every minute)",
+            archive_timeout != "0",
+        ),
+    ];
+    for (n, value, wanted, ok) in checks {
+        if !ok {
+            report.problems.push(format!(
+                "{n} is {value:?}; set it to {wanted}{}",
+                if matches!(n, "wal_level" | "archive_mode") {
+                    " (needs a server restart)"
+                } else {
+                    " (SELECT pg_reload_conf() applies it)"
+                }
+            ));
+        }
+        report.settings.push(SettingCheck {
+            name: n.into(),
+            value,
+            wanted: wanted.into(),
+            ok,
+        });
+    }
+    let blocking_ok = report.settings.iter().take(3).all(|s| s.ok);
+    if blocking_ok {
+        // Some WAL in the current segment, so the switch completes one.
+        let row = client
+            .query_one(
+                "SELECT pg_walfile_name(pg_current_wal_insert_lsn()) FROM (SELECT pg_logical_emit_message(false, 'lifeboat', 'wal setup --check')) m",
+                &[],
+            )
+            .await
+            .map_err(fail)?;
+        let segment: String = row.get(0);
+        client
+            .query_one("SELECT pg_switch_wal()", &[])
+            .await
+            .map_err(|e| {
+                Error::source_err(
+                    conn.location(),
+                    format!("cannot switch WAL segments (pg_switch_wal needs a superuser or EXECUTE on it): {e}"),
+                )
+            })?;
+        report.switched_segment = Some(segment.clone());
+        let timeline = u32::from_str_radix(&segment[..8], 16).unwrap_or(1);
+        let key = crate::layout::wal_segment_key(&name, timeline, &segment);
+        let t0 = Instant::now();
+        loop {
+            match sink.head(&key).await {
+                Ok(_) => {
+                    report.archived_in_ms = Some(t0.elapsed().as_millis() as u64);
+                    break;
+                }
+                Err(Error::NotFound { .. }) if t0.elapsed() < Duration::from_secs(timeout) => {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(Error::NotFound { .. }) => {
+                    report.problems.push(format!(
+                        "segment {segment} was not in {sink_url} under {name} {timeout}s after pg_switch_wal(): see pg_stat_archiver and the server log"
+                    ));
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    if let Ok(row) = client
+        .query_one(
+            "SELECT json_build_object('archived_count', archived_count, 'last_archived_wal', last_archived_wal, 'failed_count', failed_count, 'last_failed_wal', last_failed_wal, 'last_failed_time', last_failed_time)::text FROM pg_stat_archiver",
+            &[],
+        )
+        .await
+    {
+        let text: String = row.get(0);
+        report.archiver = serde_json::from_str(&text).ok();
+    }
+    Ok(report)
+}
+
+/// `wal setup`'s problems as the error of the run (exit 6), if any.
+pub fn setup_problems(r: &WalSetupReport) -> Option<Error> {
+    (!r.problems.is_empty()).then(|| Error::Health {
+        message: r.problems.join("; "),
+    })
 }

@@ -279,7 +279,7 @@ test('the option names are the core\'s: sink and target, a drill verb, and the g
   // options.d.ts (generated from the Rust definitions) declares exactly
   // the option names the native side takes, for every operation.
   const dts = fs.readFileSync(new URL('../options.d.ts', import.meta.url), 'utf8');
-  const names = { backup: 'BackupOptions', list: 'ListOptions', verify: 'VerifyOptions', drill: 'DrillOptions', restore: 'RestoreOptions', prune: 'PruneOptions', status: 'StatusOptions', wal_push: 'WalPushOptions', wal_fetch: 'WalFetchOptions' };
+  const names = { backup: 'BackupOptions', list: 'ListOptions', verify: 'VerifyOptions', drill: 'DrillOptions', restore: 'RestoreOptions', prune: 'PruneOptions', status: 'StatusOptions', wal_push: 'WalPushOptions', wal_fetch: 'WalFetchOptions', wal_setup: 'WalSetupOptions' };
   for (const [op, iface] of Object.entries(names)) {
     const body = dts.match(new RegExp(`export interface ${iface} extends [^{]*\\{([^}]*)\\}`))[1];
     const declared = [...body.matchAll(/^\s+(\w+)\??:/gm)].map((m) => m[1]);

@@ -398,6 +398,27 @@ def wal_fetch(
     return _native.run("wal_fetch", _encode("wal_fetch", locals()))
 
 
+def wal_setup(
+    source: str | None = None,
+    sink: str | None = None,
+    *,
+    name: str | None = None,
+    check: bool = False,
+    timeout: int | str | None = None,
+    config: str | os.PathLike[str] | None = None,
+    profile: str | None = None,
+) -> dict:
+    """The ``postgresql.conf`` lines for archiving ``source`` into ``sink``
+    (``conf_lines``); with ``check=True`` also check the server's settings,
+    force a segment switch and wait until that segment is in the sink.
+
+    Returns:
+        ``{"conf_lines", "settings", "switched_segment", "archived_in_ms",
+        "archiver", "problems"}``; problems are a result, not an exception.
+    """
+    return _native.run("wal_setup", _encode("wal_setup", locals()))
+
+
 def init_logging(json: bool = False, verbose: int = 0, quiet: bool = False) -> None:
     """Send Lifeboat's logs to stderr like the CLI does (text or JSON lines).
 

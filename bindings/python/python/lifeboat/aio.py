@@ -42,6 +42,7 @@ __all__ = [
     "status",
     "wal_push",
     "wal_fetch",
+    "wal_setup",
 ]
 
 #: How often progress is handed to ``on_progress`` while an operation runs.
@@ -262,3 +263,17 @@ async def wal_fetch(
 ) -> WalFetchResult:
     """:func:`lifeboat.wal_fetch` as a coroutine."""
     return await _run("wal_fetch", _encode("wal_fetch", locals()), None)
+
+
+async def wal_setup(
+    source: str | None = None,
+    sink: str | None = None,
+    *,
+    name: str | None = None,
+    check: bool = False,
+    timeout: int | str | None = None,
+    config: str | os.PathLike[str] | None = None,
+    profile: str | None = None,
+) -> dict:
+    """:func:`lifeboat.wal_setup` as a coroutine."""
+    return await _run("wal_setup", _encode("wal_setup", locals()), None)
