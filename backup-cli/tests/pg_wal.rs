@@ -40,7 +40,8 @@ fn restore_conf(sink: &str, name: &str) -> String {
 fn switch_and_wait(c: &PgCluster) -> String {
     let seg = c.psql(
         "postgres",
-        "SELECT pg_walfile_name(pg_current_wal_insert_lsn()); SELECT pg_switch_wal();",
+        // A WAL record first: a switch out of an empty segment does nothing.
+        "SELECT pg_walfile_name(pg_current_wal_insert_lsn()) FROM (SELECT pg_logical_emit_message(false, 'test', 'switch')) m; SELECT pg_switch_wal();",
     );
     let seg = seg.lines().next().unwrap().trim().to_string();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -464,6 +465,105 @@ fn a_physical_backup_and_the_archive_restore_to_a_point_in_time() {
     let wal = &st[0]["wal"];
     assert!(wal["files"].as_u64().unwrap() >= 3, "{st}");
     assert_eq!(wal["gaps"], serde_json::json!([]), "{st}");
+
+    // Retention: a second base backup, then keep only it. The dry run
+    // names every WAL file before its start, and nothing after; the prune
+    // deletes exactly those, oldest first, and the archive has no gap
+    // from the kept backup on.
+    let (code, _, err) = run(lifeboat(work.path()).args([
+        "backup",
+        &primary.url("postgres"),
+        "--physical",
+        "--to",
+        &sink,
+        "--name",
+        "app",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    switch_and_wait(&primary);
+    // keep_pitr: a window older than the archive keeps the oldest base
+    // backup too (and so all WAL from its start).
+    let (code, out, err) = run(lifeboat(work.path()).args([
+        "prune",
+        "--from",
+        &sink,
+        "--source",
+        "app",
+        "--keep-pitr",
+        "1h",
+        "--dry-run",
+        "--json",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let pitr: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let decisions = pitr["decisions"].as_array().unwrap();
+    assert!(decisions.iter().all(|d| d["keep"] == true), "{pitr}");
+    assert!(
+        decisions
+            .iter()
+            .any(|d| d["reasons"].to_string().contains("keep_pitr")),
+        "{pitr}"
+    );
+    // WAL goes only from before the oldest kept base backup's start.
+    let oldest = decisions.last().unwrap()["backup_id"].as_str().unwrap();
+    assert!(
+        pitr["wal"]["reason"].as_str().unwrap().contains(oldest),
+        "{pitr}"
+    );
+    let (code, out, err) = run(lifeboat(work.path()).args([
+        "prune",
+        "--from",
+        &sink,
+        "--source",
+        "app",
+        "--keep-last",
+        "1",
+        "--dry-run",
+        "--json",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let keep_from = plan["wal"]["keep_from"].as_str().unwrap().to_string();
+    let going: Vec<String> = plan["wal"]["delete"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["key"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!going.is_empty(), "{plan}");
+    for k in &going {
+        let file = k.rsplit('/').next().unwrap();
+        assert!(file[8..24] < *keep_from, "{file} is not before {keep_from}");
+    }
+    let before = archived_names(&root);
+    let (code, _, err) = run(lifeboat(work.path()).args([
+        "prune",
+        "--from",
+        &sink,
+        "--source",
+        "app",
+        "--keep-last",
+        "1",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let after = archived_names(&root);
+    assert_eq!(
+        before.len() - after.len(),
+        going.len(),
+        "{before:?}\n{after:?}"
+    );
+    for name in &after {
+        if name.len() >= 24 && name.chars().take(24).all(|c| c.is_ascii_hexdigit()) {
+            assert!(name[8..24] >= *keep_from, "{name} kept before {keep_from}");
+        }
+    }
+    let (code, out, err) = run(lifeboat(work.path()).args([
+        "status", "--from", &sink, "--source", "app", "--format", "json",
+    ]));
+    assert_eq!(code, 0, "{out}{err}");
+    let st: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(st[0]["wal"]["gaps"], serde_json::json!([]), "{st}");
+    assert_eq!(st[0]["backups"], 1, "{st}");
 
     // A data directory is never overwritten.
     let (code, _, err) =

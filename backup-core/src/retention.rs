@@ -26,7 +26,11 @@
 //! - a backup is deleted manifest first, so a half-deleted backup is
 //!   incomplete, never a corrupt "complete" one;
 //! - what interrupted writes left (open multipart uploads, hidden partial
-//!   files) goes with the same grace period as incomplete backups.
+//!   files) goes with the same grace period as incomplete backups;
+//! - archived WAL (`<source>/wal/`) goes only when it is older than the
+//!   start of every kept physical base backup; with no physical base
+//!   backup kept, none goes. `keep_pitr = "7d"` keeps the base backup the
+//!   window starts from, and so the WAL after it.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -37,7 +41,8 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{BackupEntry, Catalog, Listing};
 use crate::error::{Error, Result};
 use crate::layout;
-use crate::sink::Sink;
+use crate::sink::{Sink, SinkExt};
+use crate::source::postgres::physical::{PHYSICAL_KIND, PhysicalDetails, parse_lsn};
 
 /// A retention policy. In `lifeboat.toml`, a profile's `[retention]` table.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -59,6 +64,11 @@ pub struct RetentionPolicy {
     pub incomplete_grace: Option<u64>,
     /// Prune after every successful backup.
     pub after_backup: bool,
+    /// Keep what point-in-time recovery to any moment of this window needs
+    /// (`"7d"`, or seconds): the newest physical base backup that ended
+    /// before the window starts, and the WAL from its start on.
+    #[serde(deserialize_with = "crate::units::opt_duration::deserialize")]
+    pub keep_pitr: Option<u64>,
 }
 
 /// Default grace period for incomplete backups.
@@ -72,6 +82,7 @@ impl RetentionPolicy {
             || self.keep_daily.is_some()
             || self.keep_weekly.is_some()
             || self.keep_monthly.is_some()
+            || self.keep_pitr.is_some()
     }
 
     /// Check the numbers: a count or a span past a century is a mistake,
@@ -93,6 +104,9 @@ impl RetentionPolicy {
         }
         if let Some(d) = self.keep_days {
             check_range("keep_days", d, 1..=36_500)?;
+        }
+        if let Some(w) = self.keep_pitr {
+            crate::units::check_duration(w).map_err(|e| format!("keep_pitr: {e}"))?;
         }
         if let Some(g) = self.incomplete_grace {
             crate::units::check_duration(g).map_err(|e| format!("incomplete_grace: {e}"))?;
@@ -179,6 +193,37 @@ pub fn plan(listing: &Listing, policy: &RetentionPolicy, now: DateTime<Utc>) -> 
     bucketed(policy.keep_monthly, "keep_monthly", &|t| {
         (t.year(), t.month(), 0)
     });
+    // The base backup a PITR window starts from.
+    if let Some(w) = policy.keep_pitr {
+        let cutoff = now - chrono::Duration::seconds(w as i64);
+        let physical: Vec<usize> = newest_first
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.manifest.source.kind == PHYSICAL_KIND && b.manifest.verified())
+            .map(|(i, _)| i)
+            .collect();
+        let ended = |i: usize| {
+            PhysicalDetails::from_fingerprint(&newest_first[i].manifest.fingerprint)
+                .stopped_at
+                .unwrap_or(newest_first[i].manifest.finished_at)
+        };
+        let starts_window = physical.iter().copied().find(|&i| ended(i) <= cutoff);
+        match starts_window {
+            Some(i) => reasons[i].push(format!(
+                "keep_pitr {}: the base backup recovery to the start of the window needs",
+                crate::health::human_secs(w as i64)
+            )),
+            // The archive is younger than the window: its oldest base.
+            None => {
+                if let Some(&i) = physical.last() {
+                    reasons[i].push(format!(
+                        "keep_pitr {}: the oldest base backup (the window is not full yet)",
+                        crate::health::human_secs(w as i64)
+                    ));
+                }
+            }
+        }
+    }
     // Never the newest verified backup.
     if let Some(i) = newest_first.iter().position(|b| b.manifest.verified()) {
         reasons[i].push("newest verified backup".into());
@@ -266,6 +311,136 @@ pub struct PruneReport {
     pub deleted: Vec<String>,
     /// Whether this was a dry run.
     pub dry_run: bool,
+    /// The WAL archive's part, when the source has one.
+    pub wal: Option<WalPrune>,
+}
+
+/// What a prune does to a source's WAL archive.
+#[derive(Debug, Clone, Serialize)]
+pub struct WalPrune {
+    /// Archived files before pruning.
+    pub files: usize,
+    /// The oldest segment kept (older ones go), if any go.
+    pub keep_from: Option<String>,
+    /// Why the WAL from there on stays (or why all of it stays).
+    pub reason: String,
+    /// Every file that goes (or would go), with why.
+    pub delete: Vec<WalDecision>,
+    /// Files deleted (none when dry).
+    pub deleted: usize,
+}
+
+/// One archived WAL file that goes.
+#[derive(Debug, Clone, Serialize)]
+pub struct WalDecision {
+    /// Its key.
+    pub key: String,
+    /// Why it goes.
+    pub reason: String,
+}
+
+/// Decide which archived WAL files of `source` go, given the backups that
+/// stay.
+async fn plan_wal(
+    sink: &dyn Sink,
+    source: &str,
+    listing: &Listing,
+    decisions: &[Decision],
+) -> Result<Option<WalPrune>> {
+    use crate::source::postgres::walfile::{WalFileKind, WalFileName};
+    let objects = sink
+        .list(&format!("{}/", layout::wal_prefix(source)))
+        .await?;
+    let files: Vec<(String, WalFileName)> = objects
+        .iter()
+        .filter_map(|o| {
+            let (_, _, name) = layout::parse_wal_segment_key(&o.key)?;
+            Some((o.key.clone(), WalFileName::parse(name)?))
+        })
+        .collect();
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let segment_size = match sink.get_bytes(&layout::wal_archive_key(source)).await {
+        Ok(raw) => match serde_json::from_slice::<crate::wal::ArchiveInfo>(&raw) {
+            Ok(i) => i.segment_size,
+            Err(_) => {
+                return Ok(Some(WalPrune {
+                    files: files.len(),
+                    keep_from: None,
+                    reason: "the archive's archive.json cannot be read: all WAL is kept".into(),
+                    delete: Vec::new(),
+                    deleted: 0,
+                }));
+            }
+        },
+        Err(Error::NotFound { .. }) => 16 << 20,
+        Err(e) => return Err(e),
+    };
+    let kept: std::collections::HashSet<&str> = decisions
+        .iter()
+        .filter(|d| d.keep)
+        .map(|d| d.backup_id.as_str())
+        .collect();
+    // The oldest start among the kept physical base backups.
+    let oldest = listing
+        .complete
+        .iter()
+        .filter(|b| {
+            b.manifest.source.kind == PHYSICAL_KIND && kept.contains(b.manifest.backup_id.as_str())
+        })
+        .filter_map(|b| {
+            let d = PhysicalDetails::from_fingerprint(&b.manifest.fingerprint);
+            let start = d.start_lsn.as_deref().and_then(parse_lsn)?;
+            Some((
+                start / u64::from(segment_size),
+                b.manifest.backup_id.clone(),
+            ))
+        })
+        .min();
+    let Some((first_needed, backup_id)) = oldest else {
+        return Ok(Some(WalPrune {
+            files: files.len(),
+            keep_from: None,
+            reason: "no physical base backup is kept: all WAL is kept (it is of no use without one, and deleting it cannot be undone)".into(),
+            delete: Vec::new(),
+            deleted: 0,
+        }));
+    };
+    let per_log = 0x1_0000_0000u64 / u64::from(segment_size);
+    let keep_from = format!(
+        "{:08X}{:08X}",
+        first_needed / per_log,
+        first_needed % per_log
+    );
+    let mut delete: Vec<(u64, WalDecision)> = files
+        .iter()
+        .filter(|(_, n)| n.kind() != WalFileKind::History)
+        .filter_map(|(key, n)| {
+            let segno = n.segment_number(segment_size)?;
+            (segno < first_needed).then(|| {
+                (
+                    segno,
+                    WalDecision {
+                        key: key.clone(),
+                        reason: format!(
+                            "before {keep_from}, where the oldest kept base backup ({backup_id}) starts"
+                        ),
+                    },
+                )
+            })
+        })
+        .collect();
+    delete.sort_by_key(|(n, _)| *n);
+    Ok(Some(WalPrune {
+        files: files.len(),
+        keep_from: Some(keep_from.clone()),
+        reason: format!(
+            "the oldest kept base backup ({backup_id}) starts in log/segment {keep_from}; timeline history files always stay"
+        ),
+        delete: delete.into_iter().map(|(_, d)| d).collect(),
+        deleted: 0,
+    }))
 }
 
 /// Apply `policy` to the backups of `source` in `sink` at time `now`.
@@ -318,6 +493,20 @@ pub async fn prune(
             .incomplete_grace
             .unwrap_or(DEFAULT_INCOMPLETE_GRACE.as_secs()),
     );
+    let mut wal = plan_wal(&**sink, source, &listing, &decisions).await?;
+    if let Some(w) = wal.as_mut()
+        && !dry_run
+    {
+        // Oldest first: an interrupted prune leaves a shorter archive, never
+        // a gap.
+        for d in &w.delete {
+            sink.delete(&d.key).await?;
+            w.deleted += 1;
+        }
+        if w.deleted > 0 {
+            tracing::info!(source, deleted = w.deleted, keep_from = ?w.keep_from, "pruned archived WAL");
+        }
+    }
     let leftovers = crate::leftovers::find(&**sink, source, grace, now).await?;
     let leftovers_removed = if dry_run {
         0
@@ -330,5 +519,6 @@ pub async fn prune(
         leftovers_removed,
         deleted,
         dry_run,
+        wal,
     })
 }

@@ -204,6 +204,8 @@ export interface PruneOptions extends CommonOptions {
   keepWeekly?: number;
   /** Keep the newest backup of each of the last N months */
   keepMonthly?: number;
+  /** Keep what point-in-time recovery to any moment of this window needs (7d): the base backup it starts from, and the WAL after it */
+  keepPitr?: Size;
   /** List what would go, and the rule that releases it; delete nothing */
   dryRun?: boolean;
 }

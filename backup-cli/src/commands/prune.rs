@@ -56,5 +56,28 @@ pub(crate) async fn run(env: &Env, c: PruneCmd) -> Result<(), Error> {
             }
         );
     }
+    if let Some(w) = &report.wal {
+        let verb = if report.dry_run {
+            "would delete"
+        } else {
+            "deleted"
+        };
+        // A dry run lists every file that would go, with why.
+        if report.dry_run {
+            for d in &w.delete {
+                println!("{verb:<12} {}  — {}", d.key, d.reason);
+            }
+        }
+        println!(
+            "WAL archive: {} files, {verb} {}{}; {}",
+            w.files,
+            w.delete.len(),
+            w.keep_from
+                .as_ref()
+                .map(|k| format!(" (everything before log/segment {k})"))
+                .unwrap_or_default(),
+            w.reason
+        );
+    }
     Ok(())
 }

@@ -34,12 +34,16 @@ pub struct PruneArgs {
     /// Keep the newest backup of each of the last N months.
     #[cfg_attr(feature = "clap", arg(long, value_name = "N"))]
     pub keep_monthly: Option<u32>,
+    /// Keep what point-in-time recovery to any moment of this window needs (7d): the base backup it starts from, and the WAL after it.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "DURATION"))]
+    #[serde(deserialize_with = "super::string_or_number")]
+    pub keep_pitr: Option<String>,
     /// List what would go, and the rule that releases it; delete nothing.
     #[cfg_attr(feature = "clap", arg(long))]
     pub dry_run: bool,
 }
 
-fn policy(env: &Env, a: &PruneArgs) -> RetentionPolicy {
+fn policy(env: &Env, a: &PruneArgs) -> Result<RetentionPolicy> {
     let mut p = env.settings.retention.clone().unwrap_or_default();
     let set = |dst: &mut Option<u32>, v: Option<u32>| {
         if v.is_some() {
@@ -51,7 +55,13 @@ fn policy(env: &Env, a: &PruneArgs) -> RetentionPolicy {
     set(&mut p.keep_daily, a.keep_daily);
     set(&mut p.keep_weekly, a.keep_weekly);
     set(&mut p.keep_monthly, a.keep_monthly);
-    p
+    if let Some(w) = &a.keep_pitr {
+        p.keep_pitr = Some(
+            crate::config::parse_duration_secs(w)
+                .map_err(|e| usage(format!("--keep-pitr: {e}")))?,
+        );
+    }
+    Ok(p)
 }
 
 /// Delete the backups no rule keeps (the newest verified one always
@@ -61,11 +71,11 @@ fn policy(env: &Env, a: &PruneArgs) -> RetentionPolicy {
 /// A listing failure deletes nothing.
 pub async fn run(env: &Env, a: &PruneArgs) -> Result<PruneReport> {
     let sink = env.sink(a.sink.as_deref(), "--from")?;
-    let policy = policy(env, a);
+    let policy = policy(env, a)?;
     policy.validate().map_err(usage)?;
     if !policy.has_rules() {
         return Err(usage(
-            "no retention rule: pass --keep-last, --keep-days, --keep-daily, --keep-weekly or --keep-monthly, or set [retention] in lifeboat.toml",
+            "no retention rule: pass --keep-last, --keep-days, --keep-daily, --keep-weekly, --keep-monthly or --keep-pitr, or set [retention] in lifeboat.toml",
         ));
     }
     let name = match env.source_name(a.source.as_deref())? {

@@ -216,6 +216,7 @@ async def prune(
     keep_daily: int | None = None,
     keep_weekly: int | None = None,
     keep_monthly: int | None = None,
+    keep_pitr: int | str | None = None,
     dry_run: bool = False,
     config: str | os.PathLike[str] | None = None,
     profile: str | None = None,
