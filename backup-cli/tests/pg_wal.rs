@@ -614,3 +614,55 @@ fn wal_setup_check_names_what_a_server_lacks() {
     assert_eq!(code, 0);
     assert!(out.contains("archive_mode = on"), "{out}");
 }
+
+/// A burst of segments: `wal push` pushes the next ready ones ahead (at most
+/// four at once), PostgreSQL's later calls for them return from the spool
+/// marker, and every segment is in the archive, in order, with no failure.
+#[test]
+fn a_burst_of_segments_is_pushed_ahead_and_none_is_lost() {
+    let Some(bin) = default_bin() else { return };
+    let dir = server_dir();
+    let root = dir.path().join("archive");
+    let sink = format!("file://{}", root.display());
+    let spool = dir.path().join("spool");
+    let conf = format!(
+        "archive_mode = on\narchive_command = '{} wal push %p --to {sink} --name burst --spool-dir {}'\n",
+        env!("CARGO_BIN_EXE_lifeboat"),
+        spool.display()
+    );
+    let c = PgCluster::start_with_conf(&bin, &conf);
+    // Twelve segments as fast as the server can switch: the archiver finds
+    // several ready at once.
+    let mut sql = String::from("CREATE TABLE t (x int);");
+    for i in 0..12 {
+        sql.push_str(&format!(
+            "INSERT INTO t VALUES ({i}); SELECT pg_switch_wal();"
+        ));
+    }
+    c.psql("postgres", &sql);
+    let last = switch_and_wait(&c);
+    assert_eq!(
+        c.psql("postgres", "SELECT failed_count FROM pg_stat_archiver")
+            .trim(),
+        "0",
+        "{}",
+        c.log_tail(30)
+    );
+    let names: Vec<String> = archived_names(&root)
+        .into_iter()
+        .filter(|n| n.len() == 28 && n.ends_with(".zst"))
+        .collect();
+    let expected: Vec<String> = (1..=u32::from_str_radix(&last[16..], 16).unwrap())
+        .map(|n| format!("{}{:08X}.zst", &last[..16], n))
+        .collect();
+    assert_eq!(names, expected, "a segment is missing");
+    let log = std::fs::read_to_string(c.log_path()).unwrap();
+    assert!(
+        log.contains("pushed the next ready segments ahead"),
+        "{log}"
+    );
+    assert!(log.contains("pushed ahead earlier, byte for byte"), "{log}");
+    // Every marker was used up but the newest few at most.
+    let left = std::fs::read_dir(&spool).map(|d| d.count()).unwrap_or(0);
+    assert!(left <= 3, "{left} markers left");
+}

@@ -275,6 +275,164 @@ pub async fn push(sink: &dyn Sink, source: &str, path: &Path, level: i32) -> Res
     }
 }
 
+/// Pushing ahead: while PostgreSQL waits for one `archive_command`, the
+/// next segments it has already marked ready (`archive_status/*.ready`)
+/// are pushed too, at most `parallel` at once. Each one pushed ahead gets a
+/// marker in `spool` (its SHA-256, written only once its object is
+/// committed); when PostgreSQL then asks for it, a file with that SHA-256
+/// returns at once. A lost marker only costs the read-back of the stored
+/// object (the create-only put finds it and compares).
+#[derive(Debug, Clone)]
+pub struct LookAhead {
+    /// At most this many pushes at once (the asked-for file included).
+    pub parallel: usize,
+    /// Where the markers go (private to this source).
+    pub spool: PathBuf,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Marker {
+    sha256: String,
+    size: u64,
+    stored_size: u64,
+    key: String,
+}
+
+fn marker_path(spool: &Path, name: &str) -> PathBuf {
+    spool.join(format!("{name}.pushed"))
+}
+
+/// The next segments after `name` that PostgreSQL has marked ready in
+/// `pg_wal/archive_status`, in order, without markers yet.
+fn ready_after(dir: &Path, name: &str, spool: &Path, max: usize) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir.join("archive_status")) else {
+        return Vec::new();
+    };
+    let mut next: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| {
+            let f = e.file_name().to_string_lossy().to_string();
+            let seg = f.strip_suffix(".ready")?.to_string();
+            let parsed = WalFileName::parse(&seg)?;
+            (parsed.kind() == crate::source::postgres::walfile::WalFileKind::Segment
+                && seg.as_str() > name
+                && !marker_path(spool, &seg).exists())
+            .then_some(seg)
+        })
+        .collect();
+    next.sort();
+    next.truncate(max);
+    next.into_iter().map(|n| dir.join(n)).collect()
+}
+
+/// [`push`], and with `ahead` the next ready segments beside it.
+///
+/// # Errors
+/// As [`push`], for the file asked for; a file pushed ahead that fails is
+/// logged and left for PostgreSQL to ask for again.
+pub async fn push_ahead(
+    sink: &dyn Sink,
+    source: &str,
+    path: &Path,
+    level: i32,
+    ahead: Option<&LookAhead>,
+) -> Result<WalPushReport> {
+    let Some(ahead) = ahead.filter(|a| a.parallel > 1) else {
+        return push(sink, source, path, level).await;
+    };
+    let t0 = Instant::now();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let spool = ahead.spool.clone();
+    {
+        let spool = spool.clone();
+        blocking(move || {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::create_dir_all(&spool)
+                .and_then(|()| {
+                    std::fs::set_permissions(&spool, std::fs::Permissions::from_mode(0o700))
+                })
+                .map_err(|e| {
+                    Error::config(
+                        spool.display().to_string(),
+                        format!("cannot create the WAL spool directory: {e}"),
+                    )
+                })
+        })
+        .await?;
+    }
+    // Pushed ahead already: the same bytes need nothing more.
+    let marker = marker_path(&spool, &name);
+    if let Ok(raw) = std::fs::read(&marker)
+        && let Ok(m) = serde_json::from_slice::<Marker>(&raw)
+    {
+        let p = path.to_path_buf();
+        let sha = blocking(move || {
+            std::fs::read(&p)
+                .map(|d| hex::encode(Sha256::digest(&d)))
+                .map_err(|e| Error::source_err(p.display().to_string(), e.to_string()))
+        })
+        .await?;
+        let _ = std::fs::remove_file(&marker);
+        if sha == m.sha256 {
+            tracing::info!(file = %name, key = %m.key, "pushed ahead earlier, byte for byte");
+            return Ok(WalPushReport {
+                name,
+                key: m.key,
+                size: m.size,
+                stored_size: m.stored_size,
+                sha256: sha,
+                already_archived: true,
+                duration: t0.elapsed(),
+            });
+        }
+    }
+    // Markers of files before this one are of no use any more.
+    if let Ok(entries) = std::fs::read_dir(&spool) {
+        for e in entries.flatten() {
+            let f = e.file_name().to_string_lossy().to_string();
+            if f.strip_suffix(".pushed").is_some_and(|n| n < name.as_str()) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let next = ready_after(&dir, &name, &spool, ahead.parallel - 1);
+    let extra = futures::future::join_all(next.iter().map(|p| async move {
+        let r = push(sink, source, p, level).await;
+        (p, r)
+    }));
+    let (own, extra) = tokio::join!(push(sink, source, path, level), extra);
+    let mut pushed = 0;
+    for (p, r) in extra {
+        match r {
+            Ok(r) => {
+                let m = Marker {
+                    sha256: r.sha256.clone(),
+                    size: r.size,
+                    stored_size: r.stored_size,
+                    key: r.key.clone(),
+                };
+                let _ = std::fs::write(
+                    marker_path(&spool, &r.name),
+                    serde_json::to_vec(&m).expect("serializes"),
+                );
+                pushed += 1;
+            }
+            Err(e) => {
+                tracing::warn!(file = %p.display(), error = %e.display_chain(), "could not push ahead; PostgreSQL will ask for it again")
+            }
+        }
+    }
+    if pushed > 0 {
+        tracing::info!(file = %name, ahead = pushed, "pushed the next ready segments ahead");
+    }
+    own
+}
+
 fn read_meta(stored: &[u8]) -> std::result::Result<WalObject, String> {
     let (meta, _) = codec::split_metadata(stored)?;
     serde_json::from_slice(meta).map_err(|e| format!("unreadable metadata: {e}"))

@@ -32,6 +32,12 @@ pub struct WalPushArgs {
     /// zstd level, 1 to 19 (default 3).
     #[cfg_attr(feature = "clap", arg(long, value_name = "N"))]
     pub level: Option<i32>,
+    /// Push the next segments PostgreSQL has marked ready too, at most this many at once (default 4; 1 pushes only the file asked for).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "N"))]
+    pub parallel: Option<u32>,
+    /// Where the markers of segments pushed ahead go (default: a private directory per source name under the temp dir).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "DIR"))]
+    pub spool_dir: Option<PathBuf>,
 }
 
 /// Fetch one archived WAL file.
@@ -73,9 +79,18 @@ pub async fn push(env: &Env, a: &WalPushArgs) -> Result<WalPushReport> {
             "compression level {level} is out of range (1 to 19)"
         )));
     }
+    let parallel = a.parallel.unwrap_or(4);
+    crate::units::check_range("--parallel", parallel, 1..=64).map_err(usage)?;
     let sink = env.sink(a.sink.as_deref(), "--to")?;
     let name = source_name(env, a.name.as_deref())?;
-    let r = wal::push(&*sink, &name, &a.path, level).await?;
+    let ahead = wal::LookAhead {
+        parallel: parallel as usize,
+        spool: a
+            .spool_dir
+            .clone()
+            .unwrap_or_else(|| env.temp_root().join(format!("lifeboat-wal-{name}"))),
+    };
+    let r = wal::push_ahead(&*sink, &name, &a.path, level, Some(&ahead)).await?;
     tracing::info!(
         summary = true,
         command = "wal push",
