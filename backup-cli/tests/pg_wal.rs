@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use lifeboat_tests::pg::{PgCluster, chown_to_server_user, default_bin};
+use lifeboat_tests::pg::{PgCluster, chown_to_server_user, default_bin, other_major_bin};
 use lifeboat_tests::support::all_files;
 
 /// A directory the server user can write (archive_command runs as it).
@@ -92,6 +92,18 @@ fn wait_promoted(c: &PgCluster) {
 #[test]
 fn archived_wal_recovers_a_base_backup_to_a_restore_point() {
     let Some(bin) = default_bin() else { return };
+    archived_wal_recovers(&bin);
+}
+
+/// The same on PostgreSQL 17 (another WAL page magic, 0xD116).
+#[test]
+fn archived_wal_recovers_a_base_backup_to_a_restore_point_on_17() {
+    let Some(bin) = other_major_bin() else { return };
+    archived_wal_recovers(&bin);
+}
+
+fn archived_wal_recovers(bin: &Path) {
+    let bin = bin.to_path_buf();
     let dir = server_dir();
     let root = dir.path().join("archive");
     let sink = format!("file://{}", root.display());
@@ -665,4 +677,111 @@ fn a_burst_of_segments_is_pushed_ahead_and_none_is_lost() {
     // Every marker was used up but the newest few at most.
     let left = std::fs::read_dir(&spool).map(|d| d.count()).unwrap_or(0);
     assert!(left <= 3, "{left} markers left");
+}
+
+/// A point-in-time restore promotes onto timeline 2 and archives there too
+/// (its history file and segments, accepted: same cluster); a second
+/// recovery of the same base backup, to the latest point, follows the
+/// history file onto timeline 2: it has the row written there, not the
+/// row timeline 1 wrote after the branch point.
+#[test]
+fn a_second_recovery_follows_the_new_timeline() {
+    let Some(bin) = default_bin() else { return };
+    let dir = server_dir();
+    let root = dir.path().join("archive");
+    let sink = format!("file://{}", root.display());
+    let primary = PgCluster::start_with_conf(&bin, &archive_conf(&sink, "tl"));
+    primary.psql(
+        "postgres",
+        "CREATE TABLE marker (id int PRIMARY KEY); INSERT INTO marker VALUES (1);",
+    );
+    switch_and_wait(&primary);
+    let work = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(lifeboat(work.path()).args([
+        "backup",
+        &primary.url("postgres"),
+        "--physical",
+        "--to",
+        &sink,
+        "--name",
+        "tl",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    primary.psql(
+        "postgres",
+        "INSERT INTO marker VALUES (2); SELECT pg_create_restore_point('branch'); INSERT INTO marker VALUES (3);",
+    );
+    switch_and_wait(&primary);
+    drop(primary);
+
+    let restore = |extra: &[&str]| {
+        let c = PgCluster::empty(&bin);
+        let to = format!("pgdata://{}", c.data_dir().display());
+        let mut args = vec![
+            "restore",
+            "--from",
+            &sink,
+            "--source",
+            "tl",
+            "--to",
+            &to,
+            "--target-action",
+            "promote",
+        ];
+        args.extend_from_slice(extra);
+        let (code, _, err) = run(lifeboat(work.path()).args(&args));
+        assert_eq!(code, 0, "{err}");
+        let chown = std::process::Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(c.data_dir())
+            .status()
+            .unwrap();
+        assert!(chown.success());
+        c
+    };
+    // To the branch point, promoted onto timeline 2, archiving as "tl".
+    let mut a = restore(&["--target-name", "branch"]);
+    a.start_recovery(&archive_conf(&sink, "tl"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    wait_promoted(&a);
+    assert_eq!(
+        a.psql(
+            "postgres",
+            "SELECT string_agg(id::text, ',' ORDER BY id) FROM marker"
+        ),
+        "1,2"
+    );
+    a.psql("postgres", "INSERT INTO marker VALUES (20);");
+    switch_and_wait(&a);
+    let names = archived_names(&root);
+    assert!(
+        names.contains(&"00000002.history.zst".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("00000002") && n.len() == 28),
+        "{names:?}"
+    );
+    drop(a);
+
+    // The latest point: along timeline 2.
+    let mut b = restore(&[]);
+    b.start_recovery("").unwrap_or_else(|e| panic!("{e}"));
+    wait_promoted(&b);
+    assert_eq!(
+        b.psql(
+            "postgres",
+            "SELECT string_agg(id::text, ',' ORDER BY id) FROM marker"
+        ),
+        "1,2,20"
+    );
+    assert_eq!(
+        b.psql(
+            "postgres",
+            "SELECT timeline_id FROM pg_control_checkpoint()"
+        ),
+        "3"
+    );
 }
