@@ -577,6 +577,47 @@ fn a_physical_backup_and_the_archive_restore_to_a_point_in_time() {
     assert_eq!(st[0]["wal"]["gaps"], serde_json::json!([]), "{st}");
     assert_eq!(st[0]["backups"], 1, "{st}");
 
+    // A point-in-time drill at a random time of the window: restored into
+    // a throwaway cluster through wal fetch, recovered, checked, recorded.
+    primary.psql("postgres", "INSERT INTO marker VALUES (4);");
+    switch_and_wait(&primary);
+    let (code, out, err) = run(lifeboat(work.path()).args([
+        "drill", "--pitr", "--from", &sink, "--source", "app", "--json",
+    ]));
+    assert_eq!(code, 0, "{out}{err}");
+    let d: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let v = &d["verdicts"][0];
+    assert_eq!(v["verifier"], "pitr-drill", "{d}");
+    assert_eq!(v["passed"], true, "{d}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("recovery stopping"),
+        "{d}"
+    );
+    assert!(v["detail"].as_str().unwrap().contains("pg_amcheck"), "{d}");
+    let records: Vec<_> = all_files(&root)
+        .into_iter()
+        .filter(|p| {
+            p.to_string_lossy().contains("/drills/") && p.to_string_lossy().contains("-pitr-")
+        })
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let rec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&records[0]).unwrap()).unwrap();
+    assert_eq!(rec["passed"], true, "{rec}");
+    assert!(rec["rto_ms"].as_u64().unwrap() > 0, "{rec}");
+    // A time outside the window is refused before anything is restored.
+    let (code, _, err) = run(lifeboat(work.path()).args([
+        "drill",
+        "--pitr",
+        "--from",
+        &sink,
+        "--source",
+        "app",
+        "--target-time",
+        "2999-01-01 00:00:00+00",
+    ]));
+    assert_eq!(code, 5, "{err}");
+
     // A data directory is never overwritten.
     let (code, _, err) =
         run(lifeboat(work.path())

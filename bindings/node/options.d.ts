@@ -138,6 +138,12 @@ export interface DrillOptions extends CommonOptions, ProgressOptions {
   pgBinDir?: string;
   /** PostgreSQL: run the tools through this command, e.g. "docker exec -i db" */
   commandPrefix?: string;
+  /** Physical backups: a point-in-time drill. Restore the base backup and the archived WAL into a throwaway cluster, recover to --target-time (default: a random time inside the recoverable window), run pg_amcheck, and record the point reached and the time it took */
+  pitr?: boolean;
+  /** With --pitr: the time to recover to (with its zone) */
+  targetTime?: string;
+  /** With --pitr: the lifeboat command the throwaway server's restore_command runs (default: this lifeboat binary, or lifeboat on PATH) */
+  lifeboatCommand?: string;
 }
 
 /** Options of `restore` (`lifeboat restore`'s arguments and flags, camelCased). */
@@ -236,6 +242,10 @@ export interface WalPushOptions extends CommonOptions {
   name?: string;
   /** zstd level, 1 to 19 (default 3) */
   level?: number;
+  /** Push the next segments PostgreSQL has marked ready too, at most this many at once (default 4; 1 pushes only the file asked for) */
+  parallel?: number;
+  /** Where the markers of segments pushed ahead go (default: a private directory per source name under the temp dir) */
+  spoolDir?: string;
 }
 
 /** Options of `wal_fetch` (`lifeboat wal fetch`'s arguments and flags, camelCased). */

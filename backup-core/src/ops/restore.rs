@@ -148,7 +148,7 @@ fn lifeboat_command(a: &RecoveryArgs) -> String {
 /// Choose the base backup for a point-in-time restore and the recovery
 /// settings: the newest verified physical backup that ended before the
 /// target (or the one named, checked against the target).
-async fn plan_recovery(
+pub(crate) async fn plan_recovery(
     sink: &Arc<dyn crate::Sink>,
     sink_url: &str,
     name: Option<&str>,

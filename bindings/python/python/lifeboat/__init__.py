@@ -210,6 +210,9 @@ def drill(
     jobs: int | None = None,
     pg_bin_dir: str | os.PathLike[str] | None = None,
     command_prefix: str | None = None,
+    pitr: bool = False,
+    target_time: str | None = None,
+    lifeboat_command: str | None = None,
     config: str | os.PathLike[str] | None = None,
     profile: str | None = None,
     on_progress: ProgressCallback | None = None,
@@ -355,6 +358,8 @@ def wal_push(
     *,
     name: str | None = None,
     level: int | None = None,
+    parallel: int | None = None,
+    spool_dir: str | os.PathLike[str] | None = None,
     config: str | os.PathLike[str] | None = None,
     profile: str | None = None,
 ) -> WalPushResult:
