@@ -95,12 +95,7 @@ async fn pitr(env: &Env, a: &DrillArgs) -> Result<VerifyOutput> {
 
     let t0 = Instant::now();
     let sink = env.sink(a.select.sink.as_deref(), "--from")?;
-    let sink_url = a
-        .select
-        .sink
-        .clone()
-        .or_else(|| env.settings.sink.clone())
-        .unwrap_or_default();
+    let sink_url = env.sink_url(a.select.sink.as_deref()).unwrap_or_default();
     let name = env
         .source_name(a.select.source.as_deref())?
         .ok_or_else(|| super::usage("drill --pitr needs the source name (--source)"))?;

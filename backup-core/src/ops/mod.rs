@@ -174,6 +174,13 @@ impl Env {
         }
     }
 
+    /// The sink's URL as given: the argument, else the settings' (for
+    /// commands that hand it on, such as a `restore_command`).
+    pub(crate) fn sink_url(&self, arg: Option<&str>) -> Option<String> {
+        arg.map(str::to_string)
+            .or_else(|| self.settings.sink.clone())
+    }
+
     /// The sink from an argument (`flag` names it in messages) or the
     /// settings.
     pub(crate) fn sink(&self, arg: Option<&str>, flag: &str) -> Result<Arc<dyn Sink>> {

@@ -361,12 +361,7 @@ pub async fn run(env: &Env, a: &RestoreArgs) -> Result<RestoreOutput> {
     let mut which = a.select.selector()?;
     let name = env.source_name(a.select.source.as_deref())?;
     if target.target_kind() == crate::source::postgres::physical::PHYSICAL_KIND {
-        let sink_url = a
-            .select
-            .sink
-            .clone()
-            .or_else(|| env.settings.sink.clone())
-            .unwrap_or_default();
+        let sink_url = env.sink_url(a.select.sink.as_deref()).unwrap_or_default();
         let (chosen, recovery) =
             plan_recovery(&sink, &sink_url, name.as_deref(), &which, &a.recovery).await?;
         which = chosen;

@@ -195,10 +195,8 @@ pub struct WalSetupReport {
 /// [`Error::Health`] (exit 6) naming every problem, when the check finds
 /// any; connection and sink errors.
 pub async fn setup(env: &Env, a: &WalSetupArgs) -> Result<WalSetupReport> {
-    let sink_url = a
-        .sink
-        .clone()
-        .or_else(|| env.settings.sink.clone())
+    let sink_url = env
+        .sink_url(a.sink.as_deref())
         .ok_or_else(|| usage("wal setup: pass --to SINK (or set sink in lifeboat.toml)"))?;
     let sink = env.sink(Some(&sink_url), "--to")?;
     let url = a
