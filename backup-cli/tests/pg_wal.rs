@@ -826,3 +826,141 @@ fn a_second_recovery_follows_the_new_timeline() {
         "3"
     );
 }
+
+/// A fake 16 MiB segment `name` of cluster `sysid` (PostgreSQL 15's page
+/// magic), for tests that need no server.
+fn fake_segment(name: &str, sysid: u64) -> Vec<u8> {
+    let size: u64 = 16 << 20;
+    let tli = u32::from_str_radix(&name[..8], 16).unwrap();
+    let log = u64::from_str_radix(&name[8..16], 16).unwrap();
+    let seg = u64::from_str_radix(&name[16..24], 16).unwrap();
+    let mut b: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    b[0..40].fill(0);
+    b[0..2].copy_from_slice(&0xD110u16.to_ne_bytes());
+    b[2..4].copy_from_slice(&0x0002u16.to_ne_bytes());
+    b[4..8].copy_from_slice(&tli.to_ne_bytes());
+    let addr = (log * (0x1_0000_0000 / size) + seg) * size;
+    b[8..16].copy_from_slice(&addr.to_ne_bytes());
+    b[24..32].copy_from_slice(&sysid.to_ne_bytes());
+    b[32..36].copy_from_slice(&(size as u32).to_ne_bytes());
+    b[36..40].copy_from_slice(&8192u32.to_ne_bytes());
+    b
+}
+
+/// `kill -9` at every step of a push (after the archive's first record,
+/// before the commit, after it, and after a segment pushed ahead): nothing
+/// half-written is ever visible, and the retry PostgreSQL makes lands the
+/// same bytes (or finds them there) and exits 0.
+#[test]
+fn a_push_killed_at_any_point_leaves_nothing_half_visible_and_the_retry_lands() {
+    use std::os::unix::process::ExitStatusExt;
+    for point in [
+        "wal-push:archive-info-written",
+        "wal-push:before-commit",
+        "wal-push:committed",
+        "wal-push:ahead-committed",
+    ] {
+        let work = tempfile::tempdir().unwrap();
+        let pg_wal = work.path().join("pg_wal");
+        std::fs::create_dir_all(pg_wal.join("archive_status")).unwrap();
+        let segs = ["000000010000000000000003", "000000010000000000000004"];
+        for s in segs {
+            std::fs::write(pg_wal.join(s), fake_segment(s, 77)).unwrap();
+            std::fs::write(pg_wal.join("archive_status").join(format!("{s}.ready")), "").unwrap();
+        }
+        let root = work.path().join("archive");
+        let sink = format!("file://{}", root.display());
+        let spool = work.path().join("spool");
+        let push = |seg: &str, fail: Option<&str>| {
+            let mut c = lifeboat(work.path());
+            c.args(["wal", "push"])
+                .arg(pg_wal.join(seg))
+                .args(["--to", &sink, "--name", "app", "--spool-dir"])
+                .arg(&spool);
+            if let Some(f) = fail {
+                c.env("LIFEBOAT_FAILPOINTS", f);
+            }
+            c.output().unwrap()
+        };
+        let out = push(segs[0], Some(point));
+        assert_eq!(out.status.signal(), Some(9), "{point}: {out:?}");
+        // Only whole objects are visible: every listed WAL object reads back
+        // as the segment it names.
+        for p in all_files(&root) {
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            assert!(
+                !name.starts_with('.'),
+                "{point}: a hidden partial file is listed: {name}"
+            );
+            if let Some(seg) = name.strip_suffix(".zst") {
+                let bytes = zstd::stream::decode_all(&std::fs::read(&p).unwrap()[..]).unwrap();
+                assert_eq!(bytes, fake_segment(seg, 77), "{point}: {name}");
+            }
+        }
+        // PostgreSQL's retries of both segments exit 0, and both fetch back.
+        for s in segs {
+            let out = push(s, None);
+            assert!(out.status.success(), "{point}: {s}: {out:?}");
+            let dest = work.path().join(format!("{s}.fetched"));
+            let (code, _, err) = run(lifeboat(work.path()).args([
+                "wal",
+                "fetch",
+                s,
+                dest.to_str().unwrap(),
+                "--from",
+                &sink,
+                "--name",
+                "app",
+            ]));
+            assert_eq!(code, 0, "{point}: {err}");
+            assert_eq!(
+                std::fs::read(&dest).unwrap(),
+                fake_segment(s, 77),
+                "{point}"
+            );
+        }
+    }
+}
+
+/// `kill -9` in the middle of a physical base backup (data uploaded, no
+/// manifest yet): no backup is listed, and the next one commits.
+#[test]
+fn a_physical_backup_killed_before_its_commit_is_never_listed() {
+    let Some(bin) = default_bin() else { return };
+    let c = PgCluster::start(&bin);
+    let work = tempfile::tempdir().unwrap();
+    let sink = format!("file://{}", work.path().join("b").display());
+    let backup = |fail: Option<&str>| {
+        let mut cmd = lifeboat(work.path());
+        cmd.args([
+            "backup",
+            &c.url("postgres"),
+            "--physical",
+            "--to",
+            &sink,
+            "--name",
+            "phys",
+        ]);
+        if let Some(f) = fail {
+            cmd.env("LIFEBOAT_FAILPOINTS", f);
+        }
+        cmd.output().unwrap()
+    };
+    for point in ["backup:uploaded", "backup:before-commit"] {
+        let out = backup(Some(point));
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&out.status),
+            Some(9),
+            "{point}"
+        );
+        let (code, out, err) = run(lifeboat(work.path()).args(["list", "--from", &sink, "--json"]));
+        assert_eq!(code, 0, "{err}");
+        let l: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(l["complete"], serde_json::json!([]), "{point}: {l}");
+    }
+    let out = backup(None);
+    assert!(out.status.success(), "{out:?}");
+    let (_, out, _) = run(lifeboat(work.path()).args(["list", "--from", &sink, "--json"]));
+    let l: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(l["complete"].as_array().unwrap().len(), 1, "{l}");
+}

@@ -244,11 +244,15 @@ pub async fn push(sink: &dyn Sink, source: &str, path: &Path, level: i32) -> Res
         already_archived,
         duration: t0.elapsed(),
     };
+    crate::failpoint::point("wal-push:before-commit");
     match sink
         .put(&key, Bytes::from(stored), PutOptions::create_only())
         .await
     {
-        Ok(()) => Ok(report(false)),
+        Ok(()) => {
+            crate::failpoint::point("wal-push:committed");
+            Ok(report(false))
+        }
         Err(Error::AlreadyExists { .. }) => {
             let existing = sink.get_bytes(&key).await?;
             match read_meta(&existing) {
@@ -410,6 +414,7 @@ pub async fn push_ahead(
     for (p, r) in extra {
         match r {
             Ok(r) => {
+                crate::failpoint::point("wal-push:ahead-committed");
                 let m = Marker {
                     sha256: r.sha256.clone(),
                     size: r.size,
@@ -453,6 +458,7 @@ async fn check_archive(sink: &dyn Sink, source: &str, h: &WalHeader, name: &str)
             {
                 Ok(()) => {
                     tracing::info!(%key, system_identifier = h.system_identifier, "new WAL archive");
+                    crate::failpoint::point("wal-push:archive-info-written");
                     return Ok(());
                 }
                 // Another push wrote it first: check against theirs.
