@@ -964,3 +964,77 @@ fn a_physical_backup_killed_before_its_commit_is_never_listed() {
     let l: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(l["complete"].as_array().unwrap().len(), 1, "{l}");
 }
+
+/// A physical base backup taken from a hot standby restores on its own
+/// (its WAL to the end point is inside it; the archive is empty here).
+#[test]
+fn a_physical_backup_from_a_standby_restores() {
+    let Some(bin) = default_bin() else { return };
+    let primary = PgCluster::start(&bin);
+    primary.psql(
+        "postgres",
+        "CREATE TABLE marker (id int); INSERT INTO marker SELECT generate_series(1, 1000);",
+    );
+    let standby = PgCluster::start_standby_of(&primary);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while standby
+        .try_psql("postgres", "SELECT count(*) FROM marker")
+        .as_deref()
+        != Ok("1000")
+    {
+        assert!(Instant::now() < deadline, "the standby did not catch up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let dir = server_dir();
+    let sink = format!("file://{}", dir.path().join("archive").display());
+    let work = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(lifeboat(work.path()).args([
+        "backup",
+        &standby.url("postgres"),
+        "--physical",
+        "--to",
+        &sink,
+        "--name",
+        "sb",
+        "--json",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        out[0]["manifest"]["verdicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["verifier"] == "pg-verifybackup" && v["passed"] == true),
+        "{out}"
+    );
+    let mut restored = PgCluster::empty(&bin);
+    let to = format!("pgdata://{}", restored.data_dir().display());
+    let (code, _, err) = run(
+        lifeboat(work.path()).args(["restore", "--from", &sink, "--source", "sb", "--to", &to])
+    );
+    assert_eq!(code, 0, "{err}");
+    // The server reads the archive as its own user (`wal fetch`): the
+    // archive lifeboat wrote as root must be readable by it.
+    let chown = std::process::Command::new("chown")
+        .args(["-R", "postgres:postgres"])
+        .arg(restored.data_dir())
+        .arg(dir.path().join("archive"))
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    // The standby's standby.signal and primary_conninfo did not come
+    // along: the restored server recovers and becomes a primary, instead of
+    // streaming from the old primary.
+    assert!(!restored.data_dir().join("standby.signal").exists());
+    let auto = std::fs::read_to_string(restored.data_dir().join("postgresql.auto.conf")).unwrap();
+    assert!(auto.contains("primary_conninfo = ''"), "{auto}");
+    restored
+        .start_recovery("")
+        .unwrap_or_else(|e| panic!("{e}"));
+    wait_promoted(&restored);
+    assert_eq!(
+        restored.psql("postgres", "SELECT count(*) FROM marker"),
+        "1000"
+    );
+}

@@ -470,7 +470,12 @@ impl PgDataTarget {
     /// The settings appended to `postgresql.auto.conf`.
     fn recovery_conf(&self) -> String {
         let q = |v: &str| format!("'{}'", v.replace('\'', "''"));
-        let mut out = String::from("\n# Written by lifeboat restore\n");
+        // A backup of a standby carries its primary_conninfo: the restored
+        // server is a new one recovering from the archive, never a standby
+        // streaming from that primary.
+        let mut out = String::from(
+            "\n# Written by lifeboat restore\nprimary_conninfo = ''\nprimary_slot_name = ''\n",
+        );
         if let Some(c) = &self.recovery.restore_command {
             out.push_str(&format!("restore_command = {}\n", q(c)));
         }
@@ -548,6 +553,14 @@ impl RestoreTarget for PgDataTarget {
                 conf.push_str(&this.recovery_conf());
                 std::fs::write(&auto, conf)
                     .map_err(|e| this.err(format!("cannot write postgresql.auto.conf: {e}")))?;
+                // A backup of a standby carries standby.signal: recovery
+                // here is targeted archive recovery, which ends.
+                let standby = staging.join("standby.signal");
+                if standby.exists() {
+                    std::fs::remove_file(&standby)
+                        .map_err(|e| this.err(format!("cannot remove standby.signal: {e}")))?;
+                    tracing::info!("the backup was taken from a standby: its standby.signal is removed, the restored server recovers and becomes a primary");
+                }
                 if this.recovery.restore_command.is_some() || !this.recovery.targets.is_empty() {
                     std::fs::write(staging.join("recovery.signal"), "")
                         .map_err(|e| this.err(format!("cannot write recovery.signal: {e}")))?;
