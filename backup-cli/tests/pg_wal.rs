@@ -1040,3 +1040,32 @@ fn a_physical_backup_from_a_standby_restores() {
         "1000"
     );
 }
+
+/// A spool directory that cannot be used (another user's) never fails a
+/// push: the look-ahead is turned off with a warning, and the file lands.
+#[test]
+fn an_unusable_spool_only_turns_the_look_ahead_off() {
+    let work = tempfile::tempdir().unwrap();
+    let pg_wal = work.path().join("pg_wal");
+    std::fs::create_dir_all(pg_wal.join("archive_status")).unwrap();
+    let seg = "000000010000000000000007";
+    std::fs::write(pg_wal.join(seg), fake_segment(seg, 78)).unwrap();
+    let spool = work.path().join("spool");
+    std::fs::create_dir(&spool).unwrap();
+    // Owned by the server user: not ours when the tests run as root.
+    chown_to_server_user(&spool);
+    let root = work.path().join("archive");
+    let sink = format!("file://{}", root.display());
+    let (code, _, err) = run(lifeboat(work.path())
+        .args(["wal", "push"])
+        .arg(pg_wal.join(seg))
+        .args(["--to", &sink, "--name", "app", "--spool-dir"])
+        .arg(&spool));
+    assert_eq!(code, 0, "{err}");
+    let owned_by_other = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&spool).unwrap())
+        != std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap());
+    if owned_by_other {
+        assert!(err.contains("cannot be used"), "{err}");
+    }
+    assert!(root.join(format!("app/wal/00000001/{seg}.zst")).exists());
+}

@@ -306,6 +306,15 @@ fn marker_path(spool: &Path, name: &str) -> PathBuf {
     spool.join(format!("{name}.pushed"))
 }
 
+/// This process's effective uid (from `/proc/self`, as the scratch cluster
+/// code reads it).
+fn own_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX)
+}
+
 /// The next segments after `name` that PostgreSQL has marked ready in
 /// `pg_wal/archive_status`, in order, without markers yet.
 fn ready_after(dir: &Path, name: &str, spool: &Path, max: usize) -> Vec<PathBuf> {
@@ -351,22 +360,34 @@ pub async fn push_ahead(
         .unwrap_or_default()
         .to_string();
     let spool = ahead.spool.clone();
-    {
+    // The spool only saves work: a spool that cannot be used (a directory
+    // another user made, a full disk) never fails the push, it only turns
+    // the look-ahead off.
+    let usable = {
         let spool = spool.clone();
         blocking(move || {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::create_dir_all(&spool)
-                .and_then(|()| {
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            let ok = std::fs::create_dir_all(&spool)
+                .and_then(|()| std::fs::metadata(&spool))
+                .and_then(|m| {
+                    // Ours, and private: markers vouch for stored objects.
+                    if m.uid() != own_uid() {
+                        return Err(std::io::Error::other("it belongs to another user"));
+                    }
                     std::fs::set_permissions(&spool, std::fs::Permissions::from_mode(0o700))
-                })
-                .map_err(|e| {
-                    Error::config(
-                        spool.display().to_string(),
-                        format!("cannot create the WAL spool directory: {e}"),
-                    )
-                })
+                });
+            Ok::<_, Error>(match ok {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(spool = %spool.display(), error = %e, "the WAL spool directory cannot be used; pushing one file at a time");
+                    false
+                }
+            })
         })
-        .await?;
+        .await?
+    };
+    if !usable {
+        return push(sink, source, path, level).await;
     }
     // Pushed ahead already: the same bytes need nothing more.
     let marker = marker_path(&spool, &name);
