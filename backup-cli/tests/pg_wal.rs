@@ -21,6 +21,17 @@ fn server_dir() -> tempfile::TempDir {
     d
 }
 
+/// Hand what lifeboat wrote as root to the server's user (`chown -R`): a
+/// restored data directory, or an archive its `wal fetch` reads.
+fn give_to_server(paths: &[&Path]) {
+    let status = std::process::Command::new("chown")
+        .args(["-R", "postgres:postgres"])
+        .args(paths)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 fn archive_conf(sink: &str, name: &str) -> String {
     format!(
         "archive_mode = on\narchive_command = '{} wal push %p --to {sink} --name {name}'\n",
@@ -450,12 +461,7 @@ fn a_physical_backup_and_the_archive_restore_to_a_point_in_time() {
     let auto = std::fs::read_to_string(data.join("postgresql.auto.conf")).unwrap();
     assert!(auto.contains("wal fetch %f %p"), "{auto}");
     assert!(data.join("recovery.signal").exists());
-    let chown = std::process::Command::new("chown")
-        .args(["-R", "postgres:postgres"])
-        .arg(&data)
-        .status()
-        .unwrap();
-    assert!(chown.success());
+    give_to_server(&[&data]);
     restored
         .start_recovery("")
         .unwrap_or_else(|e| panic!("recovery failed: {e}"));
@@ -772,12 +778,7 @@ fn a_second_recovery_follows_the_new_timeline() {
         args.extend_from_slice(extra);
         let (code, _, err) = run(lifeboat(work.path()).args(&args));
         assert_eq!(code, 0, "{err}");
-        let chown = std::process::Command::new("chown")
-            .args(["-R", "postgres:postgres"])
-            .arg(c.data_dir())
-            .status()
-            .unwrap();
-        assert!(chown.success());
+        give_to_server(&[&c.data_dir()]);
         c
     };
     // To the branch point, promoted onto timeline 2, archiving as "tl".
@@ -895,7 +896,14 @@ fn a_push_killed_at_any_point_leaves_nothing_half_visible_and_the_retry_lands() 
                 continue;
             }
             if let Some(seg) = name.strip_suffix(".zst") {
-                let bytes = zstd::stream::decode_all(&std::fs::read(&p).unwrap()[..]).unwrap();
+                // The standard tool reads it, metadata frame and all.
+                let out = std::process::Command::new("zstd")
+                    .args(["-d", "-c", "-q"])
+                    .arg(&p)
+                    .output()
+                    .expect("the zstd command-line tool");
+                assert!(out.status.success(), "{point}: zstd -d {name}: {out:?}");
+                let bytes = out.stdout;
                 assert_eq!(bytes, fake_segment(seg, 77), "{point}: {name}");
             }
         }
@@ -1018,13 +1026,7 @@ fn a_physical_backup_from_a_standby_restores() {
     assert_eq!(code, 0, "{err}");
     // The server reads the archive as its own user (`wal fetch`): the
     // archive lifeboat wrote as root must be readable by it.
-    let chown = std::process::Command::new("chown")
-        .args(["-R", "postgres:postgres"])
-        .arg(restored.data_dir())
-        .arg(dir.path().join("archive"))
-        .status()
-        .unwrap();
-    assert!(chown.success());
+    give_to_server(&[&restored.data_dir(), &dir.path().join("archive")]);
     // The standby's standby.signal and primary_conninfo did not come
     // along: the restored server recovers and becomes a primary, instead of
     // streaming from the old primary.

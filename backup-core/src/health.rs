@@ -134,29 +134,21 @@ async fn wal_health(
     oldest_physical_stop: Option<u64>,
     now: DateTime<Utc>,
 ) -> Result<Option<WalHealth>> {
-    use crate::source::postgres::walfile::{WalFileKind, WalFileName};
-    let objects = sink
-        .list(&format!("{}/", crate::layout::wal_prefix(source)))
-        .await?;
-    let files: Vec<_> = objects
-        .iter()
-        .filter_map(|o| {
-            let (_, _, name) = crate::layout::parse_wal_segment_key(&o.key)?;
-            Some((WalFileName::parse(name)?, o.last_modified))
-        })
-        .collect();
-    if files.is_empty() {
+    use crate::source::postgres::walfile::WalFileKind;
+    use crate::wal::{ArchiveListing, DEFAULT_SEGMENT_SIZE};
+    let Some(archive) = ArchiveListing::read(sink, source).await? else {
         return Ok(None);
-    }
-    let segment_size = match sink
-        .get_bytes(&crate::layout::wal_archive_key(source))
-        .await
-    {
-        Ok(raw) => serde_json::from_slice::<crate::wal::ArchiveInfo>(&raw)
-            .map(|i| i.segment_size)
-            .unwrap_or(16 << 20),
-        Err(_) => 16 << 20,
     };
+    let segment_size = ArchiveListing::segment_size(sink, source)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(DEFAULT_SEGMENT_SIZE);
+    let files: Vec<_> = archive
+        .files
+        .iter()
+        .map(|f| (f.name.clone(), f.stored_at))
+        .collect();
     let segments: Vec<_> = files
         .iter()
         .filter(|(n, _)| n.kind() == WalFileKind::Segment)
@@ -172,8 +164,7 @@ async fn wal_health(
     numbers.dedup();
     let mut gaps = Vec::new();
     if let Some(&first) = numbers.first() {
-        let per_log = 0x1_0000_0000u64 / u64::from(segment_size);
-        let name = |segno: u64| format!("{:08X}{:08X}", segno / per_log, segno % per_log);
+        let name = |segno: u64| crate::wal::segment_position_name(segno, segment_size);
         let start = oldest_physical_stop
             .map(|lsn| lsn / u64::from(segment_size))
             .filter(|s| *s >= first)

@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{BackupEntry, Catalog, Listing};
 use crate::error::{Error, Result};
 use crate::layout;
-use crate::sink::{Sink, SinkExt};
+use crate::sink::Sink;
 use crate::source::postgres::physical::{PHYSICAL_KIND, PhysicalDetails, parse_lsn};
 
 /// A retention policy. In `lifeboat.toml`, a profile's `[retention]` table.
@@ -347,35 +347,21 @@ async fn plan_wal(
     listing: &Listing,
     decisions: &[Decision],
 ) -> Result<Option<WalPrune>> {
-    use crate::source::postgres::walfile::{WalFileKind, WalFileName};
-    let objects = sink
-        .list(&format!("{}/", layout::wal_prefix(source)))
-        .await?;
-    let files: Vec<(String, WalFileName)> = objects
-        .iter()
-        .filter_map(|o| {
-            let (_, _, name) = layout::parse_wal_segment_key(&o.key)?;
-            Some((o.key.clone(), WalFileName::parse(name)?))
-        })
-        .collect();
-    if files.is_empty() {
+    use crate::source::postgres::walfile::WalFileKind;
+    use crate::wal::ArchiveListing;
+    let Some(archive) = ArchiveListing::read(sink, source).await? else {
         return Ok(None);
-    }
-    let segment_size = match sink.get_bytes(&layout::wal_archive_key(source)).await {
-        Ok(raw) => match serde_json::from_slice::<crate::wal::ArchiveInfo>(&raw) {
-            Ok(i) => i.segment_size,
-            Err(_) => {
-                return Ok(Some(WalPrune {
-                    files: files.len(),
-                    keep_from: None,
-                    reason: "the archive's archive.json cannot be read: all WAL is kept".into(),
-                    delete: Vec::new(),
-                    deleted: 0,
-                }));
-            }
-        },
-        Err(Error::NotFound { .. }) => 16 << 20,
-        Err(e) => return Err(e),
+    };
+    let files: Vec<(String, crate::source::postgres::walfile::WalFileName)> =
+        archive.files.into_iter().map(|f| (f.key, f.name)).collect();
+    let Some(segment_size) = ArchiveListing::segment_size(sink, source).await? else {
+        return Ok(Some(WalPrune {
+            files: files.len(),
+            keep_from: None,
+            reason: "the archive's archive.json cannot be read: all WAL is kept".into(),
+            delete: Vec::new(),
+            deleted: 0,
+        }));
     };
     let kept: std::collections::HashSet<&str> = decisions
         .iter()
@@ -407,12 +393,7 @@ async fn plan_wal(
             deleted: 0,
         }));
     };
-    let per_log = 0x1_0000_0000u64 / u64::from(segment_size);
-    let keep_from = format!(
-        "{:08X}{:08X}",
-        first_needed / per_log,
-        first_needed % per_log
-    );
+    let keep_from = crate::wal::segment_position_name(first_needed, segment_size);
     let mut delete: Vec<(u64, WalDecision)> = files
         .iter()
         .filter(|(_, n)| n.kind() != WalFileKind::History)

@@ -53,6 +53,14 @@ pub(crate) fn host_name() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// This process's effective uid, from `/proc/self`; `None` when it cannot
+/// be read.
+pub(crate) fn effective_uid() -> Option<u32> {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

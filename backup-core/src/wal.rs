@@ -106,6 +106,81 @@ impl ArchiveInfo {
     }
 }
 
+/// PostgreSQL's default WAL segment size, for an archive whose
+/// `archive.json` was never written (only history files pushed so far).
+pub const DEFAULT_SEGMENT_SIZE: u32 = 16 << 20;
+
+/// One archived WAL file, as a listing finds it.
+#[derive(Debug, Clone)]
+pub struct ArchivedFile {
+    /// Its key in the sink.
+    pub key: String,
+    /// Its WAL file name.
+    pub name: WalFileName,
+    /// When the sink stored it.
+    pub stored_at: DateTime<Utc>,
+}
+
+/// A source's WAL archive, listed once: what `status`, `prune` and the
+/// point-in-time planning read.
+#[derive(Debug, Clone)]
+pub struct ArchiveListing {
+    /// Every archived WAL file (keys that are not one are left out).
+    pub files: Vec<ArchivedFile>,
+}
+
+impl ArchiveListing {
+    /// List `<source>/wal/`; `None` when it holds no WAL file.
+    ///
+    /// # Errors
+    /// A listing failure.
+    pub async fn read(sink: &dyn Sink, source: &str) -> Result<Option<Self>> {
+        let files: Vec<ArchivedFile> = sink
+            .list(&format!("{}/", layout::wal_prefix(source)))
+            .await?
+            .into_iter()
+            .filter_map(|o| {
+                let (_, _, name) = layout::parse_wal_segment_key(&o.key)?;
+                Some(ArchivedFile {
+                    name: WalFileName::parse(name)?,
+                    key: o.key,
+                    stored_at: o.last_modified,
+                })
+            })
+            .collect();
+        Ok((!files.is_empty()).then_some(Self { files }))
+    }
+
+    /// When the newest file was stored: the end of what the archive can
+    /// recover to.
+    pub fn newest_stored_at(&self) -> Option<DateTime<Utc>> {
+        self.files.iter().map(|f| f.stored_at).max()
+    }
+
+    /// The archive's segment size from `archive.json`:
+    /// [`DEFAULT_SEGMENT_SIZE`] when there is none, `None` when it cannot
+    /// be read as one.
+    ///
+    /// # Errors
+    /// The sink failed reading it.
+    pub async fn segment_size(sink: &dyn Sink, source: &str) -> Result<Option<u32>> {
+        match sink.get_bytes(&layout::wal_archive_key(source)).await {
+            Ok(raw) => Ok(serde_json::from_slice::<ArchiveInfo>(&raw)
+                .ok()
+                .map(|i| i.segment_size)),
+            Err(Error::NotFound { .. }) => Ok(Some(DEFAULT_SEGMENT_SIZE)),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The log/segment part of a WAL file name (16 hex digits) for segment
+/// number `segno`, timeline left out.
+pub fn segment_position_name(segno: u64, segment_size: u32) -> String {
+    let per_log = 0x1_0000_0000u64 / u64::from(segment_size.max(1));
+    format!("{:08X}{:08X}", segno / per_log, segno % per_log)
+}
+
 /// The metadata in front of each archived file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WalObject {
@@ -191,13 +266,16 @@ pub async fn push(sink: &dyn Sink, source: &str, path: &Path, level: i32) -> Res
         .ok_or_else(|| Error::usage(format!("{} has no file name", path.display())))?;
     let name = parse_name(file_name)?;
     let p = path.to_path_buf();
-    let data = blocking(move || {
-        std::fs::read(&p).map_err(|e| {
+    // Reading and hashing 16 MiB is blocking work.
+    let (data, sha256) = blocking(move || {
+        let data = std::fs::read(&p).map_err(|e| {
             Error::source_err(
                 p.display().to_string(),
                 format!("cannot read the WAL file: {e}"),
             )
-        })
+        })?;
+        let sha256 = hex::encode(Sha256::digest(&data));
+        Ok::<_, Error>((data, sha256))
     })
     .await?;
     let header = if name.has_header() {
@@ -220,7 +298,6 @@ pub async fn push(sink: &dyn Sink, source: &str, path: &Path, level: i32) -> Res
     } else {
         None
     };
-    let sha256 = hex::encode(Sha256::digest(&data));
     let meta = WalObject {
         name: file_name.to_string(),
         size: data.len() as u64,
@@ -306,15 +383,6 @@ fn marker_path(spool: &Path, name: &str) -> PathBuf {
     spool.join(format!("{name}.pushed"))
 }
 
-/// This process's effective uid (from `/proc/self`, as the scratch cluster
-/// code reads it).
-fn own_uid() -> u32 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(u32::MAX)
-}
-
 /// The next segments after `name` that PostgreSQL has marked ready in
 /// `pg_wal/archive_status`, in order, without markers yet.
 fn ready_after(dir: &Path, name: &str, spool: &Path, max: usize) -> Vec<PathBuf> {
@@ -371,7 +439,7 @@ pub async fn push_ahead(
                 .and_then(|()| std::fs::metadata(&spool))
                 .and_then(|m| {
                     // Ours, and private: markers vouch for stored objects.
-                    if m.uid() != own_uid() {
+                    if Some(m.uid()) != crate::rt::effective_uid() {
                         return Err(std::io::Error::other("it belongs to another user"));
                     }
                     std::fs::set_permissions(&spool, std::fs::Permissions::from_mode(0o700))
@@ -530,18 +598,16 @@ pub async fn fetch(
     let key = layout::wal_segment_key(source, wal.timeline(), name);
     let stored = sink.get_bytes(&key).await?;
     let bad = |why: String| Error::verification("wal-fetch", format!("{key}: {why}"));
-    let (meta, data) = {
-        let stored = stored.clone();
-        blocking(move || {
-            let (meta, data) = codec::decode_with_metadata(&stored)?;
-            let meta: WalObject =
-                serde_json::from_slice(meta).map_err(|e| format!("unreadable metadata: {e}"))?;
-            Ok::<_, String>((meta, data))
-        })
-        .await
-        .map_err(bad)?
-    };
-    let sha256 = hex::encode(Sha256::digest(&data));
+    // Decompressing and hashing 16 MiB is blocking work.
+    let (meta, data, sha256) = blocking(move || {
+        let (meta, data) = codec::decode_with_metadata(&stored)?;
+        let meta: WalObject =
+            serde_json::from_slice(meta).map_err(|e| format!("unreadable metadata: {e}"))?;
+        let sha256 = hex::encode(Sha256::digest(&data));
+        Ok::<_, String>((meta, data, sha256))
+    })
+    .await
+    .map_err(bad)?;
     if meta.name != name || meta.size != data.len() as u64 || meta.sha256 != sha256 {
         return Err(bad(format!(
             "the stored file does not match its record (name {}, {} bytes, SHA-256 {}; read: {} bytes, {sha256})",

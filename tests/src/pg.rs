@@ -437,17 +437,7 @@ impl PgCluster {
     /// the server user, then start. Streams from the primary until dropped.
     pub fn start_standby_of(primary: &PgCluster) -> PgCluster {
         let t0 = Instant::now();
-        let mut c = Self::prepare(&primary.bin_dir);
-        let mut cmd = c.server_command("pg_basebackup");
-        cmd.arg("-D")
-            .arg(c.data_dir())
-            .arg("-h")
-            .arg(primary.socket_dir())
-            .args(["-p", &primary.port.to_string(), "-U", "postgres"])
-            .args(["-R", "-X", "stream", "-c", "fast", "--no-sync", "-w"]);
-        run_ok(&mut cmd, "pg_basebackup for the standby");
-        std::fs::set_permissions(c.data_dir(), std::fs::Permissions::from_mode(0o700))
-            .expect("chmod 700 standby data dir");
+        let mut c = Self::basebackup(primary, &["-R", "-X", "stream"]);
         // The copied postgresql.conf ends with the primary's port and socket
         // dir; `launch` appends this instance's, which win (last one counts).
         let base = std::fs::read_to_string(c.conf_path()).expect("read standby postgresql.conf");
@@ -461,6 +451,12 @@ impl PgCluster {
     /// (`-X none`), so a recovery from it needs every segment from the
     /// archive. Start it with [`start_recovery`](Self::start_recovery).
     pub fn base_backup_of(primary: &PgCluster, wal: bool) -> PgCluster {
+        Self::basebackup(primary, &["-X", if wal { "stream" } else { "none" }])
+    }
+
+    /// `pg_basebackup` of `primary` over its Unix socket, as the server
+    /// user, with `args`, into a new cluster directory (not started).
+    fn basebackup(primary: &PgCluster, args: &[&str]) -> PgCluster {
         let c = Self::prepare(&primary.bin_dir);
         let mut cmd = c.server_command("pg_basebackup");
         cmd.arg("-D")
@@ -468,7 +464,7 @@ impl PgCluster {
             .arg("-h")
             .arg(primary.socket_dir())
             .args(["-p", &primary.port.to_string(), "-U", "postgres"])
-            .args(["-X", if wal { "stream" } else { "none" }])
+            .args(args)
             .args(["-c", "fast", "--no-sync", "-w"]);
         run_ok(&mut cmd, "pg_basebackup");
         std::fs::set_permissions(c.data_dir(), std::fs::Permissions::from_mode(0o700))
@@ -499,15 +495,7 @@ impl PgCluster {
             self.socket_dir().display()
         );
         std::fs::write(self.conf_path(), all).expect("write postgresql.conf");
-        let out = self
-            .server_command("pg_ctl")
-            .arg("-D")
-            .arg(self.data_dir())
-            .arg("-l")
-            .arg(self.log_path())
-            .args(["-w", "-t", &WAIT.as_secs().to_string(), "start"])
-            .output()
-            .expect("run pg_ctl start");
+        let out = self.pg_ctl_start();
         if out.status.success() {
             Ok(())
         } else {
@@ -587,15 +575,7 @@ impl PgCluster {
             std::fs::write(self.conf_path(), format!("{conf}{instance}"))
                 .expect("write postgresql.conf");
             let _ = std::fs::remove_file(self.log_path());
-            let out = self
-                .server_command("pg_ctl")
-                .arg("-D")
-                .arg(self.data_dir())
-                .arg("-l")
-                .arg(self.log_path())
-                .args(["-w", "-t", &WAIT.as_secs().to_string(), "start"])
-                .output()
-                .expect("run pg_ctl start");
+            let out = self.pg_ctl_start();
             if out.status.success() {
                 return;
             }
@@ -610,6 +590,18 @@ impl PgCluster {
                 output_text(&out)
             );
         }
+    }
+
+    /// `pg_ctl start -w` on this data directory, logging to `server.log`.
+    fn pg_ctl_start(&self) -> Output {
+        self.server_command("pg_ctl")
+            .arg("-D")
+            .arg(self.data_dir())
+            .arg("-l")
+            .arg(self.log_path())
+            .args(["-w", "-t", &WAIT.as_secs().to_string(), "start"])
+            .output()
+            .expect("run pg_ctl start")
     }
 
     fn write_hba(&self, host_method: &str) {

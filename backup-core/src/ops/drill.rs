@@ -117,13 +117,9 @@ async fn pitr(env: &Env, a: &DrillArgs) -> Result<VerifyOutput> {
             message: format!("{name} has no verified physical base backup to drill"),
             source: None,
         })?;
-    let end = sink
-        .list(&format!("{}/", crate::layout::wal_prefix(&name)))
+    let end = crate::wal::ArchiveListing::read(&*sink, &name)
         .await?
-        .into_iter()
-        .filter(|o| crate::layout::parse_wal_segment_key(&o.key).is_some())
-        .map(|o| o.last_modified)
-        .max()
+        .and_then(|a| a.newest_stored_at())
         .unwrap_or(start)
         .max(start);
     let (mut target, random) = match &a.target_time {

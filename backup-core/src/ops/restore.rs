@@ -258,13 +258,9 @@ pub(crate) async fn plan_recovery(
     };
     // A target time after the newest archived WAL cannot be reached.
     if let Some(t) = time {
-        let newest = sink
-            .list(&format!("{}/", crate::layout::wal_prefix(name)))
+        let newest = crate::wal::ArchiveListing::read(&**sink, name)
             .await?
-            .into_iter()
-            .filter(|o| crate::layout::parse_wal_segment_key(&o.key).is_some())
-            .map(|o| o.last_modified)
-            .max();
+            .and_then(|a| a.newest_stored_at());
         let bound = newest.unwrap_or(ended(&chosen).0);
         if t > bound {
             return Err(refuse(format!(

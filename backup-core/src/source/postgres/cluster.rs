@@ -40,9 +40,7 @@ fn user_ids(name: &str) -> Option<(u32, u32)> {
 }
 
 fn is_root() -> bool {
-    std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false)
+    crate::rt::effective_uid() == Some(0)
 }
 
 impl ScratchCluster {
