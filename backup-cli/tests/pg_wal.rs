@@ -438,7 +438,17 @@ fn a_physical_backup_and_the_archive_restore_to_a_point_in_time() {
     ]));
     assert_eq!(code, 64, "{err}");
 
+    // --port is the port of the server --start starts.
+    let (code, _, err) = run(lifeboat(work.path()).args([
+        "restore", "--from", &sink, "--source", "app", "--to", &to, "--port", "5999",
+    ]));
+    assert_eq!(code, 64, "{err}");
+    // --start: lifeboat starts the server (as the postgres user: the tests
+    // run as root), waits until recovery reaches the target and reports
+    // the point reached. The copied postgresql.conf listens on 127.0.0.1;
+    // --port gives it this cluster's port.
     let mut restored = restored;
+    let port = restored.pick_port().to_string();
     let (code, out, err) = run(lifeboat(work.path()).args([
         "restore",
         "--from",
@@ -451,27 +461,47 @@ fn a_physical_backup_and_the_archive_restore_to_a_point_in_time() {
         &target,
         "--target-action",
         "promote",
+        "--start",
+        "--port",
+        &port,
         "--json",
     ]));
     assert_eq!(code, 0, "{err}");
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&out).unwrap()["backup_id"],
-        m["backup_id"]
-    );
+    let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(out["backup_id"], m["backup_id"]);
     let auto = std::fs::read_to_string(data.join("postgresql.auto.conf")).unwrap();
     assert!(auto.contains("wal fetch %f %p"), "{auto}");
-    assert!(data.join("recovery.signal").exists());
-    give_to_server(&[&data]);
-    restored
-        .start_recovery("")
-        .unwrap_or_else(|e| panic!("recovery failed: {e}"));
-    wait_promoted(&restored);
+    let started = &out["started"];
+    assert_eq!(started["state"], "promoted", "{out}");
+    assert!(
+        started["point_reached"]
+            .as_str()
+            .unwrap()
+            .starts_with("recovery stopping before commit"),
+        "{out}"
+    );
+    assert_eq!(started["timeline"], 2, "{out}");
     assert_eq!(
-        restored.psql(
-            "postgres",
-            "SELECT string_agg(id::text, ',' ORDER BY id) FROM marker"
-        ),
+        restored
+            .try_psql_tcp(
+                "postgres",
+                None,
+                "postgres",
+                "SELECT string_agg(id::text, ',' ORDER BY id) FROM marker"
+            )
+            .unwrap(),
         "1,2"
+    );
+    // The copy runs beside its live original with archive_mode off: its
+    // timeline 2 is not in the original's archive, where the later drill
+    // from a newer base backup would otherwise have to follow it.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !archived_names(&root)
+            .iter()
+            .any(|n| n.starts_with("00000002")),
+        "{:?}",
+        archived_names(&root)
     );
 
     // status sees the archive: fresh, no gaps, healthy.
@@ -582,6 +612,24 @@ fn a_physical_backup_and_the_archive_restore_to_a_point_in_time() {
     let st: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(st[0]["wal"]["gaps"], serde_json::json!([]), "{st}");
     assert_eq!(st[0]["backups"], 1, "{st}");
+    // Connected, status reads the server's pg_stat_archiver too.
+    let (code, out, err) = run(lifeboat(work.path()).args([
+        "status",
+        "--from",
+        &sink,
+        "--source",
+        "app",
+        "--server",
+        &primary.url("postgres"),
+        "--format",
+        "json",
+    ]));
+    assert_eq!(code, 0, "{out}{err}");
+    let st: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        st[0]["wal"]["archiver"]["archived_count"].as_i64().unwrap() > 0,
+        "{st}"
+    );
 
     // A point-in-time drill at a random time of the window: restored into
     // a throwaway cluster through wal fetch, recovered, checked, recorded.
@@ -630,6 +678,44 @@ fn a_physical_backup_and_the_archive_restore_to_a_point_in_time() {
             .args(["restore", "--from", &sink, "--source", "app", "--to", &to]));
     assert_eq!(code, 5, "{err}");
     assert!(err.contains("not empty"), "{err}");
+
+    // archive_command starts failing: status, connected, says so (exit 6),
+    // and so does the Prometheus gauge the WalArchiveFailing alert reads.
+    primary.psql(
+        "postgres",
+        "ALTER SYSTEM SET archive_command = 'false'; SELECT pg_reload_conf();",
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    primary.psql(
+        "postgres",
+        "SELECT pg_logical_emit_message(false, 'test', 'x'); SELECT pg_switch_wal();",
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while primary.psql(
+        "postgres",
+        "SELECT coalesce(last_failed_time > coalesce(last_archived_time, '-infinity'), false) FROM pg_stat_archiver",
+    ) != "t"
+    {
+        assert!(Instant::now() < deadline, "archive_command did not fail");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let server = primary.url("postgres");
+    let status = |format: &str| {
+        run(lifeboat(work.path()).args([
+            "status", "--from", &sink, "--source", "app", "--server", &server, "--format", format,
+        ]))
+    };
+    let (code, out, err) = status("json");
+    assert_eq!(code, 6, "{out}{err}");
+    assert!(
+        err.contains("archive_command on") && err.contains("is failing"),
+        "{err}"
+    );
+    let (_, prom, _) = status("prometheus");
+    assert!(
+        prom.contains("lifeboat_wal_archiver_failing{source=\"app\"} 1"),
+        "{prom}"
+    );
 }
 
 /// `wal setup --check` on a server that does not archive: exit 6, each
@@ -781,8 +867,9 @@ fn a_second_recovery_follows_the_new_timeline() {
         give_to_server(&[&c.data_dir()]);
         c
     };
-    // To the branch point, promoted onto timeline 2, archiving as "tl".
-    let mut a = restore(&["--target-name", "branch"]);
+    // To the branch point, promoted onto timeline 2, archiving as "tl":
+    // it replaces the primary (--keep-archiving).
+    let mut a = restore(&["--target-name", "branch", "--keep-archiving"]);
     a.start_recovery(&archive_conf(&sink, "tl"))
         .unwrap_or_else(|e| panic!("{e}"));
     wait_promoted(&a);
@@ -998,18 +1085,38 @@ fn a_physical_backup_from_a_standby_restores() {
     let dir = server_dir();
     let sink = format!("file://{}", dir.path().join("archive").display());
     let work = tempfile::tempdir().unwrap();
-    let (code, out, err) = run(lifeboat(work.path()).args([
-        "backup",
-        &standby.url("postgres"),
-        "--physical",
-        "--to",
-        &sink,
-        "--name",
-        "sb",
-        "--json",
-    ]));
+    // `mode = "physical"` in lifeboat.toml asks what `--physical` asks.
+    std::fs::write(
+        work.path().join("lifeboat.toml"),
+        "[postgres]\nmode = \"physical\"\nschemas = [\"public\"]\n",
+    )
+    .unwrap();
+    let backup = |extra: &[&str]| {
+        let mut cmd = lifeboat(work.path());
+        cmd.args(["backup", &standby.url("postgres"), "--to", &sink])
+            .args(["--name", "sb", "--json"])
+            .args(extra);
+        run(&mut cmd)
+    };
+    // A schema filter is for logical dumps: refused, naming both.
+    let (code, _, err) = backup(&[]);
+    assert_eq!(code, 64, "{err}");
+    assert!(
+        err.contains("mode = \"physical\"") && err.contains("schemas"),
+        "{err}"
+    );
+    std::fs::write(
+        work.path().join("lifeboat.toml"),
+        "[postgres]\nmode = \"physical\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = backup(&[]);
     assert_eq!(code, 0, "{err}");
     let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        out[0]["manifest"]["source"]["kind"], "postgres-physical",
+        "{out}"
+    );
     assert!(
         out[0]["manifest"]["verdicts"]
             .as_array()

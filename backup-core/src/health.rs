@@ -124,6 +124,9 @@ pub struct WalHealth {
     /// the oldest archived segment) and the newest: `first..=last` names.
     /// Point-in-time recovery cannot cross a gap.
     pub gaps: Vec<String>,
+    /// The server's `pg_stat_archiver`, when `status` could connect to it
+    /// (`--server`, or the profile's PostgreSQL source).
+    pub archiver: Option<crate::wal::ArchiverStats>,
 }
 
 /// The WAL archive of `source`: its newest segment and the gaps in its
@@ -188,6 +191,7 @@ async fn wal_health(
         newest_at: newest.map(|(_, at)| *at),
         age_secs: newest.map(|(_, at)| (now - *at).num_seconds()),
         gaps,
+        archiver: None,
     }))
 }
 
@@ -395,6 +399,35 @@ pub async fn status(
     })
 }
 
+/// Add what the server says of its archiving to a source's status: a
+/// failing `archive_command`, or a server that could not be asked, makes it
+/// unhealthy.
+pub fn add_archiver(st: &mut SourceStatus, server: &str, read: Result<crate::wal::ArchiverStats>) {
+    let Some(wal) = st.wal.as_mut() else { return };
+    match read {
+        Ok(a) => {
+            if a.failing() {
+                st.problems.push(format!(
+                    "archive_command on {server} is failing: pg_stat_archiver counts {} failures, the newest for {} at {}, after the newest success ({}); see the server log",
+                    a.failed_count,
+                    a.last_failed_wal.as_deref().unwrap_or("?"),
+                    a.last_failed_time.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                    match (&a.last_archived_wal, a.last_archived_time) {
+                        (Some(w), Some(t)) => format!("{w} at {}", t.to_rfc3339()),
+                        _ => "none since the statistics were reset".to_string(),
+                    }
+                ));
+            }
+            wal.archiver = Some(a);
+        }
+        Err(e) => st.problems.push(format!(
+            "cannot read pg_stat_archiver: {}",
+            e.display_chain()
+        )),
+    }
+    st.healthy = st.problems.is_empty();
+}
+
 /// `26h`, `3d 4h`, `15m`.
 pub fn human_secs(s: i64) -> String {
     let s = s.max(0);
@@ -475,6 +508,16 @@ pub fn prometheus(statuses: &[SourceStatus], now: DateTime<Utc>) -> String {
         "lifeboat_wal_gaps",
         "Gaps in the archived WAL sequence (sources with a WAL archive)",
         per(&|s| s.wal.as_ref().map(|w| w.gaps.len() as f64)),
+    );
+    metric(
+        "lifeboat_wal_archiver_failing",
+        "1 when the server's archive_command failed after its last success (pg_stat_archiver; status connected to the server)",
+        per(&|s| {
+            s.wal
+                .as_ref()
+                .and_then(|w| w.archiver.as_ref())
+                .map(|a| if a.failing() { 1.0 } else { 0.0 })
+        }),
     );
     metric(
         "lifeboat_last_drill_timestamp_seconds",

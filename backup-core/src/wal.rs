@@ -670,6 +670,57 @@ fn write_atomically(dest: &Path, data: &[u8]) -> Result<()> {
     result
 }
 
+/// The server's side of archiving: its `pg_stat_archiver` row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiverStats {
+    /// Files `archive_command` archived since the statistics were reset.
+    pub archived_count: i64,
+    /// The newest file it archived.
+    pub last_archived_wal: Option<String>,
+    /// When.
+    pub last_archived_time: Option<DateTime<Utc>>,
+    /// Times `archive_command` failed.
+    pub failed_count: i64,
+    /// The file of the newest failure.
+    pub last_failed_wal: Option<String>,
+    /// When.
+    pub last_failed_time: Option<DateTime<Utc>>,
+}
+
+impl ArchiverStats {
+    /// Read the server's `pg_stat_archiver` row.
+    ///
+    /// # Errors
+    /// A connection or query failure.
+    pub async fn read(conn: &crate::source::postgres::PgConn) -> Result<Self> {
+        let client = conn.connect().await?;
+        let row = client
+            .query_one(
+                "SELECT json_build_object('archived_count', archived_count, 'last_archived_wal', last_archived_wal, 'last_archived_time', last_archived_time, 'failed_count', failed_count, 'last_failed_wal', last_failed_wal, 'last_failed_time', last_failed_time)::text FROM pg_stat_archiver",
+                &[],
+            )
+            .await
+            .map_err(|e| Error::source_err(conn.location(), format!("cannot read pg_stat_archiver: {e}")))?;
+        let text: String = row.get(0);
+        serde_json::from_str(&text).map_err(|e| {
+            Error::source_err(
+                conn.location(),
+                format!("unexpected pg_stat_archiver row {text}: {e}"),
+            )
+        })
+    }
+
+    /// Whether `archive_command` is failing now: its newest failure came
+    /// after its newest success.
+    pub fn failing(&self) -> bool {
+        match (self.last_failed_time, self.last_archived_time) {
+            (Some(f), Some(a)) => f > a,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

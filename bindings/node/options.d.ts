@@ -56,7 +56,7 @@ export interface BackupOptions extends CommonOptions, ProgressOptions {
   pgBinDir?: string;
   /** PostgreSQL: run the tools through this command, e.g. "docker exec -i db" */
   commandPrefix?: string;
-  /** PostgreSQL: a physical base backup of the whole cluster (pg_basebackup, WAL to its end point included) instead of a logical dump; it restores into pgdata:///path, to any later point with the WAL archive (lifeboat wal push). Proven with pg_verifybackup on the copy read back from the sink */
+  /** PostgreSQL: a physical base backup of the whole cluster (pg_basebackup, WAL to its end point included) instead of a logical dump; it restores into pgdata:///path, to any later point with the WAL archive (lifeboat wal push). Proven with pg_verifybackup on the copy read back from the sink. In lifeboat.toml: mode = "physical" in [postgres] */
   physical?: boolean;
   /** PostgreSQL: only this schema (repeatable) */
   schemas?: string[];
@@ -192,6 +192,12 @@ export interface RestoreOptions extends CommonOptions, ProgressOptions {
   targetAction?: string;
   /** Physical backups: the lifeboat command the restored server's restore_command runs (default: this lifeboat binary, or lifeboat on PATH) */
   lifeboatCommand?: string;
+  /** Physical backups: start the server on the restored data directory (as the postgres user when run as root), wait until recovery reaches the target (or the end of the archived WAL) and report the exact point reached. The server is left running */
+  start?: boolean;
+  /** Physical backups: keep the backup's archive_mode, so that the restored server archives its new timeline into the archive (it replaces the primary). Without it the restored server gets archive_mode = off: a copy beside a live primary must not write into that primary's archive */
+  keepArchiving?: boolean;
+  /** Physical backups, with --start: the port the server listens on (default: its postgresql.conf's) */
+  port?: string;
 }
 
 /** Options of `prune` (`lifeboat prune`'s arguments and flags, camelCased). */
@@ -230,6 +236,8 @@ export interface StatusOptions extends CommonOptions {
   maxSizeDrop?: number;
   /** For a source with a WAL archive: unhealthy when its newest segment is older than this (default 1h) */
   maxWalAge?: Size;
+  /** For a source with a WAL archive: the server to read pg_stat_archiver from, unhealthy when archive_command is failing (default: the profile's postgres:// source; "none" to not connect) */
+  server?: string;
 }
 
 /** Options of `wal_push` (`lifeboat wal push`'s arguments and flags, camelCased). */

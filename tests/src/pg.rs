@@ -616,6 +616,13 @@ impl PgCluster {
         std::fs::write(self.data_dir().join("pg_hba.conf"), hba).expect("write pg_hba.conf");
     }
 
+    /// Give a cluster that is not started yet (an [`empty`](Self::empty)
+    /// one a tool restores and starts) a free port, and return it.
+    pub fn pick_port(&mut self) -> u16 {
+        self.port = free_port();
+        self.port
+    }
+
     /// TCP port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port

@@ -32,6 +32,28 @@ pub(crate) async fn run(env: &Env, c: RestoreCmd) -> Result<(), Error> {
             out.duration_ms as f64 / 1000.0
         );
         print_report(&out.report);
+        if let Some(r) = &out.started {
+            println!(
+                "server started: recovery {} after {:.1}s{}{}",
+                r.state,
+                r.duration_ms as f64 / 1000.0,
+                r.timeline
+                    .map(|t| format!(" on timeline {t}"))
+                    .unwrap_or_default(),
+                if r.state == "paused" {
+                    " (SELECT pg_wal_replay_resume() promotes it)"
+                } else {
+                    ""
+                }
+            );
+            for l in [&r.point_reached, &r.last_transaction]
+                .into_iter()
+                .flatten()
+            {
+                println!("  {l}");
+            }
+            println!("  server log: {}", r.log.display());
+        }
     }
     Ok(())
 }

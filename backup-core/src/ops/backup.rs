@@ -65,7 +65,7 @@ pub struct PgDumpArgs {
     #[cfg_attr(feature = "clap", command(flatten))]
     #[serde(flatten)]
     pub tools: PgToolArgs,
-    /// PostgreSQL: a physical base backup of the whole cluster (pg_basebackup, WAL to its end point included) instead of a logical dump; it restores into pgdata:///path, to any later point with the WAL archive (lifeboat wal push). Proven with pg_verifybackup on the copy read back from the sink.
+    /// PostgreSQL: a physical base backup of the whole cluster (pg_basebackup, WAL to its end point included) instead of a logical dump; it restores into pgdata:///path, to any later point with the WAL archive (lifeboat wal push). Proven with pg_verifybackup on the copy read back from the sink. In lifeboat.toml: mode = "physical" in [postgres].
     #[cfg_attr(feature = "clap", arg(long))]
     pub physical: bool,
     /// PostgreSQL: only this schema (repeatable).
@@ -109,6 +109,9 @@ impl PgDumpArgs {
         extend(&mut o.tables, &self.tables);
         extend(&mut o.exclude_tables, &self.exclude_tables);
         o.globals |= self.globals;
+        if self.physical {
+            o.mode = crate::source::postgres::BackupMode::Physical;
+        }
         if let Some(n) = self.min_tables {
             o.min_tables = n;
         }
@@ -182,16 +185,15 @@ pub async fn run(env: &Env, a: &BackupArgs) -> BackupRun {
             "no source: pass one (lifeboat backup sqlite:///path/app.db --to …) or set source in lifeboat.toml",
         ))?;
         let pg = a.postgres.resolve(env)?;
-        if a.postgres.physical {
-            let p = &a.postgres;
-            if !(p.schemas.is_empty()
-                && p.exclude_schemas.is_empty()
-                && p.tables.is_empty()
-                && p.exclude_tables.is_empty())
-                || p.globals
+        if pg.mode == crate::source::postgres::BackupMode::Physical {
+            if !(pg.schemas.is_empty()
+                && pg.exclude_schemas.is_empty()
+                && pg.tables.is_empty()
+                && pg.exclude_tables.is_empty())
+                || pg.globals
             {
                 return Err(usage(
-                    "--physical backs up the whole cluster (roles included): --schema, --exclude-schema, --table, --exclude-table and --globals are for logical backups",
+                    "--physical (mode = \"physical\") backs up the whole cluster (roles included): --schema, --exclude-schema, --table, --exclude-table and --globals (schemas, tables, globals in [postgres]) are for logical backups",
                 ));
             }
             let source: Arc<dyn crate::Source> = Arc::new(

@@ -88,6 +88,15 @@ pub struct RecoveryArgs {
     /// Physical backups: the lifeboat command the restored server's restore_command runs (default: this lifeboat binary, or lifeboat on PATH).
     #[cfg_attr(feature = "clap", arg(long, value_name = "COMMAND"))]
     pub lifeboat_command: Option<String>,
+    /// Physical backups: start the server on the restored data directory (as the postgres user when run as root), wait until recovery reaches the target (or the end of the archived WAL) and report the exact point reached. The server is left running.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub start: bool,
+    /// Physical backups: keep the backup's archive_mode, so that the restored server archives its new timeline into the archive (it replaces the primary). Without it the restored server gets archive_mode = off: a copy beside a live primary must not write into that primary's archive.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub keep_archiving: bool,
+    /// Physical backups, with --start: the port the server listens on (default: its postgresql.conf's).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "PORT"))]
+    pub port: Option<u16>,
 }
 
 impl RecoveryArgs {
@@ -99,6 +108,9 @@ impl RecoveryArgs {
             || self.target_timeline.is_some()
             || self.target_action.is_some()
             || self.lifeboat_command.is_some()
+            || self.start
+            || self.port.is_some()
+            || self.keep_archiving
     }
 }
 
@@ -302,6 +314,7 @@ pub(crate) async fn plan_recovery(
         Recovery {
             restore_command: Some(restore_command),
             targets: settings,
+            keep_archiving: a.keep_archiving,
         },
     ))
 }
@@ -326,6 +339,9 @@ pub struct RestoreOutput {
     /// The target's own report.
     #[serde(flatten)]
     pub report: TargetReport,
+    /// With `--start`: where the started server's recovery ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started: Option<crate::source::postgres::cluster::RecoveryReached>,
 }
 
 impl RestoreOutput {
@@ -356,7 +372,12 @@ pub async fn run(env: &Env, a: &RestoreArgs) -> Result<RestoreOutput> {
     let mut target = crate::restore_target_from_url(&to, &pg)?;
     let mut which = a.select.selector()?;
     let name = env.source_name(a.select.source.as_deref())?;
-    if target.target_kind() == crate::source::postgres::physical::PHYSICAL_KIND {
+    let pgdata = (target.target_kind() == crate::source::postgres::physical::PHYSICAL_KIND)
+        .then(|| PathBuf::from(to.strip_prefix("pgdata://").unwrap_or(&to)));
+    if a.recovery.port.is_some() && !a.recovery.start {
+        return Err(usage("--port is the port of the server --start starts"));
+    }
+    if pgdata.is_some() {
         let sink_url = env.sink_url(a.select.sink.as_deref()).unwrap_or_default();
         let (chosen, recovery) =
             plan_recovery(&sink, &sink_url, name.as_deref(), &which, &a.recovery).await?;
@@ -365,7 +386,7 @@ pub async fn run(env: &Env, a: &RestoreArgs) -> Result<RestoreOutput> {
         target = Arc::new(PgDataTarget::new(path).with_recovery(recovery));
     } else if a.recovery.any() {
         return Err(usage(
-            "--target-time, --target-lsn, --target-xid, --target-name, --target-timeline, --target-action and --lifeboat-command are for physical backups restored into pgdata:///path",
+            "--target-time, --target-lsn, --target-xid, --target-name, --target-timeline, --target-action, --lifeboat-command, --start, --port and --keep-archiving are for physical backups restored into pgdata:///path",
         ));
     }
     // `globals` on restore (the argument, never the config's `globals`,
@@ -413,7 +434,7 @@ pub async fn run(env: &Env, a: &RestoreArgs) -> Result<RestoreOutput> {
     }
     let report = job.run().await?;
     let (m, o) = (&report.manifest, &report.outcome);
-    let out = RestoreOutput {
+    let mut out = RestoreOutput {
         backup_id: m.backup_id.clone(),
         target: o.target.clone(),
         bytes: o.bytes,
@@ -421,7 +442,11 @@ pub async fn run(env: &Env, a: &RestoreArgs) -> Result<RestoreOutput> {
         fingerprint: o.fingerprint.clone(),
         duration_ms: report.duration.as_millis() as u64,
         report: o.report.clone(),
+        started: None,
     };
+    if let (Some(data), true) = (&pgdata, a.recovery.start) {
+        out.started = Some(start_restored(data, m, &pg, a.recovery.port).await?);
+    }
     tracing::info!(
         summary = true,
         command = "restore",
@@ -438,4 +463,39 @@ pub async fn run(env: &Env, a: &RestoreArgs) -> Result<RestoreOutput> {
         "restore complete"
     );
     Ok(out)
+}
+
+/// `restore --start`: start the server on the restored data directory and
+/// wait until its recovery ends.
+async fn start_restored(
+    data: &std::path::Path,
+    m: &crate::Manifest,
+    pg: &crate::PostgresOptions,
+    port: Option<u16>,
+) -> Result<crate::source::postgres::cluster::RecoveryReached> {
+    use crate::source::postgres::physical::PhysicalDetails;
+    let major = PhysicalDetails::from_fingerprint(&m.fingerprint)
+        .server_major
+        .unwrap_or(0);
+    let fail = |message: String| Error::Restore {
+        target: format!("pgdata://{}", data.display()),
+        message: format!("the data directory is restored, but {message}"),
+        source: None,
+    };
+    let bin = crate::source::postgres::tools::server_bin_dir(major, &pg.tools)
+        .map_err(|e| fail(format!("no server binaries to start it with: {e}")))?;
+    let data_dir = data.to_path_buf();
+    tracing::info!(data = %data.display(), "starting the server; waiting until recovery reaches the target");
+    let reached = crate::rt::blocking(move || {
+        crate::source::postgres::cluster::start_recovery(&data_dir, &bin, port)
+    })
+    .await
+    .map_err(fail)?;
+    tracing::info!(
+        state = %reached.state,
+        point = reached.point_reached.as_deref().unwrap_or(""),
+        duration_ms = reached.duration_ms,
+        "recovery ended"
+    );
+    Ok(reached)
 }

@@ -36,6 +36,9 @@ pub struct StatusArgs {
     #[cfg_attr(feature = "clap", arg(long, value_name = "DURATION"))]
     #[serde(deserialize_with = "super::string_or_number")]
     pub max_wal_age: Option<String>,
+    /// For a source with a WAL archive: the server to read pg_stat_archiver from, unhealthy when archive_command is failing (default: the profile's postgres:// source; "none" to not connect).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "POSTGRES_URL"))]
+    pub server: Option<String>,
 }
 
 fn policy(settings: &Settings, a: &StatusArgs) -> Result<HealthPolicy> {
@@ -98,8 +101,26 @@ pub async fn run(env: &Env, a: &StatusArgs) -> Result<Vec<SourceStatus>> {
             });
         }
         let policy = policy(&settings, a)?;
+        // The server is asked only about the one source it archives into.
+        let server = match a.server.as_deref() {
+            Some("none") => None,
+            Some(url) => Some(url.to_string()),
+            None => sub.postgres_source_url(),
+        }
+        .filter(|_| names.len() == 1);
         for name in names {
-            let st = health::status(&sink, &name, &policy, now).await?;
+            let mut st = health::status(&sink, &name, &policy, now).await?;
+            if let Some(url) = &server
+                && st.wal.is_some()
+            {
+                let (conn, dbs) = crate::source::postgres::PgConn::parse(url)?;
+                let conn = match dbs.first() {
+                    Some(d) => conn.with_dbname(d),
+                    None => conn,
+                };
+                let read = crate::wal::ArchiverStats::read(&conn).await;
+                health::add_archiver(&mut st, &conn.location(), read);
+            }
             if !st.healthy
                 && let Some(n) = &settings.notify
             {

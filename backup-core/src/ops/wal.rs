@@ -180,10 +180,8 @@ pub struct WalSetupReport {
     pub switched_segment: Option<String>,
     /// How long it took to land in the sink, when it did.
     pub archived_in_ms: Option<u64>,
-    /// `pg_stat_archiver` after the check: `archived_count`,
-    /// `last_archived_wal`, `failed_count`, `last_failed_wal`,
-    /// `last_failed_time`.
-    pub archiver: Option<serde_json::Value>,
+    /// `pg_stat_archiver` after the check.
+    pub archiver: Option<crate::wal::ArchiverStats>,
     /// What is wrong; empty when archiving works.
     pub problems: Vec<String>,
 }
@@ -341,16 +339,7 @@ pub async fn setup(env: &Env, a: &WalSetupArgs) -> Result<WalSetupReport> {
             }
         }
     }
-    if let Ok(row) = client
-        .query_one(
-            "SELECT json_build_object('archived_count', archived_count, 'last_archived_wal', last_archived_wal, 'failed_count', failed_count, 'last_failed_wal', last_failed_wal, 'last_failed_time', last_failed_time)::text FROM pg_stat_archiver",
-            &[],
-        )
-        .await
-    {
-        let text: String = row.get(0);
-        report.archiver = serde_json::from_str(&text).ok();
-    }
+    report.archiver = crate::wal::ArchiverStats::read(&conn).await.ok();
     Ok(report)
 }
 

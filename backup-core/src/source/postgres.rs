@@ -62,7 +62,9 @@ pub use conn::PgConn;
 pub use details::{GlobalsDetails, PostgresDetails};
 pub use drill::{DrillTarget, PgDrill, SmokeCheck, cluster_available, pg_drill};
 pub use globals::GlobalsReport;
-pub use options::{DEFAULT_LOCK_WAIT_SECS, MAX_LOCK_WAIT_SECS, PostgresOptions, parse_lock_wait};
+pub use options::{
+    BackupMode, DEFAULT_LOCK_WAIT_SECS, MAX_LOCK_WAIT_SECS, PostgresOptions, parse_lock_wait,
+};
 pub use tools::{PgVersion, Tool, ToolOptions};
 pub use verify::{PgToc, toc_counts};
 

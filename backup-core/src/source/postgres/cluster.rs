@@ -43,6 +43,146 @@ fn is_root() -> bool {
     crate::rt::effective_uid() == Some(0)
 }
 
+/// A server tool from `bin`, run as `owner` when given.
+fn server_command(bin: &Path, name: &str, owner: Option<(u32, u32)>) -> Command {
+    let mut c = Command::new(bin.join(name));
+    c.stdin(Stdio::null());
+    if let Some((uid, gid)) = owner {
+        c.uid(uid).gid(gid);
+    }
+    // Relocatable builds keep their libraries beside bin/.
+    let lib = bin.with_file_name("lib");
+    if lib.is_dir() {
+        c.env("LD_LIBRARY_PATH", lib);
+    }
+    c
+}
+
+/// Where a recovery started by `restore --start` ended up.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RecoveryReached {
+    /// `promoted` (a primary on a new timeline), `paused` (read-only, at
+    /// the target: `pg_wal_replay_resume()` promotes) or `shut down` (at the
+    /// target).
+    pub state: String,
+    /// The server's own words for the point it stopped at: `recovery
+    /// stopping before commit of transaction 735, time …`, or `redo done at
+    /// 0/3000100` when it replayed to the end of the archive.
+    pub point_reached: Option<String>,
+    /// `last completed transaction was at log time …`.
+    pub last_transaction: Option<String>,
+    /// The timeline it promoted onto.
+    pub timeline: Option<u32>,
+    /// The server's log of this start.
+    pub log: PathBuf,
+    /// How long recovery took, from the start of the server.
+    pub duration_ms: u64,
+}
+
+/// Start a server on a restored data directory (handed to the `postgres`
+/// user when running as root) and wait until recovery ends: promoted,
+/// paused or shut down at the target. `port` overrides `postgresql.conf`'s.
+///
+/// # Errors
+/// A message with the server's FATAL lines when it stopped without
+/// reaching the target, or could not start.
+pub fn start_recovery(
+    data: &Path,
+    bin: &Path,
+    port: Option<u16>,
+) -> Result<RecoveryReached, String> {
+    let t0 = std::time::Instant::now();
+    if !data.join("postgresql.conf").is_file() {
+        return Err(format!(
+            "{} has no postgresql.conf (a Debian cluster keeps it in /etc/postgresql/…): put the configuration in place and start the server yourself, without --start",
+            data.display()
+        ));
+    }
+    let owner = if is_root() {
+        let ids = user_ids("postgres").ok_or(
+            "running as root, but there is no 'postgres' user to run the server as (the server refuses root)",
+        )?;
+        chown_tree(data, ids.0, ids.1)
+            .map_err(|e| format!("cannot hand the data directory to the postgres user: {e}"))?;
+        Some(ids)
+    } else {
+        None
+    };
+    let log = data.join("lifeboat-start.log");
+    let _ = std::fs::remove_file(&log);
+    // The log goes to one file we read, whatever the configuration says.
+    let mut opts = "-c logging_collector=off".to_string();
+    if let Some(p) = port {
+        opts.push_str(&format!(" -p {p}"));
+    }
+    let out = server_command(bin, "pg_ctl", owner)
+        .arg("-D")
+        .arg(data)
+        .arg("-l")
+        .arg(&log)
+        .args(["-o", &opts, "start"])
+        .output()
+        .map_err(|e| format!("cannot run pg_ctl: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "pg_ctl start failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let started = std::time::Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let state = if text.contains("database system is ready to accept connections") {
+            Some("promoted")
+        } else if text.contains("pausing at the end of recovery")
+            || text.contains("recovery has paused")
+        {
+            Some("paused")
+        } else if text.contains("shutdown at recovery target") {
+            Some("shut down")
+        } else {
+            None
+        };
+        let stopped = text.contains("database system is shut down")
+            || (started.elapsed() > std::time::Duration::from_secs(5)
+                && !data.join("postmaster.pid").exists());
+        if let Some(state) = state
+            && (state != "shut down" || stopped)
+        {
+            let after = |marker: &str| {
+                text.lines()
+                    .rev()
+                    .find_map(|l| l.find(marker).map(|i| l[i..].trim().to_string()))
+            };
+            return Ok(RecoveryReached {
+                state: state.to_string(),
+                point_reached: after("recovery stopping").or_else(|| after("redo done at")),
+                last_transaction: after("last completed transaction"),
+                timeline: after("selected new timeline ID:")
+                    .and_then(|l| l.rsplit(':').next().and_then(|n| n.trim().parse().ok())),
+                log: log.clone(),
+                duration_ms: t0.elapsed().as_millis() as u64,
+            });
+        }
+        if stopped {
+            let why: Vec<&str> = text
+                .lines()
+                .filter(|l| l.contains("FATAL") || l.contains("PANIC") || l.contains("DETAIL"))
+                .collect();
+            return Err(format!(
+                "the server stopped before recovery reached its target: {} (log: {})",
+                if why.is_empty() {
+                    text.lines().rev().take(2).collect::<Vec<_>>().join(" / ")
+                } else {
+                    why.join(" / ")
+                },
+                log.display()
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 impl ScratchCluster {
     /// Start a cluster with the server binaries in `bin`.
     ///
@@ -163,9 +303,9 @@ impl ScratchCluster {
             // The FATAL lines say why; the last ones say how it ended.
             let mut why: Vec<&str> = lines
                 .iter()
-                .filter(|l| l.contains("FATAL") || l.contains("ERROR"))
+                .filter(|l| l.contains("FATAL") || l.contains("ERROR") || l.contains("DETAIL"))
                 .copied()
-                .take(3)
+                .take(4)
                 .collect();
             why.extend(&lines[lines.len().saturating_sub(2)..]);
             return Err(format!(
@@ -182,17 +322,7 @@ impl ScratchCluster {
     }
 
     fn tool(&self, name: &str) -> Command {
-        let mut c = Command::new(self.bin.join(name));
-        c.stdin(Stdio::null());
-        if let Some((uid, gid)) = self.owner {
-            c.uid(uid).gid(gid);
-        }
-        // Relocatable builds keep their libraries beside bin/.
-        let lib = self.bin.with_file_name("lib");
-        if lib.is_dir() {
-            c.env("LD_LIBRARY_PATH", lib);
-        }
-        c
+        server_command(&self.bin, name, self.owner)
     }
 
     /// A superuser connection to database `db`.

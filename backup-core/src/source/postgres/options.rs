@@ -13,6 +13,11 @@ pub struct PostgresOptions {
     /// Where the tools are, or a command prefix to run them in a container.
     #[serde(flatten)]
     pub tools: ToolOptions,
+    /// A logical dump of each database (`pg_dump`, the default) or a
+    /// physical base backup of the whole cluster (`pg_basebackup`), which
+    /// restores to any later point with the WAL archive. `mode =
+    /// "physical"` in `[postgres]` is what `backup --physical` asks.
+    pub mode: BackupMode,
     /// Only these schemas (`pg_dump -n`).
     pub schemas: Vec<String>,
     /// Not these schemas (`pg_dump -N`).
@@ -52,6 +57,17 @@ pub struct PostgresOptions {
     /// throwaway cluster has none of the backup's).
     #[serde(skip)]
     pub(crate) no_tablespaces: bool,
+}
+
+/// How a PostgreSQL backup reads the server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackupMode {
+    /// `pg_dump` of each database.
+    #[default]
+    Logical,
+    /// `pg_basebackup` of the whole cluster.
+    Physical,
 }
 
 /// The lock wait when none is configured: 2 minutes.
@@ -137,6 +153,7 @@ impl Default for PostgresOptions {
     fn default() -> Self {
         Self {
             tools: ToolOptions::default(),
+            mode: BackupMode::Logical,
             schemas: Vec::new(),
             exclude_schemas: Vec::new(),
             tables: Vec::new(),

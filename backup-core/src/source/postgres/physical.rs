@@ -426,6 +426,12 @@ pub struct Recovery {
     /// `recovery_target_*` settings as `(name, value)`, e.g.
     /// `("recovery_target_time", "2026-12-03 05:00:00+00")`.
     pub targets: Vec<(String, String)>,
+    /// Keep the backup's `archive_mode` (the restored server replaces the
+    /// primary and goes on archiving, on a new timeline). Without it the
+    /// restored server gets `archive_mode = off`: a copy restored beside a
+    /// live primary must not write its timeline into the primary's
+    /// archive, where later recoveries would follow it.
+    pub keep_archiving: bool,
 }
 
 /// A data directory to restore a physical backup into (`pgdata:///path`).
@@ -481,6 +487,9 @@ impl PgDataTarget {
         }
         for (k, v) in &self.recovery.targets {
             out.push_str(&format!("{k} = {}\n", q(v)));
+        }
+        if !self.recovery.keep_archiving {
+            out.push_str("# Not into the archive of the server it was copied from (restore --keep-archiving keeps it)\narchive_mode = off\n");
         }
         out
     }
@@ -640,8 +649,11 @@ mod tests {
         let t = PgDataTarget::new("/tmp/x").with_recovery(Recovery {
             restore_command: Some("lifeboat wal fetch %f %p --from 'file:///a b'".into()),
             targets: vec![("recovery_target_name".into(), "it's".into())],
+            keep_archiving: false,
         });
         let c = t.recovery_conf();
+        // A restored copy does not archive into its original's archive.
+        assert!(c.ends_with("archive_mode = off\n"), "{c}");
         assert!(
             c.contains("restore_command = 'lifeboat wal fetch %f %p --from ''file:///a b'''"),
             "{c}"

@@ -259,6 +259,9 @@ def restore(
     target_timeline: str | None = None,
     target_action: str | None = None,
     lifeboat_command: str | None = None,
+    start: bool = False,
+    port: int | None = None,
+    keep_archiving: bool = False,
     pg_bin_dir: str | os.PathLike[str] | None = None,
     command_prefix: str | None = None,
     config: str | os.PathLike[str] | None = None,
@@ -284,7 +287,11 @@ def restore(
             ``target_xid``, ``target_name``, ``target_timeline`` and
             ``target_action`` (promote, pause, shutdown). The restored
             server's ``restore_command`` runs ``lifeboat wal fetch``
-            (``lifeboat_command`` says which lifeboat).
+            (``lifeboat_command`` says which lifeboat). ``start`` starts the
+            server (on ``port``), waits until recovery reaches the target
+            and reports where (``started``: ``state``, ``point_reached``,
+            ``timeline``). The restored server gets ``archive_mode = off``
+            unless ``keep_archiving`` (it replaces the primary).
 
     Returns:
         ``{"backup_id", "target", "bytes", "replaced", "fingerprint", "duration_ms"}``;
@@ -335,6 +342,7 @@ def status(
     min_size: int | str | None = None,
     max_size_drop: float | None = None,
     max_wal_age: int | str | None = None,
+    server: str | None = None,
     config: str | os.PathLike[str] | None = None,
     profile: str | None = None,
 ) -> builtins.list[SourceStatus]:
@@ -343,6 +351,9 @@ def status(
     Args:
         sink: the sink (default: every profile's sink in the config file).
         max_age: ``"26h"``; min_size; max_size_drop: 0.5 = half.
+        server: for a source with a WAL archive, the PostgreSQL server whose
+            ``pg_stat_archiver`` is read (default: the profile's postgres
+            source; ``"none"`` not to connect).
 
     Returns:
         One dict per source with ``healthy`` and ``problems``. An unhealthy

@@ -200,6 +200,9 @@ async def restore(
     target_timeline: str | None = None,
     target_action: str | None = None,
     lifeboat_command: str | None = None,
+    start: bool = False,
+    port: int | None = None,
+    keep_archiving: bool = False,
     pg_bin_dir: str | os.PathLike[str] | None = None,
     command_prefix: str | None = None,
     config: str | os.PathLike[str] | None = None,
@@ -236,6 +239,7 @@ async def status(
     min_size: int | str | None = None,
     max_size_drop: float | None = None,
     max_wal_age: int | str | None = None,
+    server: str | None = None,
     config: str | os.PathLike[str] | None = None,
     profile: str | None = None,
 ) -> builtins.list[SourceStatus]:
