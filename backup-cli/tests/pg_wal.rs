@@ -147,6 +147,10 @@ fn archived_wal_recovers(bin: &Path) {
         "{setup}"
     );
     let mut restored = PgCluster::base_backup_of(&primary, false);
+    // A few segments to replay: wal fetch reads ahead.
+    for _ in 0..3 {
+        switch_and_wait(&primary);
+    }
     primary.psql(
         "postgres",
         "INSERT INTO marker VALUES (2); SELECT pg_create_restore_point('before_3'); INSERT INTO marker VALUES (3);",
@@ -183,6 +187,9 @@ fn archived_wal_recovers(bin: &Path) {
         ),
         "1,2"
     );
+    // Some segments were served from what an earlier call fetched ahead.
+    let log = std::fs::read_to_string(restored.log_path()).unwrap();
+    assert!(log.contains("prefetched=true"), "{log}");
 
     // By hand: fetch an archived segment, push it again (accepted, nothing
     // written), then a changed copy (refused, the stored one unchanged).

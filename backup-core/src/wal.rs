@@ -228,6 +228,8 @@ pub struct WalFetchReport {
     pub size: u64,
     /// Its SHA-256, checked against the archive's record.
     pub sha256: String,
+    /// Whether an earlier call had fetched it ahead into the spool.
+    pub prefetched: bool,
     /// Wall time.
     #[serde(rename = "duration_ms", serialize_with = "millis")]
     pub duration: Duration,
@@ -367,7 +369,8 @@ pub async fn push(sink: &dyn Sink, source: &str, path: &Path, level: i32) -> Res
 pub struct LookAhead {
     /// At most this many pushes at once (the asked-for file included).
     pub parallel: usize,
-    /// Where the markers go (private to this source).
+    /// Where the markers of pushed files, or the files fetched ahead, go
+    /// (private to this source).
     pub spool: PathBuf,
 }
 
@@ -431,30 +434,7 @@ pub async fn push_ahead(
     // The spool only saves work: a spool that cannot be used (a directory
     // another user made, a full disk) never fails the push, it only turns
     // the look-ahead off.
-    let usable = {
-        let spool = spool.clone();
-        blocking(move || {
-            use std::os::unix::fs::{MetadataExt, PermissionsExt};
-            let ok = std::fs::create_dir_all(&spool)
-                .and_then(|()| std::fs::metadata(&spool))
-                .and_then(|m| {
-                    // Ours, and private: markers vouch for stored objects.
-                    if Some(m.uid()) != crate::rt::effective_uid() {
-                        return Err(std::io::Error::other("it belongs to another user"));
-                    }
-                    std::fs::set_permissions(&spool, std::fs::Permissions::from_mode(0o700))
-                });
-            Ok::<_, Error>(match ok {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::warn!(spool = %spool.display(), error = %e, "the WAL spool directory cannot be used; pushing one file at a time");
-                    false
-                }
-            })
-        })
-        .await?
-    };
-    if !usable {
+    if !spool_usable(&spool, "pushing one file at a time").await {
         return push(sink, source, path, level).await;
     }
     // Pushed ahead already: the same bytes need nothing more.
@@ -527,6 +507,33 @@ pub async fn push_ahead(
     own
 }
 
+/// Whether `spool` can be used: created if need be, ours, and private
+/// (what is in it vouches for stored objects). A spool that cannot be used
+/// is a warning, never a failure.
+async fn spool_usable(spool: &Path, otherwise: &'static str) -> bool {
+    let spool = spool.to_path_buf();
+    blocking(move || {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let ok = std::fs::create_dir_all(&spool)
+            .and_then(|()| std::fs::metadata(&spool))
+            .and_then(|m| {
+                if Some(m.uid()) != crate::rt::effective_uid() {
+                    return Err(std::io::Error::other("it belongs to another user"));
+                }
+                std::fs::set_permissions(&spool, std::fs::Permissions::from_mode(0o700))
+            });
+        Ok::<_, Error>(match ok {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(spool = %spool.display(), error = %e, "the WAL spool directory cannot be used; {otherwise}");
+                false
+            }
+        })
+    })
+    .await
+    .unwrap_or(false)
+}
+
 fn read_meta(stored: &[u8]) -> std::result::Result<WalObject, String> {
     let (meta, _) = codec::split_metadata(stored)?;
     serde_json::from_slice(meta).map_err(|e| format!("unreadable metadata: {e}"))
@@ -597,6 +604,19 @@ pub async fn fetch(
     let wal = parse_name(name)?;
     let key = layout::wal_segment_key(source, wal.timeline(), name);
     let stored = sink.get_bytes(&key).await?;
+    install(&key, stored, name, dest, false, t0).await
+}
+
+/// Decode a stored WAL object, check it against its own record (name, size,
+/// SHA-256) and write it atomically to `dest`.
+async fn install(
+    key: &str,
+    stored: Bytes,
+    name: &str,
+    dest: &Path,
+    prefetched: bool,
+    t0: Instant,
+) -> Result<WalFetchReport> {
     let bad = |why: String| Error::verification("wal-fetch", format!("{key}: {why}"));
     // Decompressing and hashing 16 MiB is blocking work.
     let (meta, data, sha256) = blocking(move || {
@@ -625,8 +645,123 @@ pub async fn fetch(
         path: dest.to_path_buf(),
         size,
         sha256,
+        prefetched,
         duration: t0.elapsed(),
     })
+}
+
+/// [`fetch`], reading ahead in batches: a segment not in the spool is
+/// fetched together with the next `ahead.parallel - 1` segments of its
+/// timeline, in parallel, and those go into `ahead.spool` as the stored
+/// objects; PostgreSQL's next calls are served from there at once, and the
+/// first one that misses fetches the next batch. One GET's latency thus
+/// serves `parallel` segments. A spooled object goes
+/// through the same checks as one read from the sink (its own name, size
+/// and SHA-256); one that fails them is discarded and read from the sink.
+/// The spool never fails a fetch: unusable, it only turns read-ahead off.
+///
+/// # Errors
+/// As [`fetch`].
+pub async fn fetch_ahead(
+    sink: &dyn Sink,
+    source: &str,
+    name: &str,
+    dest: &Path,
+    ahead: Option<&LookAhead>,
+) -> Result<WalFetchReport> {
+    use crate::source::postgres::walfile::WalFileKind;
+    let Some(ahead) = ahead.filter(|a| a.parallel > 1) else {
+        return fetch(sink, source, name, dest).await;
+    };
+    let t0 = Instant::now();
+    crate::manifest::check_source_name(source)?;
+    let wal = parse_name(name)?;
+    let spool = ahead.spool.clone();
+    if !spool_usable(&spool, "fetching one file at a time").await {
+        return fetch(sink, source, name, dest).await;
+    }
+    let key = layout::wal_segment_key(source, wal.timeline(), name);
+    let spooled = spool.join(format!("{name}.zst"));
+    if let Ok(stored) = std::fs::read(&spooled) {
+        let _ = std::fs::remove_file(&spooled);
+        match install(&key, Bytes::from(stored), name, dest, true, t0).await {
+            // Served at once; the next file not spooled fetches the next
+            // batch.
+            Ok(r) => return Ok(r),
+            Err(e) => {
+                tracing::warn!(file = %name, error = %e.display_chain(), "the spooled copy failed its checks; reading it from the sink")
+            }
+        }
+    }
+    if wal.kind() != WalFileKind::Segment {
+        return fetch(sink, source, name, dest).await;
+    }
+    let (own, ()) = tokio::join!(
+        fetch(sink, source, name, dest),
+        prefetch(sink, source, &wal, ahead)
+    );
+    own
+}
+
+/// Spool the segments after `wal` on its timeline that the spool lacks, up
+/// to `ahead.parallel - 1` of them; what is not in the archive (yet) is
+/// left alone. Spooled files before `wal` are of no use any more.
+async fn prefetch(sink: &dyn Sink, source: &str, wal: &WalFileName, ahead: &LookAhead) {
+    let spool = &ahead.spool;
+    if let Ok(entries) = std::fs::read_dir(spool) {
+        for e in entries.flatten() {
+            let f = e.file_name().to_string_lossy().to_string();
+            let stale = f.strip_suffix(".zst").is_some_and(|n| n <= wal.as_str());
+            if stale || f.ends_with(".tmp") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    let segment_size = ArchiveListing::segment_size(sink, source)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(DEFAULT_SEGMENT_SIZE);
+    let Some(segno) = wal.segment_number(segment_size) else {
+        return;
+    };
+    let next: Vec<String> = (1..ahead.parallel as u64)
+        .map(|i| {
+            format!(
+                "{:08X}{}",
+                wal.timeline(),
+                segment_position_name(segno + i, segment_size)
+            )
+        })
+        .filter(|n| !spool.join(format!("{n}.zst")).exists())
+        .collect();
+    let got = futures::future::join_all(next.iter().map(|n| async move {
+        let key = layout::wal_segment_key(source, wal.timeline(), n);
+        (n, sink.get_bytes(&key).await)
+    }))
+    .await;
+    let mut spooled = 0;
+    for (n, r) in got {
+        match r {
+            Ok(stored) => {
+                let path = spool.join(format!("{n}.zst"));
+                let written = blocking(move || write_atomically(&path, &stored)).await;
+                match written {
+                    Ok(()) => spooled += 1,
+                    Err(e) => {
+                        tracing::warn!(file = %n, error = %e.display_chain(), "could not spool a segment fetched ahead")
+                    }
+                }
+            }
+            Err(Error::NotFound { .. }) => {}
+            Err(e) => {
+                tracing::warn!(file = %n, error = %e.display_chain(), "could not fetch ahead; it is read again when PostgreSQL asks for it")
+            }
+        }
+    }
+    if spooled > 0 {
+        tracing::debug!(after = %wal.as_str(), spooled, "fetched the next segments ahead");
+    }
 }
 
 /// Write `data` to a temporary file beside `dest`, fsync it, rename it
@@ -804,6 +939,62 @@ mod tests {
             push(&sink, "app", &p5, 3).await.unwrap_err().kind(),
             crate::ErrorKind::Usage
         );
+    }
+
+    #[tokio::test]
+    async fn fetch_reads_ahead_in_batches_and_checks_what_it_spooled() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = ObjectStoreSink::memory();
+        let names: Vec<String> = (1..=5)
+            .map(|i| format!("0000000100000000000000{i:02X}"))
+            .collect();
+        for (i, n) in names.iter().enumerate() {
+            let p = write(dir.path(), n, &segment(n, 42, i as u8 + 1));
+            push(&sink, "app", &p, 1).await.unwrap();
+        }
+        let spool = dir.path().join("spool");
+        let ahead = LookAhead {
+            parallel: 3,
+            spool: spool.clone(),
+        };
+        let out = dir.path().join("out");
+        let get = |i: usize| {
+            let (sink, names, ahead, out) = (&sink, &names, &ahead, &out);
+            async move { fetch_ahead(sink, "app", &names[i], out, Some(ahead)).await }
+        };
+        // A miss fetches the file and the next two into the spool.
+        let r = get(0).await.unwrap();
+        assert!(!r.prefetched);
+        assert_eq!(std::fs::read(&out).unwrap(), segment(&names[0], 42, 1));
+        let mut spooled: Vec<String> = std::fs::read_dir(&spool)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        spooled.sort();
+        assert_eq!(
+            spooled,
+            [format!("{}.zst", names[1]), format!("{}.zst", names[2])]
+        );
+        // The next call is served from the spool, checked, and takes it out.
+        let r = get(1).await.unwrap();
+        assert!(r.prefetched);
+        assert_eq!(std::fs::read(&out).unwrap(), segment(&names[1], 42, 2));
+        assert!(!spool.join(format!("{}.zst", names[1])).exists());
+        // A spooled copy that fails its checks is dropped and read again
+        // from the sink: never handed to PostgreSQL.
+        let bad = spool.join(format!("{}.zst", names[2]));
+        let mut raw = std::fs::read(&bad).unwrap();
+        let last = raw.len() - 1;
+        raw[last] ^= 0xff;
+        std::fs::write(&bad, raw).unwrap();
+        let r = get(2).await.unwrap();
+        assert!(!r.prefetched);
+        assert_eq!(std::fs::read(&out).unwrap(), segment(&names[2], 42, 3));
+        // Past the end of the archive: not found, as without read-ahead.
+        let e = fetch_ahead(&sink, "app", "000000010000000000000009", &out, Some(&ahead))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::NotFound { .. }), "{e}");
     }
 
     #[tokio::test]

@@ -266,6 +266,10 @@ export interface WalFetchOptions extends CommonOptions {
   sink?: string;
   /** The source name the archive is kept under (default: the config's name, or its source's default name) */
   name?: string;
+  /** Fetch the next segments ahead too, this many at once (default 4; 1 fetches only the file asked for). They wait in the spool, checked again when PostgreSQL asks for them */
+  parallel?: number;
+  /** Where segments fetched ahead wait (default: a private directory per sink and source name under the temp dir) */
+  spoolDir?: string;
 }
 
 /** Options of `wal_setup` (`lifeboat wal setup`'s arguments and flags, camelCased). */

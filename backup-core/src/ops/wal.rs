@@ -57,6 +57,12 @@ pub struct WalFetchArgs {
     /// The source name the archive is kept under (default: the config's name, or its source's default name).
     #[cfg_attr(feature = "clap", arg(long))]
     pub name: Option<String>,
+    /// Fetch the next segments ahead too, this many at once (default 4; 1 fetches only the file asked for). They wait in the spool, checked again when PostgreSQL asks for them.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "N"))]
+    pub parallel: Option<u32>,
+    /// Where segments fetched ahead wait (default: a private directory per sink and source name under the temp dir).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "DIR"))]
+    pub spool_dir: Option<PathBuf>,
 }
 
 fn source_name(env: &Env, arg: Option<&str>) -> Result<String> {
@@ -117,15 +123,29 @@ pub async fn fetch(env: &Env, a: &WalFetchArgs) -> Result<WalFetchReport> {
             "wal fetch: the WAL file's name (%f) and the path to write it to (%p) are both needed",
         ));
     }
+    let parallel = a.parallel.unwrap_or(4);
+    crate::units::check_range("--parallel", parallel, 1..=64).map_err(usage)?;
     let sink = env.sink(a.sink.as_deref(), "--from")?;
     let name = source_name(env, a.name.as_deref())?;
-    let r = wal::fetch(&*sink, &name, &a.file_name, &a.path).await?;
+    let spool = a.spool_dir.clone().unwrap_or_else(|| {
+        // Per sink and name: two archives may use the same name.
+        use sha2::Digest;
+        let id = sha2::Sha256::digest(format!("{}\n{name}", sink.location()));
+        env.temp_root()
+            .join(format!("lifeboat-walfetch-{}", &hex::encode(id)[..16]))
+    });
+    let ahead = wal::LookAhead {
+        parallel: parallel as usize,
+        spool,
+    };
+    let r = wal::fetch_ahead(&*sink, &name, &a.file_name, &a.path, Some(&ahead)).await?;
     tracing::info!(
         summary = true,
         command = "wal fetch",
         result = "ok",
         file = %r.name,
         size = r.size,
+        prefetched = r.prefetched,
         duration_ms = r.duration.as_millis() as u64,
         "fetched"
     );

@@ -268,6 +268,8 @@ async def wal_fetch(
     sink: str | None = None,
     *,
     name: str | None = None,
+    parallel: int | None = None,
+    spool_dir: str | os.PathLike[str] | None = None,
     config: str | os.PathLike[str] | None = None,
     profile: str | None = None,
 ) -> WalFetchResult:
