@@ -920,6 +920,43 @@ fn a_second_recovery_follows_the_new_timeline() {
         ),
         "3"
     );
+
+    // Retention after a new base backup (on timeline 3): the older
+    // segments go, timeline history files stay.
+    let (code, _, err) = run(lifeboat(work.path()).args([
+        "backup",
+        &b.url("postgres"),
+        "--physical",
+        "--to",
+        &sink,
+        "--name",
+        "tl",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let before = archived_names(&root);
+    let (code, out, err) = run(lifeboat(work.path()).args([
+        "prune",
+        "--from",
+        &sink,
+        "--source",
+        "tl",
+        "--keep-last",
+        "1",
+        "--json",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let after = archived_names(&root);
+    assert!(after.len() < before.len(), "nothing pruned: {out}");
+    assert!(
+        after.contains(&"00000002.history.zst".to_string()),
+        "{after:?}\n{out}"
+    );
+    assert!(
+        !after
+            .iter()
+            .any(|n| n.starts_with("00000001") && n.len() == 28),
+        "timeline 1 segments before the kept backup stayed: {after:?}"
+    );
 }
 
 /// A fake 16 MiB segment `name` of cluster `sysid` (PostgreSQL 15's page

@@ -2,15 +2,15 @@
 //!
 //! Write chain ([`stream_to_upload`]): the dump's reader → zstd (multi-
 //! threaded, 2 MiB jobs, frame checksum) → SHA-256 and size of the stored
-//! bytes → 1 MiB chunks on a bounded channel → the sink's upload. An age
-//! encryption stage goes between zstd and the hash: the hash and size are
-//! always of the bytes the sink stores.
+//! bytes → 1 MiB chunks on a bounded channel → the sink's upload. With
+//! recipients, age encryption ([`crate::crypt`]) goes between zstd and the
+//! hash: the hash and size are always of the bytes the sink stores.
 //!
 //! Read chain ([`artifact_reader`]): the sink's stream → a bounded channel
 //! → [`VerifyingReader`] (size and SHA-256 against the manifest, checked at
 //! end of stream, so a reader fails instead of ending on wrong bytes) →
 //! zstd decoder. Decryption goes between the verifying reader and the
-//! decoder.
+//! decoder: the age header is read on the first read, on the blocking side.
 //!
 //! Attachments (the PostgreSQL globals) take the same stages in one piece:
 //! [`encode_attachment`] and [`decode_attachment`].
@@ -28,6 +28,7 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+use crate::crypt::{Identities, Recipients};
 use crate::error::{Error, Result};
 use crate::manifest::{AttachmentInfo, CompressionAlgorithm, Manifest};
 use crate::progress::{Phase, ProgressHandle};
@@ -84,12 +85,44 @@ impl Write for ChunkSender {
     }
 }
 
+/// After zstd: the chunk sender, or age encryption in front of it.
+enum Sealed {
+    Plain(ChunkSender),
+    Age(Box<age::stream::StreamWriter<ChunkSender>>),
+}
+
+impl Write for Sealed {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        match self {
+            Sealed::Plain(w) => w.write(data),
+            Sealed::Age(w) => w.write(data),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sealed::Plain(w) => w.flush(),
+            Sealed::Age(w) => w.flush(),
+        }
+    }
+}
+
+impl Sealed {
+    fn finish(self) -> io::Result<ChunkSender> {
+        match self {
+            Sealed::Plain(w) => Ok(w),
+            Sealed::Age(w) => w.finish(),
+        }
+    }
+}
+
 fn compress(
     mut reader: Box<dyn Read + Send>,
     tx: mpsc::Sender<Bytes>,
     level: i32,
     threads: u32,
     progress: ProgressHandle,
+    recipients: Option<Recipients>,
 ) -> io::Result<Compressed> {
     let sender = ChunkSender {
         tx,
@@ -97,7 +130,11 @@ fn compress(
         hasher: Sha256::new(),
         stored: 0,
     };
-    let mut enc = zstd::stream::write::Encoder::new(sender, level)?;
+    let sealed = match &recipients {
+        None => Sealed::Plain(sender),
+        Some(r) => Sealed::Age(Box::new(r.wrap(sender)?)),
+    };
+    let mut enc = zstd::stream::write::Encoder::new(sealed, level)?;
     if threads > 1 {
         enc.multithread(threads)?;
         // 2 MiB jobs instead of zstd's default (4 × window, 8 MiB at level
@@ -119,7 +156,7 @@ fn compress(
         enc.write_all(&buf[..n])?;
         progress.advance(n as u64);
     }
-    let mut sender = enc.finish()?;
+    let mut sender = enc.finish()?.finish()?;
     sender.flush_chunk()?;
     Ok(Compressed {
         raw_size: raw,
@@ -128,7 +165,8 @@ fn compress(
     })
 }
 
-/// Compress `reader` into `upload`. On error the upload is aborted.
+/// Compress (and, given recipients, encrypt) `reader` into `upload`. On
+/// error the upload is aborted.
 pub(crate) async fn stream_to_upload(
     reader: Box<dyn Read + Send>,
     mut upload: Box<dyn Upload>,
@@ -136,11 +174,13 @@ pub(crate) async fn stream_to_upload(
     threads: u32,
     progress: ProgressHandle,
     total: Option<u64>,
+    recipients: Option<Recipients>,
 ) -> Result<(Box<dyn Upload>, Compressed)> {
     let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
     progress.start(Phase::Upload, total);
     let p = progress.clone();
-    let compressor = tokio::task::spawn_blocking(move || compress(reader, tx, level, threads, p));
+    let compressor =
+        tokio::task::spawn_blocking(move || compress(reader, tx, level, threads, p, recipients));
     let mut upload_err = None;
     while let Some(chunk) = rx.recv().await {
         if let Err(e) = upload.write(chunk).await {
@@ -179,16 +219,25 @@ pub(crate) struct EncodedAttachment {
     pub(crate) stored_size: u64,
 }
 
-/// Compress an attachment (`name` for messages) the way the artifact is.
+/// Compress (and, given recipients, encrypt) an attachment (`name` for
+/// messages) the way the artifact is.
 pub(crate) async fn encode_attachment(
     data: Bytes,
     level: i32,
     name: &str,
+    recipients: Option<&Recipients>,
 ) -> Result<EncodedAttachment> {
-    let compressed = tokio::task::spawn_blocking(move || zstd::bulk::compress(&data, level))
-        .await
-        .map_err(|e| Error::source_err("dump", format!("compressor failed: {e}")))?
-        .map_err(|e| Error::source_err("dump", format!("cannot compress {name}: {e}")))?;
+    let recipients = recipients.cloned();
+    let compressed = tokio::task::spawn_blocking(move || {
+        let z = zstd::bulk::compress(&data, level)?;
+        match &recipients {
+            None => Ok(z),
+            Some(r) => r.encrypt(&z),
+        }
+    })
+    .await
+    .map_err(|e| Error::source_err("dump", format!("compressor failed: {e}")))?
+    .map_err(|e| Error::source_err("dump", format!("cannot compress {name}: {e}")))?;
     Ok(EncodedAttachment {
         sha256: hex::encode(Sha256::digest(&compressed)),
         stored_size: compressed.len() as u64,
@@ -253,6 +302,7 @@ pub fn split_metadata(stored: &[u8]) -> std::result::Result<(&[u8], &[u8]), Stri
 pub fn decode_attachment(
     stored: &[u8],
     info: &AttachmentInfo,
+    keys: Option<&Identities>,
 ) -> std::result::Result<Vec<u8>, String> {
     if stored.len() as u64 != info.stored_size || hex::encode(Sha256::digest(stored)) != info.sha256
     {
@@ -261,6 +311,22 @@ pub fn decode_attachment(
             info.key
         ));
     }
+    let opened;
+    let stored = match &info.encryption {
+        None => stored,
+        Some(enc) => {
+            let keys = keys.ok_or_else(|| {
+                format!(
+                    "{} is encrypted ({enc}): give an identity file (--identity)",
+                    info.key
+                )
+            })?;
+            opened = keys
+                .decrypt(stored)
+                .map_err(|e| format!("{}: {e}", info.key))?;
+            &opened[..]
+        }
+    };
     match info.compression.as_ref().map(|c| &c.algorithm) {
         None | Some(CompressionAlgorithm::Zstd) => {
             zstd::bulk::decompress(stored, info.raw_size as usize)
@@ -344,14 +410,41 @@ pub async fn artifact_reader(
     sink: Arc<dyn Sink>,
     manifest: &Manifest,
     progress: ProgressHandle,
+    keys: Option<&Identities>,
 ) -> Result<Box<dyn Read + Send>> {
     let art = &manifest.artifact;
-    if let Some(enc) = &art.encryption {
-        return Err(Error::restore_err(
-            manifest.source.location.clone(),
-            format!("backup is encrypted ({enc}); this version of lifeboat cannot decrypt it"),
-        ));
-    }
+    let keys = match &art.encryption {
+        None => None,
+        Some(enc) if enc.scheme != "age" => {
+            return Err(Error::restore_err(
+                manifest.source.location.clone(),
+                format!("backup is encrypted ({enc}); this version of lifeboat cannot decrypt it"),
+            ));
+        }
+        Some(enc) => {
+            let keys = keys.ok_or_else(|| {
+                Error::config(
+                    "--identity",
+                    format!(
+                        "backup {} is encrypted ({enc}): give the age identity file that decrypts it (--identity FILE, or identity_file in [encryption])",
+                        manifest.backup_id
+                    ),
+                )
+            })?;
+            if !keys.opens(enc) && !enc.recipients.is_empty() {
+                return Err(Error::config(
+                    "--identity",
+                    format!(
+                        "backup {} is encrypted to {}; the identity file holds {}",
+                        manifest.backup_id,
+                        enc.recipients.join(", "),
+                        keys.fingerprints().join(", ")
+                    ),
+                ));
+            }
+            Some(keys.clone())
+        }
+    };
     if art.compression.algorithm != CompressionAlgorithm::Zstd {
         return Err(Error::restore_err(
             manifest.source.location.clone(),
@@ -383,7 +476,11 @@ pub async fn artifact_reader(
         expected_sha: art.sha256.clone(),
         progress,
     };
-    let decoder = zstd::stream::read::Decoder::new(verifying)
+    let opened: Box<dyn Read + Send> = match keys {
+        None => Box::new(verifying),
+        Some(k) => Box::new(crate::crypt::LazyDecrypt::new(verifying, k)),
+    };
+    let decoder = zstd::stream::read::Decoder::new(opened)
         .map_err(|e| Error::restore_err(manifest.source.location.clone(), e.to_string()))?;
     Ok(Box::new(decoder))
 }
@@ -405,6 +502,7 @@ mod tests {
             stored_size: enc.stored_size,
             sha256: enc.sha256.clone(),
             compression,
+            encryption: None,
             format: None,
         }
     }
@@ -412,13 +510,18 @@ mod tests {
     #[tokio::test]
     async fn attachments_round_trip_and_wrong_bytes_or_codecs_are_refused() {
         let data = Bytes::from("CREATE ROLE app;\n".repeat(100));
-        let enc = encode_attachment(data.clone(), 3, "globals").await.unwrap();
+        let enc = encode_attachment(data.clone(), 3, "globals", None)
+            .await
+            .unwrap();
         let i = info(&enc, data.len(), Some(Compression::zstd(3)));
-        assert_eq!(decode_attachment(&enc.bytes, &i).unwrap(), data.to_vec());
+        assert_eq!(
+            decode_attachment(&enc.bytes, &i, None).unwrap(),
+            data.to_vec()
+        );
         let mut bad = enc.bytes.to_vec();
         bad[10] ^= 1;
         assert!(
-            decode_attachment(&bad, &i)
+            decode_attachment(&bad, &i, None)
                 .unwrap_err()
                 .contains("does not match")
         );
@@ -431,7 +534,7 @@ mod tests {
             }),
         );
         assert!(
-            decode_attachment(&enc.bytes, &other)
+            decode_attachment(&enc.bytes, &other, None)
                 .unwrap_err()
                 .contains("brotli")
         );

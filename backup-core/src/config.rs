@@ -75,6 +75,25 @@ pub struct Settings {
     pub schedule: Option<String>,
     /// Also write logs to this file (checked for writability at start).
     pub log_file: Option<PathBuf>,
+    /// age encryption: recipients for backups and WAL, the identity file
+    /// for restore, verify, drill and `wal fetch`.
+    pub encryption: Option<EncryptionSettings>,
+}
+
+/// `[encryption]`: age public keys to encrypt to, and where the secret key
+/// is for reading (a path: the key itself never goes in the config).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct EncryptionSettings {
+    /// `age1…` public keys; every backup and WAL file is encrypted to all.
+    #[serde(default)]
+    pub recipients: Vec<String>,
+    /// A file of `age1…` public keys, one per line (`#` comments).
+    pub recipients_file: Option<PathBuf>,
+    /// An age identity file (`age-keygen -o`): restore, verify, drill and
+    /// `wal fetch` decrypt with it.
+    pub identity_file: Option<PathBuf>,
 }
 
 /// Whole-run retries: a run that fails with a transient error (network,
@@ -219,6 +238,7 @@ impl Settings {
             notify: other.notify.clone().or_else(|| self.notify.clone()),
             retries: other.retries.clone().or_else(|| self.retries.clone()),
             schedule: other.schedule.clone().or_else(|| self.schedule.clone()),
+            encryption: other.encryption.clone().or_else(|| self.encryption.clone()),
             log_file: other.log_file.clone().or_else(|| self.log_file.clone()),
         }
     }

@@ -49,6 +49,7 @@
 pub mod catalog;
 pub mod codec;
 pub mod config;
+pub mod crypt;
 pub mod error;
 pub mod failpoint;
 pub mod health;

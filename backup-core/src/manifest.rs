@@ -87,6 +87,9 @@ pub struct AttachmentInfo {
     /// recorded: zstd).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression: Option<Compression>,
+    /// Encryption after compression, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
     /// What the decompressed bytes are (`SQL script`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
@@ -134,7 +137,7 @@ pub struct Artifact {
     pub sha256: String,
     /// How the dump was compressed.
     pub compression: Compression,
-    /// Encryption, if any (`None` until age support lands).
+    /// Encryption after compression, if any (age, to these recipients).
     pub encryption: Option<Encryption>,
     /// What the decompressed bytes are: `sqlite3 database file` or
     /// `pg_dump custom-format archive`.
@@ -204,9 +207,9 @@ impl<'de> Deserialize<'de> for CompressionAlgorithm {
     }
 }
 
-/// Encryption of a stored object, after compression. Nothing this version
-/// writes is encrypted (`null` in the manifest); the age stage will record
-/// its scheme and the recipients' fingerprints here.
+/// Encryption of a stored object, after compression: `age`, with the
+/// fingerprints of the recipients ([`crate::crypt::fingerprint`]);
+/// `null` in the manifest when not encrypted.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Encryption {
     /// `age`, or another scheme's name.
@@ -529,10 +532,16 @@ impl Manifest {
             art.sha256, art.stored_size
         ));
         let raw = manual.raw.clone();
-        manual.push(format_args!(
-            "Decompress it (zstd, level {}): zstd -d {file} -o {raw}",
-            art.compression.level
-        ));
+        match &art.encryption {
+            None => manual.push(format_args!(
+                "Decompress it (zstd, level {}): zstd -d {file} -o {raw}",
+                art.compression.level
+            )),
+            Some(enc) => manual.push(format_args!(
+                "Decrypt and decompress it ({enc}, then zstd level {}), with the age identity file of one of those recipients: age -d -i KEYFILE {file} | zstd -d -o {raw}",
+                art.compression.level
+            )),
+        }
         engine(&mut manual);
         Storage {
             sink: sink_location.to_string(),

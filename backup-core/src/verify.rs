@@ -38,6 +38,9 @@ pub struct VerifyInput<'a> {
     /// The decompressed artifact on local disk, when the caller has one (at
     /// verify time, for verifiers with [`Verifier::needs_local_copy`]).
     pub local_copy: Option<&'a Path>,
+    /// Keys that decrypt the backup's encrypted attachments, when it has
+    /// them (an identity file, or a backup run's own key).
+    pub keys: Option<&'a crate::crypt::Identities>,
 }
 
 impl<'a> VerifyInput<'a> {
@@ -47,7 +50,14 @@ impl<'a> VerifyInput<'a> {
             manifest,
             sink,
             local_copy,
+            keys: None,
         }
+    }
+
+    /// With keys that decrypt the backup's attachments.
+    pub fn with_keys(mut self, keys: Option<&'a crate::crypt::Identities>) -> Self {
+        self.keys = keys;
+        self
     }
 }
 

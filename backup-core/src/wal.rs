@@ -193,6 +193,11 @@ pub struct WalObject {
     /// For segments: the cluster's system identifier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_identifier: Option<String>,
+    /// When what follows this metadata is `age(zstd(file))`: to whom. The
+    /// metadata itself stays readable, so that a re-push can be compared
+    /// without a secret key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<crate::manifest::Encryption>,
 }
 
 /// What [`push`] did.
@@ -260,6 +265,21 @@ fn refuse(name: &str, why: impl std::fmt::Display) -> Error {
 /// 4) when it is not what its name says, belongs to another cluster, or a
 /// different file is already archived under its name; sink errors.
 pub async fn push(sink: &dyn Sink, source: &str, path: &Path, level: i32) -> Result<WalPushReport> {
+    push_with(sink, source, path, level, None).await
+}
+
+/// [`push`], encrypting the compressed file to `recipients` when given
+/// (the metadata frame stays plain: name, size and SHA-256 of the file).
+///
+/// # Errors
+/// As [`push`].
+pub async fn push_with(
+    sink: &dyn Sink,
+    source: &str,
+    path: &Path,
+    level: i32,
+    recipients: Option<&crate::crypt::Recipients>,
+) -> Result<WalPushReport> {
     let t0 = Instant::now();
     crate::manifest::check_source_name(source)?;
     let file_name = path
@@ -305,11 +325,18 @@ pub async fn push(sink: &dyn Sink, source: &str, path: &Path, level: i32) -> Res
         size: data.len() as u64,
         sha256: sha256.clone(),
         system_identifier: header.map(|h| h.system_identifier.to_string()),
+        encryption: recipients.map(|r| r.encryption()),
     };
     let meta_json = serde_json::to_vec(&meta).expect("serializes");
+    let recipients = recipients.cloned();
     let stored = blocking(move || {
-        codec::encode_with_metadata(&meta_json, &data, level)
-            .map_err(|e| Error::source_err("wal", format!("cannot compress: {e}")))
+        let plain = codec::encode_with_metadata(&meta_json, &data, level)
+            .map_err(|e| Error::source_err("wal", format!("cannot compress: {e}")))?;
+        match &recipients {
+            None => Ok(plain),
+            Some(r) => seal(&plain, r)
+                .map_err(|e| Error::source_err("wal", format!("cannot encrypt: {e}"))),
+        }
     })
     .await?;
     let key = layout::wal_segment_key(source, name.timeline(), file_name);
@@ -420,9 +447,10 @@ pub async fn push_ahead(
     path: &Path,
     level: i32,
     ahead: Option<&LookAhead>,
+    recipients: Option<&crate::crypt::Recipients>,
 ) -> Result<WalPushReport> {
     let Some(ahead) = ahead.filter(|a| a.parallel > 1) else {
-        return push(sink, source, path, level).await;
+        return push_with(sink, source, path, level, recipients).await;
     };
     let t0 = Instant::now();
     let name = path
@@ -435,7 +463,7 @@ pub async fn push_ahead(
     // another user made, a full disk) never fails the push, it only turns
     // the look-ahead off.
     if !spool_usable(&spool, "pushing one file at a time").await {
-        return push(sink, source, path, level).await;
+        return push_with(sink, source, path, level, recipients).await;
     }
     // Pushed ahead already: the same bytes need nothing more.
     let marker = marker_path(&spool, &name);
@@ -475,10 +503,10 @@ pub async fn push_ahead(
     let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let next = ready_after(&dir, &name, &spool, ahead.parallel - 1);
     let extra = futures::future::join_all(next.iter().map(|p| async move {
-        let r = push(sink, source, p, level).await;
+        let r = push_with(sink, source, p, level, recipients).await;
         (p, r)
     }));
-    let (own, extra) = tokio::join!(push(sink, source, path, level), extra);
+    let (own, extra) = tokio::join!(push_with(sink, source, path, level, recipients), extra);
     let mut pushed = 0;
     for (p, r) in extra {
         match r {
@@ -532,6 +560,16 @@ async fn spool_usable(spool: &Path, otherwise: &'static str) -> bool {
     })
     .await
     .unwrap_or(false)
+}
+
+/// An object from [`codec::encode_with_metadata`] with what follows its
+/// metadata frame encrypted.
+fn seal(plain: &[u8], r: &crate::crypt::Recipients) -> std::io::Result<Vec<u8>> {
+    let (_, payload) = codec::split_metadata(plain).map_err(std::io::Error::other)?;
+    let head = plain.len() - payload.len();
+    let mut out = plain[..head].to_vec();
+    out.extend(r.encrypt(payload)?);
+    Ok(out)
 }
 
 fn read_meta(stored: &[u8]) -> std::result::Result<WalObject, String> {
@@ -599,12 +637,27 @@ pub async fn fetch(
     name: &str,
     dest: &Path,
 ) -> Result<WalFetchReport> {
+    fetch_with(sink, source, name, dest, None).await
+}
+
+/// [`fetch`], decrypting an encrypted object with `keys`.
+///
+/// # Errors
+/// As [`fetch`], and [`Error::Verification`] when the object is encrypted
+/// and no key opens it.
+pub async fn fetch_with(
+    sink: &dyn Sink,
+    source: &str,
+    name: &str,
+    dest: &Path,
+    keys: Option<&crate::crypt::Identities>,
+) -> Result<WalFetchReport> {
     let t0 = Instant::now();
     crate::manifest::check_source_name(source)?;
     let wal = parse_name(name)?;
     let key = layout::wal_segment_key(source, wal.timeline(), name);
     let stored = sink.get_bytes(&key).await?;
-    install(&key, stored, name, dest, false, t0).await
+    install(&key, stored, name, dest, false, t0, keys).await
 }
 
 /// Decode a stored WAL object, check it against its own record (name, size,
@@ -616,13 +669,28 @@ async fn install(
     dest: &Path,
     prefetched: bool,
     t0: Instant,
+    keys: Option<&crate::crypt::Identities>,
 ) -> Result<WalFetchReport> {
     let bad = |why: String| Error::verification("wal-fetch", format!("{key}: {why}"));
-    // Decompressing and hashing 16 MiB is blocking work.
+    let keys = keys.cloned();
+    // Decrypting, decompressing and hashing 16 MiB is blocking work.
     let (meta, data, sha256) = blocking(move || {
-        let (meta, data) = codec::decode_with_metadata(&stored)?;
+        let (meta, rest) = codec::split_metadata(&stored)?;
         let meta: WalObject =
             serde_json::from_slice(meta).map_err(|e| format!("unreadable metadata: {e}"))?;
+        let opened;
+        let payload = match &meta.encryption {
+            None => rest,
+            Some(enc) => {
+                let keys = keys.as_ref().ok_or_else(|| {
+                    format!("it is encrypted ({enc}): give the identity file (--identity)")
+                })?;
+                opened = keys.decrypt(rest)?;
+                &opened[..]
+            }
+        };
+        let data =
+            zstd::stream::decode_all(payload).map_err(|e| format!("does not decompress: {e}"))?;
         let sha256 = hex::encode(Sha256::digest(&data));
         Ok::<_, String>((meta, data, sha256))
     })
@@ -668,23 +736,24 @@ pub async fn fetch_ahead(
     name: &str,
     dest: &Path,
     ahead: Option<&LookAhead>,
+    keys: Option<&crate::crypt::Identities>,
 ) -> Result<WalFetchReport> {
     use crate::source::postgres::walfile::WalFileKind;
     let Some(ahead) = ahead.filter(|a| a.parallel > 1) else {
-        return fetch(sink, source, name, dest).await;
+        return fetch_with(sink, source, name, dest, keys).await;
     };
     let t0 = Instant::now();
     crate::manifest::check_source_name(source)?;
     let wal = parse_name(name)?;
     let spool = ahead.spool.clone();
     if !spool_usable(&spool, "fetching one file at a time").await {
-        return fetch(sink, source, name, dest).await;
+        return fetch_with(sink, source, name, dest, keys).await;
     }
     let key = layout::wal_segment_key(source, wal.timeline(), name);
     let spooled = spool.join(format!("{name}.zst"));
     if let Ok(stored) = std::fs::read(&spooled) {
         let _ = std::fs::remove_file(&spooled);
-        match install(&key, Bytes::from(stored), name, dest, true, t0).await {
+        match install(&key, Bytes::from(stored), name, dest, true, t0, keys).await {
             // Served at once; the next file not spooled fetches the next
             // batch.
             Ok(r) => return Ok(r),
@@ -694,10 +763,10 @@ pub async fn fetch_ahead(
         }
     }
     if wal.kind() != WalFileKind::Segment {
-        return fetch(sink, source, name, dest).await;
+        return fetch_with(sink, source, name, dest, keys).await;
     }
     let (own, ()) = tokio::join!(
-        fetch(sink, source, name, dest),
+        fetch_with(sink, source, name, dest, keys),
         prefetch(sink, source, &wal, ahead)
     );
     own
@@ -960,7 +1029,7 @@ mod tests {
         let out = dir.path().join("out");
         let get = |i: usize| {
             let (sink, names, ahead, out) = (&sink, &names, &ahead, &out);
-            async move { fetch_ahead(sink, "app", &names[i], out, Some(ahead)).await }
+            async move { fetch_ahead(sink, "app", &names[i], out, Some(ahead), None).await }
         };
         // A miss fetches the file and the next two into the spool.
         let r = get(0).await.unwrap();
@@ -991,9 +1060,16 @@ mod tests {
         assert!(!r.prefetched);
         assert_eq!(std::fs::read(&out).unwrap(), segment(&names[2], 42, 3));
         // Past the end of the archive: not found, as without read-ahead.
-        let e = fetch_ahead(&sink, "app", "000000010000000000000009", &out, Some(&ahead))
-            .await
-            .unwrap_err();
+        let e = fetch_ahead(
+            &sink,
+            "app",
+            "000000010000000000000009",
+            &out,
+            Some(&ahead),
+            None,
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(e, Error::NotFound { .. }), "{e}");
     }
 
@@ -1024,6 +1100,7 @@ mod tests {
             size: 3,
             sha256: "00".repeat(32),
             system_identifier: None,
+            encryption: None,
         })
         .unwrap();
         let stored = codec::encode_with_metadata(&meta, b"abc", 3).unwrap();

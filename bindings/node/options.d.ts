@@ -76,6 +76,10 @@ export interface BackupOptions extends CommonOptions, ProgressOptions {
   replicaLagWarn?: boolean;
   /** PostgreSQL: how long a backup waits for a table another session has locked before failing ("30s", "5m"; default 2m) */
   lockWait?: Size;
+  /** Encrypt to this age public key (age1…; repeatable). Only public keys are needed to back up */
+  recipients?: string[];
+  /** Encrypt to the age public keys in this file (one per line, # comments) */
+  recipientsFile?: string;
 }
 
 /** Options of `list` (`lifeboat list`'s arguments and flags, camelCased). */
@@ -96,6 +100,8 @@ export interface VerifyOptions extends CommonOptions, ProgressOptions {
   sink?: string;
   /** Which source's backups, when the sink holds several */
   source?: string;
+  /** The age identity file that decrypts encrypted backups (default: identity_file in [encryption]). A path: the key itself never goes on the command line */
+  identity?: string;
   /** Size floor for the uncompressed dump (default 1 KiB) */
   minSize?: Size;
   /** Directory for the decompressed copy (default: the temp dir) */
@@ -126,6 +132,8 @@ export interface DrillOptions extends CommonOptions, ProgressOptions {
   sink?: string;
   /** Which source's backups, when the sink holds several */
   source?: string;
+  /** The age identity file that decrypts encrypted backups (default: identity_file in [encryption]). A path: the key itself never goes on the command line */
+  identity?: string;
   /** Directory for the downloaded copy (default: the temp dir) */
   tempDir?: string;
   /** Drill into a temporary database on this server (postgres://…) */
@@ -156,6 +164,8 @@ export interface RestoreOptions extends CommonOptions, ProgressOptions {
   sink?: string;
   /** Which source's backups, when the sink holds several */
   source?: string;
+  /** The age identity file that decrypts encrypted backups (default: identity_file in [encryption]). A path: the key itself never goes on the command line */
+  identity?: string;
   /** The database to create: sqlite:///path/restored.db or postgres://user@host/newdb. Never taken from the config */
   target: string;
   /** Replace an existing database (it is kept aside until the new one is proven) */
@@ -254,6 +264,10 @@ export interface WalPushOptions extends CommonOptions {
   parallel?: number;
   /** Where the markers of segments pushed ahead go (default: a private directory per source name under the temp dir) */
   spoolDir?: string;
+  /** Encrypt to this age public key (age1…; repeatable). Only public keys are needed to back up */
+  recipients?: string[];
+  /** Encrypt to the age public keys in this file (one per line, # comments) */
+  recipientsFile?: string;
 }
 
 /** Options of `wal_fetch` (`lifeboat wal fetch`'s arguments and flags, camelCased). */
@@ -270,6 +284,8 @@ export interface WalFetchOptions extends CommonOptions {
   parallel?: number;
   /** Where segments fetched ahead wait (default: a private directory per sink and source name under the temp dir) */
   spoolDir?: string;
+  /** The age identity file that decrypts an encrypted archive (default: identity_file in [encryption]) */
+  identity?: string;
 }
 
 /** Options of `wal_setup` (`lifeboat wal setup`'s arguments and flags, camelCased). */

@@ -55,6 +55,9 @@ pub struct BackupArgs {
     #[cfg_attr(feature = "clap", command(flatten))]
     #[serde(flatten)]
     pub postgres: PgDumpArgs,
+    #[cfg_attr(feature = "clap", command(flatten))]
+    #[serde(flatten)]
+    pub encrypt: super::EncryptArgs,
 }
 
 /// How PostgreSQL is dumped.
@@ -412,6 +415,9 @@ async fn backup_one(
     }
     if let Some(d) = drill {
         job = job.drill(d);
+    }
+    if let Some(r) = env.recipients(&a.encrypt)? {
+        job = job.recipients(r);
     }
     let report = job.run().await?;
     log_summary(&report);

@@ -135,6 +135,7 @@ async fn pitr(env: &Env, a: &DrillArgs) -> Result<VerifyOutput> {
         }
     };
     let pg = a.tools.resolve(env);
+    let keys = env.identities(a.select.identity.as_deref())?;
     let drill_id = format!(
         "{}-pitr-{:04x}",
         chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
@@ -169,6 +170,7 @@ async fn pitr(env: &Env, a: &DrillArgs) -> Result<VerifyOutput> {
             Some(&name),
             &crate::Selector::Latest,
             &rec,
+            env.identity_path(a.select.identity.as_deref()).as_deref(),
         )
         .await?;
         let backup_id = match &which {
@@ -194,7 +196,17 @@ async fn pitr(env: &Env, a: &DrillArgs) -> Result<VerifyOutput> {
             .await
             .map_err(|m: String| crate::Error::config("drill --pitr", m))?;
         let outcome = pitr_attempt(
-            &cluster, &sink, &name, which, recovery, env, &pg, major, t0, &mut ev,
+            &cluster,
+            &sink,
+            &name,
+            which,
+            recovery,
+            env,
+            &pg,
+            major,
+            t0,
+            &mut ev,
+            keys.as_ref(),
         )
         .await;
         drop(cluster);
@@ -273,6 +285,7 @@ async fn pitr_attempt(
     major: u32,
     t0: std::time::Instant,
     ev: &mut PitrEvidence,
+    keys: Option<&crate::crypt::Identities>,
 ) -> std::result::Result<(), String> {
     use std::time::Instant;
 
@@ -280,16 +293,19 @@ async fn pitr_attempt(
     use crate::source::postgres::tools;
 
     let data = cluster.data_dir();
-    crate::RestoreJob::new(
+    let mut job = crate::RestoreJob::new(
         sink.clone(),
         std::sync::Arc::new(PgDataTarget::new(&data).with_recovery(recovery)),
     )
     .source_name(name)
     .select(which)
-    .lock_dir(env.temp_root())
-    .run()
-    .await
-    .map_err(|e| format!("restore: {}", e.display_chain()))?;
+    .lock_dir(env.temp_root());
+    if let Some(k) = keys {
+        job = job.identities(k.clone());
+    }
+    job.run()
+        .await
+        .map_err(|e| format!("restore: {}", e.display_chain()))?;
     let launched = std::thread::scope(|s| {
         s.spawn(|| cluster.launch("hot_standby = on\narchive_mode = off\nfsync = off\n"))
             .join()

@@ -237,6 +237,47 @@ impl Env {
 
     /// Where temporary directories go: the settings' temp dir, else the
     /// system's.
+    /// The recipients `a` names, else the config's `[encryption]`; `None`
+    /// when there are none (not encrypted).
+    pub(crate) fn recipients(&self, a: &EncryptArgs) -> Result<Option<crate::crypt::Recipients>> {
+        let cfg = self.settings.encryption.clone().unwrap_or_default();
+        let (keys, files) = if a.recipients.is_empty() && a.recipients_file.is_none() {
+            (
+                cfg.recipients,
+                cfg.recipients_file.into_iter().collect::<Vec<_>>(),
+            )
+        } else {
+            (
+                a.recipients.clone(),
+                a.recipients_file.clone().into_iter().collect(),
+            )
+        };
+        crate::crypt::Recipients::parse(&keys, &files)
+    }
+
+    /// The identity file `arg` names, else the config's `identity_file`
+    /// (absolute, for a server's `restore_command`).
+    pub(crate) fn identity_path(&self, arg: Option<&Path>) -> Option<PathBuf> {
+        let p = arg.map(Path::to_path_buf).or_else(|| {
+            self.settings
+                .encryption
+                .as_ref()
+                .and_then(|e| e.identity_file.clone())
+        })?;
+        Some(std::path::absolute(&p).unwrap_or(p))
+    }
+
+    /// The identities of [`identity_path`](Self::identity_path), read;
+    /// `None` when no file is given.
+    pub(crate) fn identities(
+        &self,
+        arg: Option<&Path>,
+    ) -> Result<Option<crate::crypt::Identities>> {
+        self.identity_path(arg)
+            .map(|p| crate::crypt::Identities::from_file(&p))
+            .transpose()
+    }
+
     pub(crate) fn temp_root(&self) -> PathBuf {
         self.settings
             .temp_dir
@@ -282,6 +323,23 @@ pub struct SelectArgs {
     /// Which source's backups, when the sink holds several.
     #[cfg_attr(feature = "clap", arg(long))]
     pub source: Option<String>,
+    /// The age identity file that decrypts encrypted backups (default: identity_file in [encryption]). A path: the key itself never goes on the command line.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
+    pub identity: Option<PathBuf>,
+}
+
+/// Whom backups are encrypted to (age public keys; default: [encryption]
+/// in lifeboat.toml).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+#[serde(default)]
+pub struct EncryptArgs {
+    /// Encrypt to this age public key (age1…; repeatable). Only public keys are needed to back up.
+    #[cfg_attr(feature = "clap", arg(long = "recipient", value_name = "AGE1KEY"))]
+    pub recipients: Vec<String>,
+    /// Encrypt to the age public keys in this file (one per line, # comments).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
+    pub recipients_file: Option<PathBuf>,
 }
 
 impl SelectArgs {

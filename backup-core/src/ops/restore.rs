@@ -166,6 +166,7 @@ pub(crate) async fn plan_recovery(
     name: Option<&str>,
     which: &Selector,
     a: &RecoveryArgs,
+    identity: Option<&std::path::Path>,
 ) -> Result<(Selector, Recovery)> {
     use crate::source::postgres::physical::{PHYSICAL_KIND, PhysicalDetails, parse_lsn};
     let targets = [
@@ -302,12 +303,17 @@ pub(crate) async fn plan_recovery(
             settings.push((k.to_string(), v.clone()));
         }
     }
-    let restore_command = format!(
+    let mut restore_command = format!(
         "{} wal fetch %f %p --from {} --name {}",
         lifeboat_command(a),
         shell_word(sink_url),
         shell_word(name)
     );
+    // An encrypted archive: the server's wal fetch reads the same identity
+    // file (a path; the server's user must be able to read it).
+    if let Some(p) = identity {
+        restore_command.push_str(&format!(" --identity {}", shell_word(&p.to_string_lossy())));
+    }
     tracing::info!(backup_id = %chosen.manifest.backup_id, ended = %ended(&chosen).0.to_rfc3339(), "base backup chosen for the point-in-time restore");
     Ok((
         Selector::Id(chosen.manifest.backup_id.clone()),
@@ -379,8 +385,15 @@ pub async fn run(env: &Env, a: &RestoreArgs) -> Result<RestoreOutput> {
     }
     if pgdata.is_some() {
         let sink_url = env.sink_url(a.select.sink.as_deref()).unwrap_or_default();
-        let (chosen, recovery) =
-            plan_recovery(&sink, &sink_url, name.as_deref(), &which, &a.recovery).await?;
+        let (chosen, recovery) = plan_recovery(
+            &sink,
+            &sink_url,
+            name.as_deref(),
+            &which,
+            &a.recovery,
+            env.identity_path(a.select.identity.as_deref()).as_deref(),
+        )
+        .await?;
         which = chosen;
         let path = to.strip_prefix("pgdata://").unwrap_or(&to).to_string();
         target = Arc::new(PgDataTarget::new(path).with_recovery(recovery));
@@ -401,7 +414,8 @@ pub async fn run(env: &Env, a: &RestoreArgs) -> Result<RestoreOutput> {
             .find_for_restore(name.as_deref(), &which)
             .await?;
         let m = entry.manifest;
-        let Some(globals) = fetch_globals(&*sink, &m).await? else {
+        let keys = env.identities(a.select.identity.as_deref())?;
+        let Some(globals) = fetch_globals(&*sink, &m, keys.as_ref()).await? else {
             return Err(Error::Restore {
                 target: target.target_location(),
                 message: format!(
@@ -431,6 +445,9 @@ pub async fn run(env: &Env, a: &RestoreArgs) -> Result<RestoreOutput> {
     }
     if let Some(p) = env.progress() {
         job = job.progress(p);
+    }
+    if let Some(k) = env.identities(a.select.identity.as_deref())? {
+        job = job.identities(k);
     }
     let report = job.run().await?;
     let (m, o) = (&report.manifest, &report.outcome);

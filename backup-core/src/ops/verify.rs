@@ -108,6 +108,9 @@ pub(super) async fn verify(
     if let Some(p) = env.progress() {
         job = job.progress(p);
     }
+    if let Some(k) = env.identities(a.select.identity.as_deref())? {
+        job = job.identities(k);
+    }
     let report = job.verify_entry(entry).await?;
     let m = &report.manifest;
     let location = format!("{}/{}", sink.location(), report.dir);

@@ -38,6 +38,9 @@ pub struct WalPushArgs {
     /// Where the markers of segments pushed ahead go (default: a private directory per source name under the temp dir).
     #[cfg_attr(feature = "clap", arg(long, value_name = "DIR"))]
     pub spool_dir: Option<PathBuf>,
+    #[cfg_attr(feature = "clap", command(flatten))]
+    #[serde(flatten)]
+    pub encrypt: super::EncryptArgs,
 }
 
 /// Fetch one archived WAL file.
@@ -63,6 +66,9 @@ pub struct WalFetchArgs {
     /// Where segments fetched ahead wait (default: a private directory per sink and source name under the temp dir).
     #[cfg_attr(feature = "clap", arg(long, value_name = "DIR"))]
     pub spool_dir: Option<PathBuf>,
+    /// The age identity file that decrypts an encrypted archive (default: identity_file in [encryption]).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FILE"))]
+    pub identity: Option<PathBuf>,
 }
 
 fn source_name(env: &Env, arg: Option<&str>) -> Result<String> {
@@ -96,7 +102,16 @@ pub async fn push(env: &Env, a: &WalPushArgs) -> Result<WalPushReport> {
             .clone()
             .unwrap_or_else(|| env.temp_root().join(format!("lifeboat-wal-{name}"))),
     };
-    let r = wal::push_ahead(&*sink, &name, &a.path, level, Some(&ahead)).await?;
+    let recipients = env.recipients(&a.encrypt)?;
+    let r = wal::push_ahead(
+        &*sink,
+        &name,
+        &a.path,
+        level,
+        Some(&ahead),
+        recipients.as_ref(),
+    )
+    .await?;
     tracing::info!(
         summary = true,
         command = "wal push",
@@ -138,7 +153,16 @@ pub async fn fetch(env: &Env, a: &WalFetchArgs) -> Result<WalFetchReport> {
         parallel: parallel as usize,
         spool,
     };
-    let r = wal::fetch_ahead(&*sink, &name, &a.file_name, &a.path, Some(&ahead)).await?;
+    let keys = env.identities(a.identity.as_deref())?;
+    let r = wal::fetch_ahead(
+        &*sink,
+        &name,
+        &a.file_name,
+        &a.path,
+        Some(&ahead),
+        keys.as_ref(),
+    )
+    .await?;
     tracing::info!(
         summary = true,
         command = "wal fetch",

@@ -73,6 +73,7 @@ pub struct BackupJob {
     temp_dir: Option<PathBuf>,
     progress: ProgressHandle,
     clock: Clock,
+    recipients: Option<crate::crypt::Recipients>,
 }
 
 impl std::fmt::Debug for BackupJob {
@@ -104,7 +105,17 @@ impl BackupJob {
             temp_dir: None,
             progress: ProgressHandle::default(),
             clock: system_clock(),
+            recipients: None,
         }
+    }
+
+    /// Encrypt the artifact and attachments with age to `recipients`
+    /// (after compression). The run also encrypts to a key of its own,
+    /// made in memory and dropped with the run, with which its drill reads
+    /// the stored copy back (see [`crate::crypt`]).
+    pub fn recipients(mut self, recipients: crate::crypt::Recipients) -> Self {
+        self.recipients = Some(recipients);
+        self
     }
 
     /// Read the time from `clock` instead of the system clock: the backup's
@@ -267,6 +278,12 @@ impl BackupJob {
         let guard = dump.guard;
         let attachments_in = dump.attachments;
 
+        // With recipients, also this run's own key: its drill decrypts with it.
+        let sealed = self.recipients.as_ref().map(|r| r.with_run_key());
+        let (run_recipients, run_keys) = match sealed {
+            Some((r, k)) => (Some(r), Some(k)),
+            None => (None, None),
+        };
         let upload = self.sink.upload(&key).await?;
         let streamed = stream_to_upload(
             dump.reader,
@@ -275,6 +292,7 @@ impl BackupJob {
             self.threads,
             self.progress.clone(),
             raw_hint,
+            run_recipients.clone(),
         )
         .await;
         let (upload, compressed) = match streamed {
@@ -318,6 +336,7 @@ impl BackupJob {
             &dir,
             attachments_in,
             self.level(),
+            run_recipients.as_ref(),
             &mut written,
         )
         .await
@@ -350,7 +369,7 @@ impl BackupJob {
                 stored_size: compressed.stored_size,
                 sha256: compressed.sha256,
                 compression: Compression::zstd(self.level()),
-                encryption: None,
+                encryption: self.recipients.as_ref().map(|r| r.encryption()),
                 format: Some(self.source.artifact_format().into()),
             },
             fingerprint: outcome.fingerprint,
@@ -368,7 +387,7 @@ impl BackupJob {
         self.progress.start(Phase::Verify, None);
         let mut verifiers = verify::default_verifiers(self.min_size);
         verifiers.extend(self.extra_verifiers.iter().cloned());
-        let verdicts = run_verifiers(&verifiers, &manifest, &*self.sink, None).await;
+        let verdicts = run_verifiers(&verifiers, &manifest, &*self.sink, None, None).await;
         self.progress.finish(Phase::Verify);
         let verdicts = match verdicts {
             Ok(v) => v,
@@ -397,6 +416,7 @@ impl BackupJob {
                 std::slice::from_ref(drill),
                 &temp_root,
                 self.progress.clone(),
+                run_keys.as_ref(),
             )
             .await;
             self.progress.finish(Phase::Verify);
@@ -512,18 +532,20 @@ async fn write_restore_guide(sink: &dyn Sink, manifest: &Manifest) {
     }
 }
 
-/// Compress and store a dump's attachments beside the artifact.
+/// Compress (and encrypt) and store a dump's attachments beside the
+/// artifact.
 async fn store_attachments(
     sink: &dyn Sink,
     dir: &str,
     attachments: Vec<crate::source::Attachment>,
     level: i32,
+    recipients: Option<&crate::crypt::Recipients>,
     written: &mut Vec<String>,
 ) -> Result<Vec<AttachmentInfo>> {
     let mut out = Vec::new();
     for a in attachments {
         let raw_size = a.data.len() as u64;
-        let encoded = codec::encode_attachment(a.data, level, &a.name).await?;
+        let encoded = codec::encode_attachment(a.data, level, &a.name, recipients).await?;
         let key = layout::attachment_key(dir, &a.file_name);
         let (sha256, stored_size) = (encoded.sha256, encoded.stored_size);
         sink.put(&key, encoded.bytes, PutOptions::create_only())
@@ -541,6 +563,7 @@ async fn store_attachments(
             stored_size,
             sha256,
             compression: Some(Compression::zstd(level)),
+            encryption: recipients.map(|r| r.encryption()),
             format: Some(format.into()),
         });
     }

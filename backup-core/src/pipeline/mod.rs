@@ -61,8 +61,9 @@ async fn run_verifiers(
     manifest: &Manifest,
     sink: &dyn Sink,
     local_copy: Option<&Path>,
+    keys: Option<&crate::crypt::Identities>,
 ) -> Result<Vec<Verdict>> {
-    let input = VerifyInput::new(manifest, sink, local_copy);
+    let input = VerifyInput::new(manifest, sink, local_copy).with_keys(keys);
     let futures = verifiers.iter().map(|v| {
         let input = &input;
         async move {

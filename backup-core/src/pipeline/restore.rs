@@ -25,6 +25,7 @@ pub struct RestoreJob {
     lock_mode: LockMode,
     lock_dir: Option<PathBuf>,
     progress: ProgressHandle,
+    keys: Option<crate::crypt::Identities>,
 }
 
 impl std::fmt::Debug for RestoreJob {
@@ -61,6 +62,7 @@ impl RestoreJob {
             lock_mode: LockMode::FailFast,
             lock_dir: None,
             progress: ProgressHandle::default(),
+            keys: None,
         }
     }
 
@@ -97,6 +99,12 @@ impl RestoreJob {
     /// Receive progress.
     pub fn progress(mut self, p: Arc<dyn Progress>) -> Self {
         self.progress = ProgressHandle::new(p);
+        self
+    }
+
+    /// Decrypt an encrypted backup with these identities.
+    pub fn identities(mut self, keys: crate::crypt::Identities) -> Self {
+        self.keys = Some(keys);
         self
     }
 
@@ -138,7 +146,13 @@ impl RestoreJob {
         let opts = RestoreOptions::force(self.force);
         self.target.check_target(&opts).await?;
         tracing::info!(backup_id = %manifest.backup_id, target = %self.target.target_location(), "restore started");
-        let reader = artifact_reader(self.sink.clone(), &manifest, self.progress.clone()).await?;
+        let reader = artifact_reader(
+            self.sink.clone(),
+            &manifest,
+            self.progress.clone(),
+            self.keys.as_ref(),
+        )
+        .await?;
         let outcome = self.target.restore(reader, &manifest, &opts).await;
         self.progress.finish(Phase::Download);
         Ok(RestoreReport {

@@ -30,6 +30,7 @@ pub(super) async fn verify_local(
     verifiers: &[Arc<dyn Verifier>],
     temp_root: &Path,
     progress: ProgressHandle,
+    keys: Option<&crate::crypt::Identities>,
 ) -> Result<Vec<Verdict>> {
     crate::tempdir::sweep(temp_root);
     let temp = crate::tempdir::PrivateDir::new(temp_root, "verify").map_err(|e| {
@@ -40,7 +41,7 @@ pub(super) async fn verify_local(
     })?;
     let copy = temp.path().join("artifact");
     let t_download = Instant::now();
-    let reader = match artifact_reader(sink.clone(), manifest, progress.clone()).await {
+    let reader = match artifact_reader(sink.clone(), manifest, progress.clone(), keys).await {
         Ok(r) => Ok(r),
         Err(Error::NotFound { key, .. }) => Err(format!("{key} is missing from the sink")),
         Err(e) => return Err(e),
@@ -58,7 +59,7 @@ pub(super) async fn verify_local(
     match copied {
         Ok(_) => {
             crate::failpoint::point("verify:downloaded");
-            run_verifiers(verifiers, manifest, &*sink, Some(&copy)).await
+            run_verifiers(verifiers, manifest, &*sink, Some(&copy), keys).await
         }
         // The backup's bytes are wrong or gone: a verdict on it.
         Err(CopyError::Data(why)) => Ok(verifiers
@@ -145,6 +146,7 @@ pub struct VerifyJob {
     progress: ProgressHandle,
     postgres: crate::source::PostgresOptions,
     extra: Vec<Arc<dyn Verifier>>,
+    keys: Option<crate::crypt::Identities>,
 }
 
 /// The verdicts on one stored backup.
@@ -173,7 +175,14 @@ impl VerifyJob {
             progress: ProgressHandle::default(),
             postgres: Default::default(),
             extra: Vec::new(),
+            keys: None,
         }
+    }
+
+    /// Decrypt an encrypted backup with these identities.
+    pub fn identities(mut self, keys: crate::crypt::Identities) -> Self {
+        self.keys = Some(keys);
+        self
     }
 
     /// Which source's backups.
@@ -259,7 +268,8 @@ impl VerifyJob {
         let (local, remote): (Vec<_>, Vec<_>) =
             verifiers.into_iter().partition(|v| v.needs_local_copy());
 
-        let mut verdicts = run_verifiers(&remote, &manifest, &*self.sink, None).await?;
+        let mut verdicts =
+            run_verifiers(&remote, &manifest, &*self.sink, None, self.keys.as_ref()).await?;
         if !local.is_empty() {
             let temp_root = self.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
             verdicts.extend(
@@ -269,6 +279,7 @@ impl VerifyJob {
                     &local,
                     &temp_root,
                     self.progress.clone(),
+                    self.keys.as_ref(),
                 )
                 .await?,
             );

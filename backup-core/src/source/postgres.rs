@@ -182,6 +182,7 @@ impl PostgresSource {
 pub async fn fetch_globals(
     sink: &dyn crate::sink::Sink,
     manifest: &Manifest,
+    keys: Option<&crate::crypt::Identities>,
 ) -> Result<Option<Vec<u8>>> {
     use crate::sink::SinkExt;
     let Some(info) = manifest
@@ -192,7 +193,7 @@ pub async fn fetch_globals(
         return Ok(None);
     };
     let stored = sink.get_bytes(&info.key).await?;
-    let raw = crate::codec::decode_attachment(&stored, info)
+    let raw = crate::codec::decode_attachment(&stored, info, keys)
         .map_err(|m| Error::restore_err(manifest.source.location.clone(), m))?;
     Ok(Some(raw))
 }
@@ -311,8 +312,12 @@ pub(crate) fn manual_restore(manifest: &Manifest, steps: &mut crate::manifest::M
     for a in &manifest.attachments {
         let f = a.key.rsplit('/').next().unwrap_or("attachment.zst");
         let raw = f.trim_end_matches(".zst");
+        let open = match &a.encryption {
+            None => format!("zstd -d {f} -o {raw}"),
+            Some(_) => format!("age -d -i KEYFILE {f} | zstd -d -o {raw}"),
+        };
         steps.push(format_args!(
-            "Fetch and decompress the {} ({}): {}; zstd -d {f} -o {raw}",
+            "Fetch and decompress the {} ({}): {}; {open}",
             a.name,
             a.format.as_deref().unwrap_or("zstd"),
             steps.fetch(&a.key, f),

@@ -244,7 +244,7 @@ impl PgDrill {
         ev: &mut Evidence<'_>,
     ) -> std::result::Result<(), String> {
         if scratch
-            && let Some(g) = fetch_globals(input.sink, input.manifest)
+            && let Some(g) = fetch_globals(input.sink, input.manifest, input.keys)
                 .await
                 .map_err(|e| e.display_chain())?
         {

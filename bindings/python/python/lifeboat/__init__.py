@@ -109,6 +109,8 @@ def backup(
     max_replica_lag: int | str | None = None,
     replica_lag_warn: bool = False,
     lock_wait: int | str | None = None,
+    recipients: Sequence[str] = (),
+    recipients_file: str | os.PathLike[str] | None = None,
     config: str | os.PathLike[str] | None = None,
     profile: str | None = None,
     on_progress: ProgressCallback | None = None,
@@ -121,6 +123,9 @@ def backup(
         sink: where backups live: ``file:///dir``, ``s3://bucket/prefix``,
             ``gs://bucket/prefix``, ``spaces://bucket/prefix?region=nyc3``
             (the CLI's ``--to``; default: ``sink`` in the config file).
+        recipients: age public keys (``age1…``) to encrypt the backup to,
+            after compression (also ``recipients_file``; default:
+            ``[encryption]`` in the config file). Only public keys are needed.
         no_drill: skip the restore drill PostgreSQL backups run by default
             before the commit; ``drill``/``drill_server``/``drill_cluster``
             ask for one.
@@ -178,6 +183,7 @@ def verify(
     jobs: int | None = None,
     pg_bin_dir: str | os.PathLike[str] | None = None,
     command_prefix: str | None = None,
+    identity: str | os.PathLike[str] | None = None,
     config: str | os.PathLike[str] | None = None,
     profile: str | None = None,
     on_progress: ProgressCallback | None = None,
@@ -213,6 +219,7 @@ def drill(
     pitr: bool = False,
     target_time: str | None = None,
     lifeboat_command: str | None = None,
+    identity: str | os.PathLike[str] | None = None,
     config: str | os.PathLike[str] | None = None,
     profile: str | None = None,
     on_progress: ProgressCallback | None = None,
@@ -264,6 +271,7 @@ def restore(
     keep_archiving: bool = False,
     pg_bin_dir: str | os.PathLike[str] | None = None,
     command_prefix: str | None = None,
+    identity: str | os.PathLike[str] | None = None,
     config: str | os.PathLike[str] | None = None,
     profile: str | None = None,
     on_progress: ProgressCallback | None = None,
@@ -275,6 +283,8 @@ def restore(
         target: the database to create, e.g. ``sqlite:///srv/restored.db``
             (the CLI's ``--to``).
         force: replace an existing database (kept aside until the new one is proven).
+        identity: the age identity file that decrypts an encrypted backup (a
+            path; default: ``identity_file`` in ``[encryption]``).
         globals: PostgreSQL: create the backup's stored roles and tablespaces
             the server lacks (existing ones are left unchanged).
         no_owner: PostgreSQL: restore without ownership and privileges.
@@ -371,6 +381,8 @@ def wal_push(
     level: int | None = None,
     parallel: int | None = None,
     spool_dir: str | os.PathLike[str] | None = None,
+    recipients: Sequence[str] = (),
+    recipients_file: str | os.PathLike[str] | None = None,
     config: str | os.PathLike[str] | None = None,
     profile: str | None = None,
 ) -> WalPushResult:
@@ -403,6 +415,7 @@ def wal_fetch(
     name: str | None = None,
     parallel: int | None = None,
     spool_dir: str | os.PathLike[str] | None = None,
+    identity: str | os.PathLike[str] | None = None,
     config: str | os.PathLike[str] | None = None,
     profile: str | None = None,
 ) -> WalFetchResult:
