@@ -162,10 +162,18 @@ fn sqlite_backups_encrypt_to_every_recipient_and_decrypt_with_age_and_zstd() {
         ),
     )
     .unwrap();
+    // Until a recipient's key has opened the newest backup, status says
+    // so (a lost key is found before the restore that needs it).
+    let status = || run(lifeboat(dir.path()).args(["status", "--from", &sink]));
+    let (code, out, err) = status();
+    assert_eq!(code, 6, "{out}{err}");
+    assert!(err.contains("no identity has proven"), "{err}");
     for cmd in ["verify", "drill"] {
         let (code, out, err) = run(lifeboat(dir.path()).args([cmd, "--from", &sink, "--json"]));
         assert_eq!(code, 0, "{cmd}: {out}{err}");
     }
+    let (code, out, err) = status();
+    assert_eq!(code, 0, "{out}{err}");
     // A backup from the config's recipients alone.
     let (code, _, err) = run(lifeboat(dir.path()).args([
         "backup",

@@ -206,6 +206,10 @@ pub struct Record {
     pub backup_id: String,
     /// Its key in the sink.
     pub key: String,
+    /// Fingerprints of the identities that decrypted the backup in this
+    /// check (encrypted backups).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub decrypted_with: Vec<String>,
 }
 
 /// The newest record of `kind` of `source`, by the time it records.
@@ -222,11 +226,16 @@ async fn newest_record(sink: &dyn Sink, source: &str, kind: RecordKind) -> Resul
             continue;
         };
         if best.as_ref().is_none_or(|b| r.at > b.at) {
+            let decrypted_with = serde_json::from_slice::<serde_json::Value>(&raw)
+                .ok()
+                .and_then(|v| serde_json::from_value(v["decrypted_with"].clone()).ok())
+                .unwrap_or_default();
             best = Some(Record {
                 at: r.at,
                 passed: r.passed,
                 backup_id: r.backup_id,
                 key: o.key.clone(),
+                decrypted_with,
             });
         }
     }
@@ -376,6 +385,25 @@ pub async fn status(
         && b.assurance == crate::manifest::Assurance::Checked
     {
         b.assurance = crate::manifest::Assurance::Drilled;
+    }
+    // An encrypted newest backup: some recipient's key must have opened it
+    // (a verify or drill with --identity), or a lost key goes unnoticed.
+    if let Some(enc) = listing
+        .complete
+        .last()
+        .and_then(|b| b.manifest.artifact.encryption.as_ref())
+    {
+        let id = &listing.complete.last().expect("checked").manifest.backup_id;
+        let proven = last_verification.as_ref().is_some_and(|v| {
+            v.passed
+                && &v.backup_id == id
+                && v.decrypted_with.iter().any(|f| enc.recipients.contains(f))
+        });
+        if !proven {
+            problems.push(format!(
+                "newest backup {id} is encrypted ({enc}) and no identity has proven it decrypts it: run lifeboat verify --identity KEYFILE where a recipient's key is"
+            ));
+        }
     }
     if let Some(d) = &last_drill
         && !d.passed

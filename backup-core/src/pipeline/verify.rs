@@ -241,15 +241,27 @@ impl VerifyJob {
 
     /// Keep the result in the sink, for `status` (see
     /// [`layout::verification_key`]).
-    async fn record(&self, manifest: &Manifest, verdicts: &[Verdict], passed: bool) {
+    /// `decrypted_with`: the fingerprints of the identities that decrypted
+    /// an encrypted backup here (its proof for `status`).
+    async fn record(
+        &self,
+        manifest: &Manifest,
+        verdicts: &[Verdict],
+        passed: bool,
+        decrypted_with: Option<Vec<String>>,
+    ) {
         let now = Utc::now();
         let key = layout::verification_key(&manifest.source.name, now, &manifest.backup_id);
+        let mut evidence = serde_json::json!({ "verdicts": verdicts });
+        if let Some(d) = decrypted_with {
+            evidence["decrypted_with"] = d.into();
+        }
         CheckRecord {
             kind: RecordKind::Verification,
             backup_id: manifest.backup_id.clone(),
             at: now,
             passed,
-            evidence: serde_json::json!({ "verdicts": verdicts }),
+            evidence,
         }
         .store(&*self.sink, &key, PutOptions::default())
         .await;
@@ -285,7 +297,18 @@ impl VerifyJob {
             );
         }
         let outcome = failures_to_error(&verdicts);
-        self.record(&manifest, &verdicts, outcome.is_ok()).await;
+        // The local checks read the plaintext: the keys that opened it.
+        let decrypted_with = match (&manifest.artifact.encryption, &self.keys) {
+            (Some(enc), Some(k)) if !local.is_empty() && outcome.is_ok() => Some(
+                k.fingerprints()
+                    .into_iter()
+                    .filter(|f| enc.recipients.contains(f))
+                    .collect(),
+            ),
+            _ => None,
+        };
+        self.record(&manifest, &verdicts, outcome.is_ok(), decrypted_with)
+            .await;
         outcome?;
         Ok(VerifyReport {
             manifest,
