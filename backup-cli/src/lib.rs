@@ -106,6 +106,11 @@ enum Command {
         after_help = "Examples:\n  lifeboat prune --from s3://acme-backups/prod --keep-last 7 --dry-run\n  lifeboat prune --from file:///var/backups --keep-daily 7 --keep-weekly 4 --keep-monthly 6\n  lifeboat prune --config lifeboat.toml --profile prod"
     )]
     Prune(commands::prune::PruneCmd),
+    /// Copy what one sink has and another lacks: complete backups (every object checked against its manifest, the manifest last), WAL, verification and drill records. Resumable; for an hourly timer.
+    #[command(
+        after_help = "Examples:\n  lifeboat mirror --from s3://acme-backups/prod --to gs://acme-backups-eu/prod --dry-run\n  lifeboat mirror --from file:///var/backups/app --to s3://acme-backups/app --source app"
+    )]
+    Mirror(commands::mirror::MirrorCmd),
     /// Check each source's newest backup: age, size, verification, drills. Exit 6 when unhealthy.
     #[command(
         after_help = "Examples:\n  lifeboat status --from s3://acme-backups/prod --max-age 26h\n  lifeboat status --config lifeboat.toml --format prometheus\n  lifeboat status --format json"
@@ -234,6 +239,7 @@ where
                     | Command::Drill(_)
                     | Command::Restore(_)
                     | Command::Prune(_)
+                    | Command::Mirror(_)
             ) {
                 ctx.require_profile()?;
             }
@@ -244,6 +250,7 @@ where
                 Command::Drill(a) => commands::verify::run_drill(&ctx, a).await,
                 Command::Restore(a) => commands::restore::run(&ctx, a).await,
                 Command::Prune(a) => commands::prune::run(&ctx, a).await,
+                Command::Mirror(a) => commands::mirror::run(&ctx, a).await,
                 Command::Status(a) => commands::status::run(&ctx, a).await,
                 Command::Schedule(a) => commands::schedule::run(&ctx, a).await,
                 Command::Init(a) => commands::init::run(a).await,
@@ -384,6 +391,7 @@ fn cli_command_name(c: &Command) -> &'static str {
         Command::Drill(_) => "drill",
         Command::Restore(_) => "restore",
         Command::Prune(_) => "prune",
+        Command::Mirror(_) => "mirror",
         Command::Status(_) => "status",
         Command::Schedule(_) => "schedule",
         Command::Init(_) => "init",

@@ -6,8 +6,9 @@
 //! (`LIFEBOAT_BLESS=1 cargo test -p backup-cli --test typescript` rewrites it).
 
 use backup_core::ops::{
-    backup::BackupArgs, drill::DrillArgs, list::ListArgs, prune::PruneArgs, restore::RestoreArgs,
-    status::StatusArgs, verify::VerifyArgs, wal::WalFetchArgs, wal::WalPushArgs, wal::WalSetupArgs,
+    backup::BackupArgs, drill::DrillArgs, list::ListArgs, mirror::MirrorArgs, prune::PruneArgs,
+    restore::RestoreArgs, status::StatusArgs, verify::VerifyArgs, wal::WalFetchArgs,
+    wal::WalPushArgs, wal::WalSetupArgs,
 };
 use clap::{ArgAction, Args, Command};
 
@@ -73,6 +74,12 @@ fn operations() -> Vec<(&'static str, &'static str, bool, Command)> {
             "WalSetupOptions",
             false,
             WalSetupArgs::augment_args(Command::new("wal_setup")),
+        ),
+        (
+            "mirror",
+            "MirrorOptions",
+            false,
+            MirrorArgs::augment_args(Command::new("mirror")),
         ),
     ]
 }

@@ -58,6 +58,7 @@ pub mod leftovers;
 pub mod lock;
 pub mod manifest;
 pub mod metrics;
+pub mod mirror;
 pub mod notify;
 pub mod ops;
 pub mod pipeline;

@@ -49,6 +49,7 @@ import type {
   BackupOptions,
   DrillOptions,
   ListOptions,
+  MirrorOptions,
   PruneOptions,
   RestoreOptions,
   StatusOptions,
@@ -259,7 +260,7 @@ export interface SourceStatus {
     assurance: Assurance;
     previous_raw_size: number | null;
   };
-  last_verification: null | { at: string; passed: boolean; backup_id: string; key: string };
+  last_verification: null | { at: string; passed: boolean; backup_id: string; key: string; decrypted_with?: string[] };
   last_drill: null | { at: string; passed: boolean; backup_id: string; key: string };
   problems: string[];
   healthy: boolean;
@@ -267,6 +268,23 @@ export interface SourceStatus {
 
 /** Apply retention to one source's backups (the newest verified one always stays). */
 export declare function prune(options?: PruneOptions): Promise<PruneResult>;
+/** What `mirror` copied (or, with `dryRun`, would copy). */
+export interface MirrorResult {
+  from: string;
+  to: string;
+  dry_run: boolean;
+  /** Backups copied and committed in the target, by id. */
+  backups: string[];
+  /** Backups the target already had. */
+  backups_present: number;
+  wal_files: number;
+  records: number;
+  bytes: number;
+  failures: string[];
+  duration_ms: number;
+}
+/** Copy what `sink` has and `target` lacks, checked, manifests last; resumable. */
+export declare function mirror(options: MirrorOptions): Promise<MirrorResult>;
 /** Health of each source; unhealthy ones are `healthy: false`, not rejections. */
 export declare function status(options?: StatusOptions): Promise<SourceStatus[]>;
 /** What `walPush` did. */
@@ -287,7 +305,19 @@ export interface WalFetchResult {
   path: string;
   size: number;
   sha256: string;
+  /** An earlier call had fetched it ahead into the spool. */
+  prefetched: boolean;
   duration_ms: number;
+}
+
+/** The server's `pg_stat_archiver` row. */
+export interface ArchiverStats {
+  archived_count: number;
+  last_archived_wal: string | null;
+  last_archived_time: string | null;
+  failed_count: number;
+  last_failed_wal: string | null;
+  last_failed_time: string | null;
 }
 
 /**
@@ -308,7 +338,7 @@ export interface WalSetupResult {
   settings: { name: string; value: string; wanted: string; ok: boolean }[];
   switched_segment: string | null;
   archived_in_ms: number | null;
-  archiver: Record<string, unknown> | null;
+  archiver: ArchiverStats | null;
   /** What is wrong; empty when archiving works. */
   problems: string[];
 }
@@ -320,6 +350,6 @@ export declare function walSetup(options?: WalSetupOptions): Promise<WalSetupRes
  */
 export declare function runCli(args: string[]): number;
 /** The option names an operation takes, in camelCase (its typed Rust arguments' fields). */
-export declare function optionNames(op: 'backup' | 'list' | 'verify' | 'drill' | 'restore' | 'prune' | 'status' | 'wal_push' | 'wal_fetch' | 'wal_setup'): string[];
+export declare function optionNames(op: 'backup' | 'list' | 'verify' | 'drill' | 'restore' | 'prune' | 'status' | 'wal_push' | 'wal_fetch' | 'wal_setup' | 'mirror'): string[];
 /** Send Lifeboat's logs to stderr (text or JSON lines), as the CLI does. Off by default. */
 export declare function initLogging(options?: { json?: boolean; verbose?: number; quiet?: boolean }): void;

@@ -182,6 +182,18 @@ function prune(options) {
 }
 
 /**
+ * Copy what one sink (`sink`, the CLI's `--from`) has and another (`target`,
+ * `--to`) lacks: complete backups (every object checked against its
+ * manifest, the manifest last), WAL, verification and drill records:
+ * `{ from, to, dry_run, backups, backups_present, wal_files, records, bytes,
+ * failures, duration_ms }`. Rejects with `code: 'verification'` naming what
+ * did not match its record (the rest is copied).
+ */
+function mirror(options) {
+  return call('mirror', options, false);
+}
+
+/**
  * Health of each source: `[{ source, backups, incomplete, newest,
  * last_verification, last_drill, problems, healthy }]`. An unhealthy source
  * is a result (`healthy: false`), not a rejection; the CLI exits 6 for it.
@@ -247,6 +259,7 @@ module.exports = {
   drill,
   restore,
   prune,
+  mirror,
   status,
   walPush,
   walFetch,

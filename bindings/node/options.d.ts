@@ -301,3 +301,15 @@ export interface WalSetupOptions extends CommonOptions {
   /** How long to wait for the switched segment (default 60s) */
   timeout?: Size;
 }
+
+/** Options of `mirror` (`lifeboat mirror`'s arguments and flags, camelCased). */
+export interface MirrorOptions extends CommonOptions {
+  /** The sink to copy from (default: sink in lifeboat.toml) */
+  sink?: string;
+  /** The sink to copy to: it gets every complete backup, WAL file and verification or drill record it lacks */
+  target?: string;
+  /** Only this source's backups and WAL (default: every source in the sink) */
+  source?: string;
+  /** Say what would be copied; copy nothing */
+  dryRun?: boolean;
+}

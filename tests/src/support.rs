@@ -181,3 +181,23 @@ impl Drop for SmallDisk {
             .status();
     }
 }
+
+/// A fake 16 MiB segment `name` of cluster `sysid` (PostgreSQL 15's page
+/// magic), for tests that need no server.
+pub fn fake_segment(name: &str, sysid: u64) -> Vec<u8> {
+    let size: u64 = 16 << 20;
+    let tli = u32::from_str_radix(&name[..8], 16).unwrap();
+    let log = u64::from_str_radix(&name[8..16], 16).unwrap();
+    let seg = u64::from_str_radix(&name[16..24], 16).unwrap();
+    let mut b: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    b[0..40].fill(0);
+    b[0..2].copy_from_slice(&0xD110u16.to_ne_bytes());
+    b[2..4].copy_from_slice(&0x0002u16.to_ne_bytes());
+    b[4..8].copy_from_slice(&tli.to_ne_bytes());
+    let addr = (log * (0x1_0000_0000 / size) + seg) * size;
+    b[8..16].copy_from_slice(&addr.to_ne_bytes());
+    b[24..32].copy_from_slice(&sysid.to_ne_bytes());
+    b[32..36].copy_from_slice(&(size as u32).to_ne_bytes());
+    b[36..40].copy_from_slice(&8192u32.to_ne_bytes());
+    b
+}

@@ -4,6 +4,7 @@
 pub(crate) mod backup;
 pub(crate) mod init;
 pub(crate) mod list;
+pub(crate) mod mirror;
 pub(crate) mod prune;
 pub(crate) mod restore;
 pub(crate) mod schedule;

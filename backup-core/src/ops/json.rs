@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::progress::Progress;
 
 /// The operations by name.
-pub const OPERATIONS: [&str; 10] = [
+pub const OPERATIONS: [&str; 11] = [
     "backup",
     "list",
     "verify",
@@ -32,6 +32,7 @@ pub const OPERATIONS: [&str; 10] = [
     "wal_push",
     "wal_fetch",
     "wal_setup",
+    "mirror",
 ];
 
 /// Whether `op` reports progress (the others run without it).
@@ -47,7 +48,7 @@ fn usage(message: String) -> Error {
 fn aliases(op: &str) -> &'static [(&'static str, &'static str)] {
     match op {
         "backup" | "wal_push" | "wal_setup" => &[("to", "sink")],
-        "restore" => &[("from", "sink"), ("to", "target")],
+        "restore" | "mirror" => &[("from", "sink"), ("to", "target")],
         _ => &[("from", "sink")],
     }
 }
@@ -69,6 +70,7 @@ pub fn option_names(op: &str) -> Result<Vec<String>> {
         "wal_push" => keys::<super::wal::WalPushArgs>(),
         "wal_fetch" => keys::<super::wal::WalFetchArgs>(),
         "wal_setup" => keys::<super::wal::WalSetupArgs>(),
+        "mirror" => keys::<super::mirror::MirrorArgs>(),
         other => return Err(unknown_op(other)),
     };
     names.extend(["config".to_string(), "profile".to_string()]);
@@ -216,6 +218,10 @@ pub async fn call(op: &str, options: Value, progress: Option<Arc<dyn Progress>>)
         "wal_setup" => {
             let (env, a) = parse::<super::wal::WalSetupArgs>(op, options)?;
             Ok(to_json(&super::wal::setup(&env, &a).await?))
+        }
+        "mirror" => {
+            let (env, a) = parse::<super::mirror::MirrorArgs>(op, options)?;
+            Ok(to_json(&super::mirror::run(&env, &a).await?))
         }
         other => Err(unknown_op(other)),
     }

@@ -35,6 +35,7 @@ pub mod drill;
 mod hooks;
 pub mod json;
 pub mod list;
+pub mod mirror;
 pub mod prune;
 pub mod restore;
 pub mod status;

@@ -42,6 +42,7 @@ from .errors import (
 from .types import (
     BackupResult,
     ListResult,
+    MirrorResult,
     ProgressCallback,
     PruneResult,
     RestoreResult,
@@ -342,6 +343,30 @@ def prune(
         failure raises and deletes nothing.
     """
     return _native.run("prune", _encode("prune", locals()))
+
+
+def mirror(
+    sink: str | None = None,
+    target: str | None = None,
+    *,
+    source: str | None = None,
+    dry_run: bool = False,
+    config: str | os.PathLike[str] | None = None,
+    profile: str | None = None,
+) -> MirrorResult:
+    """Copy what ``sink`` has and ``target`` lacks (the CLI's ``--from`` and
+    ``--to``): complete backups, every object checked against its manifest
+    and the manifest written last; WAL files; verification and drill
+    records. Resumable: an interrupted mirror leaves no manifest for what it
+    did not finish. ``dry_run`` copies nothing.
+
+    Returns:
+        ``{"backups", "backups_present", "wal_files", "records", "bytes", ...}``.
+
+    Raises:
+        VerificationError: an object did not match its record (the rest was copied).
+    """
+    return _native.run("mirror", _encode("mirror", locals()))
 
 
 def status(

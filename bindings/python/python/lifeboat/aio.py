@@ -23,6 +23,7 @@ from ._options import encode as _encode
 from .types import (
     BackupResult,
     ListResult,
+    MirrorResult,
     ProgressCallback,
     PruneResult,
     RestoreResult,
@@ -39,6 +40,7 @@ __all__ = [
     "drill",
     "restore",
     "prune",
+    "mirror",
     "status",
     "wal_push",
     "wal_fetch",
@@ -234,6 +236,19 @@ async def prune(
 ) -> PruneResult:
     """:func:`lifeboat.prune` as a coroutine."""
     return await _run("prune", _encode("prune", locals()), None)
+
+
+async def mirror(
+    sink: str | None = None,
+    target: str | None = None,
+    *,
+    source: str | None = None,
+    dry_run: bool = False,
+    config: str | os.PathLike[str] | None = None,
+    profile: str | None = None,
+) -> MirrorResult:
+    """:func:`lifeboat.mirror` as a coroutine."""
+    return await _run("mirror", _encode("mirror", locals()), None)
 
 
 async def status(

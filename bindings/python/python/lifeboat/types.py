@@ -15,6 +15,7 @@ __all__ = [
     "RestoreResult",
     "GlobalsReport",
     "PruneResult",
+    "MirrorResult",
     "SourceStatus",
 ]
 
@@ -142,6 +143,20 @@ class RestoreResult(_RestoreResultBase, total=False):
     tables_differing: List[str]
     globals: GlobalsReport
     settings_skipped: List[str]
+
+
+class MirrorResult(TypedDict):
+    """What :func:`lifeboat.mirror` copied (or, dry, would copy)."""
+
+    to: str
+    dry_run: bool
+    backups: List[str]
+    backups_present: int
+    wal_files: int
+    records: int
+    bytes: int
+    failures: List[str]
+    duration_ms: int
 
 
 class PruneResult(TypedDict):

@@ -1,0 +1,154 @@
+//! `lifeboat mirror`: a local sink copied to an S3 server over HTTP
+//! (moto), checked, resumable, with a corrupt backup refused.
+
+mod common;
+
+use std::path::Path;
+
+use common::{lifeboat, run};
+use lifeboat_tests::support::{
+    all_files, create_s3_bucket, fake_segment, s3_endpoint, sample_db, unique_bucket,
+};
+
+fn list(dir: &Path, ep: &str, sink: &str) -> serde_json::Value {
+    let (code, out, err) = run(lifeboat(dir)
+        .env("AWS_ENDPOINT_URL", ep)
+        .args(["list", "--from", sink, "--json"]));
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn mirror_copies_what_the_other_sink_lacks_checked_and_resumable() {
+    let Some(ep) = s3_endpoint() else { return };
+    let bucket = unique_bucket("mirror");
+    create_s3_bucket(&ep, &bucket);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("local");
+    let a = format!("file://{}", root.display());
+    let b = format!("s3://{bucket}/copy");
+    let lb = || {
+        let mut c = lifeboat(dir.path());
+        c.env("AWS_ENDPOINT_URL", &ep);
+        c
+    };
+    // Two backups and three WAL files in A.
+    sample_db(&dir.path().join("app.db"), 3000);
+    for _ in 0..2 {
+        let (code, _, err) =
+            run(lb().args(["backup", "sqlite:app.db", "--to", &a, "--name", "app"]));
+        assert_eq!(code, 0, "{err}");
+    }
+    let pg_wal = dir.path().join("pg_wal");
+    std::fs::create_dir_all(pg_wal.join("archive_status")).unwrap();
+    for n in 1..=3 {
+        let seg = format!("0000000100000000000000{n:02X}");
+        std::fs::write(pg_wal.join(&seg), fake_segment(&seg, 99)).unwrap();
+        let (code, _, err) = run(lb().args([
+            "wal",
+            "push",
+            pg_wal.join(&seg).to_str().unwrap(),
+            "--to",
+            &a,
+            "--name",
+            "app",
+        ]));
+        assert_eq!(code, 0, "{err}");
+    }
+    let (code, _, err) = run(lb().args(["verify", "--from", &a, "--source", "app"]));
+    assert_eq!(code, 0, "{err}");
+
+    // Dry run: says what, writes nothing.
+    let (code, out, err) =
+        run(lb().args(["mirror", "--from", &a, "--to", &b, "--dry-run", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["backups"].as_array().unwrap().len(), 2, "{r}");
+    assert_eq!(r["wal_files"], 3, "{r}");
+    assert_eq!(
+        list(dir.path(), &ep, &b)["complete"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+
+    // Killed after the first backup's objects, before its manifest: B holds
+    // no complete backup, and the next run finishes the job.
+    let (code, _, _) = run(lb()
+        .env("LIFEBOAT_FAILPOINTS", "mirror:objects-copied")
+        .args(["mirror", "--from", &a, "--to", &b]));
+    assert_eq!(code, -1, "killed by SIGKILL");
+    let half = list(dir.path(), &ep, &b);
+    assert_eq!(half["complete"].as_array().unwrap().len(), 0, "{half}");
+    let (code, out, err) = run(lb().args(["mirror", "--from", &a, "--to", &b, "--json"]));
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["backups"].as_array().unwrap().len(), 2, "{r}");
+    assert_eq!(r["wal_files"], 3, "{r}");
+    assert!(
+        r["records"].as_u64().unwrap() >= 1,
+        "the verification record: {r}"
+    );
+    let full = list(dir.path(), &ep, &b);
+    assert_eq!(full["complete"].as_array().unwrap().len(), 2, "{full}");
+    // B restores on its own, and its WAL fetches byte for byte.
+    let (code, _, err) = run(lb().args([
+        "restore",
+        "--from",
+        &b,
+        "--to",
+        &format!("sqlite://{}", dir.path().join("r.db").display()),
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let out = dir.path().join("seg");
+    let (code, _, err) = run(lb().args([
+        "wal",
+        "fetch",
+        "000000010000000000000002",
+        out.to_str().unwrap(),
+        "--from",
+        &b,
+        "--name",
+        "app",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        fake_segment("000000010000000000000002", 99)
+    );
+    // Again: nothing left to copy.
+    let (code, out, err) = run(lb().args(["mirror", "--from", &a, "--to", &b, "--json"]));
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["backups"].as_array().unwrap().len(), 0, "{r}");
+    assert_eq!(r["backups_present"], 2, "{r}");
+    assert_eq!(r["wal_files"], 0, "{r}");
+
+    // A third backup whose data rotted in A: not copied (exit 4, named);
+    // a fourth, fine, is copied in the same run.
+    let (code, _, err) = run(lb().args(["backup", "sqlite:app.db", "--to", &a, "--name", "app"]));
+    assert_eq!(code, 0, "{err}");
+    let third = all_files(&root)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with("data.sqlite.zst"))
+        .max_by_key(|p| p.to_string_lossy().to_string())
+        .unwrap();
+    let mut bytes = std::fs::read(&third).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&third, bytes).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (code, _, err) = run(lb().args(["backup", "sqlite:app.db", "--to", &a, "--name", "app"]));
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(lb().args(["mirror", "--from", &a, "--to", &b]));
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("does not match its manifest"), "{err}");
+    assert_eq!(
+        list(dir.path(), &ep, &b)["complete"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+}
