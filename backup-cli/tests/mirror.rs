@@ -152,3 +152,85 @@ fn mirror_copies_what_the_other_sink_lacks_checked_and_resumable() {
         3
     );
 }
+
+/// `[[sinks]]`: one run, the database read once, each sink its own
+/// manifest and retention; a sink that cannot be reached fails the run
+/// (exit 3) without undoing the others' backups.
+#[test]
+fn one_run_stores_in_several_sinks_each_with_its_own_retention() {
+    let Some(ep) = s3_endpoint() else { return };
+    let bucket = unique_bucket("fanout");
+    create_s3_bucket(&ep, &bucket);
+    let dir = tempfile::tempdir().unwrap();
+    sample_db(&dir.path().join("app.db"), 2000);
+    let local = dir.path().join("local");
+    let a = format!("file://{}", local.display());
+    let b = format!("s3://{bucket}/long");
+    std::fs::write(
+        dir.path().join("lifeboat.toml"),
+        format!(
+            "source = \"sqlite:app.db\"\nname = \"app\"\n\
+             [[sinks]]\nurl = \"{a}\"\nretention = {{ keep_last = 1, after_backup = true }}\n\
+             [[sinks]]\nurl = \"{b}\"\nretention = {{ keep_last = 3, after_backup = true }}\n"
+        ),
+    )
+    .unwrap();
+    let lb = || {
+        let mut c = lifeboat(dir.path());
+        c.env("AWS_ENDPOINT_URL", &ep);
+        c
+    };
+    for i in 0..3 {
+        if i > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+        }
+        let (code, out, err) = run(lb().args(["backup", "--json"]));
+        assert_eq!(code, 0, "{err}");
+        let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let copies = out[0]["copies"].as_array().unwrap();
+        assert_eq!(copies.len(), 1, "{out}");
+        assert_eq!(copies[0]["committed"], true, "{out}");
+    }
+    // Each sink's own retention, and its own manifest describing it.
+    assert_eq!(
+        list(dir.path(), &ep, &a)["complete"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let long = list(dir.path(), &ep, &b);
+    assert_eq!(long["complete"].as_array().unwrap().len(), 3, "{long}");
+    let m = &long["complete"][0];
+    assert!(
+        m["storage"]["sink"].as_str().unwrap().starts_with("s3://"),
+        "{m}"
+    );
+    // The copy restores on its own.
+    let (code, _, err) = run(lb().args([
+        "restore",
+        "--from",
+        &b,
+        "--to",
+        &format!("sqlite://{}", dir.path().join("r.db").display()),
+    ]));
+    assert_eq!(code, 0, "{err}");
+    // A third sink that does not exist: exit 3, the other two still get it.
+    let (code, out, err) = run(lb().args([
+        "backup",
+        "--also-to",
+        &format!("s3://{}/x", unique_bucket("missing")),
+        "--json",
+    ]));
+    assert_eq!(code, 3, "{err}");
+    let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(out[0]["copies"].as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(
+        list(dir.path(), &ep, &b)["complete"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(err.contains("bucket"), "{err}");
+}

@@ -78,6 +78,23 @@ pub struct Settings {
     /// age encryption: recipients for backups and WAL, the identity file
     /// for restore, verify, drill and `wal fetch`.
     pub encryption: Option<EncryptionSettings>,
+    /// Several sinks for one run (`[[sinks]]`), each with its own
+    /// retention: the database is read once, the first reachable sink gets
+    /// the backup, and the others a checked copy with their own manifest.
+    /// Without `sink`, the first of these is where the other commands look.
+    #[serde(default)]
+    pub sinks: Vec<SinkSpec>,
+}
+
+/// One of `[[sinks]]`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SinkSpec {
+    /// The sink's URL.
+    pub url: String,
+    /// Its own retention (default: the profile's `[retention]`).
+    pub retention: Option<crate::retention::RetentionPolicy>,
 }
 
 /// `[encryption]`: age public keys to encrypt to, and where the secret key
@@ -239,6 +256,11 @@ impl Settings {
             retries: other.retries.clone().or_else(|| self.retries.clone()),
             schedule: other.schedule.clone().or_else(|| self.schedule.clone()),
             encryption: other.encryption.clone().or_else(|| self.encryption.clone()),
+            sinks: if other.sinks.is_empty() {
+                self.sinks.clone()
+            } else {
+                other.sinks.clone()
+            },
             log_file: other.log_file.clone().or_else(|| self.log_file.clone()),
         }
     }

@@ -213,17 +213,40 @@ async fn copy_backup(
     }
     if !dry_run {
         crate::failpoint::point("mirror:objects-copied");
-        let raw = from.get_bytes(&manifest_key).await?;
+        // The same manifest, its storage section describing the target
+        // (where the objects are, how to restore by hand from there).
+        let mut copy = m.clone();
+        let kind = crate::source::SourceKind::parse(&copy.source.kind);
+        copy.storage = Some(copy.describe_storage(to.location(), |steps| {
+            if let Some(kind) = kind {
+                kind.manual_restore(m, steps);
+            }
+        }));
+        let raw = Bytes::from(copy.to_json());
         bytes += raw.len() as u64;
-        match to
-            .put(&manifest_key, raw.clone(), PutOptions::create_only())
-            .await
-        {
+        match to.put(&manifest_key, raw, PutOptions::create_only()).await {
             Ok(()) => {}
-            Err(Error::AlreadyExists { .. }) if to.get_bytes(&manifest_key).await? == raw => {}
+            // A manifest of the same backup is there: it was committed.
+            Err(Error::AlreadyExists { .. })
+                if crate::Manifest::from_json(&to.get_bytes(&manifest_key).await?)
+                    .is_ok_and(|t| t.backup_id == m.backup_id) => {}
             Err(e) => return Err(e),
         }
     }
+    Ok(bytes)
+}
+
+/// Copy one committed backup from `from` to `to` (a second sink of the
+/// same run): every object checked against the manifest, then the manifest
+/// with its storage section describing `to`. Returns the bytes copied.
+///
+/// # Errors
+/// [`Error::Verification`] when an object in `from` does not match its
+/// manifest (nothing is committed in `to`); sink errors.
+pub async fn replicate(from: &dyn Sink, to: &dyn Sink, entry: &BackupEntry) -> Result<u64> {
+    let bytes = copy_backup(from, to, entry, false).await?;
+    let m = crate::Manifest::from_json(&to.get_bytes(&layout::manifest_key(&entry.dir)).await?)?;
+    crate::pipeline::write_restore_guide(to, &m).await;
     Ok(bytes)
 }
 

@@ -80,6 +80,8 @@ export interface BackupOptions extends CommonOptions, ProgressOptions {
   recipients?: string[];
   /** Encrypt to the age public keys in this file (one per line, # comments) */
   recipientsFile?: string;
+  /** Also store the backup in this sink (repeatable; in lifeboat.toml, [[sinks]] with a retention each). The database is read once: the first reachable sink gets the backup, each other one a copy checked against its SHA-256, with its own manifest. One sink failing fails the run (exit 3) and never undoes another's backup */
+  alsoTo?: string[];
 }
 
 /** Options of `list` (`lifeboat list`'s arguments and flags, camelCased). */

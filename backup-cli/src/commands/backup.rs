@@ -27,6 +27,16 @@ pub(crate) async fn run(env: &Env, c: BackupCmd) -> Result<(), Error> {
 }
 
 fn print_human(o: &BackupOutput) {
+    print_main(o);
+    for c in &o.copies {
+        match &c.error {
+            None => println!("  copied to {} ({}), checked", c.sink, human_bytes(c.bytes)),
+            Some(e) => println!("  NOT copied to {}: {e}", c.sink),
+        }
+    }
+}
+
+fn print_main(o: &BackupOutput) {
     let m = &o.manifest;
     if let backup_core::SourceDetails::PostgresPhysical(d) = backup_core::SourceDetails::of(m) {
         println!(

@@ -58,6 +58,9 @@ pub struct BackupArgs {
     #[cfg_attr(feature = "clap", command(flatten))]
     #[serde(flatten)]
     pub encrypt: super::EncryptArgs,
+    /// Also store the backup in this sink (repeatable; in lifeboat.toml, [[sinks]] with a retention each). The database is read once: the first reachable sink gets the backup, each other one a copy checked against its SHA-256, with its own manifest. One sink failing fails the run (exit 3) and never undoes another's backup.
+    #[cfg_attr(feature = "clap", arg(long = "also-to", value_name = "SINK"))]
+    pub also_to: Vec<String>,
 }
 
 /// How PostgreSQL is dumped.
@@ -148,6 +151,68 @@ pub struct BackupOutput {
     /// committed as checked).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drill_error: Option<String>,
+    /// The other sinks of the run: what each got.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<SinkCopy>,
+}
+
+/// What one more sink of a run got.
+#[derive(Debug, Clone, Serialize)]
+pub struct SinkCopy {
+    /// The sink, without credentials.
+    pub sink: String,
+    /// Whether the backup is committed there.
+    pub committed: bool,
+    /// Bytes copied.
+    pub bytes: u64,
+    /// Why not, when it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A sink of the run and its retention (`None`: the profile's).
+#[derive(Clone)]
+struct Target {
+    sink: Arc<dyn crate::Sink>,
+    retention: Option<crate::retention::RetentionPolicy>,
+}
+
+/// The run's sinks: `--to` (else `sink`, else the first of `[[sinks]]`),
+/// then the rest of `[[sinks]]` when none was named, then `--also-to`.
+fn targets(env: &Env, a: &BackupArgs) -> Result<Vec<Target>> {
+    let s = &env.settings;
+    let opts = s.sink_options.clone().unwrap_or_default();
+    let mut out = Vec::new();
+    if a.sink.is_none() && s.sink.is_none() && !s.sinks.is_empty() {
+        env.require_profile()?;
+        for spec in &s.sinks {
+            out.push(Target {
+                sink: crate::sink_from_url(&spec.url, &opts)?,
+                retention: spec.retention.clone(),
+            });
+        }
+    } else {
+        out.push(Target {
+            sink: env.sink(a.sink.as_deref(), "--to")?,
+            retention: None,
+        });
+    }
+    for url in &a.also_to {
+        out.push(Target {
+            sink: crate::sink_from_url(url, &opts)?,
+            retention: None,
+        });
+    }
+    let mut seen = std::collections::HashSet::new();
+    for t in &out {
+        if !seen.insert(t.sink.location().to_string()) {
+            return Err(usage(format!(
+                "the sink {} is named twice",
+                t.sink.location()
+            )));
+        }
+    }
+    Ok(out)
 }
 
 /// What a run over every database did: the backups that were committed,
@@ -209,8 +274,8 @@ pub async fn run(env: &Env, a: &BackupArgs) -> BackupRun {
                 Arc::new(crate::source::postgres::physical::PgVerifyBackup::new(&pg))
                     as Arc<dyn crate::Verifier>
             });
-            let sink = env.sink(a.sink.as_deref(), "--to")?;
-            return Ok((source_url, pg, vec![source], check, sink));
+            let sinks = targets(env, a)?;
+            return Ok((source_url, pg, vec![source], check, sinks));
         }
         let sources = crate::sources_from_url(&source_url, &pg)?;
         if sources.len() > 1 && a.name.is_some() {
@@ -229,16 +294,23 @@ pub async fn run(env: &Env, a: &BackupArgs) -> BackupRun {
                 explicit: a.explicit_drill(),
             },
         )?;
-        let sink = env.sink(a.sink.as_deref(), "--to")?;
-        Ok((source_url, pg, sources, drill, sink))
+        let sinks = targets(env, a)?;
+        Ok((source_url, pg, sources, drill, sinks))
     })();
-    let (source_url, pg, sources, drill, sink) = match plan {
+    let (source_url, pg, sources, drill, sinks) = match plan {
         Ok(p) => p,
         Err(e) => {
             // Still tell the monitoring that this run failed.
             if let Some(name) = fallback_name(env, a) {
-                super::hooks::after_backup(env, &name, None, Err(&e), std::time::Duration::ZERO)
-                    .await;
+                super::hooks::after_backup(
+                    env,
+                    &name,
+                    None,
+                    Err(&e),
+                    std::time::Duration::ZERO,
+                    None,
+                )
+                .await;
             }
             return BackupRun {
                 backups: outputs,
@@ -246,8 +318,32 @@ pub async fn run(env: &Env, a: &BackupArgs) -> BackupRun {
             };
         }
     };
-    let retries = env.settings.retries.clone().unwrap_or_default();
+    // The first reachable sink takes the backup; one that cannot be
+    // reached fails the run, after the others got theirs.
+    // (One sink alone: the backup job checks it.)
     let mut first_err = None;
+    let mut reachable = Vec::new();
+    if sinks.len() == 1 {
+        reachable = sinks;
+    } else {
+        for t in sinks {
+            match t.sink.check().await {
+                Ok(()) => reachable.push(t),
+                Err(e) => {
+                    tracing::error!(sink = %t.sink.location(), error = %e.display_chain(), "sink unreachable: this run's backups will not be there");
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+    }
+    let Some(primary) = reachable.first().cloned() else {
+        return BackupRun {
+            backups: outputs,
+            error: first_err,
+        };
+    };
+    let sink = primary.sink.clone();
+    let retries = env.settings.retries.clone().unwrap_or_default();
     for (i, source) in sources.into_iter().enumerate() {
         // Globals belong to the server: store them once per run.
         let source = if i > 0 && pg.globals {
@@ -291,6 +387,43 @@ pub async fn run(env: &Env, a: &BackupArgs) -> BackupRun {
                 _ => break r,
             }
         };
+        // The other sinks: a checked copy of the committed backup each,
+        // with its own manifest and retention.
+        let result = match result {
+            Ok(mut o) => {
+                for t in reachable.iter().skip(1) {
+                    let copy = copy_to(&sink, t, &o.manifest).await;
+                    match copy {
+                        Ok(bytes) => {
+                            tracing::info!(backup_id = %o.manifest.backup_id, sink = %t.sink.location(), bytes, "backup copied to another sink");
+                            if let Some(policy) =
+                                t.retention.as_ref().or(env.settings.retention.as_ref())
+                            {
+                                super::hooks::apply_retention(&t.sink, &name, policy).await;
+                            }
+                            o.copies.push(SinkCopy {
+                                sink: t.sink.location().to_string(),
+                                committed: true,
+                                bytes,
+                                error: None,
+                            });
+                        }
+                        Err(e) => {
+                            tracing::error!(backup_id = %o.manifest.backup_id, sink = %t.sink.location(), error = %e.display_chain(), "backup not copied to this sink; it stands in the others");
+                            o.copies.push(SinkCopy {
+                                sink: t.sink.location().to_string(),
+                                committed: false,
+                                bytes: 0,
+                                error: Some(e.display_chain()),
+                            });
+                            first_err.get_or_insert(e);
+                        }
+                    }
+                }
+                Ok(o)
+            }
+            Err(e) => Err(e),
+        };
         // Nothing after a committed backup may undo it, not even a panic.
         let hooks = std::panic::AssertUnwindSafe(super::hooks::after_backup(
             env,
@@ -298,6 +431,7 @@ pub async fn run(env: &Env, a: &BackupArgs) -> BackupRun {
             Some(&sink),
             result.as_ref().map(|o| &o.manifest),
             t0.elapsed(),
+            primary.retention.as_ref(),
         ));
         if futures::FutureExt::catch_unwind(hooks).await.is_err() {
             tracing::error!(source = %name, "a step after the backup (metrics, notification or retention) failed with an internal error; the backup's result stands");
@@ -432,7 +566,19 @@ async fn backup_one(
             .cloned(),
         drill_error: report.drill_error.clone(),
         manifest: report.manifest,
+        copies: Vec::new(),
     })
+}
+
+/// Copy a committed backup from the run's first sink to `t`.
+async fn copy_to(from: &Arc<dyn crate::Sink>, t: &Target, m: &Manifest) -> Result<u64> {
+    let entry = crate::Catalog::new(from.clone())
+        .find(
+            Some(&m.source.name),
+            &crate::Selector::Id(m.backup_id.clone()),
+        )
+        .await?;
+    crate::mirror::replicate(&**from, &*t.sink, &entry).await
 }
 
 fn log_summary(report: &BackupReport) {

@@ -15,6 +15,7 @@ pub(super) async fn after_backup(
     sink: Option<&Arc<dyn Sink>>,
     result: Result<&Manifest, &Error>,
     took: Duration,
+    retention: Option<&crate::retention::RetentionPolicy>,
 ) {
     let s = &env.settings;
     if let Some(m) = &s.metrics {
@@ -89,17 +90,27 @@ pub(super) async fn after_backup(
         };
         notify::notify(n, &event).await;
     }
-    if let (Ok(_), Some(policy), Some(sink)) = (result, &s.retention, sink)
-        && policy.after_backup
-        && policy.has_rules()
-    {
-        match retention::prune(sink, name, policy, chrono::Utc::now(), false).await {
-            Ok(r) => {
-                tracing::info!(source = %name, deleted = r.deleted.len(), kept = r.decisions.iter().filter(|d| d.keep).count(), "retention applied")
-            }
-            Err(e) => {
-                tracing::warn!(source = %name, error = %e.display_chain(), "retention not applied; nothing was deleted after the failure")
-            }
+    if let (Ok(_), Some(policy), Some(sink)) = (result, retention.or(s.retention.as_ref()), sink) {
+        apply_retention(sink, name, policy).await;
+    }
+}
+
+/// Retention after a backup, when the policy asks for it (`after_backup`);
+/// never fails the run.
+pub(super) async fn apply_retention(
+    sink: &Arc<dyn Sink>,
+    name: &str,
+    policy: &crate::retention::RetentionPolicy,
+) {
+    if !(policy.after_backup && policy.has_rules()) {
+        return;
+    }
+    match retention::prune(sink, name, policy, chrono::Utc::now(), false).await {
+        Ok(r) => {
+            tracing::info!(source = %name, sink = %sink.location(), deleted = r.deleted.len(), kept = r.decisions.iter().filter(|d| d.keep).count(), "retention applied")
+        }
+        Err(e) => {
+            tracing::warn!(source = %name, sink = %sink.location(), error = %e.display_chain(), "retention not applied; nothing was deleted after the failure")
         }
     }
 }

@@ -189,7 +189,11 @@ impl Env {
             // Taking the sink from the config needs one profile.
             self.require_profile()?;
         }
-        let url = arg.map(str::to_string).or_else(|| self.settings.sink.clone()).ok_or_else(|| Error::Usage {
+        let url = arg
+            .map(str::to_string)
+            .or_else(|| self.settings.sink.clone())
+            .or_else(|| self.settings.sinks.first().map(|s| s.url.clone()))
+            .ok_or_else(|| Error::Usage {
             message: format!("no sink: pass {flag} URL (file:///var/backups/app, s3://bucket/prefix, gs://…, spaces://…) or set sink in lifeboat.toml"),
         })?;
         let opts = self.settings.sink_options.clone().unwrap_or_default();

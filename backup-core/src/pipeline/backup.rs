@@ -497,7 +497,7 @@ impl BackupJob {
 /// `<source>/restore.md`: how to find and restore this source's backups
 /// with standard tools, written once (create-only) beside them. Best effort:
 /// the backup is already committed.
-async fn write_restore_guide(sink: &dyn Sink, manifest: &Manifest) {
+pub(crate) async fn write_restore_guide(sink: &dyn Sink, manifest: &Manifest) {
     let name = &manifest.source.name;
     let key = layout::restore_guide_key(name);
     let steps = manifest

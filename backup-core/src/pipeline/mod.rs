@@ -34,6 +34,7 @@ mod restore;
 mod verify;
 
 pub use crate::source::DEFAULT_LEVEL;
+pub(crate) use backup::write_restore_guide;
 pub use backup::{BackupJob, BackupReport};
 pub use restore::{RestoreJob, RestoreReport};
 pub use verify::{VerifyJob, VerifyReport};

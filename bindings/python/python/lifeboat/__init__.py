@@ -110,6 +110,7 @@ def backup(
     max_replica_lag: int | str | None = None,
     replica_lag_warn: bool = False,
     lock_wait: int | str | None = None,
+    also_to: Sequence[str] = (),
     recipients: Sequence[str] = (),
     recipients_file: str | os.PathLike[str] | None = None,
     config: str | os.PathLike[str] | None = None,
