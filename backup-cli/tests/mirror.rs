@@ -234,3 +234,149 @@ fn one_run_stores_in_several_sinks_each_with_its_own_retention() {
     );
     assert!(err.contains("bucket"), "{err}");
 }
+
+/// Hosts sharing a bucket: of four prunes started together exactly one
+/// holds the lease (a conditional put on the S3 server) and the others exit
+/// 1 naming it; a holder killed with -9 blocks others only until its lease
+/// expires, then it is taken over; a backup a reader has marked is kept.
+#[test]
+fn hosts_sharing_a_bucket_take_turns_by_lease() {
+    let Some(ep) = s3_endpoint() else { return };
+    let bucket = unique_bucket("lease");
+    create_s3_bucket(&ep, &bucket);
+    let dir = tempfile::tempdir().unwrap();
+    sample_db(&dir.path().join("app.db"), 500);
+    let b = format!("s3://{bucket}/shared");
+    let lb = || {
+        let mut c = lifeboat(dir.path());
+        c.env("AWS_ENDPOINT_URL", &ep);
+        c
+    };
+    for i in 0..4 {
+        if i > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+        }
+        let (code, _, err) =
+            run(lb().args(["backup", "sqlite:app.db", "--to", &b, "--name", "app"]));
+        assert_eq!(code, 0, "{err}");
+    }
+    let prune = |keep: &str| {
+        let mut c = lb();
+        c.args([
+            "prune",
+            "--from",
+            &b,
+            "--source",
+            "app",
+            "--keep-last",
+            keep,
+        ]);
+        c
+    };
+    // Four at once, each holding the lease for 10 s once it has it.
+    let racers: Vec<_> = (0..4)
+        .map(|_| {
+            prune("3")
+                .env("LIFEBOAT_FAILPOINTS", "lease:acquired=pause")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<_> = racers
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let winners = outs.iter().filter(|o| o.status.code() == Some(0)).count();
+    assert_eq!(winners, 1, "exactly one prune holds the lease");
+    for o in outs.iter().filter(|o| o.status.code() != Some(0)) {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains("holds the lease on app for prune"), "{err}");
+    }
+    assert_eq!(
+        list(dir.path(), &ep, &b)["complete"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+
+    // A holder killed right after taking the lease (time to live 2 s).
+    let (code, _, _) = run(prune("2")
+        .env("LIFEBOAT_LEASE_TTL", "2")
+        .env("LIFEBOAT_FAILPOINTS", "lease:acquired"));
+    assert_eq!(code, -1, "killed");
+    let (code, _, err) = run(&mut prune("2"));
+    assert_eq!(code, 1, "{err}");
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let (code, _, err) = run(&mut prune("2"));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("took over a lease"), "{err}");
+    assert_eq!(
+        list(dir.path(), &ep, &b)["complete"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // A reader (another host's restore) marks the older backup: kept.
+    let listing = list(dir.path(), &ep, &b);
+    let oldest = listing["complete"][0]["backup_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mark = serde_json::json!({
+        "id": "r1", "host": "other-host", "pid": 7, "operation": "restore",
+        "backup_id": oldest,
+        "acquired_at": chrono_now(0), "expires_at": chrono_now(600), "ttl_secs": 300
+    });
+    let (status, body) = lifeboat_tests::support::http(
+        "PUT",
+        &format!("{ep}/{bucket}/shared/app/readers/r1.json"),
+        mark.to_string().as_bytes(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (code, out, err) = run(prune("1").arg("--json"));
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let kept = r["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["backup_id"] == oldest.as_str())
+        .unwrap();
+    assert_eq!(kept["keep"], true, "{r}");
+    assert!(
+        kept["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("being read by restore on other-host"),
+        "{r}"
+    );
+}
+
+/// RFC 3339 time `secs` from now.
+fn chrono_now(secs: i64) -> String {
+    let t = std::time::SystemTime::now() + std::time::Duration::from_secs(secs as u64);
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let (days, rem) = (d / 86_400, d % 86_400);
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}

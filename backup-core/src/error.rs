@@ -157,6 +157,23 @@ pub enum Error {
         path: String,
     },
 
+    /// Another host's run holds the source's lease in the sink.
+    #[error(
+        "{sink}: {holder} holds the lease on {source_name} for {operation} until {until}; try again later (a lease not renewed is taken over once it expires)"
+    )]
+    Leased {
+        /// The sink, without credentials.
+        sink: String,
+        /// The source the lease is on.
+        source_name: String,
+        /// Who holds it (`host`, pid).
+        holder: String,
+        /// What it is doing.
+        operation: String,
+        /// When it expires unless renewed (RFC 3339).
+        until: String,
+    },
+
     /// The source database could not be read or dumped.
     #[error("source {location}: {message}")]
     Source {
@@ -270,7 +287,7 @@ impl Error {
     /// The kind of failure.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Locked { .. } => ErrorKind::Locked,
+            Error::Locked { .. } | Error::Leased { .. } => ErrorKind::Locked,
             Error::Source { .. } => ErrorKind::Source,
             Error::Sink { .. } | Error::AlreadyExists { .. } | Error::Precondition { .. } => {
                 ErrorKind::Sink
@@ -294,7 +311,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Sink { retryable, .. } => *retryable,
-            Error::Locked { .. } => true,
+            Error::Locked { .. } | Error::Leased { .. } => true,
             _ => false,
         }
     }

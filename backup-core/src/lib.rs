@@ -54,6 +54,7 @@ pub mod error;
 pub mod failpoint;
 pub mod health;
 pub mod layout;
+pub mod lease;
 pub mod leftovers;
 pub mod lock;
 pub mod manifest;

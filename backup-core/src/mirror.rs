@@ -107,13 +107,77 @@ pub async fn mirror(
         .iter()
         .map(|b| b.manifest.backup_id.as_str())
         .collect();
+    // Hosts sharing the target: one writes (or prunes) a source at a time.
+    let mut leases = Vec::new();
+    if !dry_run {
+        names.sort();
+        for name in &names {
+            match crate::lease::Lease::acquire(to.clone(), name, "mirror").await {
+                Ok(l) => leases.push(l),
+                Err(e) => {
+                    for l in leases {
+                        l.release().await;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+    let result = mirror_held(
+        &from,
+        &to,
+        &listing,
+        &present,
+        &names,
+        dry_run,
+        &mut report,
+        &leases,
+    )
+    .await;
+    for l in leases {
+        l.release().await;
+    }
+    result?;
+    report.duration_ms = t0.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn mirror_held(
+    from: &Arc<dyn Sink>,
+    to: &Arc<dyn Sink>,
+    listing: &crate::catalog::Listing,
+    present: &HashSet<&str>,
+    names: &[String],
+    dry_run: bool,
+    report: &mut MirrorReport,
+    leases: &[crate::lease::Lease],
+) -> Result<()> {
+    let ensure = || leases.iter().try_for_each(|l| l.ensure());
     // Newest first: the newest backup matters most if the run is cut short.
     for entry in listing.complete.iter().rev() {
         if present.contains(entry.manifest.backup_id.as_str()) {
             report.backups_present += 1;
             continue;
         }
-        match copy_backup(&*from, &*to, entry, dry_run).await {
+        ensure()?;
+        // A prune of A elsewhere keeps what is being copied.
+        let mark = if dry_run {
+            None
+        } else {
+            crate::lease::ReaderMark::place(
+                from.clone(),
+                &entry.manifest.source.name,
+                &entry.manifest.backup_id,
+                "mirror",
+            )
+            .await
+        };
+        let copied = copy_backup(&**from, &**to, entry, dry_run).await;
+        if let Some(m) = mark {
+            m.remove().await;
+        }
+        match copied {
             Ok(bytes) => {
                 report.bytes += bytes;
                 report.backups.push(entry.manifest.backup_id.clone());
@@ -130,15 +194,16 @@ pub async fn mirror(
             Err(e) => return Err(e),
         }
     }
-    for name in &names {
-        let (files, bytes) = copy_wal(&*from, &*to, name, dry_run, &mut report.failures).await?;
+    for name in names {
+        ensure()?;
+        let (files, bytes) = copy_wal(&**from, &**to, name, dry_run, &mut report.failures).await?;
         report.wal_files += files;
         report.bytes += bytes;
         for prefix in [
             layout::verifications_prefix(name),
             layout::drills_prefix(name),
         ] {
-            let (n, bytes) = copy_missing(&*from, &*to, &prefix, dry_run).await?;
+            let (n, bytes) = copy_missing(&**from, &**to, &prefix, dry_run).await?;
             report.records += n;
             report.bytes += bytes;
         }
@@ -151,8 +216,7 @@ pub async fn mirror(
             to.put(&guide, g, PutOptions::default()).await?;
         }
     }
-    report.duration_ms = t0.elapsed().as_millis() as u64;
-    Ok(report)
+    Ok(())
 }
 
 impl MirrorReport {

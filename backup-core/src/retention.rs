@@ -446,11 +446,63 @@ pub async fn prune(
             "listing of {source} returned other sources"
         )));
     }
-    let decisions = plan(&listing, policy, now);
+    let mut decisions = plan(&listing, policy, now);
+    // A backup another run is reading (a restore, a verify, a mirror) stays.
+    for r in crate::lease::live_readers(&**sink, source).await? {
+        if let Some(d) = decisions
+            .iter_mut()
+            .find(|d| !d.keep && Some(&d.backup_id) == r.backup_id.as_ref())
+        {
+            d.keep = true;
+            d.reasons = vec![format!(
+                "being read by {} on {} (pid {}) until {} at least",
+                r.operation,
+                r.host,
+                r.pid,
+                r.expires_at.to_rfc3339()
+            )];
+        }
+    }
+    // Hosts sharing the sink: one deletes at a time.
+    let lease = if dry_run {
+        None
+    } else {
+        Some(crate::lease::Lease::acquire(sink.clone(), source, "prune").await?)
+    };
+    let result = prune_held(
+        sink,
+        source,
+        policy,
+        now,
+        dry_run,
+        listing,
+        decisions,
+        lease.as_ref(),
+    )
+    .await;
+    if let Some(l) = lease {
+        l.release().await;
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn prune_held(
+    sink: &std::sync::Arc<dyn Sink>,
+    source: &str,
+    policy: &RetentionPolicy,
+    now: DateTime<Utc>,
+    dry_run: bool,
+    listing: Listing,
+    decisions: Vec<Decision>,
+    lease: Option<&crate::lease::Lease>,
+) -> Result<PruneReport> {
+    let ensure = || lease.map(|l| l.ensure()).unwrap_or(Ok(()));
     let mut deleted = Vec::new();
     if !dry_run {
         let objects = sink.list(&layout::backups_prefix(source)).await?;
         for d in decisions.iter().filter(|d| !d.keep) {
+            ensure()?;
             let prefix = format!("{}/", d.dir);
             let mut keys: Vec<&str> = objects
                 .iter()
@@ -481,6 +533,7 @@ pub async fn prune(
         // Oldest first: an interrupted prune leaves a shorter archive, never
         // a gap.
         for d in &w.delete {
+            ensure()?;
             sink.delete(&d.key).await?;
             w.deleted += 1;
         }

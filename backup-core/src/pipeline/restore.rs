@@ -127,6 +127,14 @@ impl RestoreJob {
             .find_for_restore(self.source_name.as_deref(), &self.selector)
             .await?;
         let manifest = entry.manifest;
+        // Hosts sharing the sink: a prune elsewhere keeps what this reads.
+        let mark = crate::lease::ReaderMark::place(
+            self.sink.clone(),
+            &manifest.source.name,
+            &manifest.backup_id,
+            "restore",
+        )
+        .await;
         if !manifest.verified() {
             tracing::warn!(
                 backup_id = %manifest.backup_id,
@@ -155,6 +163,9 @@ impl RestoreJob {
         .await?;
         let outcome = self.target.restore(reader, &manifest, &opts).await;
         self.progress.finish(Phase::Download);
+        if let Some(m) = mark {
+            m.remove().await;
+        }
         Ok(RestoreReport {
             manifest,
             outcome: outcome?,

@@ -271,6 +271,13 @@ impl VerifyJob {
     pub async fn verify_entry(&self, entry: BackupEntry) -> Result<VerifyReport> {
         let t0 = Instant::now();
         let BackupEntry { dir, manifest } = entry;
+        let mark = crate::lease::ReaderMark::place(
+            self.sink.clone(),
+            &manifest.source.name,
+            &manifest.backup_id,
+            "verify",
+        )
+        .await;
         let mut verifiers: Vec<Arc<dyn Verifier>> =
             match crate::source::SourceKind::parse(&manifest.source.kind) {
                 Some(kind) => kind.stored_verifiers(self.min_size, &self.postgres),
@@ -309,6 +316,9 @@ impl VerifyJob {
         };
         self.record(&manifest, &verdicts, outcome.is_ok(), decrypted_with)
             .await;
+        if let Some(m) = mark {
+            m.remove().await;
+        }
         outcome?;
         Ok(VerifyReport {
             manifest,
