@@ -833,9 +833,13 @@ async fn prefetch(sink: &dyn Sink, source: &str, wal: &WalFileName, ahead: &Look
     }
 }
 
-/// Write `data` to a temporary file beside `dest`, fsync it, rename it
-/// over `dest` and fsync the directory: `dest` is either absent (or as it
-/// was) or complete.
+/// Write `data` to a temporary file beside `dest` and rename it over
+/// `dest`: `dest` is either absent (or as it was) or complete. No fsync:
+/// PostgreSQL makes a file it keeps from `restore_command` durable itself
+/// (`durable_rename` in `KeepFileRestoredFromArchive`), a file it only
+/// reads during recovery is fetched again after a crash, and a spooled
+/// file is checked before use. (The fsync cost 32 ms of the 120-150 ms of
+/// a fetch, measured with strace in the pgBackRest comparison.)
 fn write_atomically(dest: &Path, data: &[u8]) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let err = |what: &str, e: std::io::Error| {
@@ -861,11 +865,7 @@ fn write_atomically(dest: &Path, data: &[u8]) -> Result<()> {
             .open(&tmp)
             .map_err(|e| err("cannot create a temporary file beside it", e))?;
         f.write_all(data).map_err(|e| err("cannot write", e))?;
-        f.sync_all().map_err(|e| err("cannot sync", e))?;
         std::fs::rename(&tmp, dest).map_err(|e| err("cannot move into place", e))?;
-        if let Ok(d) = std::fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
         Ok(())
     })();
     if result.is_err() {

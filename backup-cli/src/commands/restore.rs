@@ -22,15 +22,27 @@ pub(crate) async fn run(env: &Env, c: RestoreCmd) -> Result<(), Error> {
         } else {
             "proven against the backup's fingerprint"
         };
-        println!(
-            "restored backup {} to {} — {}, {} tables, {} rows, {proven} — in {:.1}s",
-            out.backup_id,
-            out.target,
-            human_bytes(out.bytes),
-            out.fingerprint.tables.len(),
-            out.fingerprint.total_rows(),
-            out.duration_ms as f64 / 1000.0
-        );
+        if out.target.starts_with("pgdata://") {
+            // A data directory: what proves it is the stream's SHA-256, and
+            // the server's recovery.
+            println!(
+                "restored base backup {} to {} — {}, checked against the stored SHA-256 to its last byte, every file synced to disk — in {:.1}s",
+                out.backup_id,
+                out.target,
+                human_bytes(out.bytes),
+                out.duration_ms as f64 / 1000.0
+            );
+        } else {
+            println!(
+                "restored backup {} to {} — {}, {} tables, {} rows, {proven} — in {:.1}s",
+                out.backup_id,
+                out.target,
+                human_bytes(out.bytes),
+                out.fingerprint.tables.len(),
+                out.fingerprint.total_rows(),
+                out.duration_ms as f64 / 1000.0
+            );
+        }
         print_report(&out.report);
         if let Some(r) = &out.started {
             println!(

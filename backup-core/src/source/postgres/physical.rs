@@ -395,6 +395,22 @@ impl Verifier for PgVerifyBackup {
     }
 }
 
+/// fsync every file and directory below `path` (and `path`), as
+/// `pg_basebackup` does for what it writes; symbolic links are left alone.
+fn sync_tree(path: &Path) -> std::io::Result<()> {
+    let meta = std::fs::symlink_metadata(path)?;
+    if meta.is_dir() {
+        for e in std::fs::read_dir(path)? {
+            sync_tree(&e?.path())?;
+        }
+        std::fs::File::open(path)?.sync_all()
+    } else if meta.is_file() {
+        std::fs::File::open(path)?.sync_all()
+    } else {
+        Ok(())
+    }
+}
+
 /// Unpack a tar stream into `dir` (created `0700`), refusing entries that
 /// would land outside it; read to the stream's end.
 fn unpack(reader: impl Read, dir: &Path) -> std::io::Result<()> {
@@ -574,6 +590,11 @@ impl RestoreTarget for PgDataTarget {
                     std::fs::write(staging.join("recovery.signal"), "")
                         .map_err(|e| this.err(format!("cannot write recovery.signal: {e}")))?;
                 }
+                // Durable before it becomes visible: a crash after the
+                // rename must not leave a complete-looking directory whose
+                // files never reached the disk.
+                sync_tree(&staging)
+                    .map_err(|e| this.err(format!("cannot sync the restored files to disk: {e}")))?;
                 // An empty directory in the way goes; anything else was
                 // refused above and is refused again here.
                 if this.path.is_dir() {
