@@ -111,6 +111,11 @@ enum Command {
         after_help = "Examples:\n  lifeboat mirror --from s3://acme-backups/prod --to gs://acme-backups-eu/prod --dry-run\n  lifeboat mirror --from file:///var/backups/app --to s3://acme-backups/app --source app"
     )]
     Mirror(commands::mirror::MirrorCmd),
+    /// Check what silently breaks backups: sink credentials (put, read, delete a test object), clock skew against the sink, the source and its tools, temp space for a verify, WAL archiving, and that the identity decrypts the newest encrypted backup. Exit 6, one line per problem.
+    #[command(
+        after_help = "Examples:\n  lifeboat doctor --config /etc/lifeboat.toml\n  lifeboat doctor --from s3://acme-backups/prod --identity /root/ops.key"
+    )]
+    Doctor(commands::doctor::DoctorCmd),
     /// Check each source's newest backup: age, size, verification, drills. Exit 6 when unhealthy.
     #[command(
         after_help = "Examples:\n  lifeboat status --from s3://acme-backups/prod --max-age 26h\n  lifeboat status --config lifeboat.toml --format prometheus\n  lifeboat status --format json"
@@ -251,6 +256,7 @@ where
                 Command::Restore(a) => commands::restore::run(&ctx, a).await,
                 Command::Prune(a) => commands::prune::run(&ctx, a).await,
                 Command::Mirror(a) => commands::mirror::run(&ctx, a).await,
+                Command::Doctor(a) => commands::doctor::run(&ctx, a).await,
                 Command::Status(a) => commands::status::run(&ctx, a).await,
                 Command::Schedule(a) => commands::schedule::run(&ctx, a).await,
                 Command::Init(a) => commands::init::run(a).await,
@@ -392,6 +398,7 @@ fn cli_command_name(c: &Command) -> &'static str {
         Command::Restore(_) => "restore",
         Command::Prune(_) => "prune",
         Command::Mirror(_) => "mirror",
+        Command::Doctor(_) => "doctor",
         Command::Status(_) => "status",
         Command::Schedule(_) => "schedule",
         Command::Init(_) => "init",

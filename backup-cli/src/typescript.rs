@@ -6,9 +6,9 @@
 //! (`LIFEBOAT_BLESS=1 cargo test -p backup-cli --test typescript` rewrites it).
 
 use backup_core::ops::{
-    backup::BackupArgs, drill::DrillArgs, list::ListArgs, mirror::MirrorArgs, prune::PruneArgs,
-    restore::RestoreArgs, status::StatusArgs, verify::VerifyArgs, wal::WalFetchArgs,
-    wal::WalPushArgs, wal::WalSetupArgs,
+    backup::BackupArgs, doctor::DoctorArgs, drill::DrillArgs, list::ListArgs, mirror::MirrorArgs,
+    prune::PruneArgs, restore::RestoreArgs, status::StatusArgs, verify::VerifyArgs,
+    wal::WalFetchArgs, wal::WalPushArgs, wal::WalSetupArgs,
 };
 use clap::{ArgAction, Args, Command};
 
@@ -80,6 +80,12 @@ fn operations() -> Vec<(&'static str, &'static str, bool, Command)> {
             "MirrorOptions",
             false,
             MirrorArgs::augment_args(Command::new("mirror")),
+        ),
+        (
+            "doctor",
+            "DoctorOptions",
+            false,
+            DoctorArgs::augment_args(Command::new("doctor")),
         ),
     ]
 }

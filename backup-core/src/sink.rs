@@ -332,6 +332,31 @@ pub trait Sink: Send + Sync + fmt::Debug {
     /// [`Error::Sink`] if the removal fails, or if `upload` does not name a
     /// pending upload this sink could have made.
     async fn abort_pending(&self, upload: &PendingUpload) -> Result<()>;
+
+    /// The store's lifecycle rules that can delete this sink's objects
+    /// (prefixes relative to the sink); `None` when the store has no such
+    /// rules or this version cannot read them (only S3's are read).
+    ///
+    /// # Errors
+    /// [`Error::Sink`] when the rules exist but cannot be read.
+    async fn lifecycle_rules(&self) -> Result<Option<Vec<LifecycleRule>>> {
+        Ok(None)
+    }
+}
+
+/// One lifecycle rule of a bucket.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LifecycleRule {
+    /// Its id.
+    pub id: String,
+    /// The key prefix it applies to (relative to the sink; empty: all).
+    pub prefix: String,
+    /// Whether it is enabled.
+    pub enabled: bool,
+    /// It expires (deletes) objects this many days old.
+    pub expire_days: Option<u32>,
+    /// It expires objects on this date.
+    pub expire_date: Option<String>,
 }
 
 /// Conveniences built on [`Sink`], available on every sink.

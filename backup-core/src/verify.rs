@@ -74,6 +74,14 @@ pub trait Verifier: Send + Sync + fmt::Debug {
         false
     }
 
+    /// Whether the verifier wants the local copy as the directory the
+    /// artifact (a tar) unpacks to, rather than as one file. When every
+    /// verifier of a run wants that, the download is unpacked as it
+    /// streams: no second copy of the data on disk.
+    fn wants_unpacked_tar(&self) -> bool {
+        false
+    }
+
     /// Run the check.
     ///
     /// # Errors

@@ -407,6 +407,17 @@ struct Marker {
     size: u64,
     stored_size: u64,
     key: String,
+    /// The pushed file's inode, size and modification time (s, ns): the
+    /// same file, untouched since, needs no second hash.
+    #[serde(default)]
+    identity: Option<(u64, u64, i64, i64)>,
+}
+
+/// A file's inode, size and modification time.
+fn file_identity(p: &Path) -> Option<(u64, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(p).ok()?;
+    Some((m.ino(), m.len(), m.mtime(), m.mtime_nsec()))
 }
 
 fn marker_path(spool: &Path, name: &str) -> PathBuf {
@@ -470,16 +481,24 @@ pub async fn push_ahead(
     if let Ok(raw) = std::fs::read(&marker)
         && let Ok(m) = serde_json::from_slice::<Marker>(&raw)
     {
-        let p = path.to_path_buf();
-        let sha = blocking(move || {
-            std::fs::read(&p)
-                .map(|d| hex::encode(Sha256::digest(&d)))
-                .map_err(|e| Error::source_err(p.display().to_string(), e.to_string()))
-        })
-        .await?;
+        // The very file pushed ahead, untouched since (PostgreSQL does not
+        // write a segment it marked ready): no need to read it again. Any
+        // other file is hashed and compared.
+        let same_file = m.identity.is_some() && m.identity == file_identity(path);
+        let sha = if same_file {
+            m.sha256.clone()
+        } else {
+            let p = path.to_path_buf();
+            blocking(move || {
+                std::fs::read(&p)
+                    .map(|d| hex::encode(Sha256::digest(&d)))
+                    .map_err(|e| Error::source_err(p.display().to_string(), e.to_string()))
+            })
+            .await?
+        };
         let _ = std::fs::remove_file(&marker);
         if sha == m.sha256 {
-            tracing::info!(file = %name, key = %m.key, "pushed ahead earlier, byte for byte");
+            tracing::info!(file = %name, key = %m.key, same_file, "pushed ahead earlier, byte for byte");
             return Ok(WalPushReport {
                 name,
                 key: m.key,
@@ -517,6 +536,7 @@ pub async fn push_ahead(
                     size: r.size,
                     stored_size: r.stored_size,
                     key: r.key.clone(),
+                    identity: file_identity(p).filter(|id| id.1 == r.size),
                 };
                 let _ = std::fs::write(
                     marker_path(&spool, &r.name),

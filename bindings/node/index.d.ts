@@ -48,6 +48,7 @@ export * from './options';
 import type {
   BackupOptions,
   DrillOptions,
+  DoctorOptions,
   ListOptions,
   MirrorOptions,
   PruneOptions,
@@ -285,6 +286,16 @@ export interface MirrorResult {
 }
 /** Copy what `sink` has and `target` lacks, checked, manifests last; resumable. */
 export declare function mirror(options: MirrorOptions): Promise<MirrorResult>;
+/** What `doctor` found for one sink. */
+export interface DoctorReport {
+  sink: string;
+  /** `credentials`, `clock`, `source`, `temp-space`, `archiving`, `decrypt`. */
+  checks: { name: string; ok: boolean; detail: string }[];
+  /** The failed checks; empty when healthy. */
+  problems: string[];
+}
+/** Check what silently breaks backups; problems are a result, not a rejection. */
+export declare function doctor(options?: DoctorOptions): Promise<DoctorReport[]>;
 /** Health of each source; unhealthy ones are `healthy: false`, not rejections. */
 export declare function status(options?: StatusOptions): Promise<SourceStatus[]>;
 /** What `walPush` did. */
@@ -350,6 +361,6 @@ export declare function walSetup(options?: WalSetupOptions): Promise<WalSetupRes
  */
 export declare function runCli(args: string[]): number;
 /** The option names an operation takes, in camelCase (its typed Rust arguments' fields). */
-export declare function optionNames(op: 'backup' | 'list' | 'verify' | 'drill' | 'restore' | 'prune' | 'status' | 'wal_push' | 'wal_fetch' | 'wal_setup' | 'mirror'): string[];
+export declare function optionNames(op: 'backup' | 'list' | 'verify' | 'drill' | 'restore' | 'prune' | 'status' | 'wal_push' | 'wal_fetch' | 'wal_setup' | 'mirror' | 'doctor'): string[];
 /** Send Lifeboat's logs to stderr (text or JSON lines), as the CLI does. Off by default. */
 export declare function initLogging(options?: { json?: boolean; verbose?: number; quiet?: boolean }): void;

@@ -194,6 +194,17 @@ function mirror(options) {
 }
 
 /**
+ * Check what silently breaks backups, per profile (or `sink`): sink
+ * credentials, clock skew, the source and its tools, temp space, WAL
+ * archiving, and that the identity decrypts the newest encrypted backup:
+ * `[{ sink, checks: [{ name, ok, detail }], problems }]`. Problems are a
+ * result, not a rejection; the CLI exits 6 for them.
+ */
+function doctor(options) {
+  return call('doctor', options, false);
+}
+
+/**
  * Health of each source: `[{ source, backups, incomplete, newest,
  * last_verification, last_drill, problems, healthy }]`. An unhealthy source
  * is a result (`healthy: false`), not a rejection; the CLI exits 6 for it.
@@ -260,6 +271,7 @@ module.exports = {
   restore,
   prune,
   mirror,
+  doctor,
   status,
   walPush,
   walFetch,

@@ -315,3 +315,13 @@ export interface MirrorOptions extends CommonOptions {
   /** Say what would be copied; copy nothing */
   dryRun?: boolean;
 }
+
+/** Options of `doctor` (`lifeboat doctor`'s arguments and flags, camelCased). */
+export interface DoctorOptions extends CommonOptions {
+  /** The sink to check (default: every profile's sink in lifeboat.toml) */
+  sink?: string;
+  /** Only this source's backups (default: the profile's) */
+  source?: string;
+  /** The age identity file to prove against the newest encrypted backup (default: identity_file in [encryption]) */
+  identity?: string;
+}

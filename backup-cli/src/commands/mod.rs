@@ -2,6 +2,7 @@
 //! arguments, plus how to print), call `backup_core::ops`, print.
 
 pub(crate) mod backup;
+pub(crate) mod doctor;
 pub(crate) mod init;
 pub(crate) mod list;
 pub(crate) mod mirror;

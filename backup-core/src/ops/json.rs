@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::progress::Progress;
 
 /// The operations by name.
-pub const OPERATIONS: [&str; 11] = [
+pub const OPERATIONS: [&str; 12] = [
     "backup",
     "list",
     "verify",
@@ -33,6 +33,7 @@ pub const OPERATIONS: [&str; 11] = [
     "wal_fetch",
     "wal_setup",
     "mirror",
+    "doctor",
 ];
 
 /// Whether `op` reports progress (the others run without it).
@@ -71,6 +72,7 @@ pub fn option_names(op: &str) -> Result<Vec<String>> {
         "wal_fetch" => keys::<super::wal::WalFetchArgs>(),
         "wal_setup" => keys::<super::wal::WalSetupArgs>(),
         "mirror" => keys::<super::mirror::MirrorArgs>(),
+        "doctor" => keys::<super::doctor::DoctorArgs>(),
         other => return Err(unknown_op(other)),
     };
     names.extend(["config".to_string(), "profile".to_string()]);
@@ -222,6 +224,11 @@ pub async fn call(op: &str, options: Value, progress: Option<Arc<dyn Progress>>)
         "mirror" => {
             let (env, a) = parse::<super::mirror::MirrorArgs>(op, options)?;
             Ok(to_json(&super::mirror::run(&env, &a).await?))
+        }
+        // Problems are a result, as for status.
+        "doctor" => {
+            let (env, a) = parse::<super::doctor::DoctorArgs>(op, options)?;
+            Ok(to_json(&super::doctor::run(&env, &a).await?))
         }
         other => Err(unknown_op(other)),
     }

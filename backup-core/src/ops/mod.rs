@@ -31,6 +31,7 @@
 //! ```
 
 pub mod backup;
+pub mod doctor;
 pub mod drill;
 mod hooks;
 pub mod json;

@@ -46,12 +46,25 @@ pub(super) async fn verify_local(
         Err(Error::NotFound { key, .. }) => Err(format!("{key} is missing from the sink")),
         Err(e) => return Err(e),
     };
+    // A tar every verifier wants unpacked: unpack it as it streams.
+    let unpacked = !verifiers.is_empty() && verifiers.iter().all(|v| v.wants_unpacked_tar());
+    let copy = if unpacked {
+        temp.path().join("unpacked")
+    } else {
+        copy
+    };
     let copied = match reader {
         Ok(reader) => {
             let copy2 = copy.clone();
-            tokio::task::spawn_blocking(move || copy_to_new_file(reader, &copy2))
-                .await
-                .map_err(|e| Error::verification("download", format!("worker failed: {e}")))?
+            tokio::task::spawn_blocking(move || {
+                if unpacked {
+                    unpack_to_dir(reader, &copy2)
+                } else {
+                    copy_to_new_file(reader, &copy2)
+                }
+            })
+            .await
+            .map_err(|e| Error::verification("download", format!("worker failed: {e}")))?
         }
         Err(missing) => Err(CopyError::Data(missing)),
     };
@@ -94,6 +107,42 @@ enum CopyError {
     Sink(Error),
     /// The local file could not be created or written.
     Local(io::Error),
+}
+
+/// Unpack the tar `reader` streams into the new directory `dir`, reading
+/// to the stream's end (so the verifying reader checks the SHA-256), and
+/// telling the backup's bad bytes from the sink's and the local disk's
+/// failures.
+fn unpack_to_dir(reader: Box<dyn Read + Send>, dir: &Path) -> std::result::Result<u64, CopyError> {
+    struct Counting<R>(R, u64);
+    impl<R: Read> Read for Counting<R> {
+        fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.read(b)?;
+            self.1 += n as u64;
+            Ok(n)
+        }
+    }
+    let mut counting = Counting(reader, 0);
+    match crate::source::postgres::physical::unpack(&mut counting, dir) {
+        Ok(()) => Ok(counting.1),
+        Err(e) => Err(match sink_error(e) {
+            Ok(Error::NotFound { key, .. }) => {
+                CopyError::Data(format!("{key} is missing from the sink"))
+            }
+            Ok(sink) => CopyError::Sink(sink),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::StorageFull
+                        | io::ErrorKind::PermissionDenied
+                        | io::ErrorKind::ReadOnlyFilesystem
+                ) =>
+            {
+                CopyError::Local(e)
+            }
+            Err(e) => CopyError::Data(e.to_string()),
+        }),
+    }
 }
 
 /// Copy `reader` into a new `0600` file at `path`, telling read failures

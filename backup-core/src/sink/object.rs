@@ -496,6 +496,38 @@ impl Sink for ObjectStoreSink {
             .collect())
     }
 
+    async fn lifecycle_rules(&self) -> Result<Option<Vec<super::LifecycleRule>>> {
+        let Pending::Xml(xml) = &self.pending else {
+            return Ok(None);
+        };
+        let Some(rules) = xml.lifecycle().await? else {
+            return Ok(None);
+        };
+        // Bucket-relative prefixes to sink-relative ones, keeping the rules
+        // that can reach this sink's keys.
+        let base = if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.prefix.trim_end_matches('/'))
+        };
+        Ok(Some(
+            rules
+                .into_iter()
+                .filter_map(|mut r| {
+                    if r.prefix.starts_with(&base) {
+                        r.prefix = r.prefix[base.len()..].to_string();
+                        Some(r)
+                    } else if base.starts_with(&r.prefix) {
+                        r.prefix = String::new();
+                        Some(r)
+                    } else {
+                        None
+                    }
+                })
+                .collect(),
+        ))
+    }
+
     async fn abort_pending(&self, upload: &PendingUpload) -> Result<()> {
         let xml = match &self.pending {
             Pending::None => return Ok(()),

@@ -80,6 +80,85 @@ struct ListedUpload {
     initiated: String,
 }
 
+/// A bucket's `LifecycleConfiguration` (S3).
+#[derive(Debug, Default, serde::Deserialize)]
+struct LifecycleXml {
+    #[serde(default, rename = "Rule")]
+    rules: Vec<RuleXml>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RuleXml {
+    #[serde(default, rename = "ID")]
+    id: Option<String>,
+    #[serde(default)]
+    prefix: Option<String>,
+    #[serde(default)]
+    filter: Option<FilterXml>,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    expiration: Option<ExpirationXml>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct FilterXml {
+    #[serde(default)]
+    prefix: Option<String>,
+    #[serde(default)]
+    and: Option<AndXml>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct AndXml {
+    #[serde(default)]
+    prefix: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ExpirationXml {
+    #[serde(default)]
+    days: Option<u32>,
+    #[serde(default)]
+    date: Option<String>,
+}
+
+/// Parse a `LifecycleConfiguration` into its rules (bucket-relative
+/// prefixes).
+fn parse_lifecycle(body: &[u8]) -> std::result::Result<Vec<super::LifecycleRule>, String> {
+    let text = std::str::from_utf8(body).map_err(|_| "the answer is not UTF-8".to_string())?;
+    match root_element(text) {
+        Some(root) if root == "LifecycleConfiguration" => {}
+        other => {
+            return Err(format!(
+                "expected a LifecycleConfiguration, got {}",
+                other.map_or("no XML element".to_string(), |r| format!("<{r}>"))
+            ));
+        }
+    }
+    let cfg: LifecycleXml = quick_xml::de::from_str(text)
+        .map_err(|e| format!("unreadable LifecycleConfiguration: {e}"))?;
+    Ok(cfg
+        .rules
+        .into_iter()
+        .map(|r| super::LifecycleRule {
+            id: r.id.unwrap_or_default(),
+            prefix: r
+                .filter
+                .and_then(|f| f.prefix.or(f.and.and_then(|a| a.prefix)))
+                .or(r.prefix)
+                .unwrap_or_default(),
+            enabled: r.status == "Enabled",
+            expire_days: r.expiration.as_ref().and_then(|e| e.days),
+            expire_date: r.expiration.and_then(|e| e.date),
+        })
+        .collect())
+}
+
 /// A failed exchange: what to say, and whether trying again may help.
 struct Failure {
     message: String,
@@ -160,6 +239,33 @@ impl XmlUploads {
                 ));
             };
             marker = Some(next);
+        }
+    }
+
+    /// The bucket's lifecycle rules (S3 only: `None` for other services);
+    /// no configuration is an empty list.
+    pub(crate) async fn lifecycle(&self) -> Result<Option<Vec<super::LifecycleRule>>> {
+        if !matches!(self.auth, Auth::AwsV4 { .. }) {
+            return Ok(None);
+        }
+        let query = vec![("lifecycle".to_string(), String::new())];
+        match self
+            .send(
+                Method::GET,
+                &[],
+                &query,
+                "read the bucket's lifecycle rules",
+            )
+            .await
+        {
+            Ok(body) => parse_lifecycle(&body).map(Some).map_err(|m| {
+                Error::sink_err(
+                    &self.location,
+                    format!("cannot read the bucket's lifecycle rules: {m}"),
+                )
+            }),
+            Err(Error::NotFound { .. }) => Ok(Some(Vec::new())),
+            Err(e) => Err(e),
         }
     }
 
@@ -271,7 +377,12 @@ impl XmlUploads {
             return Ok(Ok(body));
         }
         let code = error_code(&body);
-        if status == StatusCode::NOT_FOUND && code.as_deref() == Some("NoSuchUpload") {
+        if status == StatusCode::NOT_FOUND
+            && matches!(
+                code.as_deref(),
+                Some("NoSuchUpload" | "NoSuchLifecycleConfiguration")
+            )
+        {
             return Ok(Err(NoSuchUpload));
         }
         Err(classify(status, code.as_deref()))

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { backup, prune, status, LifeboatError } from '../index.js';
+import { backup, doctor, list, mirror, prune, status, LifeboatError } from '../index.js';
 import { fileUrl, sampleDb, sqliteUrl, tempDir } from './helpers.mjs';
 
 async function threeBackups(t) {
@@ -44,4 +44,19 @@ test('status reports health without rejecting, and thresholds apply', async (t) 
   const strict = await status({ from: sink, maxAge: 0 });
   assert.equal(strict[0].healthy, false);
   assert.match(strict[0].problems.join(' '), /old/);
+});
+
+test('mirror copies what the other sink lacks, and doctor checks it', async (t) => {
+  const { dir, sink, ids } = await threeBackups(t);
+  const other = fileUrl(path.join(dir, 'copy'));
+  const dry = await mirror({ from: sink, to: other, dryRun: true });
+  assert.deepEqual(dry.backups.sort(), [...ids].sort());
+  const done = await mirror({ from: sink, to: other });
+  assert.deepEqual(done.backups.sort(), [...ids].sort());
+  assert.equal((await list({ from: other })).complete.length, 3);
+  const again = await mirror({ from: sink, to: other });
+  assert.equal(again.backups_present, 3);
+  const [report] = await doctor({ from: other });
+  assert.deepEqual(report.problems, []);
+  assert.ok(report.checks.some((c) => c.name === 'credentials' && c.ok));
 });

@@ -81,7 +81,8 @@ def test_the_signatures_are_the_core_operations_options() -> None:
 
     from lifeboat import _native
 
-    for op in ["backup", "list", "verify", "drill", "restore", "prune", "status", "wal_push", "wal_fetch", "wal_setup"]:
+    ops = ["backup", "list", "verify", "drill", "restore", "prune", "status", "wal_push", "wal_fetch", "wal_setup", "mirror", "doctor"]
+    for op in ops:
         expected = set(_native.option_names(op))
         for fn in (getattr(lifeboat, op), getattr(lifeboat.aio, op)):
             params = set(inspect.signature(fn).parameters) - {"on_progress"}

@@ -55,3 +55,18 @@ def test_prune_and_status_through_asyncio(work: Path, small_db: Path) -> None:
         assert s["backups"] == 2
 
     asyncio.run(main())
+
+
+def test_mirror_copies_what_the_other_sink_lacks_and_doctor_checks_it(work: Path, small_db: Path) -> None:
+    a, b = str(work / "a"), str(work / "b")
+    ids = three_backups(small_db, a)
+    dry = lifeboat.mirror(sink=a, target=b, dry_run=True)
+    assert sorted(dry["backups"]) == sorted(ids) and lifeboat.list(sink=b)["complete"] == []
+    done = lifeboat.mirror(a, b)
+    assert sorted(done["backups"]) == sorted(ids) and done["bytes"] > 0
+    assert [m["backup_id"] for m in lifeboat.list(sink=b)["complete"]] == ids
+    again = asyncio.run(lifeboat.aio.mirror(a, b))
+    assert again["backups"] == [] and again["backups_present"] == 3
+    [report] = lifeboat.doctor(sink=b)
+    assert report["problems"] == [], report
+    assert {c["name"] for c in report["checks"]} >= {"credentials", "clock", "temp-space"}

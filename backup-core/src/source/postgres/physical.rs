@@ -335,6 +335,10 @@ impl Verifier for PgVerifyBackup {
         true
     }
 
+    fn wants_unpacked_tar(&self) -> bool {
+        true
+    }
+
     async fn verify(&self, input: &VerifyInput<'_>) -> Result<Verdict> {
         let t0 = Instant::now();
         let Some(copy) = input.local_copy.map(Path::to_path_buf) else {
@@ -354,13 +358,23 @@ impl Verifier for PgVerifyBackup {
         };
         let name = "pg-verifybackup";
         blocking(move || {
-            let dir = copy.with_extension("unpacked");
-            let unpacked = std::fs::File::open(&copy)
-                .map_err(|e| e.to_string())
-                .and_then(|f| unpack(f, &dir).map_err(|e| format!("the tar does not unpack: {e}")));
-            if let Err(why) = unpacked {
-                let _ = std::fs::remove_dir_all(&dir);
-                return Ok::<_, Error>(Verdict::fail(name, why, t0));
+            // Already unpacked as it streamed (the usual case), or a tar
+            // file to unpack first.
+            let (dir, owned) = if copy.is_dir() {
+                (copy.clone(), false)
+            } else {
+                (copy.with_extension("unpacked"), true)
+            };
+            if owned {
+                let unpacked = std::fs::File::open(&copy)
+                    .map_err(|e| e.to_string())
+                    .and_then(|f| {
+                        unpack(f, &dir).map_err(|e| format!("the tar does not unpack: {e}"))
+                    });
+                if let Err(why) = unpacked {
+                    let _ = std::fs::remove_dir_all(&dir);
+                    return Ok::<_, Error>(Verdict::fail(name, why, t0));
+                }
             }
             let out = tool
                 .command()
@@ -368,7 +382,9 @@ impl Verifier for PgVerifyBackup {
                 .arg(&dir)
                 .stdin(Stdio::null())
                 .output();
-            let _ = std::fs::remove_dir_all(&dir);
+            if owned {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
             Ok(match out {
                 Ok(o) if o.status.success() => Verdict::pass(
                     name,
@@ -413,7 +429,7 @@ fn sync_tree(path: &Path) -> std::io::Result<()> {
 
 /// Unpack a tar stream into `dir` (created `0700`), refusing entries that
 /// would land outside it; read to the stream's end.
-fn unpack(reader: impl Read, dir: &Path) -> std::io::Result<()> {
+pub(crate) fn unpack(reader: impl Read, dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir)?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;

@@ -41,6 +41,7 @@ from .errors import (
 )
 from .types import (
     BackupResult,
+    DoctorReport,
     ListResult,
     MirrorResult,
     ProgressCallback,
@@ -368,6 +369,27 @@ def mirror(
         VerificationError: an object did not match its record (the rest was copied).
     """
     return _native.run("mirror", _encode("mirror", locals()))
+
+
+def doctor(
+    sink: str | None = None,
+    *,
+    source: str | None = None,
+    identity: str | os.PathLike[str] | None = None,
+    config: str | os.PathLike[str] | None = None,
+    profile: str | None = None,
+) -> builtins.list[DoctorReport]:
+    """Check what silently breaks backups, per profile (or ``sink``):
+    credentials (put, read and delete a test object), clock skew against the
+    sink, the source and its tools, temp space, WAL archiving, and that the
+    identity decrypts the newest encrypted backup.
+
+    Returns:
+        One dict per sink: ``{"sink", "checks": [{"name", "ok", "detail"}],
+        "problems"}``. Problems are a result, not an exception (the CLI
+        exits 6 for them).
+    """
+    return _native.run("doctor", _encode("doctor", locals()))
 
 
 def status(

@@ -22,6 +22,7 @@ from . import _native
 from ._options import encode as _encode
 from .types import (
     BackupResult,
+    DoctorReport,
     ListResult,
     MirrorResult,
     ProgressCallback,
@@ -41,6 +42,7 @@ __all__ = [
     "restore",
     "prune",
     "mirror",
+    "doctor",
     "status",
     "wal_push",
     "wal_fetch",
@@ -250,6 +252,18 @@ async def mirror(
 ) -> MirrorResult:
     """:func:`lifeboat.mirror` as a coroutine."""
     return await _run("mirror", _encode("mirror", locals()), None)
+
+
+async def doctor(
+    sink: str | None = None,
+    *,
+    source: str | None = None,
+    identity: str | os.PathLike[str] | None = None,
+    config: str | os.PathLike[str] | None = None,
+    profile: str | None = None,
+) -> builtins.list[DoctorReport]:
+    """:func:`lifeboat.doctor` as a coroutine."""
+    return await _run("doctor", _encode("doctor", locals()), None)
 
 
 async def status(

@@ -16,6 +16,7 @@ __all__ = [
     "GlobalsReport",
     "PruneResult",
     "MirrorResult",
+    "DoctorReport",
     "SourceStatus",
 ]
 
@@ -143,6 +144,14 @@ class RestoreResult(_RestoreResultBase, total=False):
     tables_differing: List[str]
     globals: GlobalsReport
     settings_skipped: List[str]
+
+
+class DoctorReport(TypedDict):
+    """What :func:`lifeboat.doctor` found for one sink."""
+
+    sink: str
+    checks: List[Dict[str, Any]]
+    problems: List[str]
 
 
 class MirrorResult(TypedDict):
