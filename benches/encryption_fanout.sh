@@ -10,8 +10,8 @@
 #   --runs N       measured runs of each case; the median is reported (default 3)
 #   --skip-build   use target/release as it is
 #
-# Cases (wall time of `lifeboat backup`, each the median of N runs after one
-# warm-up):
+# Cases (wall time of `lifeboat backup`; each pair is measured alternately,
+# A then B, N rounds after one warm-up of each; medians):
 #   SQLite: local / local + age / S3 / S3 + age / local --also-to S3 / S3 alone
 #   PostgreSQL (logical, with the default drill before the commit):
 #           local / local + age
@@ -73,21 +73,30 @@ curl -fsS -X PUT "$EP/bench" >/dev/null
 age-keygen -o "$WORK/key" 2>"$WORK/key.pub"
 RECIPIENT="$(sed 's/^Public key: //' "$WORK/key.pub")"
 
-# time_median NAME CMD...: run CMD once to warm up, then RUNS times; print
-# the median wall seconds. Each run gets a fresh sink directory / prefix.
+# timed CMD...: wall seconds of one run of CMD (a fresh sink per run).
 N=0
-time_median() {
-  local name=$1; shift
-  local times=()
-  for i in $(seq 0 "$RUNS"); do
-    N=$((N + 1))
-    local t0 t1
-    t0=$(date +%s.%N)
-    RUN_ID=$N "$@" >"$WORK/out.$N" 2>"$WORK/err.$N" || { echo "$name failed:" >&2; cat "$WORK/err.$N" >&2; exit 1; }
-    t1=$(date +%s.%N)
-    [ "$i" = 0 ] || times+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')")
+timed() {
+  N=$((N + 1))
+  local t0 t1
+  t0=$(date +%s.%N)
+  RUN_ID=$N "$@" >"$WORK/out.$N" 2>"$WORK/err.$N" || { echo "$* failed:" >&2; cat "$WORK/err.$N" >&2; exit 1; }
+  t1=$(date +%s.%N)
+  awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}'
+}
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {printf "%.2f", a[int((NR+1)/2)]}'; }
+# pair A B: one warm-up of each, then RUNS rounds of A then B, so that
+# both see the same machine (page cache, other load); sets PA and PB to
+# the medians.
+pair() {
+  local a=$1 b=$2 ta=() tb=()
+  timed "$a" >/dev/null
+  timed "$b" >/dev/null
+  for _ in $(seq 1 "$RUNS"); do
+    ta+=("$(timed "$a")")
+    tb+=("$(timed "$b")")
   done
-  printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.2f", a[int((NR+1)/2)]}'
+  PA=$(median "${ta[@]}")
+  PB=$(median "${tb[@]}")
 }
 lbrun() { AWS_ENDPOINT_URL="$EP" "$LB" "$@" -q; }
 sq_local() { lbrun backup "sqlite://$DB" --to "file://$WORK/sink-$RUN_ID" --name app; }
@@ -97,11 +106,11 @@ sq_s3_age() { lbrun backup "sqlite://$DB" --to "s3://bench/r$RUN_ID" --name app 
 sq_fanout() { lbrun backup "sqlite://$DB" --to "file://$WORK/sink-$RUN_ID" --also-to "s3://bench/r$RUN_ID" --name app; }
 
 echo "==> SQLite ($SIZE_MB MiB), $RUNS runs each" >&2
-T_LOCAL=$(time_median "local" sq_local)
-T_LOCAL_AGE=$(time_median "local+age" sq_local_age)
-T_S3=$(time_median "s3" sq_s3)
-T_S3_AGE=$(time_median "s3+age" sq_s3_age)
-T_FAN=$(time_median "local+s3" sq_fanout)
+pair sq_local sq_local_age; T_LOCAL=$PA; T_LOCAL_AGE=$PB
+rm -rf "$WORK"/sink-*
+pair sq_s3 sq_s3_age; T_S3=$PA; T_S3_AGE=$PB
+pair sq_s3 sq_fanout; T_S3B=$PA; T_FAN=$PB
+pair sq_local sq_fanout; T_LOCALB=$PA; T_FANB=$PB
 rm -rf "$WORK"/sink-*
 
 echo "==> PostgreSQL (pgbench scale $PG_SCALE)" >&2
@@ -113,8 +122,7 @@ as_pg "$PGBIN/pgbench" -h "$WORK" -p "$PGPORT" -U postgres -i -s "$PG_SCALE" -q 
 PGURL="postgres://postgres@/postgres?host=$WORK&port=$PGPORT"
 pg_local() { lbrun backup "$PGURL" --to "file://$WORK/sink-$RUN_ID" --name pg; }
 pg_local_age() { lbrun backup "$PGURL" --to "file://$WORK/sink-$RUN_ID" --name pg --recipient "$RECIPIENT"; }
-T_PG=$(time_median "pg" pg_local)
-T_PG_AGE=$(time_median "pg+age" pg_local_age)
+pair pg_local pg_local_age; T_PG=$PA; T_PG_AGE=$PB
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 cat <<EOF
@@ -123,6 +131,6 @@ cat <<EOF
 | SQLite $SIZE_MB MiB, local folder, age to one recipient | $T_LOCAL | $T_LOCAL_AGE | $(ratio "$T_LOCAL_AGE" "$T_LOCAL")× | ≤ 1.10× |
 | SQLite $SIZE_MB MiB, S3 (moto), age | $T_S3 | $T_S3_AGE | $(ratio "$T_S3_AGE" "$T_S3")× | ≤ 1.10× |
 | PostgreSQL pgbench -s $PG_SCALE, local folder (drill before the commit), age | $T_PG | $T_PG_AGE | $(ratio "$T_PG_AGE" "$T_PG")× | ≤ 1.10× |
-| SQLite $SIZE_MB MiB: S3 alone → local folder + S3 (\`--also-to\`) | $T_S3 | $T_FAN | $(ratio "$T_FAN" "$T_S3")× | ≤ 1.30× |
-| SQLite $SIZE_MB MiB: local folder alone → local folder + S3 | $T_LOCAL | $T_FAN | $(ratio "$T_FAN" "$T_LOCAL")× | |
+| SQLite $SIZE_MB MiB: S3 alone → local folder + S3 (\`--also-to\`) | $T_S3B | $T_FAN | $(ratio "$T_FAN" "$T_S3B")× | ≤ 1.30× |
+| SQLite $SIZE_MB MiB: local folder alone → local folder + S3 | $T_LOCALB | $T_FANB | $(ratio "$T_FANB" "$T_LOCALB")× | |
 EOF

@@ -117,12 +117,32 @@ fn mirror_copies_what_the_other_sink_lacks_checked_and_resumable() {
         std::fs::read(&out).unwrap(),
         fake_segment("000000010000000000000002", 99)
     );
+    // status on the mirror: not behind yet (within the allowed lag), then
+    // behind once A has a backup B lacks and the lag is 0.
+    let (code, _, err) = run(lb().args(["status", "--from", &b, "--mirror-of", &a]));
+    assert_eq!(code, 0, "{err}");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (code, _, err) = run(lb().args(["backup", "sqlite:app.db", "--to", &a, "--name", "app"]));
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(lb().args([
+        "status",
+        "--from",
+        &b,
+        "--mirror-of",
+        &a,
+        "--max-mirror-lag",
+        "0s",
+    ]));
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("the mirror is behind"), "{err}");
+    let (code, _, err) = run(lb().args(["mirror", "--from", &a, "--to", &b]));
+    assert_eq!(code, 0, "{err}");
     // Again: nothing left to copy.
     let (code, out, err) = run(lb().args(["mirror", "--from", &a, "--to", &b, "--json"]));
     assert_eq!(code, 0, "{err}");
     let r: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(r["backups"].as_array().unwrap().len(), 0, "{r}");
-    assert_eq!(r["backups_present"], 2, "{r}");
+    assert_eq!(r["backups_present"], 3, "{r}");
     assert_eq!(r["wal_files"], 0, "{r}");
 
     // A third backup whose data rotted in A: not copied (exit 4, named);
@@ -149,7 +169,7 @@ fn mirror_copies_what_the_other_sink_lacks_checked_and_resumable() {
             .as_array()
             .unwrap()
             .len(),
-        3
+        4
     );
 }
 
@@ -304,12 +324,32 @@ fn hosts_sharing_a_bucket_take_turns_by_lease() {
     );
 
     // A holder killed right after taking the lease (time to live 2 s).
-    let (code, _, _) = run(prune("2")
-        .env("LIFEBOAT_LEASE_TTL", "2")
-        .env("LIFEBOAT_FAILPOINTS", "lease:acquired"));
-    assert_eq!(code, -1, "killed");
+    // On this host its pid is gone: the lease is taken over at once.
+    let killed = |ttl: &str| {
+        let (code, _, _) = run(prune("3")
+            .env("LIFEBOAT_LEASE_TTL", ttl)
+            .env("LIFEBOAT_FAILPOINTS", "lease:acquired"));
+        assert_eq!(code, -1, "killed");
+    };
+    killed("2");
+    let (code, _, err) = run(&mut prune("3"));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("took over a lease"), "{err}");
+    // Another host's holder that died: its lease is waited out until it
+    // expires (2 s here), then taken over.
+    let held = serde_json::json!({
+        "id": "h1", "host": "other-host", "pid": 1, "operation": "prune",
+        "acquired_at": chrono_now(0), "expires_at": chrono_now(2), "ttl_secs": 2
+    });
+    let (status, body) = lifeboat_tests::support::http(
+        "PUT",
+        &format!("{ep}/{bucket}/shared/app/lease.json"),
+        held.to_string().as_bytes(),
+    );
+    assert_eq!(status, 200, "{body}");
     let (code, _, err) = run(&mut prune("2"));
     assert_eq!(code, 1, "{err}");
+    assert!(err.contains("other-host"), "{err}");
     std::thread::sleep(std::time::Duration::from_secs(5));
     let (code, _, err) = run(&mut prune("2"));
     assert_eq!(code, 0, "{err}");

@@ -9,7 +9,8 @@
 //!   disagree) is taken over, again with a conditional put on the version
 //!   read: of several hosts taking over, one wins. A holder whose renewal
 //!   finds the lease changed has lost it, and stops before its next
-//!   deletion ([`Lease::ensure`]).
+//!   deletion ([`Lease::ensure`]). A lease held by a process of this very
+//!   host that no longer runs (killed) is taken over at once.
 //! - **Readers' marks** (`<source>/readers/<id>.json`, [`ReaderMark`]):
 //!   a restore or verify says which backup it is reading, until when, and
 //!   renews that while it reads; `prune` keeps a backup with a live mark.
@@ -104,6 +105,14 @@ impl LeaseBody {
             t => SKEW_GRACE.min(Duration::from_secs(t)),
         };
         self.expires_at + chrono::Duration::from_std(grace).unwrap_or_default() > now
+    }
+
+    /// Held by a process of this host that no longer runs (killed): its
+    /// lease need not be waited out. (A reused pid only makes us wait.)
+    fn dead_here(&self) -> bool {
+        self.host == crate::rt::host_name()
+            && self.pid != std::process::id()
+            && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
     }
 
     fn holder(&self) -> String {
@@ -211,6 +220,7 @@ impl Lease {
             };
             if let Some(h) = &held
                 && h.live(Utc::now())
+                && !h.dead_here()
             {
                 return Err(Error::Leased {
                     sink: sink.location().to_string(),

@@ -250,6 +250,10 @@ export interface StatusOptions extends CommonOptions {
   maxWalAge?: Size;
   /** For a source with a WAL archive: the server to read pg_stat_archiver from, unhealthy when archive_command is failing (default: the profile's postgres:// source; "none" to not connect) */
   server?: string;
+  /** The sink this one mirrors (lifeboat mirror --from it): unhealthy when its newest backup or WAL file is not here yet after --max-mirror-lag */
+  mirrorOf?: string;
+  /** With --mirror-of: how far behind the mirror may be (default 2h) */
+  maxMirrorLag?: Size;
 }
 
 /** Options of `wal_push` (`lifeboat wal push`'s arguments and flags, camelCased). */

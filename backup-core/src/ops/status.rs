@@ -39,6 +39,57 @@ pub struct StatusArgs {
     /// For a source with a WAL archive: the server to read pg_stat_archiver from, unhealthy when archive_command is failing (default: the profile's postgres:// source; "none" to not connect).
     #[cfg_attr(feature = "clap", arg(long, value_name = "POSTGRES_URL"))]
     pub server: Option<String>,
+    /// The sink this one mirrors (lifeboat mirror --from it): unhealthy when its newest backup or WAL file is not here yet after --max-mirror-lag.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "SINK"))]
+    pub mirror_of: Option<String>,
+    /// With --mirror-of: how far behind the mirror may be (default 2h).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "DURATION"))]
+    #[serde(deserialize_with = "super::string_or_number")]
+    pub max_mirror_lag: Option<String>,
+}
+
+/// What the mirror `sink` lacks of `origin`'s newest backup and WAL file
+/// of `name`, older than `lag` seconds.
+async fn mirror_problems(
+    origin: &std::sync::Arc<dyn crate::Sink>,
+    sink: &std::sync::Arc<dyn crate::Sink>,
+    name: &str,
+    lag: u64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let late =
+        |at: chrono::DateTime<chrono::Utc>| (now - at).num_milliseconds() >= lag as i64 * 1000;
+    let theirs = crate::Catalog::new(origin.clone()).list(Some(name)).await?;
+    if let Some(newest) = theirs.complete.last() {
+        let id = &newest.manifest.backup_id;
+        let ours = crate::Catalog::new(sink.clone()).list(Some(name)).await?;
+        if !ours.complete.iter().any(|b| &b.manifest.backup_id == id)
+            && late(newest.manifest.finished_at)
+        {
+            out.push(format!(
+                "the mirror is behind {}: its newest backup {id} ({} old) is not here",
+                origin.location(),
+                health::human_secs((now - newest.manifest.finished_at).num_seconds())
+            ));
+        }
+    }
+    if let Some(a) = crate::wal::ArchiveListing::read(&**origin, name).await?
+        && let Some(newest) = a.files.iter().max_by_key(|f| f.stored_at)
+        && late(newest.stored_at)
+    {
+        let key =
+            crate::layout::wal_segment_key(name, newest.name.timeline(), newest.name.as_str());
+        if matches!(sink.head(&key).await, Err(crate::Error::NotFound { .. })) {
+            out.push(format!(
+                "the mirror is behind {}: WAL file {} ({} old) is not here",
+                origin.location(),
+                newest.name.as_str(),
+                health::human_secs((now - newest.stored_at).num_seconds())
+            ));
+        }
+    }
+    Ok(out)
 }
 
 fn policy(settings: &Settings, a: &StatusArgs) -> Result<HealthPolicy> {
@@ -108,8 +159,24 @@ pub async fn run(env: &Env, a: &StatusArgs) -> Result<Vec<SourceStatus>> {
             None => sub.postgres_source_url(),
         }
         .filter(|_| names.len() == 1);
+        let mirror_of = match &a.mirror_of {
+            Some(url) => Some(sub.sink(Some(url), "--mirror-of")?),
+            None => None,
+        };
+        let lag = match &a.max_mirror_lag {
+            Some(t) => crate::config::parse_duration_secs(t)
+                .map_err(|e| usage(format!("--max-mirror-lag: {e}")))?,
+            None => 2 * 3600,
+        };
         for name in names {
             let mut st = health::status(&sink, &name, &policy, now).await?;
+            if let Some(origin) = &mirror_of {
+                let p = mirror_problems(origin, &sink, &name, lag, now).await?;
+                if !p.is_empty() {
+                    st.problems.extend(p);
+                    st.healthy = false;
+                }
+            }
             if let Some(url) = &server
                 && st.wal.is_some()
             {

@@ -275,6 +275,8 @@ async def status(
     max_size_drop: float | None = None,
     max_wal_age: int | str | None = None,
     server: str | None = None,
+    mirror_of: str | None = None,
+    max_mirror_lag: int | str | None = None,
     config: str | os.PathLike[str] | None = None,
     profile: str | None = None,
 ) -> builtins.list[SourceStatus]:
