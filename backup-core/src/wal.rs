@@ -592,7 +592,8 @@ fn seal(plain: &[u8], r: &crate::crypt::Recipients) -> std::io::Result<Vec<u8>> 
     Ok(out)
 }
 
-fn read_meta(stored: &[u8]) -> std::result::Result<WalObject, String> {
+/// The metadata of a stored WAL object, without opening the rest.
+pub(crate) fn read_meta(stored: &[u8]) -> std::result::Result<WalObject, String> {
     let (meta, _) = codec::split_metadata(stored)?;
     serde_json::from_slice(meta).map_err(|e| format!("unreadable metadata: {e}"))
 }
@@ -694,35 +695,13 @@ async fn install(
     let bad = |why: String| Error::verification("wal-fetch", format!("{key}: {why}"));
     let keys = keys.cloned();
     // Decrypting, decompressing and hashing 16 MiB is blocking work.
-    let (meta, data, sha256) = blocking(move || {
-        let (meta, rest) = codec::split_metadata(&stored)?;
-        let meta: WalObject =
-            serde_json::from_slice(meta).map_err(|e| format!("unreadable metadata: {e}"))?;
-        let opened;
-        let payload = match &meta.encryption {
-            None => rest,
-            Some(enc) => {
-                let keys = keys.as_ref().ok_or_else(|| {
-                    format!("it is encrypted ({enc}): give the identity file (--identity)")
-                })?;
-                opened = keys.decrypt(rest)?;
-                &opened[..]
-            }
-        };
-        let data =
-            zstd::stream::decode_all(payload).map_err(|e| format!("does not decompress: {e}"))?;
-        let sha256 = hex::encode(Sha256::digest(&data));
-        Ok::<_, String>((meta, data, sha256))
-    })
-    .await
-    .map_err(bad)?;
-    if meta.name != name || meta.size != data.len() as u64 || meta.sha256 != sha256 {
+    let (meta, data, sha256) = blocking(move || open_object(&stored, keys.as_ref()))
+        .await
+        .map_err(bad)?;
+    if meta.name != name {
         return Err(bad(format!(
-            "the stored file does not match its record (name {}, {} bytes, SHA-256 {}; read: {} bytes, {sha256})",
-            meta.name,
-            meta.size,
-            meta.sha256,
-            data.len()
+            "the stored file does not match its record (it says it is {}, not {name})",
+            meta.name
         )));
     }
     let size = data.len() as u64;
@@ -790,6 +769,45 @@ pub async fn fetch_ahead(
         prefetch(sink, source, &wal, ahead)
     );
     own
+}
+
+/// A stored WAL object opened: its metadata, and its file decrypted (with
+/// `keys`, when the metadata says it is encrypted) and decompressed, with
+/// its SHA-256, checked against the metadata's size and SHA-256.
+///
+/// # Errors
+/// A message saying what does not match or cannot be read.
+pub(crate) fn open_object(
+    stored: &[u8],
+    keys: Option<&crate::crypt::Identities>,
+) -> std::result::Result<(WalObject, Vec<u8>, String), String> {
+    let (meta, rest) = codec::split_metadata(stored)?;
+    let meta: WalObject =
+        serde_json::from_slice(meta).map_err(|e| format!("unreadable metadata: {e}"))?;
+    let opened;
+    let payload = match &meta.encryption {
+        None => rest,
+        Some(enc) => {
+            let keys = keys.ok_or_else(|| {
+                format!("it is encrypted ({enc}): give the identity file (--identity)")
+            })?;
+            opened = keys.decrypt(rest)?;
+            &opened[..]
+        }
+    };
+    let data =
+        zstd::stream::decode_all(payload).map_err(|e| format!("does not decompress: {e}"))?;
+    let sha256 = hex::encode(Sha256::digest(&data));
+    if meta.size != data.len() as u64 || meta.sha256 != sha256 {
+        return Err(format!(
+            "the stored file does not match its record (name {}, {} bytes, SHA-256 {}; read: {} bytes, {sha256})",
+            meta.name,
+            meta.size,
+            meta.sha256,
+            data.len()
+        ));
+    }
+    Ok((meta, data, sha256))
 }
 
 /// Spool the segments after `wal` on its timeline that the spool lacks, up
@@ -917,7 +935,17 @@ impl ArchiverStats {
     /// # Errors
     /// A connection or query failure.
     pub async fn read(conn: &crate::source::postgres::PgConn) -> Result<Self> {
-        let client = conn.connect().await?;
+        Self::query(&conn.connect().await?, conn).await
+    }
+
+    /// [`read`](Self::read) over a connection already open to `conn`.
+    ///
+    /// # Errors
+    /// A query failure.
+    pub async fn query(
+        client: &tokio_postgres::Client,
+        conn: &crate::source::postgres::PgConn,
+    ) -> Result<Self> {
         let row = client
             .query_one(
                 "SELECT json_build_object('archived_count', archived_count, 'last_archived_wal', last_archived_wal, 'last_archived_time', last_archived_time, 'failed_count', failed_count, 'last_failed_wal', last_failed_wal, 'last_failed_time', last_failed_time)::text FROM pg_stat_archiver",

@@ -151,6 +151,9 @@ pub struct BackupOutput {
     /// committed as checked).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drill_error: Option<String>,
+    /// Its directory in the sink (for the copies to the run's other sinks).
+    #[serde(skip)]
+    pub(crate) dir: String,
     /// The other sinks of the run: what each got.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub copies: Vec<SinkCopy>,
@@ -392,7 +395,11 @@ pub async fn run(env: &Env, a: &BackupArgs) -> BackupRun {
         let result = match result {
             Ok(mut o) => {
                 for t in reachable.iter().skip(1) {
-                    let copy = copy_to(&sink, t, &o.manifest).await;
+                    let entry = crate::catalog::BackupEntry {
+                        dir: o.dir.clone(),
+                        manifest: o.manifest.clone(),
+                    };
+                    let copy = crate::mirror::replicate(&*sink, &*t.sink, &entry).await;
                     match copy {
                         Ok(bytes) => {
                             tracing::info!(backup_id = %o.manifest.backup_id, sink = %t.sink.location(), bytes, "backup copied to another sink");
@@ -566,19 +573,9 @@ async fn backup_one(
             .cloned(),
         drill_error: report.drill_error.clone(),
         manifest: report.manifest,
+        dir: report.dir,
         copies: Vec::new(),
     })
-}
-
-/// Copy a committed backup from the run's first sink to `t`.
-async fn copy_to(from: &Arc<dyn crate::Sink>, t: &Target, m: &Manifest) -> Result<u64> {
-    let entry = crate::Catalog::new(from.clone())
-        .find(
-            Some(&m.source.name),
-            &crate::Selector::Id(m.backup_id.clone()),
-        )
-        .await?;
-    crate::mirror::replicate(&**from, &*t.sink, &entry).await
 }
 
 fn log_summary(report: &BackupReport) {

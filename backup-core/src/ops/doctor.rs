@@ -89,8 +89,14 @@ pub async fn run(env: &Env, a: &DoctorArgs) -> Result<Vec<DoctorReport>> {
             checks: Vec::new(),
             problems: Vec::new(),
         };
-        r.check("credentials", canary(&*sink).await.map(|(d, _)| d));
-        r.check("clock", clock(&*sink).await);
+        // One test object answers both: the credentials, and the sink's
+        // clock (its last-modified time against ours around the write).
+        let c = canary(&*sink).await;
+        r.check(
+            "credentials",
+            c.as_ref().map(|c| c.detail.clone()).map_err(Clone::clone),
+        );
+        r.check("clock", c.and_then(|c| clock(&c)));
         let name = sub.source_name(a.source.as_deref())?;
         if let Some(url) = &settings.source {
             r.check("source", source(url, &settings).await);
@@ -198,10 +204,18 @@ pub fn problems(reports: &[DoctorReport]) -> Option<Error> {
     })
 }
 
-/// Put, read back, delete a canary object; returns its last-modified time.
-async fn canary(
-    sink: &dyn Sink,
-) -> std::result::Result<(String, chrono::DateTime<chrono::Utc>), String> {
+/// What writing the canary showed.
+struct Canary {
+    detail: String,
+    /// The sink's last-modified time of the object.
+    at: chrono::DateTime<chrono::Utc>,
+    /// Our clock just before the write and just after it.
+    before: chrono::DateTime<chrono::Utc>,
+    after: chrono::DateTime<chrono::Utc>,
+}
+
+/// Put, read back, delete a canary object.
+async fn canary(sink: &dyn Sink) -> std::result::Result<Canary, String> {
     let key = format!(
         "_lifeboat/doctor-{}-{:08x}",
         crate::rt::host_name(),
@@ -212,9 +226,11 @@ async fn canary(
         chrono::Utc::now().to_rfc3339()
     ));
     let t0 = Instant::now();
+    let before = chrono::Utc::now();
     sink.put(&key, body.clone(), PutOptions::create_only())
         .await
         .map_err(|e| format!("cannot write a test object ({key}): {}", e.display_chain()))?;
+    let after = chrono::Utc::now();
     let info = sink.head(&key).await;
     let read = sink.get_bytes(&key).await;
     let deleted = sink.delete(&key).await;
@@ -236,23 +252,23 @@ async fn canary(
     let at = info
         .map(|i| i.last_modified)
         .unwrap_or_else(|_| chrono::Utc::now());
-    Ok((
-        format!(
+    Ok(Canary {
+        detail: format!(
             "put, read back and deleted a test object in {} ms",
             t0.elapsed().as_millis()
         ),
         at,
-    ))
+        before,
+        after,
+    })
 }
 
-/// The sink's clock against ours: a canary's last-modified time against
+/// The sink's clock against ours: the canary's last-modified time against
 /// the local time around its write.
-async fn clock(sink: &dyn Sink) -> std::result::Result<String, String> {
-    let before = chrono::Utc::now();
-    let (_, at) = canary(sink).await?;
-    let after = chrono::Utc::now();
+fn clock(c: &Canary) -> std::result::Result<String, String> {
+    let (at, after) = (c.at, c.after);
     // Stores round down to whole seconds.
-    let lo = before - chrono::Duration::seconds(1);
+    let lo = c.before - chrono::Duration::seconds(1);
     let skew = if at < lo {
         (at - lo).num_seconds()
     } else if at > after {
@@ -412,11 +428,7 @@ fn temp_space(dir: &std::path::Path, need: u64) -> std::result::Result<String, S
 
 /// The server archives, and its archiver is not failing.
 async fn archiving(url: &str) -> std::result::Result<String, String> {
-    let (conn, dbs) = crate::source::postgres::PgConn::parse(url).map_err(|e| e.display_chain())?;
-    let conn = match dbs.first() {
-        Some(d) => conn.with_dbname(d),
-        None => conn,
-    };
+    let conn = crate::source::postgres::PgConn::parse_first(url).map_err(|e| e.display_chain())?;
     let client = conn.connect().await.map_err(|e| e.display_chain())?;
     let mode: String = client
         .query_one("SHOW archive_mode", &[])
@@ -426,7 +438,7 @@ async fn archiving(url: &str) -> std::result::Result<String, String> {
     if mode == "off" {
         return Err("archive_mode is off on the server, yet the sink holds its WAL archive: point-in-time recovery stops at the newest archived segment".into());
     }
-    let a = crate::wal::ArchiverStats::read(&conn)
+    let a = crate::wal::ArchiverStats::query(&client, &conn)
         .await
         .map_err(|e| e.display_chain())?;
     if a.failing() {

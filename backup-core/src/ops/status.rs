@@ -180,11 +180,7 @@ pub async fn run(env: &Env, a: &StatusArgs) -> Result<Vec<SourceStatus>> {
             if let Some(url) = &server
                 && st.wal.is_some()
             {
-                let (conn, dbs) = crate::source::postgres::PgConn::parse(url)?;
-                let conn = match dbs.first() {
-                    Some(d) => conn.with_dbname(d),
-                    None => conn,
-                };
+                let conn = crate::source::postgres::PgConn::parse_first(url)?;
                 let read = crate::wal::ArchiverStats::read(&conn).await;
                 health::add_archiver(&mut st, &conn.location(), read);
             }

@@ -246,11 +246,7 @@ pub async fn setup(env: &Env, a: &WalSetupArgs) -> Result<WalSetupReport> {
         .clone()
         .or_else(|| env.postgres_source_url())
         .ok_or_else(|| usage("wal setup: name the server (postgres://user@host/db) or set source in lifeboat.toml"))?;
-    let (conn, dbs) = crate::source::postgres::PgConn::parse(&url)?;
-    let conn = match dbs.first() {
-        Some(d) => conn.with_dbname(d),
-        None => conn,
-    };
+    let conn = crate::source::postgres::PgConn::parse_first(&url)?;
     let name = match a.name.clone().or_else(|| env.settings.name.clone()) {
         Some(n) => n,
         None => conn.dbname.clone(),
@@ -383,7 +379,7 @@ pub async fn setup(env: &Env, a: &WalSetupArgs) -> Result<WalSetupReport> {
             }
         }
     }
-    report.archiver = crate::wal::ArchiverStats::read(&conn).await.ok();
+    report.archiver = crate::wal::ArchiverStats::query(&client, &conn).await.ok();
     Ok(report)
 }
 

@@ -114,17 +114,8 @@ enum CopyError {
 /// telling the backup's bad bytes from the sink's and the local disk's
 /// failures.
 fn unpack_to_dir(reader: Box<dyn Read + Send>, dir: &Path) -> std::result::Result<u64, CopyError> {
-    struct Counting<R>(R, u64);
-    impl<R: Read> Read for Counting<R> {
-        fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
-            let n = self.0.read(b)?;
-            self.1 += n as u64;
-            Ok(n)
-        }
-    }
-    let mut counting = Counting(reader, 0);
-    match crate::source::postgres::physical::unpack(&mut counting, dir) {
-        Ok(()) => Ok(counting.1),
+    match crate::source::postgres::physical::unpack(reader, dir) {
+        Ok(bytes) => Ok(bytes),
         Err(e) => Err(match sink_error(e) {
             Ok(Error::NotFound { key, .. }) => {
                 CopyError::Data(format!("{key} is missing from the sink"))

@@ -168,6 +168,20 @@ impl PgConn {
         }
     }
 
+    /// A connection to the server a URL names, in its first database (or
+    /// the default one): for the cluster-wide questions (archiving,
+    /// settings) that need one connection, whatever the URL lists.
+    ///
+    /// # Errors
+    /// As [`parse`](Self::parse).
+    pub fn parse_first(url: &str) -> Result<Self> {
+        let (conn, dbs) = Self::parse(url)?;
+        Ok(match dbs.first() {
+            Some(d) => conn.with_dbname(d),
+            None => conn,
+        })
+    }
+
     /// The same server and role, another database.
     pub fn with_dbname(&self, db: &str) -> Self {
         let mut c = self.clone();

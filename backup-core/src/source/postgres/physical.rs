@@ -427,13 +427,22 @@ fn sync_tree(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Unpack a tar stream into `dir` (created `0700`), refusing entries that
+/// Unpack a tar stream into `dir` (created `0700`), returning the bytes
+/// read, refusing entries that
 /// would land outside it; read to the stream's end.
-pub(crate) fn unpack(reader: impl Read, dir: &Path) -> std::io::Result<()> {
+pub(crate) fn unpack(reader: impl Read, dir: &Path) -> std::io::Result<u64> {
     use std::os::unix::fs::PermissionsExt;
+    struct Counting<R>(R, u64);
+    impl<R: Read> Read for Counting<R> {
+        fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.read(b)?;
+            self.1 += n as u64;
+            Ok(n)
+        }
+    }
     std::fs::create_dir_all(dir)?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = tar::Archive::new(Counting(reader, 0));
     archive.set_preserve_permissions(true);
     archive.set_overwrite(false);
     // `unpack_in` refuses absolute paths and `..`.
@@ -445,7 +454,7 @@ pub(crate) fn unpack(reader: impl Read, dir: &Path) -> std::io::Result<()> {
     // verifying reader checks the whole stream.
     let mut rest = archive.into_inner();
     std::io::copy(&mut rest, &mut std::io::sink())?;
-    Ok(())
+    Ok(rest.1)
 }
 
 /// Where and how a restored data directory recovers.
@@ -571,17 +580,8 @@ impl RestoreTarget for PgDataTarget {
         let this = self.clone();
         let fingerprint = manifest.fingerprint.clone();
         let counted = blocking(move || {
-            struct Counting<R>(R, u64);
-            impl<R: Read> Read for Counting<R> {
-                fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
-                    let n = self.0.read(b)?;
-                    self.1 += n as u64;
-                    Ok(n)
-                }
-            }
-            let mut reader = Counting(reader, 0);
             let result = (|| {
-                unpack(&mut reader, &staging).map_err(|e| {
+                let bytes = unpack(reader, &staging).map_err(|e| {
                     this.err(match crate::codec::sink_error(e) {
                         Ok(sink) => sink.display_chain(),
                         Err(e) => format!("cannot unpack the backup: {e}"),
@@ -632,12 +632,12 @@ impl RestoreTarget for PgDataTarget {
                 {
                     let _ = d.sync_all();
                 }
-                Ok::<_, Error>(())
+                Ok::<_, Error>(bytes)
             })();
             if result.is_err() {
                 let _ = std::fs::remove_dir_all(&staging);
             }
-            result.map(|()| reader.1)
+            result
         })
         .await?;
         Ok(RestoreOutcome {
