@@ -141,3 +141,52 @@ fn doctor_reports_a_lifecycle_rule_that_deletes_what_retention_keeps() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("ok   lifecycle"), "{out}");
 }
+
+/// A GCS bucket's lifecycle rule (GCS's own XML dialect, served by the XML
+/// API double) that would delete backups retention keeps is named, as on S3.
+#[test]
+fn doctor_reports_a_gcs_lifecycle_rule_that_deletes_what_retention_keeps() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let double = rt.block_on(lifeboat_tests::gcs_double::GcsDouble::start());
+    double.create_bucket("lc");
+    double.set_lifecycle(
+        "lc",
+        "<LifecycleConfiguration><Rule><Action><Delete/></Action>\
+         <Condition><Age>30</Age><MatchesPrefix>prod/</MatchesPrefix></Condition>\
+         </Rule></LifecycleConfiguration>",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    sample_db(&dir.path().join("app.db"), 500);
+    let config = |retention: &str| {
+        std::fs::write(
+            dir.path().join("lifeboat.toml"),
+            format!(
+                "source = \"sqlite:app.db\"\nsink = \"gs://lc/prod\"\nname = \"app\"\n[retention]\n{retention}\n"
+            ),
+        )
+        .unwrap();
+    };
+    config("keep_monthly = 6");
+    let lb = || {
+        let mut c = lifeboat(dir.path());
+        c.env("STORAGE_EMULATOR_HOST", double.base_url());
+        c
+    };
+    let (code, _, err) = run(lb().args(["backup"]));
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(lb().args(["doctor"]));
+    assert_eq!(code, 6, "{out}{err}");
+    assert!(
+        err.contains("lifecycle rule \"rule 1\"") && err.contains("after 30 days"),
+        "{err}"
+    );
+    config("keep_days = 14");
+    let (code, out, err) = run(lb().args(["doctor"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("ok   lifecycle"), "{out}");
+    assert!(
+        double.requests().iter().any(|r| r == "GET /lc?lifecycle"),
+        "{:?}",
+        double.requests()
+    );
+}

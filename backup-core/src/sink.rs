@@ -335,7 +335,8 @@ pub trait Sink: Send + Sync + fmt::Debug {
 
     /// The store's lifecycle rules that can delete this sink's objects
     /// (prefixes relative to the sink); `None` when the store has no such
-    /// rules or this version cannot read them (only S3's are read).
+    /// rules (a local folder) or no way to read them here (a plain
+    /// `object_store` sink). S3, Spaces and GCS buckets are read.
     ///
     /// # Errors
     /// [`Error::Sink`] when the rules exist but cannot be read.

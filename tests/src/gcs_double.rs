@@ -76,6 +76,11 @@
 //! - `PUT /{bucket}` (create; `409 BucketAlreadyOwnedByYou` if it exists),
 //!   `HEAD /{bucket}`, `DELETE /{bucket}` (`409 BucketNotEmpty` if it has
 //!   objects).
+//! - `PUT /{bucket}?lifecycle` stores a `LifecycleConfiguration` document as
+//!   sent (`400 MalformedLifecycleConfiguration` when the body is not one);
+//!   `GET /{bucket}?lifecycle` answers it, or an empty
+//!   `<LifecycleConfiguration/>` when none was set, as GCS does. Nothing is
+//!   ever expired.
 //! - Any request naming a bucket that does not exist is `404 NoSuchBucket`.
 //!
 //! Errors use the XML API body
@@ -89,7 +94,7 @@
 //! - listing buckets (`GET /`), list objects V1 (`GET /{bucket}` without
 //!   `list-type=2`), listing parts (`GET /{bucket}/{object}?uploadId=`),
 //!   `encoding-type=url` on the uploads listing, and any other bucket
-//!   sub-resource (`?acl`, `?cors`, `?lifecycle`, `?versioning`, ...);
+//!   sub-resource (`?acl`, `?cors`, `?versioning`, ...);
 //! - HTML form uploads (`POST /{bucket}` / `POST /{bucket}/{object}` without
 //!   `uploads` / `uploadId`) and the resumable upload protocol.
 //!
@@ -229,6 +234,19 @@ impl GcsDouble {
         bucket.objects.insert(key.to_string(), object);
     }
 
+    /// Sets `bucket`'s lifecycle configuration, as `PUT /{bucket}?lifecycle`
+    /// would.
+    ///
+    /// # Panics
+    /// If the bucket does not exist.
+    pub fn set_lifecycle(&self, bucket: &str, xml: &str) {
+        lock(&self.state)
+            .buckets
+            .get_mut(bucket)
+            .unwrap_or_else(|| panic!("GCS double: no bucket named {bucket:?}"))
+            .lifecycle = Some(Bytes::from(xml.to_string()));
+    }
+
     /// Number of multipart uploads in `bucket` that were initiated but neither
     /// completed nor aborted.
     pub fn pending_uploads(&self, bucket: &str) -> usize {
@@ -277,6 +295,9 @@ struct State {
 struct Bucket {
     objects: BTreeMap<String, Object>,
     uploads: HashMap<String, Upload>,
+    /// The `LifecycleConfiguration` document last PUT, kept as sent (GCS
+    /// does not act on it here: nothing expires).
+    lifecycle: Option<Bytes>,
 }
 
 /// Hands out strictly increasing generation numbers (microseconds since the
@@ -488,6 +509,35 @@ fn bucket_request(state: &mut State, name: &str, req: &Req<'_>) -> Response<Body
             list_uploads(name, &state.buckets[name], &req.query, limit)
         }
         Method::GET if req.query.is_empty() => not_implemented("list objects V1 (use list-type=2)"),
+        Method::GET if req.query.names() == ["lifecycle"] => {
+            let body = bucket.lifecycle.clone().unwrap_or_else(|| {
+                Bytes::from(format!("{XML_DECLARATION}<LifecycleConfiguration/>"))
+            });
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/xml"),
+            );
+            let mut response = Response::new(Full::new(body));
+            *response.headers_mut() = headers;
+            response
+        }
+        Method::PUT if req.query.names() == ["lifecycle"] => {
+            let text = std::str::from_utf8(&req.body).unwrap_or("");
+            if !text.contains("<LifecycleConfiguration") {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "MalformedLifecycleConfiguration",
+                    "The XML you provided was not well-formed or did not validate against our published schema.",
+                    None,
+                );
+            }
+            let body = req.body.clone();
+            if let Some(b) = state.buckets.get_mut(name) {
+                b.lifecycle = Some(body);
+            }
+            empty(StatusCode::OK)
+        }
         Method::HEAD if req.query.is_empty() => empty(StatusCode::OK),
         Method::DELETE if req.query.is_empty() => {
             if !bucket.objects.is_empty() {

@@ -439,6 +439,43 @@ async fn gcs_object_listings_are_paged() {
     );
 }
 
+/// A GCS bucket's lifecycle rules are read in GCS's own XML dialect
+/// (set over HTTP as a client would), with prefixes made relative to the
+/// sink; rules for other prefixes and for noncurrent versions are left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcs_lifecycle_rules_are_read_relative_to_the_sink() {
+    let double = GcsDouble::start().await;
+    double.create_bucket("lc");
+    let mut opts = SinkOptions::default();
+    opts.endpoint = Some(double.base_url());
+    let sink = sink_from_url("gs://lc/prod", &opts).unwrap();
+    assert_eq!(sink.lifecycle_rules().await.unwrap(), Some(vec![]));
+    let xml = "<LifecycleConfiguration>\
+        <Rule><Action><Delete/></Action><Condition><Age>30</Age>\
+        <MatchesPrefix>prod/app/</MatchesPrefix><MatchesPrefix>other/</MatchesPrefix></Condition></Rule>\
+        <Rule><Action><Delete/></Action><Condition><Age>1</Age><IsLive>false</IsLive></Condition></Rule>\
+        </LifecycleConfiguration>";
+    let url = format!("{}/lc?lifecycle", double.base_url());
+    let (status, body) = tokio::task::spawn_blocking(move || http("PUT", &url, xml.as_bytes()))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let rules = sink.lifecycle_rules().await.unwrap().unwrap();
+    assert_eq!(
+        rules,
+        vec![backup_core::sink::LifecycleRule {
+            id: "rule 1".into(),
+            prefix: "app/".into(),
+            enabled: true,
+            expire_days: Some(30),
+            expire_date: None,
+        }]
+    );
+    let missing = sink_from_url("gs://no-such-bucket/prod", &opts).unwrap();
+    let err = missing.lifecycle_rules().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Sink, "{err}");
+}
+
 #[tokio::test]
 async fn gcs_missing_bucket_is_a_sink_error() {
     let double = GcsDouble::start().await;

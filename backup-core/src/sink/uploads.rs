@@ -159,6 +159,123 @@ fn parse_lifecycle(body: &[u8]) -> std::result::Result<Vec<super::LifecycleRule>
         .collect())
 }
 
+/// A bucket's `LifecycleConfiguration` in GCS's XML API, which differs
+/// from S3's: each rule has an `Action` (`Delete`, `SetStorageClass`, ...)
+/// and a `Condition` whose elements must all hold.
+#[derive(Debug, Default, serde::Deserialize)]
+struct GcsLifecycleXml {
+    #[serde(default, rename = "Rule")]
+    rules: Vec<GcsRuleXml>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct GcsRuleXml {
+    #[serde(default)]
+    action: Option<GcsActionXml>,
+    #[serde(default)]
+    condition: Option<GcsConditionXml>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct GcsActionXml {
+    #[serde(default)]
+    delete: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct GcsConditionXml {
+    #[serde(default)]
+    age: Option<u32>,
+    #[serde(default)]
+    created_before: Option<String>,
+    #[serde(default)]
+    is_live: Option<bool>,
+    #[serde(default)]
+    number_of_newer_versions: Option<u32>,
+    #[serde(default)]
+    days_since_noncurrent_time: Option<u32>,
+    #[serde(default)]
+    noncurrent_time_before: Option<String>,
+    #[serde(default)]
+    days_since_custom_time: Option<u32>,
+    #[serde(default)]
+    custom_time_before: Option<String>,
+    #[serde(default)]
+    matches_prefix: Vec<String>,
+    #[serde(default)]
+    matches_suffix: Vec<String>,
+}
+
+/// Parse GCS's `LifecycleConfiguration` into the rules that delete live
+/// objects (bucket-relative prefixes), one per `MatchesPrefix`.
+///
+/// Rules that cannot delete a live backup are left out: other actions
+/// (`SetStorageClass` moves objects, `AbortIncompleteMultipartUpload`
+/// removes no visible object), conditions that only match noncurrent
+/// versions (`IsLive` false, `NumberOfNewerVersions`, the noncurrent-time
+/// ones), and custom-time conditions (lifeboat never sets `customTime`, and
+/// an object without one matches none). A `MatchesSuffix` rule is kept
+/// (conservatively: it may match backup objects) with its suffixes in the id.
+fn parse_gcs_lifecycle(body: &[u8]) -> std::result::Result<Vec<super::LifecycleRule>, String> {
+    let text = std::str::from_utf8(body).map_err(|_| "the answer is not UTF-8".to_string())?;
+    match root_element(text) {
+        Some(root) if root == "LifecycleConfiguration" => {}
+        other => {
+            return Err(format!(
+                "expected a LifecycleConfiguration, got {}",
+                other.map_or("no XML element".to_string(), |r| format!("<{r}>"))
+            ));
+        }
+    }
+    let cfg: GcsLifecycleXml = quick_xml::de::from_str(text)
+        .map_err(|e| format!("unreadable LifecycleConfiguration: {e}"))?;
+    let mut out = Vec::new();
+    for (i, rule) in cfg.rules.into_iter().enumerate() {
+        if rule.action.and_then(|a| a.delete).is_none() {
+            continue;
+        }
+        let c = rule.condition.unwrap_or_default();
+        let noncurrent_only = c.is_live == Some(false)
+            || c.number_of_newer_versions.is_some()
+            || c.days_since_noncurrent_time.is_some()
+            || c.noncurrent_time_before.is_some();
+        if noncurrent_only || c.days_since_custom_time.is_some() || c.custom_time_before.is_some() {
+            continue;
+        }
+        // GCS rules have no ids: name them by position, as the console does.
+        let mut id = format!("rule {}", i + 1);
+        if !c.matches_suffix.is_empty() {
+            id.push_str(&format!(
+                " (names ending in {})",
+                c.matches_suffix.join(", ")
+            ));
+        }
+        // Without Age or CreatedBefore, a Delete rule matches at once.
+        let expire_days = match (c.age, &c.created_before) {
+            (None, None) => Some(0),
+            (age, _) => age,
+        };
+        let prefixes = if c.matches_prefix.is_empty() {
+            vec![String::new()]
+        } else {
+            c.matches_prefix
+        };
+        for prefix in prefixes {
+            out.push(super::LifecycleRule {
+                id: id.clone(),
+                prefix,
+                enabled: true,
+                expire_days,
+                expire_date: c.created_before.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// A failed exchange: what to say, and whether trying again may help.
 struct Failure {
     message: String,
@@ -242,12 +359,13 @@ impl XmlUploads {
         }
     }
 
-    /// The bucket's lifecycle rules (S3 only: `None` for other services);
-    /// no configuration is an empty list.
+    /// The bucket's lifecycle rules, from `GET /<bucket>?lifecycle` in S3's
+    /// or GCS's XML dialect; no configuration is an empty list.
     pub(crate) async fn lifecycle(&self) -> Result<Option<Vec<super::LifecycleRule>>> {
-        if !matches!(self.auth, Auth::AwsV4 { .. }) {
-            return Ok(None);
-        }
+        let parse = match self.auth {
+            Auth::AwsV4 { .. } => parse_lifecycle,
+            Auth::Bearer(_) => parse_gcs_lifecycle,
+        };
         let query = vec![("lifecycle".to_string(), String::new())];
         match self
             .send(
@@ -258,7 +376,7 @@ impl XmlUploads {
             )
             .await
         {
-            Ok(body) => parse_lifecycle(&body).map(Some).map_err(|m| {
+            Ok(body) => parse(&body).map(Some).map_err(|m| {
                 Error::sink_err(
                     &self.location,
                     format!("cannot read the bucket's lifecycle rules: {m}"),
@@ -567,6 +685,72 @@ fn classify(status: StatusCode, code: Option<&str>) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gcs_lifecycle_rules_that_delete_live_objects_are_read() {
+        // GCS's XML dialect: Action + Condition, no ids, several prefixes.
+        let xml = r#"<?xml version="1.0" encoding="UTF-8"?>
+<LifecycleConfiguration>
+  <Rule>
+    <Action><SetStorageClass><StorageClass>COLDLINE</StorageClass></SetStorageClass></Action>
+    <Condition><Age>10</Age></Condition>
+  </Rule>
+  <Rule>
+    <Action><Delete/></Action>
+    <Condition><Age>30</Age><MatchesPrefix>prod/</MatchesPrefix><MatchesPrefix>logs/</MatchesPrefix></Condition>
+  </Rule>
+  <Rule>
+    <Action><Delete/></Action>
+    <Condition><IsLive>false</IsLive><Age>7</Age></Condition>
+  </Rule>
+  <Rule>
+    <Action><Delete/></Action>
+    <Condition><NumberOfNewerVersions>3</NumberOfNewerVersions></Condition>
+  </Rule>
+  <Rule>
+    <Action><Delete/></Action>
+    <Condition><CreatedBefore>2026-01-15</CreatedBefore><MatchesSuffix>.zst</MatchesSuffix></Condition>
+  </Rule>
+  <Rule>
+    <Action><Delete></Delete></Action>
+    <Condition><IsLive>true</IsLive></Condition>
+  </Rule>
+</LifecycleConfiguration>"#;
+        let rules = parse_gcs_lifecycle(xml.as_bytes()).unwrap();
+        let got: Vec<_> = rules
+            .iter()
+            .map(|r| {
+                (
+                    r.id.as_str(),
+                    r.prefix.as_str(),
+                    r.enabled,
+                    r.expire_days,
+                    r.expire_date.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("rule 2", "prod/", true, Some(30), None),
+                ("rule 2", "logs/", true, Some(30), None),
+                (
+                    "rule 5 (names ending in .zst)",
+                    "",
+                    true,
+                    None,
+                    Some("2026-01-15")
+                ),
+                ("rule 6", "", true, Some(0), None),
+            ]
+        );
+        assert_eq!(
+            parse_gcs_lifecycle(b"<LifecycleConfiguration/>").unwrap(),
+            vec![]
+        );
+        let err = parse_gcs_lifecycle(b"<Error><Code>AccessDenied</Code></Error>").unwrap_err();
+        assert!(err.contains("<Error>"), "{err}");
+    }
 
     #[test]
     fn a_list_page_is_read_with_markers_and_times() {
