@@ -210,6 +210,8 @@ export interface RestoreOptions extends CommonOptions, ProgressOptions {
   keepArchiving?: boolean;
   /** Physical backups, with --start: the port the server listens on (default: its postgresql.conf's) */
   port?: string;
+  /** Physical backups: put the tablespace the backup recorded at directory OLD into NEW instead (repeatable; as pg_basebackup -T). Without it each tablespace goes back to its recorded directory, which must not exist or be empty */
+  tablespaceMap?: string[];
 }
 
 /** Options of `prune` (`lifeboat prune`'s arguments and flags, camelCased). */

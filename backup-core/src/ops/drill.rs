@@ -295,7 +295,11 @@ async fn pitr_attempt(
     let data = cluster.data_dir();
     let mut job = crate::RestoreJob::new(
         sink.clone(),
-        std::sync::Arc::new(PgDataTarget::new(&data).with_recovery(recovery)),
+        std::sync::Arc::new(
+            PgDataTarget::new(&data)
+                .with_recovery(recovery)
+                .tablespaces_under(cluster.tablespace_dir()),
+        ),
     )
     .source_name(name)
     .select(which)

@@ -97,6 +97,9 @@ pub struct RecoveryArgs {
     /// Physical backups, with --start: the port the server listens on (default: its postgresql.conf's).
     #[cfg_attr(feature = "clap", arg(long, value_name = "PORT"))]
     pub port: Option<u16>,
+    /// Physical backups: put the tablespace the backup recorded at directory OLD into NEW instead (repeatable; as pg_basebackup -T). Without it each tablespace goes back to its recorded directory, which must not exist or be empty.
+    #[cfg_attr(feature = "clap", arg(long = "tablespace-map", value_name = "OLD=NEW"))]
+    pub tablespace_map: Vec<String>,
 }
 
 impl RecoveryArgs {
@@ -111,6 +114,7 @@ impl RecoveryArgs {
             || self.start
             || self.port.is_some()
             || self.keep_archiving
+            || !self.tablespace_map.is_empty()
     }
 }
 
@@ -396,10 +400,17 @@ pub async fn run(env: &Env, a: &RestoreArgs) -> Result<RestoreOutput> {
         .await?;
         which = chosen;
         let path = to.strip_prefix("pgdata://").unwrap_or(&to).to_string();
-        target = Arc::new(PgDataTarget::new(path).with_recovery(recovery));
+        let relocate =
+            crate::source::postgres::tablespaces::parse_relocations(&a.recovery.tablespace_map)
+                .map_err(usage)?;
+        target = Arc::new(
+            PgDataTarget::new(path)
+                .with_recovery(recovery)
+                .relocate_tablespaces(relocate),
+        );
     } else if a.recovery.any() {
         return Err(usage(
-            "--target-time, --target-lsn, --target-xid, --target-name, --target-timeline, --target-action, --lifeboat-command, --start, --port and --keep-archiving are for physical backups restored into pgdata:///path",
+            "--target-time, --target-lsn, --target-xid, --target-name, --target-timeline, --target-action, --lifeboat-command, --start, --port, --keep-archiving and --tablespace-map are for physical backups restored into pgdata:///path",
         ));
     }
     // `globals` on restore (the argument, never the config's `globals`,

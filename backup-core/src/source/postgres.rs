@@ -48,6 +48,7 @@ pub(crate) mod sql;
 mod staging;
 mod swap;
 mod tables;
+pub mod tablespaces;
 pub mod tls;
 pub mod tools;
 pub(crate) mod verify;

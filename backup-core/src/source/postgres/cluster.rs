@@ -30,6 +30,22 @@ fn chown_tree(path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
     Ok(())
 }
 
+/// `chown -R` of a data directory and of the tablespaces its `pg_tblspc`
+/// links point to.
+fn chown_cluster(data: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    chown_tree(data, uid, gid)?;
+    for link in std::fs::read_dir(data.join("pg_tblspc"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if let Ok(target) = std::fs::read_link(link.path()) {
+            chown_tree(&target, uid, gid)?;
+        }
+    }
+    Ok(())
+}
+
 /// uid and gid of a user, from /etc/passwd.
 fn user_ids(name: &str) -> Option<(u32, u32)> {
     let text = std::fs::read_to_string("/etc/passwd").ok()?;
@@ -102,7 +118,7 @@ pub fn start_recovery(
         let ids = user_ids("postgres").ok_or(
             "running as root, but there is no 'postgres' user to run the server as (the server refuses root)",
         )?;
-        chown_tree(data, ids.0, ids.1)
+        chown_cluster(data, ids.0, ids.1)
             .map_err(|e| format!("cannot hand the data directory to the postgres user: {e}"))?;
         Some(ids)
     } else {
@@ -260,6 +276,12 @@ impl ScratchCluster {
         self.dir.path().join("data")
     }
 
+    /// Where a restored backup's tablespaces go (`<oid>` each), removed
+    /// with the cluster.
+    pub fn tablespace_dir(&self) -> PathBuf {
+        self.dir.path().join("tablespaces")
+    }
+
     /// The server log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
@@ -274,7 +296,7 @@ impl ScratchCluster {
     pub fn launch(&self, conf: &str) -> Result<(), String> {
         let data = self.data_dir();
         if let Some((uid, gid)) = self.owner {
-            chown_tree(&data, uid, gid)
+            chown_cluster(&data, uid, gid)
                 .map_err(|e| format!("cannot hand the data directory to the server's user: {e}"))?;
         }
         let conf = format!(

@@ -5,13 +5,16 @@
 //! The backup is `pg_basebackup -D - -Ft -X fetch -c fast`: one tar stream
 //! (the data directory, the WAL from the backup's start to its end, and
 //! PostgreSQL's own `backup_manifest`) read through the codec like a dump,
-//! so memory stays bounded. It is self-contained: it restores to its end
+//! so memory stays bounded. A cluster with tablespaces is stored as the
+//! same one tar, with each tablespace under `pg_tblspc/<oid>/` (see
+//! [`super::tablespaces`]). It is self-contained: it restores to its end
 //! point without the WAL archive, and to any later point with it. The
 //! stored copy is proven with `pg_verifybackup` (every file's checksum from
 //! the backup manifest, and the WAL parsed) on a copy read back from the
 //! sink.
 
 use std::io::Read;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -22,6 +25,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::tablespaces::{self, TablespaceInfo};
 use super::{PgConn, PgVersion, PostgresOptions, db_err, tools};
 use crate::error::{Error, Result};
 use crate::manifest::{Fingerprint, Manifest, Verdict};
@@ -71,6 +75,10 @@ pub struct PhysicalDetails {
     /// The `pg_basebackup` that took it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pg_basebackup_version: Option<String>,
+    /// The cluster's tablespaces outside the data directory: their files
+    /// are under `pg_tblspc/<oid>/` in the artifact.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tablespaces: Vec<TablespaceInfo>,
 }
 
 impl PhysicalDetails {
@@ -141,28 +149,42 @@ impl PhysicalSource {
         Error::source_err(self.location(), message)
     }
 
-    /// Server version, system identifier and timeline; refuses a cluster
-    /// with tablespaces of its own (not supported yet).
-    async fn facts(&self) -> Result<(PgVersion, String, u32)> {
+    /// Server version, system identifier, timeline and the tablespaces
+    /// outside the data directory.
+    async fn facts(&self) -> Result<(PgVersion, String, u32, Vec<TablespaceInfo>)> {
         let client = self.conn.connect().await?;
         let row = client
             .query_one(
                 "SELECT current_setting('server_version_num'), \
                         (SELECT system_identifier::text FROM pg_control_system()), \
-                        (SELECT timeline_id FROM pg_control_checkpoint()), \
-                        (SELECT count(*) FROM pg_tablespace WHERE spcname NOT IN ('pg_default', 'pg_global'))",
+                        (SELECT timeline_id FROM pg_control_checkpoint())",
                 &[],
             )
             .await
             .map_err(|e| self.err(format!("cannot read the cluster's facts: {}", db_err(&e))))?;
         let version = PgVersion::from_num(row.get::<_, String>(0).trim().parse().unwrap_or(0));
-        let tablespaces: i64 = row.get(3);
-        if tablespaces > 0 {
+        let spaces = client
+            .query(
+                "SELECT oid::int8, spcname::text, pg_tablespace_location(oid) FROM pg_tablespace \
+                 WHERE spcname NOT IN ('pg_default', 'pg_global') ORDER BY oid",
+                &[],
+            )
+            .await
+            .map_err(|e| self.err(format!("cannot list the tablespaces: {}", db_err(&e))))?
+            .iter()
+            .map(|r| TablespaceInfo {
+                oid: r.get::<_, i64>(0) as u32,
+                name: r.get(1),
+                location: r.get(2),
+            })
+            .collect::<Vec<_>>();
+        if !spaces.is_empty() && !self.opts.tools.command_prefix.is_empty() {
             return Err(self.err(format!(
-                "the cluster has {tablespaces} tablespace(s) outside the data directory: physical backups of such clusters are not supported yet (use a logical backup)"
+                "the cluster has {} tablespace(s) outside the data directory: their backup needs pg_basebackup on this host (a command_prefix runs it elsewhere)",
+                spaces.len()
             )));
         }
-        Ok((version, row.get(1), row.get::<_, i32>(2) as u32))
+        Ok((version, row.get(1), row.get::<_, i32>(2) as u32, spaces))
     }
 }
 
@@ -195,7 +217,7 @@ impl Source for PhysicalSource {
     }
 
     fn artifact_format(&self) -> &'static str {
-        "tar of the data directory (pg_basebackup -Ft -X fetch: WAL to the end point and backup_manifest included)"
+        "tar of the data directory (pg_basebackup -Ft -X fetch: WAL to the end point and backup_manifest included; tablespaces under pg_tblspc/<oid>/)"
     }
 
     fn default_compression_level(&self) -> i32 {
@@ -203,7 +225,7 @@ impl Source for PhysicalSource {
     }
 
     async fn preflight(&self) -> Result<()> {
-        let (server, _, _) = self.facts().await?;
+        let (server, _, _, _) = self.facts().await?;
         tools::pick("pg_basebackup", server.major, &self.opts.tools)
             .map_err(|m| self.err(format!("server is PostgreSQL {server}: {m}")))?;
         Ok(())
@@ -213,20 +235,42 @@ impl Source for PhysicalSource {
         let temp_root = opts.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
         let secrets = crate::tempdir::PrivateDir::new(&temp_root, "pg")
             .map_err(|e| self.err(format!("cannot create a private temp directory: {e}")))?;
-        let (server, system_identifier, _) = self.facts().await?;
+        let (server, system_identifier, _, spaces) = self.facts().await?;
         let tool = tools::pick("pg_basebackup", server.major, &self.opts.tools)
             .map_err(|m| self.err(format!("server is PostgreSQL {server}: {m}")))?;
         let mut cmd = tool.command();
-        cmd.args(["-D", "-", "-Ft", "-X", "fetch", "-c", "fast", "-v"])
+        // One tar on stdout; with tablespaces, one file each in a private
+        // directory pg_basebackup creates, followed as it writes them.
+        let spool = secrets.path().join("basebackup");
+        if spaces.is_empty() {
+            cmd.args(["-D", "-"]).stdout(Stdio::piped());
+        } else {
+            cmd.arg("-D")
+                .arg(&spool)
+                .arg("--no-sync")
+                .stdout(Stdio::null());
+        }
+        cmd.args(["-Ft", "-X", "fetch", "-c", "fast", "-v"])
             .args(["--no-password", "--label", "lifeboat"])
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         self.conn.configure_child(&mut cmd, secrets.path())?;
         let mut child = cmd
             .spawn()
             .map_err(|e| self.err(format!("cannot run {}: {e}", tool.argv.join(" "))))?;
-        let stdout = child.stdout.take().expect("piped stdout");
+        let (stdout, combiner): (Box<dyn Read + Send>, _) = match child.stdout.take() {
+            Some(out) => (Box::new(out), None),
+            None => {
+                let (reader, writer) =
+                    std::io::pipe().map_err(|e| self.err(format!("cannot make a pipe: {e}")))?;
+                let expected = spaces.iter().map(|t| t.oid).collect();
+                let pid = child.id();
+                let dir = spool.clone();
+                let combiner =
+                    std::thread::spawn(move || tablespaces::combine(&dir, pid, &expected, writer));
+                (Box::new(reader) as Box<dyn Read + Send>, Some(combiner))
+            }
+        };
         let mut stderr_pipe = child.stderr.take().expect("piped stderr");
         let stderr = std::thread::spawn(move || {
             let mut s = String::new();
@@ -274,6 +318,20 @@ impl Source for PhysicalSource {
                     )));
                 }
             }
+            let mut stored_spaces = Vec::new();
+            if let Some(combiner) = combiner {
+                let oids = blocking(move || {
+                    combiner
+                        .join()
+                        .unwrap_or_else(|_| Err("the tablespace reader panicked".into()))
+                })
+                .await
+                .map_err(fail)?;
+                stored_spaces = spaces
+                    .into_iter()
+                    .filter(|t| oids.contains(&t.oid))
+                    .collect();
+            }
             let (start, timeline, stop) = parse_progress(&text);
             let Some(stop_lsn) = stop else {
                 return Err(fail(format!(
@@ -290,6 +348,7 @@ impl Source for PhysicalSource {
                 server_version: Some(server.to_string()),
                 server_major: Some(server.major),
                 pg_basebackup_version: Some(version.to_string()),
+                tablespaces: stored_spaces,
             }
             .into_details();
             Ok(DumpOutcome {
@@ -298,7 +357,7 @@ impl Source for PhysicalSource {
             })
         };
         Ok(Dump {
-            reader: Box::new(stdout),
+            reader: stdout,
             outcome: Box::pin(outcome),
             guard: None,
             size_hint: None,
@@ -427,6 +486,100 @@ fn sync_tree(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// A hidden sibling of `path` to build it in, renamed into place when
+/// complete.
+fn staging_beside(path: &Path) -> Result<PathBuf> {
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::usage(format!("{} names no directory", path.display())))?;
+    Ok(parent.unwrap_or(Path::new(".")).join(format!(
+        ".{}.lifeboat-restore-{:08x}",
+        name.to_string_lossy(),
+        rand::random::<u32>()
+    )))
+}
+
+/// fsync the directory holding `path`.
+fn sync_parent(path: &Path) {
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Ok(d) = std::fs::File::open(parent.unwrap_or(Path::new("."))) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Unpack a physical backup's tar into `dir`, with the files of each
+/// tablespace in `routes` (`pg_tblspc/<oid>/…`) into its directory there
+/// instead. Entries that would land outside are refused. Returns the bytes
+/// read (to the stream's end).
+fn unpack_routed(reader: impl Read, dir: &Path, routes: &[(u32, PathBuf)]) -> std::io::Result<u64> {
+    if routes.is_empty() {
+        return unpack(reader, dir);
+    }
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    struct Counting<R>(R, u64);
+    impl<R: Read> Read for Counting<R> {
+        fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.read(b)?;
+            self.1 += n as u64;
+            Ok(n)
+        }
+    }
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    let mut archive = tar::Archive::new(Counting(reader, 0));
+    archive.set_preserve_permissions(true);
+    archive.set_overwrite(false);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.into_owned();
+        let mut parts = path
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir));
+        let routed = match (parts.next(), parts.next()) {
+            (Some(std::path::Component::Normal(a)), Some(std::path::Component::Normal(oid)))
+                if a == "pg_tblspc" =>
+            {
+                routes
+                    .iter()
+                    .find(|(o, _)| oid.to_str() == Some(&o.to_string()))
+                    .map(|(_, d)| (d, parts.collect::<PathBuf>()))
+            }
+            _ => None,
+        };
+        match routed {
+            Some((dest, rest)) => {
+                if rest.as_os_str().is_empty() {
+                    continue;
+                }
+                if !rest
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)))
+                {
+                    return Err(std::io::Error::other(format!(
+                        "the backup has an entry outside its tablespace: {}",
+                        path.display()
+                    )));
+                }
+                let to = dest.join(&rest);
+                if let Some(parent) = to.parent() {
+                    std::fs::DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o700)
+                        .create(parent)?;
+                }
+                entry.unpack(&to)?;
+            }
+            None => {
+                entry.unpack_in(dir)?;
+            }
+        }
+    }
+    let mut rest = archive.into_inner();
+    std::io::copy(&mut rest, &mut std::io::sink())?;
+    Ok(rest.1)
+}
+
 /// Unpack a tar stream into `dir` (created `0700`), returning the bytes
 /// read, refusing entries that
 /// would land outside it; read to the stream's end.
@@ -480,14 +633,22 @@ pub struct Recovery {
 pub struct PgDataTarget {
     path: PathBuf,
     recovery: Recovery,
+    /// `(old, new)` tablespace locations.
+    relocate: Vec<(PathBuf, PathBuf)>,
+    /// Every tablespace into `<this>/<oid>` instead.
+    tablespaces_under: Option<PathBuf>,
 }
 
 impl PgDataTarget {
     /// The data directory at `path`: it must not exist, or be empty.
+    /// Tablespaces go back to their recorded locations, which must not
+    /// exist or be empty.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
             path: path.into(),
             recovery: Recovery::default(),
+            relocate: Vec::new(),
+            tablespaces_under: None,
         }
     }
 
@@ -497,21 +658,93 @@ impl PgDataTarget {
         self
     }
 
+    /// Put the tablespace recorded at `old` into `new` instead, for each
+    /// pair (`--tablespace-map OLD=NEW`).
+    pub fn relocate_tablespaces(mut self, pairs: Vec<(PathBuf, PathBuf)>) -> Self {
+        self.relocate = pairs;
+        self
+    }
+
+    /// Put every tablespace into `dir/<oid>` (a throwaway cluster must not
+    /// write where the original's tablespaces live).
+    pub fn tablespaces_under(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.tablespaces_under = Some(dir.into());
+        self
+    }
+
+    /// Where each recorded tablespace goes: `(oid, destination)`. Refuses
+    /// a relocation that names no tablespace, two tablespaces in one
+    /// place, and a destination that is not empty.
+    fn tablespace_routes(&self, recorded: &[TablespaceInfo]) -> Result<Vec<(u32, PathBuf)>> {
+        let norm = |p: &Path| PathBuf::from(p.to_string_lossy().trim_end_matches('/'));
+        for (old, _) in &self.relocate {
+            if !recorded
+                .iter()
+                .any(|t| norm(Path::new(&t.location)) == norm(old))
+            {
+                return Err(Error::usage(format!(
+                    "--tablespace-map {}: the backup has no tablespace there (its tablespaces: {})",
+                    old.display(),
+                    if recorded.is_empty() {
+                        "none".to_string()
+                    } else {
+                        recorded
+                            .iter()
+                            .map(|t| format!("{} at {}", t.name, t.location))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                )));
+            }
+        }
+        let mut routes: Vec<(u32, PathBuf)> = Vec::new();
+        for t in recorded {
+            let at = norm(Path::new(&t.location));
+            let dest = match &self.tablespaces_under {
+                Some(dir) => dir.join(t.oid.to_string()),
+                None => self
+                    .relocate
+                    .iter()
+                    .find(|(old, _)| norm(old) == at)
+                    .map_or(at, |(_, new)| norm(new)),
+            };
+            if let Some((other, _)) = routes.iter().find(|(_, d)| *d == dest) {
+                return Err(self.err(format!(
+                    "tablespaces {other} and {} would both go to {}",
+                    t.oid,
+                    dest.display()
+                )));
+            }
+            match std::fs::read_dir(&dest).map(|mut d| d.next().is_some()) {
+                Ok(true) => {
+                    return Err(self.err(format!(
+                        "tablespace {} goes to {}, which is not empty: a tablespace directory is never overwritten (move it with --tablespace-map {}=NEW_DIR)",
+                        t.name,
+                        dest.display(),
+                        t.location
+                    )));
+                }
+                Ok(false) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(self.err(format!(
+                        "tablespace {} goes to {}: {e}",
+                        t.name,
+                        dest.display()
+                    )));
+                }
+            }
+            routes.push((t.oid, dest));
+        }
+        Ok(routes)
+    }
+
     fn err(&self, m: impl Into<String>) -> Error {
         Error::restore_err(self.target_location(), m)
     }
 
     fn staging(&self) -> Result<PathBuf> {
-        let parent = self.path.parent().filter(|p| !p.as_os_str().is_empty());
-        let name = self
-            .path
-            .file_name()
-            .ok_or_else(|| Error::usage(format!("{} names no directory", self.path.display())))?;
-        Ok(parent.unwrap_or(Path::new(".")).join(format!(
-            ".{}.lifeboat-restore-{:08x}",
-            name.to_string_lossy(),
-            rand::random::<u32>()
-        )))
+        staging_beside(&self.path)
     }
 
     /// The settings appended to `postgresql.auto.conf`.
@@ -533,6 +766,64 @@ impl PgDataTarget {
             out.push_str("# Not into the archive of the server it was copied from (restore --keep-archiving keeps it)\narchive_mode = off\n");
         }
         out
+    }
+}
+
+impl PgDataTarget {
+    /// `pg_tblspc` and `tablespace_map` in the unpacked `staging`: a link
+    /// to each routed tablespace's destination, and a map naming them (the
+    /// server recreates the links from it).
+    fn place_tablespaces(&self, staging: &Path, routes: &[(u32, PathBuf)]) -> Result<()> {
+        let map = staging.join("tablespace_map");
+        let listed = match std::fs::read_to_string(&map) {
+            Ok(t) => tablespaces::parse_map(&t),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(self.err(format!("cannot read tablespace_map: {e}"))),
+        };
+        let mut entries = Vec::new();
+        for (oid, dest) in routes {
+            let link = staging.join("pg_tblspc").join(oid.to_string());
+            if let Ok(m) = std::fs::symlink_metadata(&link) {
+                // Only an empty directory from the archive can be in the way.
+                if m.is_dir() {
+                    std::fs::remove_dir(&link).map_err(|e| {
+                        self.err(format!(
+                            "tablespace {oid}: {} is in the way: {e}",
+                            link.display()
+                        ))
+                    })?;
+                }
+            }
+            std::os::unix::fs::symlink(dest, &link).map_err(|e| {
+                self.err(format!(
+                    "cannot link {} to {}: {e}",
+                    link.display(),
+                    dest.display()
+                ))
+            })?;
+            entries.push((*oid, dest.to_string_lossy().into_owned()));
+        }
+        // A tablespace in the archive that the manifest does not record
+        // (none: the backup fails when one appears) could not be routed.
+        if let Some((oid, _)) = listed
+            .iter()
+            .find(|(o, _)| !routes.iter().any(|(r, _)| r == o))
+        {
+            return Err(self.err(format!(
+                "the backup holds tablespace {oid}, which its manifest does not record: restore it by hand (see the restore guide)"
+            )));
+        }
+        if entries.is_empty() {
+            match std::fs::remove_file(&map) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.err(format!("cannot remove tablespace_map: {e}"))),
+            }
+        } else {
+            std::fs::write(&map, tablespaces::format_map(&entries))
+                .map_err(|e| self.err(format!("cannot write tablespace_map: {e}")))?;
+        }
+        Ok(())
     }
 }
 
@@ -579,9 +870,30 @@ impl RestoreTarget for PgDataTarget {
         let staging = self.staging()?;
         let this = self.clone();
         let fingerprint = manifest.fingerprint.clone();
+        let recorded = PhysicalDetails::from_fingerprint(&fingerprint).tablespaces;
+        let destinations = self.tablespace_routes(&recorded)?;
+        // Each tablespace is built beside where it goes (same file system:
+        // a rename puts it in place), and moved there with the data
+        // directory.
+        let routes = destinations
+            .iter()
+            .map(|(oid, dest)| Ok((*oid, staging_beside(dest)?)))
+            .collect::<Result<Vec<_>>>()?;
         let counted = blocking(move || {
+            let mut placed: Vec<PathBuf> = Vec::new();
             let result = (|| {
-                let bytes = unpack(reader, &staging).map_err(|e| {
+                for (_, s) in &routes {
+                    if let Some(parent) = s.parent() {
+                        std::fs::create_dir_all(parent).map_err(|e| {
+                            this.err(format!("cannot create {}: {e}", parent.display()))
+                        })?;
+                    }
+                    std::fs::DirBuilder::new()
+                        .mode(0o700)
+                        .create(s)
+                        .map_err(|e| this.err(format!("cannot create {}: {e}", s.display())))?;
+                }
+                let bytes = unpack_routed(reader, &staging, &routes).map_err(|e| {
                     this.err(match crate::codec::sink_error(e) {
                         Ok(sink) => sink.display_chain(),
                         Err(e) => format!("cannot unpack the backup: {e}"),
@@ -606,11 +918,33 @@ impl RestoreTarget for PgDataTarget {
                     std::fs::write(staging.join("recovery.signal"), "")
                         .map_err(|e| this.err(format!("cannot write recovery.signal: {e}")))?;
                 }
+                this.place_tablespaces(&staging, &destinations)?;
                 // Durable before it becomes visible: a crash after the
                 // rename must not leave a complete-looking directory whose
                 // files never reached the disk.
-                sync_tree(&staging)
-                    .map_err(|e| this.err(format!("cannot sync the restored files to disk: {e}")))?;
+                for dir in std::iter::once(&staging).chain(routes.iter().map(|(_, s)| s)) {
+                    sync_tree(dir).map_err(|e| {
+                        this.err(format!("cannot sync the restored files to disk: {e}"))
+                    })?;
+                }
+                for ((_, s), (_, dest)) in routes.iter().zip(&destinations) {
+                    if dest.is_dir() {
+                        std::fs::remove_dir(dest).map_err(|e| {
+                            this.err(format!(
+                                "the tablespace directory {} is no longer empty: {e}",
+                                dest.display()
+                            ))
+                        })?;
+                    }
+                    std::fs::rename(s, dest).map_err(|e| {
+                        this.err(format!(
+                            "cannot move the tablespace into {}: {e}",
+                            dest.display()
+                        ))
+                    })?;
+                    placed.push(dest.clone());
+                    sync_parent(dest);
+                }
                 // An empty directory in the way goes; anything else was
                 // refused above and is refused again here.
                 if this.path.is_dir() {
@@ -623,19 +957,19 @@ impl RestoreTarget for PgDataTarget {
                         "cannot move the restored directory into place: {e}"
                     ))
                 })?;
-                if let Some(parent) = this.path.parent()
-                    && let Ok(d) = std::fs::File::open(if parent.as_os_str().is_empty() {
-                        Path::new(".")
-                    } else {
-                        parent
-                    })
-                {
-                    let _ = d.sync_all();
-                }
+                sync_parent(&this.path);
                 Ok::<_, Error>(bytes)
             })();
             if result.is_err() {
                 let _ = std::fs::remove_dir_all(&staging);
+                for (_, s) in &routes {
+                    let _ = std::fs::remove_dir_all(s);
+                }
+                // Tablespaces moved into place before the data directory
+                // failed to: they were absent or empty before.
+                for p in &placed {
+                    let _ = std::fs::remove_dir_all(p);
+                }
             }
             result
         })
@@ -656,6 +990,9 @@ pub(crate) fn manual_restore(steps: &mut crate::manifest::ManualSteps) {
     steps.push(format_args!(
         "{raw} is a tar of the data directory (with the WAL to its end point and backup_manifest): mkdir -m 700 DATADIR && tar -xf {raw} -C DATADIR && pg_verifybackup DATADIR, as the server's user"
     ));
+    steps.push(
+        "A cluster with tablespaces has each one's files under DATADIR/pg_tblspc/<oid>/ (tablespace_map names their original directories): move each to its directory, replace DATADIR/pg_tblspc/<oid> with a link to it and make tablespace_map say where; or delete tablespace_map and leave them inside the data directory",
+    );
     steps.push(
         "To recover further, put restore_command = 'lifeboat wal fetch %f %p --from <this sink> --name <source>' and a recovery_target_* in DATADIR/postgresql.auto.conf, touch DATADIR/recovery.signal, and start the server with binaries of the backup's major version",
     );
