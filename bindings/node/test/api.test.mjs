@@ -307,3 +307,15 @@ test('walPush and walFetch: a history file round trip, a missing file is not_fou
   fs.writeFileSync(stray, 'x');
   await rejectsWith(walPush({ path: stray, sink, name: 'app' }), 'usage', 64, /not the name of a WAL file/);
 });
+
+test('tablespaceMap reaches the core: refused for a SQLite target as --tablespace-map is', async (t) => {
+  const { dir, sink } = await backedUp(t, 100);
+  const target = path.join(dir, 'x.db');
+  await rejectsWith(
+    restore({ from: sink, latest: true, to: sqliteUrl(target), lockDir: dir, tablespaceMap: ['/a=/b'] }),
+    'usage',
+    64,
+    /--tablespace-map/,
+  );
+  assert.equal(fs.existsSync(target), false);
+});

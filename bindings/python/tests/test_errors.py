@@ -148,3 +148,13 @@ def test_errors_survive_pickling_with_their_attributes(work: Path) -> None:
     again = pickle.loads(pickle.dumps(e.value))
     assert type(again) is lifeboat.SourceError
     assert (again.code, again.exit_code, str(again)) == ("source", 2, str(e.value))
+
+
+def test_a_tablespace_map_is_for_physical_restores(work: Path, small_db: Path) -> None:
+    """``tablespace_map`` reaches the core: on a SQLite target it is refused
+    as the CLI's ``--tablespace-map`` is, and a malformed pair is named."""
+    lifeboat.backup(f"sqlite://{small_db}", sink="b")
+    with pytest.raises(lifeboat.UsageError, match="--tablespace-map") as e:
+        lifeboat.restore(sink="b", target=f"sqlite://{work / 'x.db'}", latest=True, tablespace_map=["/a=/b"])
+    assert e.value.exit_code == 64
+    assert not (work / "x.db").exists()

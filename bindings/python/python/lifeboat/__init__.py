@@ -272,6 +272,7 @@ def restore(
     start: bool = False,
     port: int | None = None,
     keep_archiving: bool = False,
+    tablespace_map: list[str] | None = None,
     pg_bin_dir: str | os.PathLike[str] | None = None,
     command_prefix: str | None = None,
     identity: str | os.PathLike[str] | None = None,
@@ -305,6 +306,10 @@ def restore(
             and reports where (``started``: ``state``, ``point_reached``,
             ``timeline``). The restored server gets ``archive_mode = off``
             unless ``keep_archiving`` (it replaces the primary).
+        tablespace_map: a physical backup's tablespaces go back to their
+            recorded directories (which must not exist or be empty) unless
+            moved here, as ``["/old/dir=/new/dir", ...]`` (the CLI's
+            ``--tablespace-map``, pg_basebackup's ``-T``).
 
     Returns:
         ``{"backup_id", "target", "bytes", "replaced", "fingerprint", "duration_ms"}``;

@@ -212,6 +212,7 @@ async def restore(
     start: bool = False,
     port: int | None = None,
     keep_archiving: bool = False,
+    tablespace_map: list[str] | None = None,
     pg_bin_dir: str | os.PathLike[str] | None = None,
     command_prefix: str | None = None,
     identity: str | os.PathLike[str] | None = None,
