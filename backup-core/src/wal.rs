@@ -717,15 +717,19 @@ async fn install(
     })
 }
 
-/// [`fetch`], reading ahead in batches: a segment not in the spool is
-/// fetched together with the next `ahead.parallel - 1` segments of its
-/// timeline, in parallel, and those go into `ahead.spool` as the stored
-/// objects; PostgreSQL's next calls are served from there at once, and the
-/// first one that misses fetches the next batch. One GET's latency thus
-/// serves `parallel` segments. A spooled object goes
-/// through the same checks as one read from the sink (its own name, size
-/// and SHA-256); one that fails them is discarded and read from the sink.
-/// The spool never fails a fetch: unusable, it only turns read-ahead off.
+/// [`fetch`], reading ahead: segments after the one asked for are fetched,
+/// decoded and checked (their own name, size and SHA-256) into
+/// `ahead.spool`, each with a mark that vouches for it; PostgreSQL's next
+/// calls then only move the file into place. A spooled file is used only
+/// while it is the very file its mark was written for (inode, size,
+/// modification time); one that is not is dropped and read from the sink.
+///
+/// Who fills the spool: with [`fill_in_background`] (the CLI), a detached
+/// `wal fetch` of the same command line ([`FILLER_ENV`]) keeps
+/// `parallel × 2` segments ready ahead while the server replays, started on
+/// a miss and whenever fewer than `parallel` are left; without it, a miss
+/// fetches the next `parallel - 1` segments together with its own. The
+/// spool never fails a fetch: unusable, it only turns read-ahead off.
 ///
 /// # Errors
 /// As [`fetch`].
@@ -745,30 +749,325 @@ pub async fn fetch_ahead(
     crate::manifest::check_source_name(source)?;
     let wal = parse_name(name)?;
     let spool = ahead.spool.clone();
-    if !spool_usable(&spool, "fetching one file at a time").await {
+    if wal.kind() != WalFileKind::Segment
+        || !spool_usable(&spool, "fetching one file at a time").await
+    {
         return fetch_with(sink, source, name, dest, keys).await;
     }
-    let key = layout::wal_segment_key(source, wal.timeline(), name);
-    let spooled = spool.join(format!("{name}.zst"));
-    if let Ok(stored) = std::fs::read(&spooled) {
-        let _ = std::fs::remove_file(&spooled);
-        match install(&key, Bytes::from(stored), name, dest, true, t0, keys).await {
-            // Served at once; the next file not spooled fetches the next
-            // batch.
-            Ok(r) => return Ok(r),
-            Err(e) => {
-                tracing::warn!(file = %name, error = %e.display_chain(), "the spooled copy failed its checks; reading it from the sink")
-            }
+    let (taken, ready) = {
+        let (spool, name, dest) = (spool.clone(), name.to_string(), dest.to_path_buf());
+        blocking(move || {
+            clean_spool(&spool, &name);
+            // Where recovery is, for a filler running meanwhile.
+            let _ = std::fs::write(spool.join(".position"), &name);
+            let taken = take_spooled(&spool, &name, &dest);
+            Ok::<_, Error>((taken, marks_after(&spool, &name)))
+        })
+        .await?
+    };
+    if let Some((size, sha256)) = taken {
+        // Keep the queue topped up while the server replays this one.
+        if ready < ahead.parallel {
+            spawn_filler();
         }
+        return Ok(WalFetchReport {
+            name: name.to_string(),
+            path: dest.to_path_buf(),
+            size,
+            sha256,
+            prefetched: true,
+            duration: t0.elapsed(),
+        });
     }
-    if wal.kind() != WalFileKind::Segment {
+    if spawn_filler() {
         return fetch_with(sink, source, name, dest, keys).await;
     }
-    let (own, ()) = tokio::join!(
+    let (own, _) = tokio::join!(
         fetch_with(sink, source, name, dest, keys),
-        prefetch(sink, source, &wal, ahead)
+        fill_after(sink, source, &wal, ahead, ahead.parallel - 1, keys)
     );
     own
+}
+
+/// The environment variable that makes `wal fetch %f %p` a spool filler:
+/// it fills the spool with the segments after `%f` and writes nothing to
+/// `%p` (and exits non-zero, so that a stray setting stops a recovery
+/// instead of feeding it nothing).
+pub const FILLER_ENV: &str = "LIFEBOAT_WAL_FETCH_FILLER";
+
+/// How many segments a background filler keeps ready: `parallel` × this.
+const QUEUE_FACTOR: usize = 2;
+
+static BACKGROUND: std::sync::OnceLock<(PathBuf, Vec<std::ffi::OsString>)> =
+    std::sync::OnceLock::new();
+
+/// Let [`fetch_ahead`] fill its spool from a detached process: `exe` run
+/// with `args` (this very `wal fetch` command line) and [`FILLER_ENV`]
+/// set. The CLI calls it; a library caller without a command line to
+/// repeat keeps filling the spool inline.
+pub fn fill_in_background(exe: PathBuf, args: Vec<std::ffi::OsString>) {
+    let _ = BACKGROUND.set((exe, args));
+}
+
+/// Start a detached filler; false when there is no command line to run
+/// (or it cannot be started).
+fn spawn_filler() -> bool {
+    use std::os::unix::process::CommandExt;
+    let Some((exe, args)) = BACKGROUND.get() else {
+        return false;
+    };
+    if std::env::var_os(FILLER_ENV).is_some() {
+        return false;
+    }
+    std::process::Command::new(exe)
+        .args(args)
+        .env(FILLER_ENV, "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        // Out of the server's process group: its signals are for its own.
+        .process_group(0)
+        .spawn()
+        .is_ok()
+}
+
+/// What vouches for a file in the fetch spool: its SHA-256 and size as
+/// checked against the stored object, and the identity of the file it
+/// was written to.
+#[derive(Debug, Serialize, Deserialize)]
+struct SpoolMark {
+    sha256: String,
+    size: u64,
+    identity: (u64, u64, i64, i64),
+}
+
+fn spool_mark(spool: &Path, name: &str) -> PathBuf {
+    spool.join(format!("{name}.ok"))
+}
+
+/// Remove from the spool what is of no use any more: files (and marks)
+/// before `name`, the spool of older versions (`.zst`), and temporary
+/// files a killed writer left (a minute old).
+fn clean_spool(spool: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(spool) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let f = e.file_name().to_string_lossy().to_string();
+        let stale = if f.ends_with(".tmp") {
+            e.metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > Duration::from_secs(60))
+        } else if f.starts_with('.') {
+            false
+        } else if let Some(n) = f.strip_suffix(".zst") {
+            n <= name
+        } else {
+            f.strip_suffix(".ok").unwrap_or(&f) < name
+        };
+        if stale {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// How many vouched-for files the spool holds after `name`.
+fn marks_after(spool: &Path, name: &str) -> usize {
+    std::fs::read_dir(spool).map_or(0, |d| {
+        d.flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|f| f.strip_suffix(".ok"))
+                    .is_some_and(|n| n > name)
+            })
+            .count()
+    })
+}
+
+/// Move `name` from the spool to `dest` when its mark vouches for it;
+/// its size and SHA-256 then. `None` when it is not there, or not the
+/// file its mark was written for (then both go, with a warning).
+fn take_spooled(spool: &Path, name: &str, dest: &Path) -> Option<(u64, String)> {
+    let mark_path = spool_mark(spool, name);
+    let raw = std::fs::read(&mark_path).ok()?;
+    let path = spool.join(name);
+    let mark = serde_json::from_slice::<SpoolMark>(&raw)
+        .ok()
+        .filter(|m| file_identity(&path) == Some(m.identity) && m.identity.1 == m.size);
+    let _ = std::fs::remove_file(&mark_path);
+    let Some(mark) = mark else {
+        tracing::warn!(file = %name, "the spooled copy is not the file its mark vouches for; reading it from the sink");
+        let _ = std::fs::remove_file(&path);
+        return None;
+    };
+    let moved = match std::fs::rename(&path, dest) {
+        Ok(()) => Ok(()),
+        // The spool is on another file system: copy, then drop it.
+        Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|data| write_atomically(dest, &data).map_err(|e| e.display_chain()))
+            .map(|()| {
+                let _ = std::fs::remove_file(&path);
+            }),
+        Err(e) => Err(e.to_string()),
+    };
+    match moved {
+        Ok(()) => Some((mark.size, mark.sha256)),
+        Err(e) => {
+            tracing::warn!(file = %name, error = %e, "could not take the spooled copy; reading it from the sink");
+            let _ = std::fs::remove_file(&path);
+            None
+        }
+    }
+}
+
+/// Decode and check a stored object (as [`fetch`] does) and put its file
+/// into the spool, then the mark that vouches for it.
+fn spool_object(
+    spool: &Path,
+    name: &str,
+    stored: &[u8],
+    keys: Option<&crate::crypt::Identities>,
+) -> std::result::Result<(), String> {
+    let (meta, data, sha256) = open_object(stored, keys)?;
+    if meta.name != name {
+        return Err(format!(
+            "the stored file does not match its record (it says it is {})",
+            meta.name
+        ));
+    }
+    let path = spool.join(name);
+    write_atomically(&path, &data).map_err(|e| e.display_chain())?;
+    let identity = file_identity(&path).ok_or("the spooled file is gone")?;
+    let mark = SpoolMark {
+        sha256,
+        size: data.len() as u64,
+        identity,
+    };
+    let body = serde_json::to_vec(&mark).map_err(|e| e.to_string())?;
+    write_atomically(&spool_mark(spool, name), &body).map_err(|e| e.display_chain())
+}
+
+/// Fill the spool with the segments after `after` (PostgreSQL's `%f`) for
+/// a recovery: `ahead.parallel × 2` of them, `ahead.parallel` at a time,
+/// until the archive has no more. One filler per spool at a time (a lock
+/// file); another one started meanwhile returns at once. Returns how many
+/// segments it spooled.
+///
+/// # Errors
+/// A name that is not a WAL file's; nothing else (what cannot be fetched
+/// ahead is fetched by PostgreSQL's own call).
+pub async fn fill(
+    sink: &dyn Sink,
+    source: &str,
+    after: &str,
+    ahead: &LookAhead,
+    keys: Option<&crate::crypt::Identities>,
+) -> Result<usize> {
+    use crate::source::postgres::walfile::WalFileKind;
+    crate::manifest::check_source_name(source)?;
+    let wal = parse_name(after)?;
+    if wal.kind() != WalFileKind::Segment || !spool_usable(&ahead.spool, "not fetching ahead").await
+    {
+        return Ok(0);
+    }
+    Ok(fill_after(
+        sink,
+        source,
+        &wal,
+        ahead,
+        ahead.parallel.max(1) * QUEUE_FACTOR,
+        keys,
+    )
+    .await)
+}
+
+/// Spool up to `count` segments after `wal` on its timeline that the spool
+/// lacks, `ahead.parallel` at a time, stopping where the archive ends.
+/// Returns how many it spooled; none when another filler holds the spool.
+async fn fill_after(
+    sink: &dyn Sink,
+    source: &str,
+    wal: &WalFileName,
+    ahead: &LookAhead,
+    count: usize,
+    keys: Option<&crate::crypt::Identities>,
+) -> usize {
+    use rustix::fs::{FlockOperation, flock};
+    let spool = &ahead.spool;
+    let Ok(lock) = std::fs::File::create(spool.join(".fill.lock")) else {
+        return 0;
+    };
+    if flock(&lock, FlockOperation::NonBlockingLockExclusive).is_err() {
+        return 0;
+    }
+    let segment_size = ArchiveListing::segment_size(sink, source)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(DEFAULT_SEGMENT_SIZE);
+    let Some(segno) = wal.segment_number(segment_size) else {
+        return 0;
+    };
+    let wanted: Vec<String> = (1..=count as u64)
+        .map(|i| {
+            format!(
+                "{:08X}{}",
+                wal.timeline(),
+                segment_position_name(segno + i, segment_size)
+            )
+        })
+        .filter(|n| !spool_mark(spool, n).exists())
+        .collect();
+    let mut spooled = 0;
+    for batch in wanted.chunks(ahead.parallel.max(1)) {
+        // Recovery may have moved past some of them meanwhile.
+        let position = std::fs::read_to_string(spool.join(".position")).unwrap_or_default();
+        let batch: Vec<&String> = batch
+            .iter()
+            .filter(|n| n.as_str() > position.as_str())
+            .collect();
+        let got = futures::future::join_all(batch.into_iter().map(|n| async move {
+            let key = layout::wal_segment_key(source, wal.timeline(), n);
+            match sink.get_bytes(&key).await {
+                Ok(stored) => {
+                    let (spool, n2, keys) = (spool.clone(), n.clone(), keys.cloned());
+                    let r = blocking(move || {
+                        Ok::<_, Error>(spool_object(&spool, &n2, &stored, keys.as_ref()))
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(e.display_chain()));
+                    (n, Some(r))
+                }
+                Err(Error::NotFound { .. }) => (n, None),
+                Err(e) => (n, Some(Err(e.display_chain()))),
+            }
+        }))
+        .await;
+        let mut end = false;
+        for (n, r) in got {
+            match r {
+                Some(Ok(())) => spooled += 1,
+                // The end of the archive (for now).
+                None => end = true,
+                Some(Err(e)) => {
+                    end = true;
+                    tracing::warn!(file = %n, error = %e, "could not fetch ahead; it is read again when PostgreSQL asks for it");
+                }
+            }
+        }
+        if end {
+            break;
+        }
+    }
+    if spooled > 0 {
+        tracing::debug!(after = %wal.as_str(), spooled, "fetched the next segments ahead");
+    }
+    drop(lock);
+    spooled
 }
 
 /// A stored WAL object opened: its metadata, and its file decrypted (with
@@ -808,67 +1107,6 @@ pub(crate) fn open_object(
         ));
     }
     Ok((meta, data, sha256))
-}
-
-/// Spool the segments after `wal` on its timeline that the spool lacks, up
-/// to `ahead.parallel - 1` of them; what is not in the archive (yet) is
-/// left alone. Spooled files before `wal` are of no use any more.
-async fn prefetch(sink: &dyn Sink, source: &str, wal: &WalFileName, ahead: &LookAhead) {
-    let spool = &ahead.spool;
-    if let Ok(entries) = std::fs::read_dir(spool) {
-        for e in entries.flatten() {
-            let f = e.file_name().to_string_lossy().to_string();
-            let stale = f.strip_suffix(".zst").is_some_and(|n| n <= wal.as_str());
-            if stale || f.ends_with(".tmp") {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
-    let segment_size = ArchiveListing::segment_size(sink, source)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(DEFAULT_SEGMENT_SIZE);
-    let Some(segno) = wal.segment_number(segment_size) else {
-        return;
-    };
-    let next: Vec<String> = (1..ahead.parallel as u64)
-        .map(|i| {
-            format!(
-                "{:08X}{}",
-                wal.timeline(),
-                segment_position_name(segno + i, segment_size)
-            )
-        })
-        .filter(|n| !spool.join(format!("{n}.zst")).exists())
-        .collect();
-    let got = futures::future::join_all(next.iter().map(|n| async move {
-        let key = layout::wal_segment_key(source, wal.timeline(), n);
-        (n, sink.get_bytes(&key).await)
-    }))
-    .await;
-    let mut spooled = 0;
-    for (n, r) in got {
-        match r {
-            Ok(stored) => {
-                let path = spool.join(format!("{n}.zst"));
-                let written = blocking(move || write_atomically(&path, &stored)).await;
-                match written {
-                    Ok(()) => spooled += 1,
-                    Err(e) => {
-                        tracing::warn!(file = %n, error = %e.display_chain(), "could not spool a segment fetched ahead")
-                    }
-                }
-            }
-            Err(Error::NotFound { .. }) => {}
-            Err(e) => {
-                tracing::warn!(file = %n, error = %e.display_chain(), "could not fetch ahead; it is read again when PostgreSQL asks for it")
-            }
-        }
-    }
-    if spooled > 0 {
-        tracing::debug!(after = %wal.as_str(), spooled, "fetched the next segments ahead");
-    }
 }
 
 /// Write `data` to a temporary file beside `dest` and rename it over
@@ -1079,34 +1317,93 @@ mod tests {
             let (sink, names, ahead, out) = (&sink, &names, &ahead, &out);
             async move { fetch_ahead(sink, "app", &names[i], out, Some(ahead), None).await }
         };
-        // A miss fetches the file and the next two into the spool.
+        // A miss fetches the file and the next two into the spool, decoded
+        // and checked, each with its mark.
         let r = get(0).await.unwrap();
         assert!(!r.prefetched);
         assert_eq!(std::fs::read(&out).unwrap(), segment(&names[0], 42, 1));
-        let mut spooled: Vec<String> = std::fs::read_dir(&spool)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-            .collect();
-        spooled.sort();
+        let listing = || {
+            let mut v: Vec<String> = std::fs::read_dir(&spool)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+                .filter(|n| !n.starts_with('.'))
+                .collect();
+            v.sort();
+            v
+        };
         assert_eq!(
-            spooled,
-            [format!("{}.zst", names[1]), format!("{}.zst", names[2])]
+            listing(),
+            [
+                names[1].clone(),
+                format!("{}.ok", names[1]),
+                names[2].clone(),
+                format!("{}.ok", names[2])
+            ]
         );
-        // The next call is served from the spool, checked, and takes it out.
+        assert_eq!(
+            std::fs::read(spool.join(&names[1])).unwrap(),
+            segment(&names[1], 42, 2)
+        );
+        // The next call is served from the spool and takes it out.
         let r = get(1).await.unwrap();
         assert!(r.prefetched);
+        assert_eq!(
+            r.sha256,
+            hex::encode(Sha256::digest(segment(&names[1], 42, 2)))
+        );
         assert_eq!(std::fs::read(&out).unwrap(), segment(&names[1], 42, 2));
-        assert!(!spool.join(format!("{}.zst", names[1])).exists());
-        // A spooled copy that fails its checks is dropped and read again
-        // from the sink: never handed to PostgreSQL.
-        let bad = spool.join(format!("{}.zst", names[2]));
+        assert!(!spool.join(&names[1]).exists());
+        assert!(!spool_mark(&spool, &names[1]).exists());
+        // A spooled file that is not the one its mark vouches for (written
+        // again since) is dropped and read from the sink: never handed to
+        // PostgreSQL.
+        let bad = spool.join(&names[2]);
         let mut raw = std::fs::read(&bad).unwrap();
-        let last = raw.len() - 1;
-        raw[last] ^= 0xff;
+        raw[100] ^= 0xff;
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::remove_file(&bad).unwrap();
         std::fs::write(&bad, raw).unwrap();
         let r = get(2).await.unwrap();
         assert!(!r.prefetched);
         assert_eq!(std::fs::read(&out).unwrap(), segment(&names[2], 42, 3));
+        // A filler fills parallel × 2 ahead, up to the archive's end; one
+        // started while another holds the spool does nothing.
+        let ahead2 = LookAhead {
+            parallel: 2,
+            spool: dir.path().join("spool2"),
+        };
+        std::fs::create_dir(&ahead2.spool).unwrap();
+        let lock = std::fs::File::create(ahead2.spool.join(".fill.lock")).unwrap();
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+        assert_eq!(
+            fill(&sink, "app", &names[0], &ahead2, None).await.unwrap(),
+            0
+        );
+        drop(lock);
+        assert_eq!(
+            fill(&sink, "app", &names[0], &ahead2, None).await.unwrap(),
+            4
+        );
+        for (i, n) in names.iter().enumerate().skip(1) {
+            let r = fetch_ahead(&sink, "app", n, &out, Some(&ahead2), None)
+                .await
+                .unwrap();
+            assert!(r.prefetched, "{n}");
+            assert_eq!(std::fs::read(&out).unwrap(), segment(n, 42, i as u8 + 1));
+        }
+        // What recovery has already passed is not fetched again.
+        let ahead3 = LookAhead {
+            parallel: 2,
+            spool: dir.path().join("spool3"),
+        };
+        std::fs::create_dir(&ahead3.spool).unwrap();
+        std::fs::write(ahead3.spool.join(".position"), &names[2]).unwrap();
+        assert_eq!(
+            fill(&sink, "app", &names[0], &ahead3, None).await.unwrap(),
+            2
+        );
+        assert!(!spool_mark(&ahead3.spool, &names[2]).exists());
+        assert!(spool_mark(&ahead3.spool, &names[3]).exists());
         // Past the end of the archive: not found, as without read-ahead.
         let e = fetch_ahead(
             &sink,

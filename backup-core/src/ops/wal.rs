@@ -60,7 +60,7 @@ pub struct WalFetchArgs {
     /// The source name the archive is kept under (default: the config's name, or its source's default name).
     #[cfg_attr(feature = "clap", arg(long))]
     pub name: Option<String>,
-    /// Fetch the next segments ahead too, this many at once (default 4; 1 fetches only the file asked for). They wait in the spool, checked again when PostgreSQL asks for them.
+    /// Fetch the next segments ahead too, this many at once (default 4; 1 fetches only the file asked for). From the command line a detached lifeboat keeps twice that many ready while the server replays; each waits in the spool decoded and checked, and is used only while untouched.
     #[cfg_attr(feature = "clap", arg(long, value_name = "N"))]
     pub parallel: Option<u32>,
     /// Where segments fetched ahead wait (default: a private directory per sink and source name under the temp dir).
@@ -154,6 +154,18 @@ pub async fn fetch(env: &Env, a: &WalFetchArgs) -> Result<WalFetchReport> {
         spool,
     };
     let keys = env.identities(a.identity.as_deref())?;
+    if std::env::var_os(wal::FILLER_ENV).is_some() {
+        // A detached filler started by an earlier `wal fetch`: fill the
+        // spool after this file, write nothing to %p, and say so with a
+        // failure (a stray setting must stop a recovery, not starve it).
+        let n = wal::fill(&*sink, &name, &a.file_name, &ahead, keys.as_ref()).await?;
+        return Err(usage(format!(
+            "{} is set: this process only fetched {n} segment(s) after {} into the spool and wrote nothing to {}",
+            wal::FILLER_ENV,
+            a.file_name,
+            a.path.display()
+        )));
+    }
     let r = wal::fetch_ahead(
         &*sink,
         &name,
