@@ -1321,6 +1321,9 @@ fn tablespaces_round_trip(bin: &Path) {
     let moved = server_dir();
     let n1 = moved.path().join("one");
     let n2 = moved.path().join("two");
+    // One destination does not exist (built beside it, then renamed), the
+    // other is an empty directory, as a mount point is (built in it).
+    std::fs::create_dir(&n2).unwrap();
     let (code, _, err) = restore(&[
         "--tablespace-map",
         &format!("{}={}", ts1.display(), n1.display()),

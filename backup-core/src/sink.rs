@@ -356,8 +356,12 @@ pub struct LifecycleRule {
     pub enabled: bool,
     /// It expires (deletes) objects this many days old.
     pub expire_days: Option<u32>,
-    /// It expires objects on this date.
+    /// It expires objects on this date (S3: every object it reaches, once
+    /// the date has come).
     pub expire_date: Option<String>,
+    /// It only reaches objects created before this date (GCS's
+    /// `CreatedBefore`).
+    pub created_before: Option<String>,
 }
 
 /// Conveniences built on [`Sink`], available on every sink.

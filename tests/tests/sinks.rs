@@ -469,6 +469,7 @@ async fn gcs_lifecycle_rules_are_read_relative_to_the_sink() {
             enabled: true,
             expire_days: Some(30),
             expire_date: None,
+            created_before: None,
         }]
     );
     let missing = sink_from_url("gs://no-such-bucket/prod", &opts).unwrap();

@@ -366,12 +366,26 @@ fn lifecycle(
         {
             continue;
         }
+        // GCS: a rule for objects created before a date cannot reach
+        // backups made since.
+        if let Some(d) = &r.created_before {
+            let date = chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok();
+            if let (Some(date), Some(o)) = (date, oldest)
+                && o.date_naive() >= date
+            {
+                continue;
+            }
+        }
         let deletes_early = match (r.expire_days, keep_days) {
             (Some(d), None) => Some(format!("after {d} days")),
             (Some(d), Some(k)) if u64::from(d) <= k => Some(format!("after {d} days")),
             (None, _) if r.expire_date.is_some() => {
                 Some(format!("on {}", r.expire_date.clone().unwrap_or_default()))
             }
+            (None, _) if r.created_before.is_some() => Some(format!(
+                "when created before {}",
+                r.created_before.clone().unwrap_or_default()
+            )),
             _ => None,
         };
         if let Some(when) = deletes_early {
@@ -452,4 +466,58 @@ async fn archiving(url: &str) -> std::result::Result<String, String> {
         a.archived_count,
         a.last_archived_wal.unwrap_or_default()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::LifecycleRule;
+
+    fn rule(days: Option<u32>, created_before: Option<&str>) -> LifecycleRule {
+        LifecycleRule {
+            id: "rule 1".into(),
+            prefix: String::new(),
+            enabled: true,
+            expire_days: days,
+            expire_date: None,
+            created_before: created_before.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_created_before_rule_only_reaches_backups_made_before_its_date() {
+        let oldest = chrono::DateTime::parse_from_rfc3339("2026-06-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        // Every backup was made after the date: harmless, even with an age.
+        assert!(
+            lifecycle(
+                &[rule(None, Some("2026-01-15"))],
+                None,
+                Some("app"),
+                Some(oldest)
+            )
+            .is_ok()
+        );
+        assert!(
+            lifecycle(
+                &[rule(Some(1), Some("2026-01-15"))],
+                None,
+                Some("app"),
+                Some(oldest)
+            )
+            .is_ok()
+        );
+        // The oldest backup kept was made before it: named.
+        let err = lifecycle(
+            &[rule(None, Some("2026-12-01"))],
+            None,
+            Some("app"),
+            Some(oldest),
+        )
+        .unwrap_err();
+        assert!(err.contains("created before 2026-12-01"), "{err}");
+        // An age rule with no date reaches everything kept for ever.
+        assert!(lifecycle(&[rule(Some(30), None)], None, Some("app"), Some(oldest)).is_err());
+    }
 }

@@ -155,6 +155,7 @@ fn parse_lifecycle(body: &[u8]) -> std::result::Result<Vec<super::LifecycleRule>
             enabled: r.status == "Enabled",
             expire_days: r.expiration.as_ref().and_then(|e| e.days),
             expire_date: r.expiration.and_then(|e| e.date),
+            created_before: None,
         })
         .collect())
 }
@@ -269,11 +270,30 @@ fn parse_gcs_lifecycle(body: &[u8]) -> std::result::Result<Vec<super::LifecycleR
                 prefix,
                 enabled: true,
                 expire_days,
-                expire_date: c.created_before.clone(),
+                expire_date: None,
+                created_before: c.created_before.clone(),
             });
         }
     }
     Ok(out)
+}
+
+/// A `LifecycleConfiguration` in whichever dialect it is written: the
+/// document's, not the client's, since GCS answers an S3 client too (HMAC
+/// keys on storage.googleapis.com) with rules of `Action` and `Condition`.
+/// `gcs`: the client speaks to GCS (a document without rules is read as
+/// GCS's).
+fn parse_any_lifecycle(
+    body: &[u8],
+    gcs: bool,
+) -> std::result::Result<Vec<super::LifecycleRule>, String> {
+    let text = String::from_utf8_lossy(body);
+    if text.contains("<Action") || text.contains("<Condition") || (gcs && !text.contains("<Status"))
+    {
+        parse_gcs_lifecycle(body)
+    } else {
+        parse_lifecycle(body)
+    }
 }
 
 /// A failed exchange: what to say, and whether trying again may help.
@@ -362,10 +382,8 @@ impl XmlUploads {
     /// The bucket's lifecycle rules, from `GET /<bucket>?lifecycle` in S3's
     /// or GCS's XML dialect; no configuration is an empty list.
     pub(crate) async fn lifecycle(&self) -> Result<Option<Vec<super::LifecycleRule>>> {
-        let parse = match self.auth {
-            Auth::AwsV4 { .. } => parse_lifecycle,
-            Auth::Bearer(_) => parse_gcs_lifecycle,
-        };
+        let gcs = matches!(self.auth, Auth::Bearer(_));
+        let parse = |body: &[u8]| parse_any_lifecycle(body, gcs);
         let query = vec![("lifecycle".to_string(), String::new())];
         match self
             .send(
@@ -717,6 +735,7 @@ mod tests {
   </Rule>
 </LifecycleConfiguration>"#;
         let rules = parse_gcs_lifecycle(xml.as_bytes()).unwrap();
+        assert_eq!(rules[2].created_before.as_deref(), Some("2026-01-15"));
         let got: Vec<_> = rules
             .iter()
             .map(|r| {
@@ -734,13 +753,7 @@ mod tests {
             vec![
                 ("rule 2", "prod/", true, Some(30), None),
                 ("rule 2", "logs/", true, Some(30), None),
-                (
-                    "rule 5 (names ending in .zst)",
-                    "",
-                    true,
-                    None,
-                    Some("2026-01-15")
-                ),
+                ("rule 5 (names ending in .zst)", "", true, None, None),
                 ("rule 6", "", true, Some(0), None),
             ]
         );
@@ -750,6 +763,13 @@ mod tests {
         );
         let err = parse_gcs_lifecycle(b"<Error><Code>AccessDenied</Code></Error>").unwrap_err();
         assert!(err.contains("<Error>"), "{err}");
+        // GCS's rules read through an S3 client (HMAC keys) are GCS's,
+        // not S3 rules without a Status (which would count as disabled).
+        let via_s3 = parse_any_lifecycle(xml.as_bytes(), false).unwrap();
+        assert_eq!(via_s3, rules);
+        let s3 = br#"<LifecycleConfiguration><Rule><ID>x</ID><Status>Enabled</Status><Filter><Prefix>p/</Prefix></Filter><Expiration><Days>3</Days></Expiration></Rule></LifecycleConfiguration>"#;
+        let r = parse_any_lifecycle(s3, false).unwrap();
+        assert_eq!((r[0].id.as_str(), r[0].expire_days), ("x", Some(3)));
     }
 
     #[test]

@@ -39,7 +39,19 @@ fn chown_cluster(data: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
         .flatten()
         .flatten()
     {
-        if let Ok(target) = std::fs::read_link(link.path()) {
+        // Only a tablespace's link (`<oid>` to an absolute directory), as
+        // the restore made it.
+        let oid = link.file_name();
+        if !oid
+            .to_str()
+            .is_some_and(|o| o.bytes().all(|b| b.is_ascii_digit()))
+        {
+            continue;
+        }
+        if let Ok(target) = std::fs::read_link(link.path())
+            && target.is_absolute()
+            && target.is_dir()
+        {
             chown_tree(&target, uid, gid)?;
         }
     }

@@ -258,27 +258,39 @@ impl Source for PhysicalSource {
         let mut child = cmd
             .spawn()
             .map_err(|e| self.err(format!("cannot run {}: {e}", tool.argv.join(" "))))?;
-        let (stdout, combiner): (Box<dyn Read + Send>, _) = match child.stdout.take() {
+        let pid = child.id();
+        let stdout = child.stdout.take();
+        let mut stderr_pipe = child.stderr.take().expect("piped stderr");
+        let child = Arc::new(Mutex::new(Some(child)));
+        let exited = tablespaces::Exited::default();
+        let (stdout, combiner): (Box<dyn Read + Send>, _) = match stdout {
             Some(out) => (Box::new(out), None),
             None => {
-                let (reader, writer) =
-                    std::io::pipe().map_err(|e| self.err(format!("cannot make a pipe: {e}")))?;
+                let (writer, reader) = tablespaces::channel();
                 let expected = spaces.iter().map(|t| t.oid).collect();
-                let pid = child.id();
                 let dir = spool.clone();
-                let combiner =
-                    std::thread::spawn(move || tablespaces::combine(&dir, pid, &expected, writer));
+                let (exited, child) = (exited.clone(), child.clone());
+                let combiner = std::thread::spawn(move || {
+                    let r = tablespaces::combine(&dir, pid, &exited, &expected, writer.clone());
+                    if let Err(m) = &r {
+                        // Stop pg_basebackup at once, and give the reader
+                        // the cause rather than an early end.
+                        if let Some(c) = child.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                            let _ = c.kill();
+                        }
+                        writer.fail(m.clone());
+                    }
+                    r
+                });
                 (Box::new(reader) as Box<dyn Read + Send>, Some(combiner))
             }
         };
-        let mut stderr_pipe = child.stderr.take().expect("piped stderr");
         let stderr = std::thread::spawn(move || {
             let mut s = String::new();
             let _ = (&mut stderr_pipe).take(1 << 20).read_to_string(&mut s);
             s
         });
         tracing::info!(source = %self.location(), server = %server, pg_basebackup = %tool.version, "pg_basebackup started");
-        let child = Arc::new(Mutex::new(Some(child)));
         let killer = super::child::KillOnDrop(child.clone());
         let location = self.location();
         let version = tool.version;
@@ -290,11 +302,15 @@ impl Source for PhysicalSource {
                 let status = loop {
                     {
                         let mut g = child.lock().unwrap_or_else(|e| e.into_inner());
-                        match g.as_mut().map(|c| c.try_wait()) {
-                            None => break None,
-                            Some(Ok(Some(s))) => break Some(s),
-                            Some(Err(_)) => break None,
-                            Some(Ok(None)) => {}
+                        let status = match g.as_mut().map(|c| c.try_wait()) {
+                            None => Some(None),
+                            Some(Ok(Some(s))) => Some(Some(s)),
+                            Some(Err(_)) => Some(None),
+                            Some(Ok(None)) => None,
+                        };
+                        if let Some(status) = status {
+                            exited.store(true, std::sync::atomic::Ordering::SeqCst);
+                            break status;
                         }
                     }
                     std::thread::sleep(std::time::Duration::from_millis(20));
@@ -304,6 +320,24 @@ impl Source for PhysicalSource {
             .await
             .map_err(fail)?;
             let stopped_at = Utc::now();
+            let mut combiner = combiner;
+            if !matches!(status, Some(s) if s.success())
+                && let Some(c) = combiner.take()
+            {
+                // The tablespace reader stops pg_basebackup when it fails:
+                // its reason is the one to give.
+                let why = blocking(move || {
+                    let deadline = Instant::now() + std::time::Duration::from_secs(2);
+                    while !c.is_finished() && Instant::now() < deadline {
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                    Ok::<_, Error>(c.is_finished().then(|| c.join().ok()).flatten())
+                })
+                .await?;
+                if let Some(Err(m)) = why {
+                    return Err(fail(m));
+                }
+            }
             match status {
                 Some(s) if s.success() => {}
                 other => {
@@ -513,9 +547,6 @@ fn sync_parent(path: &Path) {
 /// instead. Entries that would land outside are refused. Returns the bytes
 /// read (to the stream's end).
 fn unpack_routed(reader: impl Read, dir: &Path, routes: &[(u32, PathBuf)]) -> std::io::Result<u64> {
-    if routes.is_empty() {
-        return unpack(reader, dir);
-    }
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     struct Counting<R>(R, u64);
     impl<R: Read> Read for Counting<R> {
@@ -536,15 +567,27 @@ fn unpack_routed(reader: impl Read, dir: &Path, routes: &[(u32, PathBuf)]) -> st
         let mut parts = path
             .components()
             .filter(|c| !matches!(c, std::path::Component::CurDir));
-        let routed = match (parts.next(), parts.next()) {
-            (Some(std::path::Component::Normal(a)), Some(std::path::Component::Normal(oid)))
-                if a == "pg_tblspc" =>
-            {
-                routes
-                    .iter()
-                    .find(|(o, _)| oid.to_str() == Some(&o.to_string()))
-                    .map(|(_, d)| (d, parts.collect::<PathBuf>()))
-            }
+        let first = parts.next();
+        let in_tblspc = matches!(first, Some(std::path::Component::Normal(a)) if a == "pg_tblspc");
+        // A tablespace holds directories and files; a link there (in the
+        // archive, never in a real backup) could point anywhere, and the
+        // restored server, or `restore --start` as root, would follow it.
+        if in_tblspc
+            && !matches!(
+                entry.header().entry_type(),
+                tar::EntryType::Directory | tar::EntryType::Regular
+            )
+        {
+            return Err(std::io::Error::other(format!(
+                "the backup has a link or special file under pg_tblspc: {}",
+                path.display()
+            )));
+        }
+        let routed = match (in_tblspc, parts.next()) {
+            (true, Some(std::path::Component::Normal(oid))) => routes
+                .iter()
+                .find(|(o, _)| oid.to_str() == Some(&o.to_string()))
+                .map(|(_, d)| (d, parts.collect::<PathBuf>())),
             _ => None,
         };
         match routed {
@@ -875,14 +918,28 @@ impl RestoreTarget for PgDataTarget {
         // Each tablespace is built beside where it goes (same file system:
         // a rename puts it in place), and moved there with the data
         // directory.
+        // A destination that exists (empty: checked) is built in directly:
+        // it may be a mount point, which a sibling is not on.
         let routes = destinations
             .iter()
-            .map(|(oid, dest)| Ok((*oid, staging_beside(dest)?)))
+            .map(|(oid, dest)| {
+                Ok((
+                    *oid,
+                    if dest.is_dir() {
+                        dest.clone()
+                    } else {
+                        staging_beside(dest)?
+                    },
+                ))
+            })
             .collect::<Result<Vec<_>>>()?;
         let counted = blocking(move || {
             let mut placed: Vec<PathBuf> = Vec::new();
             let result = (|| {
-                for (_, s) in &routes {
+                for ((_, s), (_, dest)) in routes.iter().zip(&destinations) {
+                    if s == dest {
+                        continue;
+                    }
                     if let Some(parent) = s.parent() {
                         std::fs::create_dir_all(parent).map_err(|e| {
                             this.err(format!("cannot create {}: {e}", parent.display()))
@@ -928,6 +985,10 @@ impl RestoreTarget for PgDataTarget {
                     })?;
                 }
                 for ((_, s), (_, dest)) in routes.iter().zip(&destinations) {
+                    if s == dest {
+                        sync_parent(dest);
+                        continue;
+                    }
                     if dest.is_dir() {
                         std::fs::remove_dir(dest).map_err(|e| {
                             this.err(format!(
@@ -962,8 +1023,16 @@ impl RestoreTarget for PgDataTarget {
             })();
             if result.is_err() {
                 let _ = std::fs::remove_dir_all(&staging);
-                for (_, s) in &routes {
-                    let _ = std::fs::remove_dir_all(s);
+                for ((_, s), (_, dest)) in routes.iter().zip(&destinations) {
+                    if s == dest {
+                        // Built in place: empty it again.
+                        for e in std::fs::read_dir(s).into_iter().flatten().flatten() {
+                            let _ = std::fs::remove_dir_all(e.path())
+                                .or_else(|_| std::fs::remove_file(e.path()));
+                        }
+                    } else {
+                        let _ = std::fs::remove_dir_all(s);
+                    }
                 }
                 // Tablespaces moved into place before the data directory
                 // failed to: they were absent or empty before.
@@ -991,7 +1060,7 @@ pub(crate) fn manual_restore(steps: &mut crate::manifest::ManualSteps) {
         "{raw} is a tar of the data directory (with the WAL to its end point and backup_manifest): mkdir -m 700 DATADIR && tar -xf {raw} -C DATADIR && pg_verifybackup DATADIR, as the server's user"
     ));
     steps.push(
-        "A cluster with tablespaces has each one's files under DATADIR/pg_tblspc/<oid>/ (tablespace_map names their original directories): move each to its directory, replace DATADIR/pg_tblspc/<oid> with a link to it and make tablespace_map say where; or delete tablespace_map and leave them inside the data directory",
+        "A cluster with tablespaces has each one's files under DATADIR/pg_tblspc/<oid>/ (tablespace_map names their original directories): move each to its directory, replace DATADIR/pg_tblspc/<oid> with a link to it, and make tablespace_map say where (PostgreSQL refuses directories in pg_tblspc unless allow_in_place_tablespaces = on)",
     );
     steps.push(
         "To recover further, put restore_command = 'lifeboat wal fetch %f %p --from <this sink> --name <source>' and a recovery_target_* in DATADIR/postgresql.auto.conf, touch DATADIR/recovery.signal, and start the server with binaries of the backup's major version",
@@ -1016,6 +1085,61 @@ mod tests {
         assert_eq!(parse_lsn("0/2000100"), Some(0x2000100));
         assert_eq!(parse_lsn("1A/0"), Some(0x1A << 32));
         assert_eq!(parse_lsn("x"), None);
+    }
+
+    /// A tar with `entries` (path, symlink target or file content).
+    fn tar_of(entries: &[(&str, Result<&str, &[u8]>)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, what) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o600);
+            match what {
+                Ok(target) => {
+                    h.set_entry_type(tar::EntryType::Symlink);
+                    h.set_size(0);
+                    b.append_link(&mut h, path, target).unwrap();
+                }
+                Err(data) => {
+                    h.set_size(data.len() as u64);
+                    b.append_data(&mut h, path, *data).unwrap();
+                }
+            }
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn links_under_pg_tblspc_are_refused_and_nothing_escapes() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        let dest = dir.path().join("ts");
+        std::fs::create_dir(&dest).unwrap();
+        let routes = vec![(16384, dest.clone())];
+        // Inside a routed tablespace: a link, then a file through it.
+        let forged = tar_of(&[
+            ("PG_VERSION", Err(b"15\n")),
+            ("pg_tblspc/16384/PG_15_1/d", Ok(outside.to_str().unwrap())),
+            ("pg_tblspc/16384/PG_15_1/d/evil", Err(b"x")),
+        ]);
+        let err = unpack_routed(&forged[..], &dir.path().join("data"), &routes).unwrap_err();
+        assert!(err.to_string().contains("link"), "{err}");
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+        // A link standing for a tablespace nobody routed.
+        let forged = tar_of(&[("pg_tblspc/99999", Ok("/"))]);
+        let err = unpack_routed(&forged[..], &dir.path().join("data2"), &routes).unwrap_err();
+        assert!(err.to_string().contains("link"), "{err}");
+        // A real one: files land in the tablespace's directory.
+        let good = tar_of(&[
+            ("PG_VERSION", Err(b"15\n")),
+            ("./pg_tblspc/16384/PG_15_1/5/16385", Err(b"rows")),
+        ]);
+        unpack_routed(&good[..], &dir.path().join("data3"), &routes).unwrap();
+        assert_eq!(
+            std::fs::read(dest.join("PG_15_1/5/16385")).unwrap(),
+            b"rows"
+        );
+        assert!(!dir.path().join("data3/pg_tblspc/16384").exists());
     }
 
     #[test]

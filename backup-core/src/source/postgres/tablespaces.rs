@@ -7,7 +7,8 @@
 //! private temp directory and follows each file as it grows
 //! ([`Follow`]), so the bytes go on through the codec while
 //! `pg_basebackup` still runs. A file is complete once `pg_basebackup` no
-//! longer holds it open (it never reopens one); what has been read is
+//! longer holds it open (it never reopens one), or has exited, and only
+//! with its end-of-archive block; what has been read is
 //! punched out of the file as it goes, so the temp space taken is what
 //! the sink has not caught up with, not the cluster's size.
 //!
@@ -23,6 +24,9 @@ use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -44,34 +48,28 @@ const POLL: Duration = Duration::from_millis(2);
 /// Punch out what has been read every this many bytes.
 const PUNCH_EVERY: u64 = 64 << 20;
 
-/// Whether process `pid` is running (not gone, not a zombie).
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // `pid (comm) S ...`: comm may hold spaces and parentheses.
-        Ok(s) => s
-            .rsplit_once(") ")
-            .and_then(|(_, rest)| rest.chars().next())
-            .is_some_and(|state| state != 'Z' && state != 'X'),
-        Err(_) => false,
-    }
+/// Whether process `pid` holds `path` open; `None` when that cannot be
+/// read (`/proc` hidden or restricted).
+fn holds_open(pid: u32, path: &Path) -> Option<bool> {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    Some(
+        fds.flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == path)),
+    )
 }
 
-/// Whether process `pid` holds `path` open.
-fn holds_open(pid: u32, path: &Path) -> bool {
-    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return false;
-    };
-    fds.flatten()
-        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == path))
-}
+/// Whether `pg_basebackup` has exited: set by whoever reaps it.
+pub(crate) type Exited = Arc<AtomicBool>;
 
 /// A file another process is writing, read to the end of what it writes:
 /// at the end of what is there, it waits until more comes or the writer
-/// has closed the file (then one last read, and the end).
+/// has closed the file (then one last read, and the end). When the
+/// writer's open files cannot be seen, only its exit ends the file.
 pub(crate) struct Follow {
     file: std::fs::File,
     path: PathBuf,
     writer: u32,
+    exited: Exited,
     read: u64,
     punched: u64,
     closed: bool,
@@ -80,7 +78,7 @@ pub(crate) struct Follow {
 impl Follow {
     /// `path` must be absolute and canonical (it is compared with what
     /// `/proc/<writer>/fd` shows).
-    pub(crate) fn open(path: &Path, writer: u32) -> std::io::Result<Self> {
+    pub(crate) fn open(path: &Path, writer: u32, exited: Exited) -> std::io::Result<Self> {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -89,6 +87,7 @@ impl Follow {
             file,
             path: path.to_path_buf(),
             writer,
+            exited,
             read: 0,
             punched: 0,
             closed: false,
@@ -132,7 +131,9 @@ impl Read for Follow {
             }
             // Closed by its writer (or the writer is gone): whatever it
             // wrote before closing is there now, so read once more.
-            if !alive(self.writer) || !holds_open(self.writer, &self.path) {
+            if self.exited.load(Ordering::SeqCst)
+                || holds_open(self.writer, &self.path) == Some(false)
+            {
                 self.closed = true;
                 continue;
             }
@@ -161,9 +162,21 @@ fn copy_archive<W: Write>(
     reader: impl Read,
     prefix: &Path,
 ) -> std::io::Result<()> {
-    let mut archive = tar::Archive::new(reader);
+    struct Counting<R>(R, u64);
+    impl<R: Read> Read for Counting<R> {
+        fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.read(b)?;
+            self.1 += n as u64;
+            Ok(n)
+        }
+    }
+    let mut archive = tar::Archive::new(Counting(reader, 0));
+    // Where the last entry's data ends: an end-of-archive block must follow
+    // (a file cut at an entry's boundary would otherwise pass for whole).
+    let mut last_end = 0u64;
     for entry in archive.entries()? {
         let mut entry = entry?;
+        last_end = entry.raw_file_position() + entry.size().div_ceil(512) * 512;
         let raw = entry.path()?.into_owned();
         let rel = plain(&raw).ok_or_else(|| {
             std::io::Error::other(format!(
@@ -184,8 +197,80 @@ fn copy_archive<W: Write>(
         }
     }
     // Past the end-of-archive blocks, to the file's real end.
-    std::io::copy(&mut archive.into_inner(), &mut std::io::sink())?;
+    let mut rest = archive.into_inner();
+    std::io::copy(&mut rest, &mut std::io::sink())?;
+    if rest.1 < last_end + 512 {
+        return Err(std::io::Error::other(
+            "the archive ends without its end-of-archive block: it is cut short",
+        ));
+    }
     Ok(())
+}
+
+/// A pipe between threads that carries an error too: the reader gets
+/// what the writer sent, then either the end or the error that stopped it.
+pub(crate) fn channel() -> (ChanWriter, ChanReader) {
+    let (tx, rx) = std::sync::mpsc::sync_channel(8);
+    (
+        ChanWriter(tx),
+        ChanReader {
+            rx,
+            buf: Vec::new(),
+            pos: 0,
+        },
+    )
+}
+
+/// The writing end of [`channel`].
+#[derive(Debug, Clone)]
+pub(crate) struct ChanWriter(SyncSender<std::io::Result<Vec<u8>>>);
+
+impl ChanWriter {
+    /// End the stream with `message` as the reader's error.
+    pub(crate) fn fail(&self, message: String) {
+        let _ = self.0.send(Err(std::io::Error::other(message)));
+    }
+}
+
+impl Write for ChanWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.send(Ok(b.to_vec())).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the backup stopped reading")
+        })?;
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The reading end of [`channel`].
+#[derive(Debug)]
+pub(crate) struct ChanReader {
+    rx: Receiver<std::io::Result<Vec<u8>>>,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChanReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.buf.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.buf = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                // The writer is gone: the end.
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 /// The tar files of `pg_basebackup -Ft -D dir` (process `writer`), as one
@@ -201,16 +286,18 @@ fn copy_archive<W: Write>(
 pub(crate) fn combine(
     dir: &Path,
     writer: u32,
+    exited: &Exited,
     expected: &BTreeSet<u32>,
     out: impl Write,
 ) -> Result<Vec<u32>, String> {
-    let mut out = tar::Builder::new(out);
+    let alive = || !exited.load(Ordering::SeqCst);
+    let mut out = tar::Builder::new(std::io::BufWriter::with_capacity(1 << 20, out));
     out.mode(tar::HeaderMode::Complete);
     let mut done: BTreeSet<String> = BTreeSet::new();
     let mut stored = Vec::new();
     // pg_basebackup creates `dir` itself.
     while !dir.is_dir() {
-        if !alive(writer) {
+        if !alive() {
             return Err("pg_basebackup ended before writing anything".into());
         }
         std::thread::sleep(POLL);
@@ -225,7 +312,7 @@ pub(crate) fn combine(
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .find(|n| n.ends_with(".tar") && !done.contains(n));
         let Some(name) = next else {
-            if dir.join("backup_manifest").is_file() || !alive(writer) {
+            if dir.join("backup_manifest").is_file() || !alive() {
                 // Every archive is written before the manifest; one last
                 // look for an archive that came just before it.
                 let more = std::fs::read_dir(&dir)
@@ -259,7 +346,7 @@ pub(crate) fn combine(
             PathBuf::from("pg_tblspc").join(oid.to_string())
         };
         let path = dir.join(&name);
-        let follow = Follow::open(&path, writer)
+        let follow = Follow::open(&path, writer, exited.clone())
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         copy_archive(&mut out, follow, &prefix)
             .map_err(|e| format!("cannot copy {name} from pg_basebackup: {e}"))?;
@@ -281,7 +368,8 @@ pub(crate) fn combine(
     header.set_gid(u64::from(meta.gid()));
     header.set_entry_type(tar::EntryType::Regular);
     out.append_data(&mut header, "backup_manifest", &mut file)
-        .and_then(|()| out.into_inner().map(drop))
+        .and_then(|()| out.into_inner())
+        .and_then(|mut w| w.flush())
         .map_err(|e| format!("cannot write the backup: {e}"))?;
     Ok(stored)
 }
@@ -419,6 +507,39 @@ mod tests {
     }
 
     #[test]
+    fn an_archive_cut_at_an_entry_boundary_is_refused() {
+        let mut b = tar::Builder::new(Vec::new());
+        for name in ["a", "b"] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(3);
+            h.set_mode(0o600);
+            b.append_data(&mut h, name, &b"abc"[..]).unwrap();
+        }
+        let whole = b.into_inner().unwrap();
+        let mut out = tar::Builder::new(Vec::new());
+        copy_archive(&mut out, &whole[..], Path::new("pg_tblspc/1")).unwrap();
+        // Without its end-of-archive blocks, it looks like a shorter archive
+        // to a tar reader: refused.
+        let cut = &whole[..whole.len() - 1024];
+        let mut out = tar::Builder::new(Vec::new());
+        let err = copy_archive(&mut out, cut, Path::new("pg_tblspc/1")).unwrap_err();
+        assert!(err.to_string().contains("cut short"), "{err}");
+    }
+
+    #[test]
+    fn the_reader_of_a_channel_gets_the_writers_error() {
+        let (mut w, mut r) = channel();
+        std::thread::spawn(move || {
+            w.write_all(b"abc").unwrap();
+            w.fail("tablespace 7 was created while the backup ran".into());
+        });
+        let mut got = Vec::new();
+        let err = r.read_to_end(&mut got).unwrap_err();
+        assert_eq!(got, b"abc");
+        assert!(err.to_string().contains("tablespace 7"), "{err}");
+    }
+
+    #[test]
     fn a_followed_file_is_read_until_its_writer_closes_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().canonicalize().unwrap().join("f");
@@ -436,7 +557,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         let mut got = String::new();
-        Follow::open(&path, child.id())
+        Follow::open(&path, child.id(), Exited::default())
             .unwrap()
             .read_to_string(&mut got)
             .unwrap();
