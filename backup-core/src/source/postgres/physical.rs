@@ -245,9 +245,13 @@ impl Source for PhysicalSource {
         if spaces.is_empty() {
             cmd.args(["-D", "-"]).stdout(Stdio::piped());
         } else {
+            // `--progress` writes a line to stderr every second or so: if
+            // this process dies (kill -9), the next one breaks the pipe and
+            // pg_basebackup with it, instead of going on filling the temp
+            // directory with nobody reading (it writes files, not a pipe).
             cmd.arg("-D")
                 .arg(&spool)
-                .arg("--no-sync")
+                .args(["--no-sync", "--progress"])
                 .stdout(Stdio::null());
         }
         cmd.args(["-Ft", "-X", "fetch", "-c", "fast", "-v"])
@@ -285,10 +289,25 @@ impl Source for PhysicalSource {
                 (Box::new(reader) as Box<dyn Read + Send>, Some(combiner))
             }
         };
+        // Read stderr to its end (a reader that stopped would break
+        // pg_basebackup's pipe), keeping the lines that say something and
+        // not the progress reports.
         let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = (&mut stderr_pipe).take(1 << 20).read_to_string(&mut s);
-            s
+            use std::io::BufRead;
+            let mut kept = String::new();
+            for line in std::io::BufReader::new(&mut stderr_pipe)
+                .split(b'\n')
+                .map_while(std::result::Result::ok)
+            {
+                let line = String::from_utf8_lossy(&line);
+                let line = line.rsplit('\r').next().unwrap_or_default();
+                let progress = line.contains(" kB (") && line.contains("tablespace");
+                if !progress && !line.is_empty() && kept.len() < (1 << 20) {
+                    kept.push_str(line);
+                    kept.push('\n');
+                }
+            }
+            kept
         });
         tracing::info!(source = %self.location(), server = %server, pg_basebackup = %tool.version, "pg_basebackup started");
         let killer = super::child::KillOnDrop(child.clone());
