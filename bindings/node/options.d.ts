@@ -288,7 +288,7 @@ export interface WalFetchOptions extends CommonOptions {
   sink?: string;
   /** The source name the archive is kept under (default: the config's name, or its source's default name) */
   name?: string;
-  /** Fetch the next segments ahead too, this many at once (default 4; 1 fetches only the file asked for). They wait in the spool, checked again when PostgreSQL asks for them */
+  /** Fetch the next segments ahead too, this many at once (default 4; 1 fetches only the file asked for). From the command line a detached lifeboat keeps twice that many ready while the server replays; each waits in the spool decoded and checked, and is used only while untouched */
   parallel?: number;
   /** Where segments fetched ahead wait (default: a private directory per sink and source name under the temp dir) */
   spoolDir?: string;
