@@ -127,15 +127,16 @@ def test_ctrl_c_stops_a_long_backup_cleanly(work: Path, big_db: Path) -> None:
     sink = work / "b"
     script = textwrap.dedent(
         f"""
-        import sys, lifeboat
+        import signal, sys, lifeboat
+        # As in a terminal: a test runner started in the background of a
+        # non-interactive shell ignores SIGINT, and its children inherit
+        # that, so Python would never raise KeyboardInterrupt.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         print("started", flush=True)
         lifeboat.backup({f"sqlite://{big_db}"!r}, sink={str(sink)!r}, level=19, threads=1)
         print("finished", flush=True)
         """
     )
-    # Nothing else's writeback in the way of the child's fsyncs (a cold
-    # build before the tests leaves gigabytes of it).
-    os.sync()
     child = subprocess.Popen(
         [sys.executable, "-c", script],
         stdout=subprocess.PIPE,
