@@ -127,19 +127,22 @@ struct ExpirationXml {
     date: Option<String>,
 }
 
+/// `body` as text whose root element is a `LifecycleConfiguration`.
+fn lifecycle_text(body: &[u8]) -> std::result::Result<&str, String> {
+    let text = std::str::from_utf8(body).map_err(|_| "the answer is not UTF-8".to_string())?;
+    match root_element(text) {
+        Some(root) if root == "LifecycleConfiguration" => Ok(text),
+        other => Err(format!(
+            "expected a LifecycleConfiguration, got {}",
+            other.map_or("no XML element".to_string(), |r| format!("<{r}>"))
+        )),
+    }
+}
+
 /// Parse a `LifecycleConfiguration` into its rules (bucket-relative
 /// prefixes).
 fn parse_lifecycle(body: &[u8]) -> std::result::Result<Vec<super::LifecycleRule>, String> {
-    let text = std::str::from_utf8(body).map_err(|_| "the answer is not UTF-8".to_string())?;
-    match root_element(text) {
-        Some(root) if root == "LifecycleConfiguration" => {}
-        other => {
-            return Err(format!(
-                "expected a LifecycleConfiguration, got {}",
-                other.map_or("no XML element".to_string(), |r| format!("<{r}>"))
-            ));
-        }
-    }
+    let text = lifecycle_text(body)?;
     let cfg: LifecycleXml = quick_xml::de::from_str(text)
         .map_err(|e| format!("unreadable LifecycleConfiguration: {e}"))?;
     Ok(cfg
@@ -221,16 +224,7 @@ struct GcsConditionXml {
 /// an object without one matches none). A `MatchesSuffix` rule is kept
 /// (conservatively: it may match backup objects) with its suffixes in the id.
 fn parse_gcs_lifecycle(body: &[u8]) -> std::result::Result<Vec<super::LifecycleRule>, String> {
-    let text = std::str::from_utf8(body).map_err(|_| "the answer is not UTF-8".to_string())?;
-    match root_element(text) {
-        Some(root) if root == "LifecycleConfiguration" => {}
-        other => {
-            return Err(format!(
-                "expected a LifecycleConfiguration, got {}",
-                other.map_or("no XML element".to_string(), |r| format!("<{r}>"))
-            ));
-        }
-    }
+    let text = lifecycle_text(body)?;
     let cfg: GcsLifecycleXml = quick_xml::de::from_str(text)
         .map_err(|e| format!("unreadable LifecycleConfiguration: {e}"))?;
     let mut out = Vec::new();

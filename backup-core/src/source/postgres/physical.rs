@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::tablespaces::{self, TablespaceInfo};
+use super::tablespaces::{self, Counting, TablespaceInfo};
 use super::{PgConn, PgVersion, PostgresOptions, db_err, tools};
 use crate::error::{Error, Result};
 use crate::manifest::{Fingerprint, Manifest, Verdict};
@@ -567,14 +567,6 @@ fn sync_parent(path: &Path) {
 /// read (to the stream's end).
 fn unpack_routed(reader: impl Read, dir: &Path, routes: &[(u32, PathBuf)]) -> std::io::Result<u64> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    struct Counting<R>(R, u64);
-    impl<R: Read> Read for Counting<R> {
-        fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
-            let n = self.0.read(b)?;
-            self.1 += n as u64;
-            Ok(n)
-        }
-    }
     std::fs::create_dir_all(dir)?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     let mut archive = tar::Archive::new(Counting(reader, 0));
@@ -647,14 +639,6 @@ fn unpack_routed(reader: impl Read, dir: &Path, routes: &[(u32, PathBuf)]) -> st
 /// would land outside it; read to the stream's end.
 pub(crate) fn unpack(reader: impl Read, dir: &Path) -> std::io::Result<u64> {
     use std::os::unix::fs::PermissionsExt;
-    struct Counting<R>(R, u64);
-    impl<R: Read> Read for Counting<R> {
-        fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
-            let n = self.0.read(b)?;
-            self.1 += n as u64;
-            Ok(n)
-        }
-    }
     std::fs::create_dir_all(dir)?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     let mut archive = tar::Archive::new(Counting(reader, 0));

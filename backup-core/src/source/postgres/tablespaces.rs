@@ -156,20 +156,23 @@ fn plain(rel: &Path) -> Option<PathBuf> {
     Some(out)
 }
 
+/// A reader that counts the bytes it has read (`.1`).
+pub(crate) struct Counting<R>(pub(crate) R, pub(crate) u64);
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.read(b)?;
+        self.1 += n as u64;
+        Ok(n)
+    }
+}
+
 /// Copy the entries of one archive into `out`, under `prefix`.
 fn copy_archive<W: Write>(
     out: &mut tar::Builder<W>,
     reader: impl Read,
     prefix: &Path,
 ) -> std::io::Result<()> {
-    struct Counting<R>(R, u64);
-    impl<R: Read> Read for Counting<R> {
-        fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
-            let n = self.0.read(b)?;
-            self.1 += n as u64;
-            Ok(n)
-        }
-    }
     let mut archive = tar::Archive::new(Counting(reader, 0));
     // Where the last entry's data ends: an end-of-archive block must follow
     // (a file cut at an entry's boundary would otherwise pass for whole).
