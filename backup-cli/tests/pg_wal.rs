@@ -383,10 +383,22 @@ fn a_physical_backup_and_the_archive_restore_to_a_point_in_time() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|v| v["verifier"] == "pg-verifybackup" && v["passed"] == true),
+            .any(|v| v["verifier"] == "pg-backup-manifest" && v["passed"] == true),
         "{m}"
     );
     assert!(m["fingerprint"]["details"]["stop_lsn"].is_string(), "{m}");
+    // PostgreSQL 15 compressed it on the server: backup_manifest follows
+    // the server's end-of-archive blocks, which plain `tar -t` stops at
+    // and `--ignore-zeros` reads past (the manual restore says so).
+    assert!(err.contains("compress_on=\"server\""), "{err}");
+    assert!(
+        !tar_listing(&root, false)
+            .lines()
+            .any(|l| l == "backup_manifest")
+    );
+    let listing = tar_listing(&root, true);
+    assert!(listing.lines().any(|l| l == "backup_manifest"), "{listing}");
+    assert!(listing.lines().any(|l| l == "PG_VERSION"), "{listing}");
 
     primary.psql("postgres", "INSERT INTO marker VALUES (2);");
     std::thread::sleep(Duration::from_millis(1100));
@@ -399,6 +411,7 @@ fn a_physical_backup_and_the_archive_restore_to_a_point_in_time() {
     let (code, _, err) =
         run(lifeboat(work.path()).args(["verify", "--from", &sink, "--source", "app", "--latest"]));
     assert_eq!(code, 0, "{err}");
+    a_changed_file_fails_the_manifest_check(&root, work.path());
 
     // Outside the window: refused, naming the bounds.
     let restored = PgCluster::empty(&bin);
@@ -1129,13 +1142,18 @@ fn a_physical_backup_from_a_standby_restores() {
         err.contains("mode = \"physical\"") && err.contains("schemas"),
         "{err}"
     );
+    // Compressed here rather than on the server, as asked: the artifact
+    // is one tar, backup_manifest before its end.
     std::fs::write(
         work.path().join("lifeboat.toml"),
-        "[postgres]\nmode = \"physical\"\n",
+        "[postgres]\nmode = \"physical\"\ncompress_on = \"client\"\n",
     )
     .unwrap();
     let (code, out, err) = backup(&[]);
     assert_eq!(code, 0, "{err}");
+    assert!(err.contains("compress_on=\"client\""), "{err}");
+    let listing = tar_listing(Path::new(&sink["file://".len()..]), false);
+    assert!(listing.lines().any(|l| l == "backup_manifest"), "{listing}");
     let out: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         out[0]["manifest"]["source"]["kind"], "postgres-physical",
@@ -1146,7 +1164,7 @@ fn a_physical_backup_from_a_standby_restores() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|v| v["verifier"] == "pg-verifybackup" && v["passed"] == true),
+            .any(|v| v["verifier"] == "pg-backup-manifest" && v["passed"] == true),
         "{out}"
     );
     let mut restored = PgCluster::empty(&bin);
@@ -1276,7 +1294,7 @@ fn tablespaces_round_trip(bin: &Path) {
             .as_array()
             .unwrap()
             .iter()
-            .any(|v| v["verifier"] == "pg-verifybackup" && v["passed"] == true),
+            .any(|v| v["verifier"] == "pg-backup-manifest" && v["passed"] == true),
         "{m}"
     );
     let recorded = m["fingerprint"]["details"]["tablespaces"]
@@ -1385,4 +1403,86 @@ fn tablespaces_round_trip(bin: &Path) {
     assert_eq!(code, 0, "{out}{err}");
     let d: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(d["verdicts"][0]["passed"], true, "{d}");
+}
+
+/// A copy of the archive at `root` whose base backup has one byte of a
+/// file changed inside the tar, re-compressed, with the manifest's
+/// checksum of the stored bytes made to match: only the check against
+/// PostgreSQL's backup_manifest can see it, and `verify` fails on it
+/// (exit 4), naming the file.
+fn a_changed_file_fails_the_manifest_check(root: &Path, work: &Path) {
+    let copy = work.join("tampered");
+    let ok = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(root)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let files = all_files(&copy);
+    let data = files
+        .iter()
+        .find(|p| p.ends_with("data.tar.zst"))
+        .expect("a base backup in the archive");
+    let manifest = data.with_file_name("manifest.json");
+    let shell = |script: &str| {
+        let out = std::process::Command::new("sh")
+            .args(["-c", script])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{script}: {out:?}");
+        out.stdout
+    };
+    let mut tar = shell(&format!("zstd -dc '{}'", data.display()));
+    let at = (0..tar.len())
+        .step_by(512)
+        .find(|&o| tar[o..].starts_with(b"PG_VERSION\0"))
+        .expect("PG_VERSION in the tar");
+    tar[at + 512] ^= 1;
+    let plain = work.join("tampered.tar");
+    std::fs::write(&plain, &tar).unwrap();
+    shell(&format!(
+        "zstd -q -f -o '{}' '{}'",
+        data.display(),
+        plain.display()
+    ));
+    let sum = String::from_utf8(shell(&format!("sha256sum '{}'", data.display()))).unwrap();
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    m["artifact"]["sha256"] = sum.split_whitespace().next().unwrap().into();
+    m["artifact"]["stored_size"] = std::fs::metadata(data).unwrap().len().into();
+    std::fs::write(&manifest, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    let sink = format!("file://{}", copy.display());
+    let (code, out, err) = run(lifeboat(work).args([
+        "verify", "--from", &sink, "--source", "app", "--latest", "--json",
+    ]));
+    assert_eq!(code, 4, "{out}\n{err}");
+    assert!(
+        err.contains("pg-backup-manifest failed")
+            && err.contains("PG_VERSION has checksum")
+            && err.contains("verifier=checksum passed=true"),
+        "{err}"
+    );
+}
+
+/// The names in the base backup's tar under `root`, by GNU tar (with
+/// `--ignore-zeros` or without).
+fn tar_listing(root: &Path, ignore_zeros: bool) -> String {
+    let data = all_files(root)
+        .into_iter()
+        .find(|p| p.ends_with("data.tar.zst"))
+        .expect("a base backup");
+    let out = std::process::Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "zstd -dc '{}' | tar -t {}",
+                data.display(),
+                if ignore_zeros { "--ignore-zeros" } else { "" }
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
 }

@@ -21,7 +21,6 @@
 //! not know instead of guessing.
 
 use std::io::{self, Read, Write};
-use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -116,11 +115,20 @@ impl Sealed {
     }
 }
 
+/// What the write chain does with the reader's bytes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Compress {
+    /// Compress them with zstd.
+    Zstd { level: i32, threads: u32 },
+    /// They are zstd frames already (the PostgreSQL server compressed
+    /// them): store them as they are.
+    Already,
+}
+
 fn compress(
     mut reader: Box<dyn Read + Send>,
     tx: mpsc::Sender<Bytes>,
-    level: i32,
-    threads: u32,
+    how: Compress,
     progress: ProgressHandle,
     recipients: Option<Recipients>,
 ) -> io::Result<Compressed> {
@@ -133,6 +141,10 @@ fn compress(
     let sealed = match &recipients {
         None => Sealed::Plain(sender),
         Some(r) => Sealed::Age(Box::new(r.wrap(sender)?)),
+    };
+    let (level, threads) = match how {
+        Compress::Zstd { level, threads } => (level, threads),
+        Compress::Already => return pass_through(reader, sealed, progress),
     };
     let mut enc = zstd::stream::write::Encoder::new(sealed, level)?;
     if threads > 1 {
@@ -165,13 +177,42 @@ fn compress(
     })
 }
 
-/// Compress (and, given recipients, encrypt) `reader` into `upload`. On
-/// error the upload is aborted.
+/// A stream compressed already (by the PostgreSQL server): only sealed,
+/// hashed and counted. `raw_size` is the compressed bytes read; the source
+/// gives the real one.
+fn pass_through(
+    mut reader: Box<dyn Read + Send>,
+    mut sealed: Sealed,
+    progress: ProgressHandle,
+) -> io::Result<Compressed> {
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut read = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        read += n as u64;
+        sealed.write_all(&buf[..n])?;
+        progress.advance(n as u64);
+    }
+    let mut sender = sealed.finish()?;
+    sender.flush_chunk()?;
+    Ok(Compressed {
+        raw_size: read,
+        stored_size: sender.stored,
+        sha256: hex::encode(std::mem::take(&mut sender.hasher).finalize()),
+    })
+}
+
+/// Compress (and, given recipients, encrypt) `reader` into `upload`; a
+/// `precompressed` reader is only sealed. On error the upload is aborted.
 pub(crate) async fn stream_to_upload(
     reader: Box<dyn Read + Send>,
     mut upload: Box<dyn Upload>,
-    level: i32,
-    threads: u32,
+    how: Compress,
     progress: ProgressHandle,
     total: Option<u64>,
     recipients: Option<Recipients>,
@@ -179,8 +220,7 @@ pub(crate) async fn stream_to_upload(
     let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
     progress.start(Phase::Upload, total);
     let p = progress.clone();
-    let compressor =
-        tokio::task::spawn_blocking(move || compress(reader, tx, level, threads, p, recipients));
+    let compressor = tokio::task::spawn_blocking(move || compress(reader, tx, how, p, recipients));
     let mut upload_err = None;
     while let Some(chunk) = rx.recv().await {
         if let Err(e) = upload.write(chunk).await {
@@ -407,7 +447,7 @@ impl<R: Read> Read for VerifyingReader<R> {
 /// dump. The reader fails instead of ending if the stored bytes do not match
 /// the manifest. Read it on a blocking thread.
 pub async fn artifact_reader(
-    sink: Arc<dyn Sink>,
+    sink: &dyn Sink,
     manifest: &Manifest,
     progress: ProgressHandle,
     keys: Option<&Identities>,

@@ -113,8 +113,10 @@ impl SourceKind {
             Self::Sqlite => sqlite::verify::stored_verifiers(),
             Self::Postgres => postgres::verify::stored_verifiers(postgres),
             Self::PostgresPhysical => {
-                vec![Arc::new(postgres::physical::PgVerifyBackup::new(postgres))
-                    as Arc<dyn Verifier>]
+                vec![
+                    Arc::new(postgres::physical::PgBackupManifest::new(postgres))
+                        as Arc<dyn Verifier>,
+                ]
             }
         });
         v
@@ -133,6 +135,12 @@ impl fmt::Display for SourceKind {
 pub struct DumpOptions {
     /// Where temporary files may go (default: the system temp directory).
     pub temp_dir: Option<PathBuf>,
+    /// The zstd level the backup is compressed at: a source that can have
+    /// its server compress (a physical PostgreSQL backup) uses it and sets
+    /// [`Dump::precompressed`].
+    pub zstd_level: i32,
+    /// The compression threads the backup may use.
+    pub zstd_threads: u32,
 }
 
 /// What a source's snapshot learned once the stream has been read.
@@ -143,6 +151,9 @@ pub struct DumpOutcome {
     /// Checks the source ran on the snapshot itself (SQLite's
     /// `integrity_check`); they go into the manifest with the verifiers'.
     pub verdicts: Vec<Verdict>,
+    /// The artifact's size before compression, when the pipeline did not
+    /// see it (a [`Dump::precompressed`] stream): the source counted it.
+    pub raw_size: Option<u64>,
 }
 
 /// A snapshot being streamed.
@@ -162,6 +173,11 @@ pub struct Dump {
     /// Small extra objects to store beside the artifact, compressed
     /// (PostgreSQL globals): `(name, file name, bytes)`.
     pub attachments: Vec<Attachment>,
+    /// The reader yields zstd frames already, at
+    /// [`DumpOptions::zstd_level`] with a checksum (the server compressed
+    /// them): the pipeline stores them as they are (encrypted, given
+    /// recipients), and the outcome gives the raw size.
+    pub precompressed: bool,
 }
 
 /// A small object stored beside a backup's artifact.

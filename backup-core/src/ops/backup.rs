@@ -270,12 +270,14 @@ pub async fn run(env: &Env, a: &BackupArgs) -> BackupRun {
             let source: Arc<dyn crate::Source> = Arc::new(
                 crate::source::postgres::physical::PhysicalSource::from_url(&source_url, &pg)?,
             );
-            // Its proof before the commit: pg_verifybackup on the copy read
-            // back from the sink (a restore of the cluster, short of
-            // starting it).
+            // Its proof before the commit: the copy read back from the
+            // sink checked against PostgreSQL's backup_manifest as it
+            // streams, and its WAL parsed (pg_verifybackup's checks).
             let check: Option<Arc<dyn crate::Verifier>> = (!a.no_drill).then(|| {
-                Arc::new(crate::source::postgres::physical::PgVerifyBackup::new(&pg))
-                    as Arc<dyn crate::Verifier>
+                Arc::new(
+                    crate::source::postgres::physical::PgBackupManifest::new(&pg)
+                        .temp_dir(env.temp_dir(a.temp_dir.as_ref())),
+                ) as Arc<dyn crate::Verifier>
             });
             let sinks = targets(env, a)?;
             return Ok((source_url, pg, vec![source], check, sinks));

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use super::commit::{CommitError, Uncommitted, commit_manifest};
 use super::verify::verify_local;
 use super::{Clock, delete_all, failures_to_error, run_verifiers, system_clock};
-use crate::codec::{self, stream_to_upload};
+use crate::codec::{self, Compress, stream_to_upload};
 use crate::error::{Error, Result};
 use crate::layout;
 use crate::lock::{self, LockMode};
@@ -270,6 +270,8 @@ impl BackupJob {
             .source
             .dump(&DumpOptions {
                 temp_dir: self.temp_dir.clone(),
+                zstd_level: self.level(),
+                zstd_threads: self.threads,
             })
             .await?;
         self.progress.finish(Phase::Snapshot);
@@ -277,6 +279,7 @@ impl BackupJob {
         let outcome_task = tokio::spawn(dump.outcome);
         let guard = dump.guard;
         let attachments_in = dump.attachments;
+        let precompressed = dump.precompressed;
 
         // With recipients, also this run's own key: its drill decrypts with it.
         let sealed = self.recipients.as_ref().map(|r| r.with_run_key());
@@ -288,8 +291,14 @@ impl BackupJob {
         let streamed = stream_to_upload(
             dump.reader,
             upload,
-            self.level(),
-            self.threads,
+            if precompressed {
+                Compress::Already
+            } else {
+                Compress::Zstd {
+                    level: self.level(),
+                    threads: self.threads,
+                }
+            },
             self.progress.clone(),
             raw_hint,
             run_recipients.clone(),
@@ -323,6 +332,18 @@ impl BackupJob {
                 bad.detail.clone(),
             ));
         }
+        // A stream the server compressed: the source counted its raw bytes.
+        let raw_size = match (precompressed, outcome.raw_size) {
+            (false, _) => compressed.raw_size,
+            (true, Some(n)) => n,
+            (true, None) => {
+                let _ = upload.abort().await;
+                return Err(Error::source_err(
+                    self.source.location(),
+                    "the source compressed its stream but did not count its raw size",
+                ));
+            }
+        };
         upload.complete().await?;
         // From here until the commit the data is visible without a manifest:
         // if this future is dropped (Ctrl-C, SIGTERM), the guard deletes it.
@@ -365,7 +386,7 @@ impl BackupJob {
             tool: ToolInfo::current(),
             artifact: Artifact {
                 key: key.clone(),
-                raw_size: compressed.raw_size,
+                raw_size,
                 stored_size: compressed.stored_size,
                 sha256: compressed.sha256,
                 compression: Compression::zstd(self.level()),

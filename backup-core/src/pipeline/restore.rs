@@ -155,7 +155,7 @@ impl RestoreJob {
         self.target.check_target(&opts).await?;
         tracing::info!(backup_id = %manifest.backup_id, target = %self.target.target_location(), "restore started");
         let reader = artifact_reader(
-            self.sink.clone(),
+            &*self.sink,
             &manifest,
             self.progress.clone(),
             self.keys.as_ref(),

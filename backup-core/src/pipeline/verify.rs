@@ -32,6 +32,11 @@ pub(super) async fn verify_local(
     progress: ProgressHandle,
     keys: Option<&crate::crypt::Identities>,
 ) -> Result<Vec<Verdict>> {
+    // Checks that read the stored data themselves, as it streams (the
+    // physical backup's manifest check): no local copy to make.
+    if verifiers.iter().all(|v| !v.needs_local_copy()) {
+        return run_verifiers(verifiers, manifest, &*sink, None, keys).await;
+    }
     crate::tempdir::sweep(temp_root);
     let temp = crate::tempdir::PrivateDir::new(temp_root, "verify").map_err(|e| {
         Error::config(
@@ -41,7 +46,7 @@ pub(super) async fn verify_local(
     })?;
     let copy = temp.path().join("artifact");
     let t_download = Instant::now();
-    let reader = match artifact_reader(sink.clone(), manifest, progress.clone(), keys).await {
+    let reader = match artifact_reader(&*sink, manifest, progress.clone(), keys).await {
         Ok(r) => Ok(r),
         Err(Error::NotFound { key, .. }) => Err(format!("{key} is missing from the sink")),
         Err(e) => return Err(e),

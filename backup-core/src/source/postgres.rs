@@ -41,9 +41,11 @@ mod details;
 pub mod drill;
 mod dump;
 pub(crate) mod globals;
+mod manifest_check;
 mod options;
 pub mod physical;
 pub(crate) mod restore;
+mod server_zstd;
 pub(crate) mod sql;
 mod staging;
 mod swap;
@@ -64,7 +66,8 @@ pub use details::{GlobalsDetails, PostgresDetails};
 pub use drill::{DrillTarget, PgDrill, SmokeCheck, cluster_available, pg_drill};
 pub use globals::GlobalsReport;
 pub use options::{
-    BackupMode, DEFAULT_LOCK_WAIT_SECS, MAX_LOCK_WAIT_SECS, PostgresOptions, parse_lock_wait,
+    BackupMode, CompressOn, DEFAULT_LOCK_WAIT_SECS, MAX_LOCK_WAIT_SECS, PostgresOptions,
+    parse_lock_wait,
 };
 pub use tools::{PgVersion, Tool, ToolOptions};
 pub use verify::{PgToc, toc_counts};

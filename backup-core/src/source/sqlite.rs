@@ -658,6 +658,7 @@ impl Source for SqliteSource {
             Ok(DumpOutcome {
                 fingerprint,
                 verdicts: vec![integrity],
+                raw_size: None,
             })
         };
         Ok(Dump {
@@ -666,6 +667,7 @@ impl Source for SqliteSource {
             guard: Some(Box::new(temp)),
             size_hint,
             attachments: Vec::new(),
+            precompressed: false,
         })
     }
 }

@@ -462,6 +462,7 @@ impl PostgresSource {
             Ok(DumpOutcome {
                 fingerprint: fp,
                 verdicts,
+                raw_size: None,
             })
         };
         Ok(Dump {
@@ -477,6 +478,7 @@ impl PostgresSource {
             guard: None,
             size_hint: None,
             attachments,
+            precompressed: false,
         })
     }
 }

@@ -18,6 +18,13 @@ pub struct PostgresOptions {
     /// restores to any later point with the WAL archive. `mode =
     /// "physical"` in `[postgres]` is what `backup --physical` asks.
     pub mode: BackupMode,
+    /// Where a physical backup is compressed: `"server"` (the default,
+    /// `pg_basebackup --compress=server-zstd` on PostgreSQL 15 and later;
+    /// a tenth of the bytes cross the connection) or `"client"` (by
+    /// Lifeboat, for a server built without zstd or whose CPU must be
+    /// spared). Clusters with tablespaces, older servers and a
+    /// `command_prefix` are always compressed by Lifeboat.
+    pub compress_on: CompressOn,
     /// Only these schemas (`pg_dump -n`).
     pub schemas: Vec<String>,
     /// Not these schemas (`pg_dump -N`).
@@ -68,6 +75,17 @@ pub enum BackupMode {
     Logical,
     /// `pg_basebackup` of the whole cluster.
     Physical,
+}
+
+/// Where a physical backup is compressed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CompressOn {
+    /// By the PostgreSQL server, when it can.
+    #[default]
+    Server,
+    /// By Lifeboat.
+    Client,
 }
 
 /// The lock wait when none is configured: 2 minutes.
@@ -154,6 +172,7 @@ impl Default for PostgresOptions {
         Self {
             tools: ToolOptions::default(),
             mode: BackupMode::Logical,
+            compress_on: CompressOn::Server,
             schemas: Vec::new(),
             exclude_schemas: Vec::new(),
             tables: Vec::new(),

@@ -239,10 +239,21 @@ impl Source for PhysicalSource {
         let tool = tools::pick("pg_basebackup", server.major, &self.opts.tools)
             .map_err(|m| self.err(format!("server is PostgreSQL {server}: {m}")))?;
         let mut cmd = tool.command();
+        // PostgreSQL 15 and later compress on the server (see
+        // super::server_zstd), unless tablespaces must be combined into one
+        // tar here or pg_basebackup runs elsewhere (command_prefix) and
+        // cannot write into this host's temp directory.
+        let server_zstd = spaces.is_empty()
+            && self.opts.compress_on == super::CompressOn::Server
+            && server.major >= 15
+            && tool.version.major >= 15
+            && self.opts.tools.command_prefix.is_empty();
+        let level = opts.zstd_level;
         // One tar on stdout; with tablespaces, one file each in a private
-        // directory pg_basebackup creates, followed as it writes them.
+        // directory pg_basebackup creates, followed as it writes them (the
+        // server's compressed archive too).
         let spool = secrets.path().join("basebackup");
-        if spaces.is_empty() {
+        if spaces.is_empty() && !server_zstd {
             cmd.args(["-D", "-"]).stdout(Stdio::piped());
         } else {
             // `--progress` writes a line to stderr every second or so: if
@@ -253,6 +264,13 @@ impl Source for PhysicalSource {
                 .arg(&spool)
                 .args(["--no-sync", "--progress"])
                 .stdout(Stdio::null());
+            if server_zstd {
+                let mut spec = format!("--compress=server-zstd:level={level}");
+                if opts.zstd_threads > 1 {
+                    spec.push_str(&format!(",workers={}", opts.zstd_threads));
+                }
+                cmd.arg(spec);
+            }
         }
         cmd.args(["-Ft", "-X", "fetch", "-c", "fast", "-v"])
             .args(["--no-password", "--label", "lifeboat"])
@@ -275,7 +293,13 @@ impl Source for PhysicalSource {
                 let dir = spool.clone();
                 let (exited, child) = (exited.clone(), child.clone());
                 let combiner = std::thread::spawn(move || {
-                    let r = tablespaces::combine(&dir, pid, &exited, &expected, writer.clone());
+                    let r = if server_zstd {
+                        super::server_zstd::relay(&dir, pid, &exited, level, writer.clone())
+                            .map(|raw| (Vec::new(), Some(raw)))
+                    } else {
+                        tablespaces::combine(&dir, pid, &exited, &expected, writer.clone())
+                            .map(|oids| (oids, None))
+                    };
                     if let Err(m) = &r {
                         // Stop pg_basebackup at once, and give the reader
                         // the cause rather than an early end.
@@ -309,7 +333,13 @@ impl Source for PhysicalSource {
             }
             kept
         });
-        tracing::info!(source = %self.location(), server = %server, pg_basebackup = %tool.version, "pg_basebackup started");
+        tracing::info!(
+            source = %self.location(),
+            server = %server,
+            pg_basebackup = %tool.version,
+            compress_on = if server_zstd { "server" } else { "client" },
+            "pg_basebackup started"
+        );
         let killer = super::child::KillOnDrop(child.clone());
         let location = self.location();
         let version = tool.version;
@@ -361,8 +391,13 @@ impl Source for PhysicalSource {
                 Some(s) if s.success() => {}
                 other => {
                     let tail: Vec<&str> = text.lines().rev().take(5).collect();
+                    let hint = if server_zstd && text.contains("zstd") {
+                        " (the server cannot compress with zstd: compress_on = \"client\" in [postgres] has Lifeboat compress instead)"
+                    } else {
+                        ""
+                    };
                     return Err(fail(format!(
-                        "pg_basebackup {}: {}",
+                        "pg_basebackup {}: {}{hint}",
                         match other.and_then(|s| s.code()) {
                             Some(c) => format!("exited with status {c}"),
                             None => "was stopped".into(),
@@ -372,14 +407,16 @@ impl Source for PhysicalSource {
                 }
             }
             let mut stored_spaces = Vec::new();
+            let mut raw_size = None;
             if let Some(combiner) = combiner {
-                let oids = blocking(move || {
+                let (oids, raw) = blocking(move || {
                     combiner
                         .join()
                         .unwrap_or_else(|_| Err("the tablespace reader panicked".into()))
                 })
                 .await
                 .map_err(fail)?;
+                raw_size = raw;
                 stored_spaces = spaces
                     .into_iter()
                     .filter(|t| oids.contains(&t.oid))
@@ -407,6 +444,7 @@ impl Source for PhysicalSource {
             Ok(DumpOutcome {
                 fingerprint: fp,
                 verdicts: Vec::new(),
+                raw_size,
             })
         };
         Ok(Dump {
@@ -415,111 +453,153 @@ impl Source for PhysicalSource {
             guard: None,
             size_hint: None,
             attachments: Vec::new(),
+            precompressed: server_zstd,
         })
     }
 }
 
-/// `pg-verifybackup`: the stored base backup, unpacked from the copy read
-/// back from the sink, checked by `pg_verifybackup` against PostgreSQL's
-/// own backup manifest (every file's size and checksum, and the WAL from
-/// start to end parsed).
+/// `pg-backup-manifest`: the stored base backup read back from the sink
+/// and checked as it streams against PostgreSQL's own `backup_manifest`,
+/// the checks of `pg_verifybackup` (the manifest's checksum, every file's
+/// size and CRC32C, no file missing or extra), then the WAL from the start
+/// to the end point parsed by `pg_waldump`. Only the WAL touches the disk;
+/// the data directory is never unpacked (see [`super::manifest_check`]).
 #[derive(Debug, Clone, Default)]
-pub struct PgVerifyBackup {
+pub struct PgBackupManifest {
     tools: tools::ToolOptions,
+    temp_dir: Option<PathBuf>,
 }
 
-impl PgVerifyBackup {
+impl PgBackupManifest {
     /// With tools looked up as `opts` say.
     pub fn new(opts: &PostgresOptions) -> Self {
         Self {
             tools: opts.tools.clone(),
+            temp_dir: None,
         }
+    }
+
+    /// Where the WAL segments are written for `pg_waldump` (default: the
+    /// system's temp directory).
+    pub fn temp_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.temp_dir = dir;
+        self
     }
 }
 
 #[async_trait]
-impl Verifier for PgVerifyBackup {
+impl Verifier for PgBackupManifest {
     fn name(&self) -> &'static str {
-        "pg-verifybackup"
-    }
-
-    fn needs_local_copy(&self) -> bool {
-        true
-    }
-
-    fn wants_unpacked_tar(&self) -> bool {
-        true
+        "pg-backup-manifest"
     }
 
     async fn verify(&self, input: &VerifyInput<'_>) -> Result<Verdict> {
+        use super::manifest_check::{StreamError, check_stream};
+        let name = "pg-backup-manifest";
         let t0 = Instant::now();
-        let Some(copy) = input.local_copy.map(Path::to_path_buf) else {
-            return Ok(Verdict::fail(self.name(), "no local copy to check", t0));
-        };
         let major = PhysicalDetails::from_fingerprint(&input.manifest.fingerprint)
             .server_major
             .unwrap_or(0);
-        let tool = match tools::pick("pg_verifybackup", major, &self.tools) {
-            Ok(t) => t,
-            Err(m) => {
-                return Err(Error::config(
-                    "pg_verifybackup",
-                    format!("cannot check a physical backup: {m}"),
+        let waldump = tools::pick("pg_waldump", major, &self.tools).map_err(|m| {
+            Error::config("pg_waldump", format!("cannot check a physical backup: {m}"))
+        })?;
+        let temp_root = self.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let local = |e: std::io::Error| {
+            Error::config(
+                temp_root.display().to_string(),
+                format!(
+                    "cannot write the backup's WAL for pg_waldump: {e}; point --temp-dir (temp_dir) at a disk with room"
+                ),
+            )
+        };
+        let temp = crate::tempdir::PrivateDir::new(&temp_root, "verify").map_err(local)?;
+        let wal_dir = temp.path().join("pg_wal");
+        std::fs::create_dir(&wal_dir).map_err(local)?;
+        let reader = match crate::codec::artifact_reader(
+            input.sink,
+            input.manifest,
+            crate::progress::ProgressHandle::default(),
+            input.keys,
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(Error::NotFound { key, .. }) => {
+                return Ok(Verdict::fail(
+                    name,
+                    format!("{key} is missing from the sink"),
+                    t0,
                 ));
             }
+            Err(e) => return Err(e),
         };
-        let name = "pg-verifybackup";
-        blocking(move || {
-            // Already unpacked as it streamed (the usual case), or a tar
-            // file to unpack first.
-            let (dir, owned) = if copy.is_dir() {
-                (copy.clone(), false)
-            } else {
-                (copy.with_extension("unpacked"), true)
-            };
-            if owned {
-                let unpacked = std::fs::File::open(&copy)
-                    .map_err(|e| e.to_string())
-                    .and_then(|f| {
-                        unpack(f, &dir).map_err(|e| format!("the tar does not unpack: {e}"))
-                    });
-                if let Err(why) = unpacked {
-                    let _ = std::fs::remove_dir_all(&dir);
-                    return Ok::<_, Error>(Verdict::fail(name, why, t0));
-                }
+        let dir = wal_dir.clone();
+        let checked = blocking(move || Ok::<_, Error>(check_stream(reader, &dir))).await?;
+        let checked = match checked {
+            Ok(Ok(c)) => c,
+            Ok(Err(why)) => return Ok(Verdict::fail(name, why, t0)),
+            Err(StreamError::Local(e)) => return Err(local(e)),
+            Err(StreamError::Read(e)) => {
+                return match crate::codec::sink_error(e) {
+                    Ok(Error::NotFound { key, .. }) => Ok(Verdict::fail(
+                        name,
+                        format!("{key} is missing from the sink"),
+                        t0,
+                    )),
+                    Ok(sink) => Err(sink),
+                    Err(e) => Ok(Verdict::fail(
+                        name,
+                        format!("cannot read the backup's data: {e}"),
+                        t0,
+                    )),
+                };
             }
-            let out = tool
-                .command()
-                .arg("--quiet")
-                .arg(&dir)
-                .stdin(Stdio::null())
-                .output();
-            if owned {
-                let _ = std::fs::remove_dir_all(&dir);
-            }
-            Ok(match out {
-                Ok(o) if o.status.success() => Verdict::pass(
-                    name,
-                    "every file matches backup_manifest and the WAL to the end point parses",
-                    t0,
-                ),
-                Ok(o) => Verdict::fail(
+        };
+        let mut parsed = Vec::new();
+        for r in &checked.wal_ranges {
+            let args = [
+                "--quiet".to_string(),
+                format!("--path={}", wal_dir.display()),
+                format!("--timeline={}", r.timeline),
+                format!("--start={}", r.start),
+                format!("--end={}", r.end),
+            ];
+            let mut cmd = waldump.command();
+            cmd.args(&args).stdin(Stdio::null());
+            let out = blocking(move || {
+                cmd.output()
+                    .map_err(|e| Error::config("pg_waldump", format!("cannot run pg_waldump: {e}")))
+            })
+            .await?;
+            if !out.status.success() {
+                return Ok(Verdict::fail(
                     name,
                     format!(
-                        "pg_verifybackup: {}",
-                        String::from_utf8_lossy(&o.stderr).trim()
+                        "the WAL from {} to {} on timeline {} does not parse: pg_waldump: {}",
+                        r.start,
+                        r.end,
+                        r.timeline,
+                        String::from_utf8_lossy(&out.stderr).trim()
                     ),
                     t0,
-                ),
-                Err(e) => {
-                    return Err(Error::config(
-                        "pg_verifybackup",
-                        format!("cannot run {}: {e}", tool.argv.join(" ")),
-                    ));
-                }
-            })
-        })
-        .await
+                ));
+            }
+            parsed.push(format!(
+                "{} to {} on timeline {}",
+                r.start, r.end, r.timeline
+            ));
+        }
+        Ok(Verdict::pass(
+            name,
+            format!(
+                "read back from the sink: {} files ({} bytes) match backup_manifest (size and CRC32C); the WAL from {} parses (pg_waldump, {} segment(s))",
+                checked.files,
+                checked.bytes,
+                parsed.join(", "),
+                checked.wal_segments
+            ),
+            t0,
+        ))
     }
 }
 
@@ -570,6 +650,9 @@ fn unpack_routed(reader: impl Read, dir: &Path, routes: &[(u32, PathBuf)]) -> st
     std::fs::create_dir_all(dir)?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     let mut archive = tar::Archive::new(Counting(reader, 0));
+    // A server-compressed backup has backup_manifest after the end of
+    // the server's archive (see super::server_zstd).
+    archive.set_ignore_zeros(true);
     archive.set_preserve_permissions(true);
     archive.set_overwrite(false);
     for entry in archive.entries()? {
@@ -642,6 +725,9 @@ pub(crate) fn unpack(reader: impl Read, dir: &Path) -> std::io::Result<u64> {
     std::fs::create_dir_all(dir)?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     let mut archive = tar::Archive::new(Counting(reader, 0));
+    // A server-compressed backup has backup_manifest after the end of
+    // the server's archive (see super::server_zstd).
+    archive.set_ignore_zeros(true);
     archive.set_preserve_permissions(true);
     archive.set_overwrite(false);
     // `unpack_in` refuses absolute paths and `..`.
@@ -1060,7 +1146,7 @@ impl RestoreTarget for PgDataTarget {
 pub(crate) fn manual_restore(steps: &mut crate::manifest::ManualSteps) {
     let raw = steps.raw_file().to_string();
     steps.push(format_args!(
-        "{raw} is a tar of the data directory (with the WAL to its end point and backup_manifest): mkdir -m 700 DATADIR && tar -xf {raw} -C DATADIR && pg_verifybackup DATADIR, as the server's user"
+        "{raw} is a tar of the data directory (with the WAL to its end point and backup_manifest): mkdir -m 700 DATADIR && tar -x --ignore-zeros -f {raw} -C DATADIR && pg_verifybackup DATADIR, as the server's user (--ignore-zeros: a backup the server compressed has backup_manifest after the server's end-of-archive blocks)"
     ));
     steps.push(
         "A cluster with tablespaces has each one's files under DATADIR/pg_tblspc/<oid>/ (tablespace_map names their original directories): move each to its directory, replace DATADIR/pg_tblspc/<oid> with a link to it, and make tablespace_map say where (PostgreSQL refuses directories in pg_tblspc unless allow_in_place_tablespaces = on)",
