@@ -387,6 +387,25 @@ fn a_physical_backup_and_the_archive_restore_to_a_point_in_time() {
         "{m}"
     );
     assert!(m["fingerprint"]["details"]["stop_lsn"].is_string(), "{m}");
+    // A role pg_basebackup cannot use: its own message, not the relay's
+    // view of a stream that never came.
+    primary.psql("postgres", "CREATE ROLE no_repl LOGIN");
+    let (code, _, err) = run(lifeboat(work.path()).args([
+        "backup",
+        &primary.url_as("no_repl", "postgres"),
+        "--physical",
+        "--to",
+        &sink,
+        "--name",
+        "app",
+    ]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("pg_basebackup exited with status 1")
+            && err.contains("replication")
+            && !err.contains("base.tar.zst"),
+        "{err}"
+    );
     // PostgreSQL 15 compressed it on the server: backup_manifest follows
     // the server's end-of-archive blocks, which plain `tar -t` stops at
     // and `--ignore-zeros` reads past (the manual restore says so).

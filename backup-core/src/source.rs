@@ -107,16 +107,16 @@ impl SourceKind {
         self,
         min_size: u64,
         postgres: &PostgresOptions,
+        temp_dir: Option<PathBuf>,
     ) -> Vec<Arc<dyn Verifier>> {
         let mut v = verify::default_verifiers(min_size);
         v.extend(match self {
             Self::Sqlite => sqlite::verify::stored_verifiers(),
             Self::Postgres => postgres::verify::stored_verifiers(postgres),
             Self::PostgresPhysical => {
-                vec![
-                    Arc::new(postgres::physical::PgBackupManifest::new(postgres))
-                        as Arc<dyn Verifier>,
-                ]
+                vec![Arc::new(
+                    postgres::physical::PgBackupManifest::new(postgres).temp_dir(temp_dir),
+                ) as Arc<dyn Verifier>]
             }
         });
         v
@@ -174,8 +174,7 @@ pub struct Dump {
     /// (PostgreSQL globals): `(name, file name, bytes)`.
     pub attachments: Vec<Attachment>,
     /// The reader yields zstd frames already, at
-    /// [`DumpOptions::zstd_level`] with a checksum (the server compressed
-    /// them): the pipeline stores them as they are (encrypted, given
+    /// [`DumpOptions::zstd_level`] (the server compressed them): the pipeline stores them as they are (encrypted, given
     /// recipients), and the outcome gives the raw size.
     pub precompressed: bool,
 }
@@ -490,7 +489,7 @@ mod tests {
             assert_eq!(kind.as_str(), source.kind());
         }
         let names = |kind: SourceKind| -> Vec<String> {
-            kind.stored_verifiers(1, &PostgresOptions::default())
+            kind.stored_verifiers(1, &PostgresOptions::default(), None)
                 .iter()
                 .map(|v| v.name().to_string())
                 .collect()

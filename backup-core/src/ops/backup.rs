@@ -71,7 +71,7 @@ pub struct PgDumpArgs {
     #[cfg_attr(feature = "clap", command(flatten))]
     #[serde(flatten)]
     pub tools: PgToolArgs,
-    /// PostgreSQL: a physical base backup of the whole cluster (pg_basebackup, WAL to its end point included) instead of a logical dump; it restores into pgdata:///path, to any later point with the WAL archive (lifeboat wal push). Proven with pg_verifybackup on the copy read back from the sink. In lifeboat.toml: mode = "physical" in [postgres].
+    /// PostgreSQL: a physical base backup of the whole cluster (pg_basebackup, WAL to its end point included) instead of a logical dump; it restores into pgdata:///path, to any later point with the WAL archive (lifeboat wal push). Compressed by the server on PostgreSQL 15+ and proven on the copy read back from the sink against its backup_manifest (every file's CRC32C, the WAL parsed by pg_waldump). In lifeboat.toml: mode = "physical" in [postgres].
     #[cfg_attr(feature = "clap", arg(long))]
     pub physical: bool,
     /// PostgreSQL: only this schema (repeatable).

@@ -307,8 +307,23 @@ impl BackupJob {
         let (upload, compressed) = match streamed {
             Ok(v) => v,
             Err(e) => {
+                // A child that failed ends its stream early: when reading
+                // the dump failed (not the upload), the source's own account
+                // (exit status, message) says more, if it comes at once.
+                let reading = matches!(&e, Error::Source { location, .. } if location == "dump");
+                let mut outcome_task = outcome_task;
+                let own = if reading {
+                    tokio::time::timeout(Duration::from_secs(3), &mut outcome_task)
+                        .await
+                        .ok()
+                } else {
+                    None
+                };
                 outcome_task.abort();
-                return Err(e);
+                return Err(match own {
+                    Some(Ok(Err(source))) => source,
+                    _ => e,
+                });
             }
         };
         let outcome = match outcome_task.await {

@@ -325,7 +325,9 @@ impl VerifyJob {
         .await;
         let mut verifiers: Vec<Arc<dyn Verifier>> =
             match crate::source::SourceKind::parse(&manifest.source.kind) {
-                Some(kind) => kind.stored_verifiers(self.min_size, &self.postgres),
+                Some(kind) => {
+                    kind.stored_verifiers(self.min_size, &self.postgres, self.temp_dir.clone())
+                }
                 None => verify::default_verifiers(self.min_size),
             };
         verifiers.extend(self.extra.iter().cloned());

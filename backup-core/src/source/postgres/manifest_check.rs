@@ -108,11 +108,17 @@ pub(crate) fn check_stream(
             && super::walfile::WalFileName::parse(name).is_some()
         {
             let dest = wal_dir.join(name);
-            let mut out = std::fs::OpenOptions::new()
+            let mut out = match std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .open(&dest)
-                .map_err(StreamError::Local)?;
+            {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    return Ok(Err(format!("{text} is twice in the backup")));
+                }
+                Err(e) => return Err(StreamError::Local(e)),
+            };
             loop {
                 let n = entry.read(&mut buf).map_err(StreamError::Read)?;
                 if n == 0 {

@@ -2,16 +2,17 @@
 //! and their restore into a data directory (`--to pgdata:///path`), with
 //! point-in-time recovery settings.
 //!
-//! The backup is `pg_basebackup -D - -Ft -X fetch -c fast`: one tar stream
-//! (the data directory, the WAL from the backup's start to its end, and
-//! PostgreSQL's own `backup_manifest`) read through the codec like a dump,
-//! so memory stays bounded. A cluster with tablespaces is stored as the
-//! same one tar, with each tablespace under `pg_tblspc/<oid>/` (see
+//! The backup is `pg_basebackup -Ft -X fetch -c fast`: one tar (the data
+//! directory, the WAL from the backup's start to its end, and PostgreSQL's
+//! own `backup_manifest`), zstd-compressed with bounded memory. On
+//! PostgreSQL 15 and later the server compresses it (see
+//! [`super::server_zstd`]); otherwise `pg_basebackup -D -` streams the tar
+//! through the codec like a dump. A cluster with tablespaces is stored as
+//! the same one tar, with each tablespace under `pg_tblspc/<oid>/` (see
 //! [`super::tablespaces`]). It is self-contained: it restores to its end
 //! point without the WAL archive, and to any later point with it. The
-//! stored copy is proven with `pg_verifybackup` (every file's checksum from
-//! the backup manifest, and the WAL parsed) on a copy read back from the
-//! sink.
+//! stored copy is proven by [`PgBackupManifest`] (`pg_verifybackup`'s
+//! checks, as the copy read back from the sink streams).
 
 use std::io::Read;
 use std::os::unix::fs::DirBuilderExt;
@@ -217,7 +218,7 @@ impl Source for PhysicalSource {
     }
 
     fn artifact_format(&self) -> &'static str {
-        "tar of the data directory (pg_basebackup -Ft -X fetch: WAL to the end point and backup_manifest included; tablespaces under pg_tblspc/<oid>/)"
+        "tar of the data directory (pg_basebackup -Ft -X fetch: WAL to the end point and backup_manifest included, after the server's end-of-archive blocks when the server compressed it: tar --ignore-zeros; tablespaces under pg_tblspc/<oid>/)"
     }
 
     fn default_compression_level(&self) -> i32 {
@@ -285,6 +286,9 @@ impl Source for PhysicalSource {
         let mut stderr_pipe = child.stderr.take().expect("piped stderr");
         let child = Arc::new(Mutex::new(Some(child)));
         let exited = tablespaces::Exited::default();
+        // Whether the reader stopped a pg_basebackup still running: then
+        // its reason is the one to give, else pg_basebackup's own.
+        let stopped_by_reader = tablespaces::Exited::default();
         let (stdout, combiner): (Box<dyn Read + Send>, _) = match stdout {
             Some(out) => (Box::new(out), None),
             None => {
@@ -292,6 +296,7 @@ impl Source for PhysicalSource {
                 let expected = spaces.iter().map(|t| t.oid).collect();
                 let dir = spool.clone();
                 let (exited, child) = (exited.clone(), child.clone());
+                let stopped = stopped_by_reader.clone();
                 let combiner = std::thread::spawn(move || {
                     let r = if server_zstd {
                         super::server_zstd::relay(&dir, pid, &exited, level, writer.clone())
@@ -303,7 +308,10 @@ impl Source for PhysicalSource {
                     if let Err(m) = &r {
                         // Stop pg_basebackup at once, and give the reader
                         // the cause rather than an early end.
-                        if let Some(c) = child.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                        if let Some(c) = child.lock().unwrap_or_else(|e| e.into_inner()).as_mut()
+                            && matches!(c.try_wait(), Ok(None))
+                        {
+                            stopped.store(true, std::sync::atomic::Ordering::SeqCst);
                             let _ = c.kill();
                         }
                         writer.fail(m.clone());
@@ -373,8 +381,11 @@ impl Source for PhysicalSource {
             if !matches!(status, Some(s) if s.success())
                 && let Some(c) = combiner.take()
             {
-                // The tablespace reader stops pg_basebackup when it fails:
-                // its reason is the one to give.
+                // The reader stops pg_basebackup when it fails: then its
+                // reason is the one to give. When pg_basebackup failed
+                // first (a refused connection, a server that cannot
+                // compress), the reader only saw the end: pg_basebackup's
+                // own message follows.
                 let why = blocking(move || {
                     let deadline = Instant::now() + std::time::Duration::from_secs(2);
                     while !c.is_finished() && Instant::now() < deadline {
@@ -383,7 +394,9 @@ impl Source for PhysicalSource {
                     Ok::<_, Error>(c.is_finished().then(|| c.join().ok()).flatten())
                 })
                 .await?;
-                if let Some(Err(m)) = why {
+                if let Some(Err(m)) = why
+                    && stopped_by_reader.load(std::sync::atomic::Ordering::SeqCst)
+                {
                     return Err(fail(m));
                 }
             }
@@ -391,7 +404,10 @@ impl Source for PhysicalSource {
                 Some(s) if s.success() => {}
                 other => {
                     let tail: Vec<&str> = text.lines().rev().take(5).collect();
-                    let hint = if server_zstd && text.contains("zstd") {
+                    let hint = if server_zstd
+                        && (text.contains("compression is not supported")
+                            || text.contains("compression worker count"))
+                    {
                         " (the server cannot compress with zstd: compress_on = \"client\" in [postgres] has Lifeboat compress instead)"
                     } else {
                         ""
@@ -512,6 +528,7 @@ impl Verifier for PgBackupManifest {
                 ),
             )
         };
+        crate::tempdir::sweep(&temp_root);
         let temp = crate::tempdir::PrivateDir::new(&temp_root, "verify").map_err(local)?;
         let wal_dir = temp.path().join("pg_wal");
         std::fs::create_dir(&wal_dir).map_err(local)?;

@@ -18,7 +18,9 @@
 //!
 //! On its way the stream is decompressed once in another thread, only to
 //! count its raw bytes (the manifest's `raw_size`) and to prove that what
-//! is stored decodes, frame checksums included.
+//! is stored decodes (the server's frames carry no content checksum: the
+//! stored SHA-256 and the manifest's CRC32C per file are the integrity
+//! checks).
 
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;

@@ -16,8 +16,8 @@
 //! with in-place tablespaces: a tablespace's files under
 //! `pg_tblspc/<oid>/`, the base archive at the root (with PostgreSQL's
 //! `tablespace_map`), and PostgreSQL's `backup_manifest` last. That is the
-//! layout `backup_manifest` describes, so `pg_verifybackup` checks it
-//! unpacked as it is; a restore moves each tablespace where it belongs
+//! layout `backup_manifest` describes, so the manifest check
+//! ([`super::physical::PgBackupManifest`]) reads it as it is; a restore moves each tablespace where it belongs
 //! (its original location, or `--tablespace-map OLD=NEW`).
 
 use std::collections::BTreeSet;

@@ -133,7 +133,7 @@ def backup(
             before the commit; ``drill``/``drill_server``/``drill_cluster``
             ask for one.
         physical: PostgreSQL: a physical base backup of the whole cluster
-            (``pg_basebackup``), proven with ``pg_verifybackup``; restore it
+            (``pg_basebackup``), proven against its ``backup_manifest``; restore it
             with ``target="pgdata:///path"``.
         on_progress: called as ``on_progress(phase, bytes, total)`` on this thread.
 
