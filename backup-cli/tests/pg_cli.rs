@@ -755,10 +755,21 @@ fn a_killed_drill_leaves_a_server_the_next_run_stops() {
     };
     sample_schema(&pg, "shop", 20_000);
     let dir = tempfile::tempdir().unwrap();
+    // A temp dir of its own: other tests' drills run at the same time,
+    // and their clusters must not pass for this one's.
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let lifeboat = |d: &Path| {
+        let mut c = lifeboat(d);
+        c.env("TMPDIR", &tmp);
+        c
+    };
     let (code, _, err) =
         run(lifeboat(dir.path()).args(["backup", &pg.url("shop"), "--to", "b", "--no-drill"]));
     assert_eq!(code, 0, "{err}");
-    let before: std::collections::BTreeSet<_> = cluster_dirs();
+    let before: std::collections::BTreeSet<_> = cluster_dirs(&tmp);
     let mut child = lifeboat(dir.path())
         .args(["verify", "--from", "b", "--latest", "--drill-cluster"])
         .stderr(Stdio::null())
@@ -777,7 +788,7 @@ fn a_killed_drill_leaves_a_server_the_next_run_stops() {
             .ok()
     };
     let (ours, pid) = loop {
-        let now = cluster_dirs();
+        let now = cluster_dirs(&tmp);
         if let Some((d, pid)) = now
             .difference(&before)
             .find_map(|d| pid_of(d).map(|p| (d.clone(), p)))
@@ -823,9 +834,9 @@ fn a_killed_drill_leaves_a_server_the_next_run_stops() {
     assert!(!ours.exists(), "its directory was removed");
 }
 
-/// The throwaway clusters' directories in /tmp.
-fn cluster_dirs() -> std::collections::BTreeSet<PathBuf> {
-    std::fs::read_dir("/tmp")
+/// The throwaway clusters' directories in `tmp`.
+fn cluster_dirs(tmp: &Path) -> std::collections::BTreeSet<PathBuf> {
+    std::fs::read_dir(tmp)
         .unwrap()
         .flatten()
         .map(|e| e.path())

@@ -258,11 +258,26 @@ impl ScratchCluster {
         } else {
             None
         };
-        // Short path: socket paths are limited to 107 bytes. A private dir:
-        // if this process is killed, the next run stops the orphaned server
-        // and removes it (`tempdir::sweep`).
-        crate::tempdir::sweep(Path::new("/tmp"));
-        let dir = crate::tempdir::PrivateDir::new(Path::new("/tmp"), "drill-cluster")
+        // A private dir: if this process is killed, the next run stops the
+        // orphaned server and removes it (`tempdir::sweep`), and `list`
+        // reports it meanwhile (both look in the temp directory). Socket
+        // paths are limited to 107 bytes: a temp directory too long for
+        // `<dir>/lifeboat-drill-cluster-XXXXXX/sock/.s.PGSQL.NNNNN` gives
+        // way to /tmp, and so does one the server's user cannot reach
+        // (running as root, the server runs as `postgres`).
+        let temp = std::env::temp_dir();
+        let reachable = owner.is_none()
+            || temp.ancestors().all(|a| {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::metadata(a).is_ok_and(|m| m.permissions().mode() & 0o001 != 0)
+            });
+        let root = if reachable && temp.as_os_str().len() + 56 <= 107 {
+            temp
+        } else {
+            PathBuf::from("/tmp")
+        };
+        crate::tempdir::sweep(&root);
+        let dir = crate::tempdir::PrivateDir::new(&root, "drill-cluster")
             .map_err(|e| format!("cannot create a temp directory: {e}"))?;
         let sock = dir.path().join("sock");
         std::fs::create_dir(&sock).map_err(|e| e.to_string())?;
