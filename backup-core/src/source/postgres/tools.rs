@@ -5,6 +5,7 @@
 //! archive. Lifeboat picks the closest version that qualifies, and refuses
 //! with both versions named when none does, before anything is uploaded.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -127,8 +128,47 @@ fn candidate_dirs(opts: &ToolOptions) -> Vec<PathBuf> {
     dirs
 }
 
+/// How long what [`find_all`] found is reused: a run asks for the same
+/// tool several times (preflight, the backup, its check), and each look
+/// runs every candidate with `--version`.
+const FOUND_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
+type FoundKey = (
+    String,
+    Option<PathBuf>,
+    Vec<String>,
+    Option<std::ffi::OsString>,
+);
+type Found = std::sync::Mutex<HashMap<FoundKey, (std::time::Instant, Vec<Tool>)>>;
+
 /// Every `name` tool that can be found, with versions, deduplicated.
+/// Debian's `pg_wrapper` (`/usr/bin/pg_dump` and friends, a Perl script
+/// that picks a version and runs it) is left out when the versioned
+/// binaries it would run are candidates themselves: it reports one of
+/// their versions, and costs about 0.1 s a run.
 pub fn find_all(name: &str, opts: &ToolOptions) -> Vec<Tool> {
+    static FOUND: std::sync::OnceLock<Found> = std::sync::OnceLock::new();
+    let key = (
+        name.to_string(),
+        opts.bin_dir.clone(),
+        opts.command_prefix.clone(),
+        std::env::var_os("PATH"),
+    );
+    let cache = FOUND.get_or_init(Default::default);
+    if let Some((at, tools)) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key)
+        && at.elapsed() < FOUND_FOR
+    {
+        return tools.clone();
+    }
+    let tools = look_for(name, opts);
+    cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, (std::time::Instant::now(), tools.clone()));
+    tools
+}
+
+fn look_for(name: &str, opts: &ToolOptions) -> Vec<Tool> {
     if !opts.command_prefix.is_empty() {
         let mut argv = opts.command_prefix.clone();
         argv.push(name.to_string());
@@ -138,12 +178,19 @@ pub fn find_all(name: &str, opts: &ToolOptions) -> Vec<Tool> {
     }
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
-    for dir in candidate_dirs(opts) {
+    let dirs = candidate_dirs(opts);
+    let versioned = dirs
+        .iter()
+        .any(|d| d.starts_with("/usr/lib/postgresql") && d.join(name).is_file());
+    for dir in dirs {
         let path = dir.join(name);
         if !path.is_file() {
             continue;
         }
         let real = std::fs::canonicalize(&path).unwrap_or(path.clone());
+        if versioned && real.file_name().is_some_and(|f| f == "pg_wrapper") {
+            continue;
+        }
         if !seen.insert(real) {
             continue;
         }
@@ -240,6 +287,34 @@ mod tests {
             })
         );
         assert_eq!(PgVersion::from_version_output("garbage"), None);
+    }
+
+    #[test]
+    fn debians_pg_wrapper_gives_way_to_the_binaries_it_would_run() {
+        // Only where Debian's layout is there (scripts/test installs it).
+        let wrapper = Path::new("/usr/bin/pg_dump");
+        let is_wrapper = std::fs::canonicalize(wrapper)
+            .is_ok_and(|r| r.file_name().is_some_and(|f| f == "pg_wrapper"));
+        let versioned = std::fs::read_dir("/usr/lib/postgresql")
+            .map(|d| d.flatten().any(|e| e.path().join("bin/pg_dump").is_file()))
+            .unwrap_or(false);
+        if !is_wrapper || !versioned {
+            return;
+        }
+        let found = find_all("pg_dump", &ToolOptions::default());
+        assert!(!found.is_empty());
+        assert!(
+            found
+                .iter()
+                .all(|t| t.argv[0].starts_with("/usr/lib/postgresql/")),
+            "{found:?}"
+        );
+        // Asked for explicitly, the wrapper is used.
+        let only = ToolOptions {
+            bin_dir: Some(PathBuf::from("/usr/bin")),
+            ..Default::default()
+        };
+        assert_eq!(find_all("pg_dump", &only)[0].argv[0], "/usr/bin/pg_dump");
     }
 
     #[test]
