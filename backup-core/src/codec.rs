@@ -300,10 +300,16 @@ pub fn encode_with_metadata(metadata: &[u8], data: &[u8], level: i32) -> io::Res
     out.extend_from_slice(&METADATA_FRAME_MAGIC.to_le_bytes());
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(metadata);
-    let mut enc = zstd::stream::write::Encoder::new(out, level)?;
-    enc.include_checksum(true)?;
-    enc.write_all(data)?;
-    enc.finish()
+    // One shot over the whole buffer, not the streaming encoder: fed a
+    // 16 MiB segment through its window, the stream compressor takes the
+    // slower external-dictionary path (`ZSTD_compressBlock_*_extDict`, 43%
+    // of the CPU of `wal push` in a profile). Same format: one frame with a
+    // content checksum (and now its content size).
+    let mut c = zstd::bulk::Compressor::new(level)?;
+    c.set_parameter(zstd::stream::raw::CParameter::ChecksumFlag(true))?;
+    let frame = c.compress(data)?;
+    out.extend_from_slice(&frame);
+    Ok(out)
 }
 
 /// Split an object written by [`encode_with_metadata`] into its metadata

@@ -315,11 +315,24 @@ async fn pitr_attempt(
             .join()
     });
     launched.map_err(|_| "the server start panicked".to_string())??;
-    let client = cluster
-        .conn("postgres")
-        .connect()
-        .await
-        .map_err(|e| e.display_chain())?;
+    let client = cluster.conn("postgres").connect().await.map_err(|e| {
+        // Up for pg_ctl, gone at once: recovery stopped; the log says why.
+        let log = cluster.log();
+        let why: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("FATAL") || l.contains("PANIC"))
+            .collect();
+        let last: Vec<&str> = log.lines().rev().take(3).collect();
+        format!(
+            "{}: {}",
+            e.display_chain(),
+            if why.is_empty() {
+                last.into_iter().rev().collect::<Vec<_>>().join(" / ")
+            } else {
+                why.join(" / ")
+            }
+        )
+    })?;
     let deadline = Instant::now() + std::time::Duration::from_secs(3600);
     loop {
         match client.query_one("SELECT pg_is_in_recovery()", &[]).await {
