@@ -1075,6 +1075,98 @@ fn a_push_killed_at_any_point_leaves_nothing_half_visible_and_the_retry_lands() 
     }
 }
 
+/// An encrypted physical backup: the server compresses, Lifeboat encrypts
+/// what the server sent. The pre-commit check decrypts it with the run's
+/// own key; `verify` needs the identity (exit 78 without it) and passes
+/// with it; a restore with it writes the data directory, backup_manifest
+/// included; the stored bytes are no zstd stream without the key.
+#[test]
+fn an_encrypted_physical_backup_is_checked_verified_and_restored() {
+    let Some(bin) = default_bin() else { return };
+    let c = PgCluster::start(&bin);
+    c.psql(
+        "postgres",
+        "CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g",
+    );
+    let work = tempfile::tempdir().unwrap();
+    let key = work.path().join("key.txt");
+    let out = std::process::Command::new("age-keygen")
+        .arg("-o")
+        .arg(&key)
+        .output()
+        .expect("age-keygen runs (Debian's age package; scripts/test installs it)");
+    assert!(out.status.success(), "{out:?}");
+    let public = String::from_utf8_lossy(&out.stderr)
+        .trim()
+        .trim_start_matches("Public key: ")
+        .to_string();
+    let sink = format!("file://{}", work.path().join("b").display());
+    let (code, out, err) = run(lifeboat(work.path()).args([
+        "backup",
+        &c.url("postgres"),
+        "--physical",
+        "--to",
+        &sink,
+        "--name",
+        "enc",
+        "--recipient",
+        &public,
+        "--json",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("compress_on=\"server\""), "{err}");
+    let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let m = &out[0]["manifest"];
+    assert!(m["artifact"]["encryption"].is_object(), "{m}");
+    assert!(
+        m["verdicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["verifier"] == "pg-backup-manifest" && v["passed"] == true),
+        "{m}"
+    );
+    let data = all_files(&work.path().join("b"))
+        .into_iter()
+        .find(|p| p.ends_with("data.tar.zst"))
+        .expect("the artifact");
+    let raw = std::fs::read(&data).unwrap();
+    assert!(
+        !raw.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]),
+        "stored in the clear"
+    );
+
+    let verify = |extra: &[&str]| {
+        run(lifeboat(work.path())
+            .args(["verify", "--from", &sink, "--source", "enc", "--latest"])
+            .args(extra))
+    };
+    let (code, _, err) = verify(&[]);
+    assert_eq!(code, 78, "{err}");
+    let (code, _, err) = verify(&["--identity", key.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("verifier=pg-backup-manifest passed=true"),
+        "{err}"
+    );
+
+    let restored = work.path().join("restored");
+    let (code, _, err) = run(lifeboat(work.path()).args([
+        "restore",
+        "--from",
+        &sink,
+        "--source",
+        "enc",
+        "--to",
+        &format!("pgdata://{}", restored.display()),
+        "--identity",
+        key.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(restored.join("backup_manifest").is_file());
+    assert!(restored.join("PG_VERSION").is_file());
+}
+
 /// `kill -9` in the middle of a physical base backup (data uploaded, no
 /// manifest yet): no backup is listed, and the next one commits.
 #[test]
