@@ -155,19 +155,7 @@ fn compress(
         enc.set_parameter(zstd::stream::raw::CParameter::JobSize(ZSTD_JOB_SIZE))?;
     }
     enc.include_checksum(true)?;
-    let mut buf = vec![0u8; READ_CHUNK];
-    let mut raw = 0u64;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        raw += n as u64;
-        enc.write_all(&buf[..n])?;
-        progress.advance(n as u64);
-    }
+    let raw = pump(&mut reader, &mut enc, &progress)?;
     let mut sender = enc.finish()?.finish()?;
     sender.flush_chunk()?;
     Ok(Compressed {
@@ -175,6 +163,24 @@ fn compress(
         stored_size: sender.stored,
         sha256: hex::encode(std::mem::take(&mut sender.hasher).finalize()),
     })
+}
+
+/// Copy `reader` to `out` in [`READ_CHUNK`]s, advancing `progress`;
+/// returns the bytes read.
+fn pump(reader: &mut dyn Read, out: &mut impl Write, progress: &ProgressHandle) -> io::Result<u64> {
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut read = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(read),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        read += n as u64;
+        out.write_all(&buf[..n])?;
+        progress.advance(n as u64);
+    }
 }
 
 /// A stream compressed already (by the PostgreSQL server): only sealed,
@@ -185,19 +191,7 @@ fn pass_through(
     mut sealed: Sealed,
     progress: ProgressHandle,
 ) -> io::Result<Compressed> {
-    let mut buf = vec![0u8; READ_CHUNK];
-    let mut read = 0u64;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        read += n as u64;
-        sealed.write_all(&buf[..n])?;
-        progress.advance(n as u64);
-    }
+    let read = pump(&mut reader, &mut sealed, &progress)?;
     let mut sender = sealed.finish()?;
     sender.flush_chunk()?;
     Ok(Compressed {

@@ -43,7 +43,7 @@ pub struct TablespaceInfo {
 }
 
 /// How often a reader at the end of a file still being written looks again.
-const POLL: Duration = Duration::from_millis(2);
+pub(crate) const POLL: Duration = Duration::from_millis(2);
 
 /// Punch out what has been read every this many bytes.
 const PUNCH_EVERY: u64 = 64 << 20;
@@ -359,8 +359,20 @@ pub(crate) fn combine(
     if !done.contains("base.tar") {
         return Err("pg_basebackup ended without writing base.tar".into());
     }
-    let manifest = dir.join("backup_manifest");
-    let mut file = std::fs::File::open(&manifest)
+    append_manifest(&mut out, &dir.join("backup_manifest"))?;
+    out.into_inner()
+        .and_then(|mut w| w.flush())
+        .map_err(|e| format!("cannot write the backup: {e}"))?;
+    Ok(stored)
+}
+
+/// Append the `backup_manifest` file `pg_basebackup` wrote to `out`, as
+/// the tar entry `backup_manifest` (0600, the file's owner and mtime).
+pub(crate) fn append_manifest<W: Write>(
+    out: &mut tar::Builder<W>,
+    manifest: &Path,
+) -> Result<(), String> {
+    let mut file = std::fs::File::open(manifest)
         .map_err(|e| format!("pg_basebackup wrote no backup_manifest: {e}"))?;
     let meta = file.metadata().map_err(|e| e.to_string())?;
     let mut header = tar::Header::new_ustar();
@@ -371,10 +383,7 @@ pub(crate) fn combine(
     header.set_gid(u64::from(meta.gid()));
     header.set_entry_type(tar::EntryType::Regular);
     out.append_data(&mut header, "backup_manifest", &mut file)
-        .and_then(|()| out.into_inner())
-        .and_then(|mut w| w.flush())
-        .map_err(|e| format!("cannot write the backup: {e}"))?;
-    Ok(stored)
+        .map_err(|e| format!("cannot write the backup: {e}"))
 }
 
 /// `tablespace_map`'s lines: `<oid> <path>`, where the path has `\` before
