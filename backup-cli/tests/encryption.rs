@@ -6,34 +6,13 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{lifeboat, run};
 use lifeboat_tests::pg::{PgCluster, chown_to_server_user, default_bin};
-use lifeboat_tests::support::{all_files, sample_db};
-
-/// A key pair made by the real `age-keygen`: (public key, identity file).
-fn keygen(dir: &Path, name: &str) -> (String, PathBuf) {
-    let path = dir.join(name);
-    let out = Command::new("age-keygen")
-        .arg("-o")
-        .arg(&path)
-        .output()
-        .expect("age-keygen runs (Debian's age package; scripts/test installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let public = String::from_utf8_lossy(&out.stderr)
-        .trim()
-        .trim_start_matches("Public key: ")
-        .to_string();
-    assert!(public.starts_with("age1"), "{public}");
-    (public, path)
-}
+use lifeboat_tests::support::{age_keygen as keygen, all_files, sample_db};
 
 /// `age -d -i identity FILE | zstd -d`, with the real tools.
 fn age_zstd(identity: &Path, file: &Path) -> Vec<u8> {

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use lifeboat_tests::pg::{PgCluster, chown_to_server_user, default_bin, other_major_bin};
-use lifeboat_tests::support::{all_files, fake_segment};
+use lifeboat_tests::support::{age_keygen, all_files, fake_segment};
 
 /// A directory the server user can write (archive_command runs as it).
 fn server_dir() -> tempfile::TempDir {
@@ -1089,17 +1089,7 @@ fn an_encrypted_physical_backup_is_checked_verified_and_restored() {
         "CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g",
     );
     let work = tempfile::tempdir().unwrap();
-    let key = work.path().join("key.txt");
-    let out = std::process::Command::new("age-keygen")
-        .arg("-o")
-        .arg(&key)
-        .output()
-        .expect("age-keygen runs (Debian's age package; scripts/test installs it)");
-    assert!(out.status.success(), "{out:?}");
-    let public = String::from_utf8_lossy(&out.stderr)
-        .trim()
-        .trim_start_matches("Public key: ")
-        .to_string();
+    let (public, key) = age_keygen(work.path(), "key.txt");
     let sink = format!("file://{}", work.path().join("b").display());
     let (code, out, err) = run(lifeboat(work.path()).args([
         "backup",

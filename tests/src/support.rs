@@ -201,3 +201,24 @@ pub fn fake_segment(name: &str, sysid: u64) -> Vec<u8> {
     b[36..40].copy_from_slice(&8192u32.to_ne_bytes());
     b
 }
+
+/// A key pair made by the real `age-keygen`: (public key, identity file).
+pub fn age_keygen(dir: &Path, name: &str) -> (String, std::path::PathBuf) {
+    let path = dir.join(name);
+    let out = std::process::Command::new("age-keygen")
+        .arg("-o")
+        .arg(&path)
+        .output()
+        .expect("age-keygen runs (Debian's age package; scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let public = String::from_utf8_lossy(&out.stderr)
+        .trim()
+        .trim_start_matches("Public key: ")
+        .to_string();
+    assert!(public.starts_with("age1"), "{public}");
+    (public, path)
+}
