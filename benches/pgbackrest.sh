@@ -456,7 +456,7 @@ if part backup; then
         size=$(s3_new_bytes "$EP_TLS" s3://pgbackrest/repo/backup/ "$WORK/tmp/ls.before" --no-verify-ssl)
       fi
       record "pgbr-$sink" "$size"
-      # Lifeboat, default (read-back checked against backup_manifest) and --no-drill.
+      # Lifeboat, default (checked against backup_manifest as it is stored, SHA-256 read back) and --no-drill.
       for mode in default nodrill; do
         extra=()
         [ "$mode" = nodrill ] && extra=(--no-drill)
@@ -504,7 +504,7 @@ if part backup; then
   emit "$(row 'floor + `zstd -1 -T0`' floorz pgbr-local local)"
   for sink in local s3; do
     emit "$(row "pgBackRest \`backup --type=full\` (process-max $NCPU, zst)" "pgbr-$sink" "pgbr-$sink" "$sink")"
-    emit "$(row 'Lifeboat `--physical` (default: read-back checked against backup_manifest)' "lb-default-$sink" "pgbr-$sink" "$sink")"
+    emit "$(row 'Lifeboat `--physical` (default: checked against backup_manifest as stored, SHA-256 read back)' "lb-default-$sink" "pgbr-$sink" "$sink")"
     emit "$(row 'Lifeboat `--physical --no-drill`' "lb-nodrill-$sink" "pgbr-$sink" "$sink")"
   done
 fi

@@ -378,14 +378,18 @@ fn a_physical_backup_and_the_archive_restore_to_a_point_in_time() {
     let out: serde_json::Value = serde_json::from_str(&out).unwrap();
     let m = &out[0]["manifest"];
     assert_eq!(m["source"]["kind"], "postgres-physical", "{m}");
+    // Server-compressed and not encrypted: checked as it streamed to the
+    // sink, with the read-back SHA-256 proving the sink holds those
+    // bytes, and not decompressed a second time.
+    let check = manifest_check_verdict(m);
     assert!(
-        m["verdicts"]
-            .as_array()
+        check["detail"]
+            .as_str()
             .unwrap()
-            .iter()
-            .any(|v| v["verifier"] == "pg-backup-manifest" && v["passed"] == true),
-        "{m}"
+            .starts_with("checked as it was stored: "),
+        "{check}"
     );
+    assert!(err.contains("no second read"), "{err}");
     assert!(m["fingerprint"]["details"]["stop_lsn"].is_string(), "{m}");
     // A role pg_basebackup cannot use: its own message, not the relay's
     // view of a stream that never came.
@@ -1108,14 +1112,19 @@ fn an_encrypted_physical_backup_is_checked_verified_and_restored() {
     let out: serde_json::Value = serde_json::from_str(&out).unwrap();
     let m = &out[0]["manifest"];
     assert!(m["artifact"]["encryption"].is_object(), "{m}");
-    assert!(
-        m["verdicts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|v| v["verifier"] == "pg-backup-manifest" && v["passed"] == true),
-        "{m}"
-    );
+    // Checked on its way, and read back too: that proves the stored
+    // copy decrypts (with the run's own key).
+    let checks: Vec<&str> = m["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["verifier"] == "pg-backup-manifest" && v["passed"] == true)
+        .map(|v| v["detail"].as_str().unwrap())
+        .collect();
+    assert_eq!(checks.len(), 2, "{m}");
+    assert!(checks[0].starts_with("checked as it was stored: "), "{m}");
+    assert!(checks[1].starts_with("read back from the sink: "), "{m}");
+    assert!(!err.contains("no second read"), "{err}");
     let data = all_files(&work.path().join("b"))
         .into_iter()
         .find(|p| p.ends_with("data.tar.zst"))
@@ -1260,13 +1269,14 @@ fn a_physical_backup_from_a_standby_restores() {
         out[0]["manifest"]["source"]["kind"], "postgres-physical",
         "{out}"
     );
+    // Compressed here: the copy is read back from the sink and checked.
+    let check = manifest_check_verdict(&out[0]["manifest"]);
     assert!(
-        out[0]["manifest"]["verdicts"]
-            .as_array()
+        check["detail"]
+            .as_str()
             .unwrap()
-            .iter()
-            .any(|v| v["verifier"] == "pg-backup-manifest" && v["passed"] == true),
-        "{out}"
+            .starts_with("read back from the sink: "),
+        "{check}"
     );
     let mut restored = PgCluster::empty(&bin);
     let to = format!("pgdata://{}", restored.data_dir().display());
@@ -1568,6 +1578,19 @@ fn a_changed_file_fails_the_manifest_check(root: &Path, work: &Path) {
 
 /// The names in the base backup's tar under `root`, by GNU tar (with
 /// `--ignore-zeros` or without).
+/// The one passed `pg-backup-manifest` verdict of manifest `m`.
+fn manifest_check_verdict(m: &serde_json::Value) -> &serde_json::Value {
+    let checks: Vec<&serde_json::Value> = m["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["verifier"] == "pg-backup-manifest")
+        .collect();
+    assert_eq!(checks.len(), 1, "{m}");
+    assert_eq!(checks[0]["passed"], true, "{m}");
+    checks[0]
+}
+
 fn tar_listing(root: &Path, ignore_zeros: bool) -> String {
     let data = all_files(root)
         .into_iter()

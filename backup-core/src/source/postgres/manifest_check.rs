@@ -277,12 +277,14 @@ fn compare(
     Ok((checked, bytes, ranges))
 }
 
+/// A manifest and tars as PostgreSQL writes them, for tests here and of
+/// the relay ([`super::server_zstd`]).
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod fixtures {
+    use sha2::{Digest, Sha256};
 
     /// A manifest as PostgreSQL writes it, with its checksum.
-    fn manifest(files: &[(&str, &[u8])]) -> Vec<u8> {
+    pub(crate) fn manifest(files: &[(&str, &[u8])]) -> Vec<u8> {
         let mut m = String::from("{ \"PostgreSQL-Backup-Manifest-Version\": 1,\n\"Files\": [\n");
         let lines: Vec<String> = files
             .iter()
@@ -301,7 +303,8 @@ mod tests {
         m.into_bytes()
     }
 
-    fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    /// A tar of `entries`, end-of-archive blocks included.
+    pub(crate) fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
         for (p, data) in entries {
             let mut h = tar::Header::new_ustar();
@@ -313,11 +316,17 @@ mod tests {
         b.into_inner().unwrap()
     }
 
-    const FILES: &[(&str, &[u8])] = &[
+    pub(crate) const FILES: &[(&str, &[u8])] = &[
         ("PG_VERSION", b"15\n"),
         ("base/1/1259", &[7u8; 8192]),
         ("global/pg_control", &[1u8; 8192]),
     ];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{FILES, manifest, tar_of};
+    use super::*;
 
     fn check(tar: Vec<u8>) -> std::result::Result<Checked, String> {
         let wal = tempfile::tempdir().unwrap();

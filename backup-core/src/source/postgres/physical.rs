@@ -10,9 +10,11 @@
 //! through the codec like a dump. A cluster with tablespaces is stored as
 //! the same one tar, with each tablespace under `pg_tblspc/<oid>/` (see
 //! [`super::tablespaces`]). It is self-contained: it restores to its end
-//! point without the WAL archive, and to any later point with it. The
-//! stored copy is proven by [`PgBackupManifest`] (`pg_verifybackup`'s
-//! checks, as the copy read back from the sink streams).
+//! point without the WAL archive, and to any later point with it. It is
+//! proven by [`PgBackupManifest`]'s checks (`pg_verifybackup`'s): on the
+//! stream as it is stored when the server compressed it (the read-back
+//! SHA-256 then ties the stored copy to it), else on the copy read back
+//! from the sink.
 
 use std::io::Read;
 use std::os::unix::fs::DirBuilderExt;
@@ -254,6 +256,15 @@ impl Source for PhysicalSource {
         // directory pg_basebackup creates, followed as it writes them (the
         // server's compressed archive too).
         let spool = secrets.path().join("basebackup");
+        // The server-compressed stream is checked on its way (see
+        // super::server_zstd); its WAL goes here for pg_waldump.
+        let wal_check = secrets.path().join("wal-check");
+        if server_zstd && let Err(e) = std::fs::create_dir(&wal_check) {
+            tracing::warn!(dir = %wal_check.display(), error = %e, "cannot create a directory to check the backup's WAL in");
+        }
+        let waldump = server_zstd
+            .then(|| tools::pick("pg_waldump", server.major, &self.opts.tools).ok())
+            .flatten();
         if spaces.is_empty() && !server_zstd {
             cmd.args(["-D", "-"]).stdout(Stdio::piped());
         } else {
@@ -295,12 +306,20 @@ impl Source for PhysicalSource {
                 let (writer, reader) = tablespaces::channel();
                 let expected = spaces.iter().map(|t| t.oid).collect();
                 let dir = spool.clone();
+                let wal_dir = wal_check.clone();
                 let (exited, child) = (exited.clone(), child.clone());
                 let stopped = stopped_by_reader.clone();
                 let combiner = std::thread::spawn(move || {
                     let r = if server_zstd {
-                        super::server_zstd::relay(&dir, pid, &exited, level, writer.clone())
-                            .map(|raw| (Vec::new(), Some(raw)))
+                        super::server_zstd::relay(
+                            &dir,
+                            pid,
+                            &exited,
+                            level,
+                            &wal_dir,
+                            writer.clone(),
+                        )
+                        .map(|relayed| (Vec::new(), Some(relayed)))
                     } else {
                         tablespaces::combine(&dir, pid, &exited, &expected, writer.clone())
                             .map(|oids| (oids, None))
@@ -350,6 +369,7 @@ impl Source for PhysicalSource {
         );
         let killer = super::child::KillOnDrop(child.clone());
         let location = self.location();
+        let t0 = Instant::now();
         let version = tool.version;
         let outcome = async move {
             let _secrets = secrets;
@@ -424,15 +444,19 @@ impl Source for PhysicalSource {
             }
             let mut stored_spaces = Vec::new();
             let mut raw_size = None;
+            let mut verdicts = Vec::new();
             if let Some(combiner) = combiner {
-                let (oids, raw) = blocking(move || {
+                let (oids, relayed) = blocking(move || {
                     combiner
                         .join()
                         .unwrap_or_else(|_| Err("the tablespace reader panicked".into()))
                 })
                 .await
                 .map_err(fail)?;
-                raw_size = raw;
+                if let Some(relayed) = relayed {
+                    raw_size = Some(relayed.raw);
+                    verdicts.extend(on_the_way(relayed.check, waldump, &wal_check, t0).await);
+                }
                 stored_spaces = spaces
                     .into_iter()
                     .filter(|t| oids.contains(&t.oid))
@@ -459,7 +483,7 @@ impl Source for PhysicalSource {
             .into_details();
             Ok(DumpOutcome {
                 fingerprint: fp,
-                verdicts: Vec::new(),
+                verdicts,
                 raw_size,
             })
         };
@@ -472,6 +496,44 @@ impl Source for PhysicalSource {
             precompressed: server_zstd,
         })
     }
+}
+
+/// The `pg-backup-manifest` verdict on a stream checked as it was stored
+/// (see [`super::server_zstd`]), once `pg_waldump` has parsed its WAL in
+/// `wal_dir`. None when the check could not run (no room for the WAL, no
+/// `pg_waldump`): the stored copy is then read back as for any other
+/// backup.
+async fn on_the_way(
+    check: Option<std::result::Result<super::manifest_check::Checked, String>>,
+    waldump: Option<tools::Tool>,
+    wal_dir: &Path,
+    t0: Instant,
+) -> Option<Verdict> {
+    let name = "pg-backup-manifest";
+    let (Some(check), Some(waldump)) = (check, waldump) else {
+        return None;
+    };
+    let checked = match check {
+        Ok(c) => c,
+        Err(why) => return Some(Verdict::fail(name, why, t0)),
+    };
+    Some(
+        match waldump_ranges(&waldump, wal_dir, &checked.wal_ranges).await {
+            Ok(Ok(parsed)) => Verdict::pass(
+                name,
+                format!(
+                    "checked as it was stored: {}",
+                    checked_detail(&checked, &parsed)
+                ),
+                t0,
+            ),
+            Ok(Err(why)) => Verdict::fail(name, why, t0),
+            Err(e) => {
+                tracing::warn!(error = %e.display_chain(), "cannot parse the backup's WAL on its way; the stored copy is read back instead");
+                return None;
+            }
+        },
+    )
 }
 
 /// `pg-backup-manifest`: the stored base backup read back from the sink
@@ -572,52 +634,71 @@ impl Verifier for PgBackupManifest {
                 };
             }
         };
-        let mut parsed = Vec::new();
-        for r in &checked.wal_ranges {
-            let args = [
-                "--quiet".to_string(),
-                format!("--path={}", wal_dir.display()),
-                format!("--timeline={}", r.timeline),
-                format!("--start={}", r.start),
-                format!("--end={}", r.end),
-            ];
-            let mut cmd = waldump.command();
-            cmd.args(&args).stdin(Stdio::null());
-            let out = blocking(move || {
-                cmd.output()
-                    .map_err(|e| Error::config("pg_waldump", format!("cannot run pg_waldump: {e}")))
-            })
-            .await?;
-            if !out.status.success() {
-                return Ok(Verdict::fail(
-                    name,
-                    format!(
-                        "the WAL from {} to {} on timeline {} does not parse: pg_waldump: {}",
-                        r.start,
-                        r.end,
-                        r.timeline,
-                        String::from_utf8_lossy(&out.stderr).trim()
-                    ),
-                    t0,
-                ));
-            }
-            parsed.push(format!(
-                "{} to {} on timeline {}",
-                r.start, r.end, r.timeline
-            ));
-        }
+        let parsed = match waldump_ranges(&waldump, &wal_dir, &checked.wal_ranges).await? {
+            Ok(p) => p,
+            Err(why) => return Ok(Verdict::fail(name, why, t0)),
+        };
         Ok(Verdict::pass(
             name,
             format!(
-                "read back from the sink: {} files ({} bytes) match backup_manifest (size and CRC32C); the WAL from {} parses (pg_waldump, {} segment(s))",
-                checked.files,
-                checked.bytes,
-                parsed.join(", "),
-                checked.wal_segments
+                "read back from the sink: {}",
+                checked_detail(&checked, &parsed)
             ),
             t0,
         ))
     }
+}
+
+/// What a passed `pg-backup-manifest` check found, for its verdict.
+fn checked_detail(checked: &super::manifest_check::Checked, parsed: &[String]) -> String {
+    format!(
+        "{} files ({} bytes) match backup_manifest (size and CRC32C); the WAL from {} parses (pg_waldump, {} segment(s))",
+        checked.files,
+        checked.bytes,
+        parsed.join(", "),
+        checked.wal_segments
+    )
+}
+
+/// `pg_waldump` over each of the manifest's WAL `ranges`, the segments in
+/// `wal_dir`: `Ok(Ok(the ranges parsed))`, `Ok(Err(why))` when one does
+/// not parse, `Err` when `pg_waldump` cannot run.
+async fn waldump_ranges(
+    waldump: &tools::Tool,
+    wal_dir: &Path,
+    ranges: &[super::manifest_check::WalRange],
+) -> Result<std::result::Result<Vec<String>, String>> {
+    let mut parsed = Vec::new();
+    for r in ranges {
+        let args = [
+            "--quiet".to_string(),
+            format!("--path={}", wal_dir.display()),
+            format!("--timeline={}", r.timeline),
+            format!("--start={}", r.start),
+            format!("--end={}", r.end),
+        ];
+        let mut cmd = waldump.command();
+        cmd.args(&args).stdin(Stdio::null());
+        let out = blocking(move || {
+            cmd.output()
+                .map_err(|e| Error::config("pg_waldump", format!("cannot run pg_waldump: {e}")))
+        })
+        .await?;
+        if !out.status.success() {
+            return Ok(Err(format!(
+                "the WAL from {} to {} on timeline {} does not parse: pg_waldump: {}",
+                r.start,
+                r.end,
+                r.timeline,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        parsed.push(format!(
+            "{} to {} on timeline {}",
+            r.start, r.end, r.timeline
+        ));
+    }
+    Ok(Ok(parsed))
 }
 
 /// fsync every file and directory below `path` (and `path`), as
