@@ -770,8 +770,11 @@ fn a_killed_drill_leaves_a_server_the_next_run_stops() {
         run(lifeboat(dir.path()).args(["backup", &pg.url("shop"), "--to", "b", "--no-drill"]));
     assert_eq!(code, 0, "{err}");
     let before: std::collections::BTreeSet<_> = cluster_dirs(&tmp);
+    // Held 10 s once its cluster runs, so that the kill below lands
+    // while the server is up, however fast this machine drills.
     let mut child = lifeboat(dir.path())
         .args(["verify", "--from", "b", "--latest", "--drill-cluster"])
+        .env("LIFEBOAT_FAILPOINTS", "drill:cluster-started=pause")
         .stderr(Stdio::null())
         .stdout(Stdio::null())
         .spawn()

@@ -321,6 +321,7 @@ impl PgDrill {
                 (Some(c), admin)
             }
         };
+        crate::failpoint::pause("drill:cluster-started").await;
         let db = format!("lifeboat_drill_{:08x}", rand::random::<u32>());
         let conn = admin.with_dbname(&db);
         ev.target = conn.location();
