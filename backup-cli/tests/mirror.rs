@@ -147,13 +147,22 @@ fn mirror_copies_what_the_other_sink_lacks_checked_and_resumable() {
 
     // A third backup whose data rotted in A: not copied (exit 4, named);
     // a fourth, fine, is copied in the same run.
+    let data_files = || -> std::collections::BTreeSet<_> {
+        all_files(&root)
+            .into_iter()
+            .filter(|p| p.to_string_lossy().ends_with("data.sqlite.zst"))
+            .collect()
+    };
+    let before = data_files();
     let (code, _, err) = run(lb().args(["backup", "sqlite:app.db", "--to", &a, "--name", "app"]));
     assert_eq!(code, 0, "{err}");
-    let third = all_files(&root)
-        .into_iter()
-        .filter(|p| p.to_string_lossy().ends_with("data.sqlite.zst"))
-        .max_by_key(|p| p.to_string_lossy().to_string())
-        .unwrap();
+    // The new one (by name it may sort before the second backup, taken
+    // in the same second).
+    let third = data_files()
+        .difference(&before)
+        .next()
+        .cloned()
+        .expect("the third backup's data");
     let mut bytes = std::fs::read(&third).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
