@@ -753,9 +753,11 @@ fn unpack_routed(reader: impl Read, dir: &Path, routes: &[(u32, PathBuf)]) -> st
     archive.set_ignore_zeros(true);
     archive.set_preserve_permissions(true);
     archive.set_overwrite(false);
+    let syncer = EarlySync::start();
     for entry in archive.entries()? {
         let mut entry = entry?;
         let path = entry.path()?.into_owned();
+        let file = entry.header().entry_type().is_file();
         let mut parts = path
             .components()
             .filter(|c| !matches!(c, std::path::Component::CurDir));
@@ -804,15 +806,75 @@ fn unpack_routed(reader: impl Read, dir: &Path, routes: &[(u32, PathBuf)]) -> st
                         .create(parent)?;
                 }
                 entry.unpack(&to)?;
+                if file {
+                    syncer.sync(to);
+                }
             }
             None => {
                 entry.unpack_in(dir)?;
+                if file {
+                    syncer.sync(dir.join(&path));
+                }
             }
         }
     }
     let mut rest = archive.into_inner();
     std::io::copy(&mut rest, &mut std::io::sink())?;
+    syncer.finish()?;
     Ok(rest.1)
+}
+
+/// fsync files on another thread as soon as they are written, so that
+/// the disk writes one file while the next is unpacked, instead of all of
+/// them after the last (the restore's final `sync_tree` then finds them
+/// clean). pgBackRest's restore also syncs each file as it goes.
+struct EarlySync {
+    tx: Option<std::sync::mpsc::Sender<PathBuf>>,
+    thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl EarlySync {
+    fn start() -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<PathBuf>();
+        let thread = std::thread::Builder::new()
+            .name("lifeboat-sync".into())
+            .spawn(move || {
+                for path in rx {
+                    std::fs::File::open(&path)
+                        .and_then(|f| f.sync_all())
+                        .map_err(|e| {
+                            std::io::Error::new(
+                                e.kind(),
+                                format!("cannot sync {}: {e}", path.display()),
+                            )
+                        })?;
+                }
+                Ok(())
+            })
+            .ok();
+        Self {
+            tx: thread.is_some().then_some(tx),
+            thread,
+        }
+    }
+
+    /// Sync `path` soon (a thread that stopped on an error says so at
+    /// [`Self::finish`]).
+    fn sync(&self, path: PathBuf) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(path);
+        }
+    }
+
+    /// Wait until every file sent is synced.
+    fn finish(mut self) -> std::io::Result<()> {
+        drop(self.tx.take());
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(std::io::Error::other("the sync thread panicked")),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Unpack a tar stream into `dir` (created `0700`), returning the bytes
