@@ -1392,6 +1392,23 @@ mod tests {
     }
 
     #[test]
+    fn early_sync_reports_a_file_it_could_not_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = dir.path().join("a");
+        std::fs::write(&ok, b"x").unwrap();
+        let s = EarlySync::start();
+        s.sync(ok.clone());
+        s.finish().unwrap();
+        let s = EarlySync::start();
+        s.sync(ok);
+        s.sync(dir.path().join("gone"));
+        let err = s.finish().unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+        assert!(err.to_string().contains("cannot sync"), "{err}");
+        assert!(err.to_string().contains("gone"), "{err}");
+    }
+
+    #[test]
     fn recovery_settings_are_quoted_for_postgresql_conf() {
         let t = PgDataTarget::new("/tmp/x").with_recovery(Recovery {
             restore_command: Some("lifeboat wal fetch %f %p --from 'file:///a b'".into()),
