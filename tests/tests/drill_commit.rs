@@ -152,3 +152,37 @@ async fn without_a_drill_a_backup_is_checked() {
     assert!(report.drill_error.is_none());
     assert_eq!(listed(&dir).await[0].assurance(), Assurance::Checked);
 }
+
+/// A drill named like a check the source ran on its snapshot (SQLite's
+/// `sqlite-integrity`, before compression) is still run on the stored
+/// copy: only a check made on the stored stream itself replaces it.
+#[tokio::test]
+async fn a_drill_named_like_the_snapshot_check_still_reads_the_stored_copy() {
+    #[derive(Debug)]
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    #[async_trait]
+    impl Verifier for Counting {
+        fn name(&self) -> &str {
+            "sqlite-integrity"
+        }
+        fn needs_local_copy(&self) -> bool {
+            true
+        }
+        async fn verify(&self, input: &VerifyInput<'_>) -> backup_core::Result<Verdict> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            backup_core::SqliteIntegrity.verify(input).await
+        }
+    }
+
+    let drill = Arc::new(Counting(Default::default()));
+    let (dir, _) = backup_with(Some(drill.clone())).await;
+    assert_eq!(drill.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let m = &listed(&dir).await[0];
+    let checks = m
+        .verdicts
+        .iter()
+        .filter(|v| v.verifier == "sqlite-integrity" && v.passed)
+        .count();
+    assert_eq!(checks, 2, "{:?}", m.verdicts);
+}

@@ -447,7 +447,11 @@ impl BackupJob {
         // second pass. An encrypted copy is still read back: that proves
         // it decrypts.
         let checked_on_the_way = |name: &str| {
-            self.recipients.is_none()
+            // Only a stream the source passed on as it came (precompressed)
+            // had its check run on the stored bytes; other sources check
+            // their snapshot before it is compressed.
+            precompressed
+                && self.recipients.is_none()
                 && all.iter().any(|v| v.passed && v.verifier == name)
                 && all.iter().any(|v| v.passed && v.verifier == "checksum")
         };

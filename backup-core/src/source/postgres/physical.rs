@@ -510,13 +510,12 @@ async fn on_the_way(
     t0: Instant,
 ) -> Option<Verdict> {
     let name = "pg-backup-manifest";
-    let (Some(check), Some(waldump)) = (check, waldump) else {
-        return None;
-    };
-    let checked = match check {
+    // A mismatch is a failure whether or not the WAL can be parsed.
+    let checked = match check? {
         Ok(c) => c,
         Err(why) => return Some(Verdict::fail(name, why, t0)),
     };
+    let waldump = waldump?;
     Some(
         match waldump_ranges(&waldump, wal_dir, &checked.wal_ranges).await {
             Ok(Ok(parsed)) => Verdict::pass(
@@ -811,9 +810,14 @@ fn unpack_routed(reader: impl Read, dir: &Path, routes: &[(u32, PathBuf)]) -> st
                 }
             }
             None => {
-                entry.unpack_in(dir)?;
-                if file {
-                    syncer.sync(dir.join(&path));
+                // What `unpack_in` writes: the path without a root or `./`
+                // (it skips, and writes nothing for, a path with `..`).
+                if entry.unpack_in(dir)? && file {
+                    let rel: PathBuf = path
+                        .components()
+                        .filter(|c| matches!(c, std::path::Component::Normal(_)))
+                        .collect();
+                    syncer.sync(dir.join(rel));
                 }
             }
         }
@@ -1389,6 +1393,35 @@ mod tests {
             b"rows"
         );
         assert!(!dir.path().join("data3/pg_tblspc/16384").exists());
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_failed_its_check_fails_even_without_pg_waldump() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = Instant::now();
+        let v = on_the_way(
+            Some(Err("PG_VERSION has checksum 1, the manifest says 2".into())),
+            None,
+            dir.path(),
+            t0,
+        )
+        .await
+        .expect("a verdict");
+        assert!(!v.passed && v.detail.contains("PG_VERSION"), "{v:?}");
+        // A stream that matched, but whose WAL nothing can parse: no
+        // verdict, so the stored copy is read back instead.
+        let checked = super::super::manifest_check::Checked {
+            files: 1,
+            bytes: 3,
+            wal_segments: 0,
+            wal_ranges: Vec::new(),
+        };
+        assert!(
+            on_the_way(Some(Ok(checked)), None, dir.path(), t0)
+                .await
+                .is_none()
+        );
+        assert!(on_the_way(None, None, dir.path(), t0).await.is_none());
     }
 
     #[test]

@@ -96,26 +96,51 @@ pub(crate) fn relay(
             check,
         })
     });
+    // Whatever happens below, the decoder is told the stream ended and
+    // joined before this returns: it writes WAL into `wal_dir`, which the
+    // caller removes.
+    let sent = send(
+        &mut follow,
+        &base,
+        dir,
+        &alive,
+        level,
+        &mut out,
+        &mut to_decoder,
+    );
+    drop(to_decoder);
+    let decoded = decoder
+        .join()
+        .unwrap_or_else(|_| Err("the decoder panicked".into()));
+    sent?;
+    decoded.map_err(|e| format!("the stored stream does not decode: {e}"))
+}
+
+/// Copy the followed `base` to `out` and to the decoder, then, once
+/// `pg_basebackup` has written it, the `backup_manifest` frame.
+fn send(
+    follow: &mut Follow,
+    base: &Path,
+    dir: &Path,
+    alive: &dyn Fn() -> bool,
+    level: i32,
+    out: &mut impl Write,
+    to_decoder: &mut impl Write,
+) -> Result<(), String> {
     let mut buf = vec![0u8; 1 << 20];
-    let copied = loop {
+    loop {
         let n = match follow.read(&mut buf) {
-            Ok(0) => break Ok(()),
+            Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => break Err(format!("cannot read {}: {e}", base.display())),
+            Err(e) => return Err(format!("cannot read {}: {e}", base.display())),
         };
-        if let Err(e) = out.write_all(&buf[..n]) {
-            break Err(format!("cannot write the backup: {e}"));
-        }
-        // A decoder that stopped has its reason below.
+        out.write_all(&buf[..n])
+            .map_err(|e| format!("cannot write the backup: {e}"))?;
+        // A decoder that stopped has its reason after the join.
         let _ = to_decoder.write_all(&buf[..n]);
-    };
-    if let Err(e) = copied {
-        drop(to_decoder);
-        let _ = decoder.join();
-        return Err(e);
     }
-    let _ = std::fs::remove_file(&base);
+    let _ = std::fs::remove_file(base);
 
     // pg_basebackup writes the manifest after the archive, under a
     // temporary name renamed into place: once it is there, it is whole.
@@ -125,8 +150,6 @@ pub(crate) fn relay(
             if manifest.is_file() {
                 break;
             }
-            drop(to_decoder);
-            let _ = decoder.join();
             return Err("pg_basebackup ended without writing its backup_manifest".into());
         }
         std::thread::sleep(POLL);
@@ -140,14 +163,9 @@ pub(crate) fn relay(
     enc.write_all(&tail).map_err(|e| e.to_string())?;
     let frame = enc.finish().map_err(|e| e.to_string())?;
     let _ = to_decoder.write_all(&frame);
-    drop(to_decoder);
     out.write_all(&frame)
         .and_then(|()| out.flush())
-        .map_err(|e| format!("cannot write the backup: {e}"))?;
-    decoder
-        .join()
-        .unwrap_or_else(|_| Err("the decoder panicked".into()))
-        .map_err(|e| format!("the stored stream does not decode: {e}"))
+        .map_err(|e| format!("cannot write the backup: {e}"))
 }
 
 #[cfg(test)]
