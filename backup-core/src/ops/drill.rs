@@ -287,6 +287,7 @@ async fn pitr_attempt(
     ev: &mut PitrEvidence,
     keys: Option<&crate::crypt::Identities>,
 ) -> std::result::Result<(), String> {
+    use crate::source::postgres::cluster::reasons_in_log;
     use std::time::Instant;
 
     use crate::source::postgres::physical::PgDataTarget;
@@ -317,20 +318,10 @@ async fn pitr_attempt(
     launched.map_err(|_| "the server start panicked".to_string())??;
     let client = cluster.conn("postgres").connect().await.map_err(|e| {
         // Up for pg_ctl, gone at once: recovery stopped; the log says why.
-        let log = cluster.log();
-        let why: Vec<&str> = log
-            .lines()
-            .filter(|l| l.contains("FATAL") || l.contains("PANIC"))
-            .collect();
-        let last: Vec<&str> = log.lines().rev().take(3).collect();
         format!(
             "{}: {}",
             e.display_chain(),
-            if why.is_empty() {
-                last.into_iter().rev().collect::<Vec<_>>().join(" / ")
-            } else {
-                why.join(" / ")
-            }
+            reasons_in_log(&cluster.log(), &["FATAL", "PANIC"], 3)
         )
     })?;
     let deadline = Instant::now() + std::time::Duration::from_secs(3600);
@@ -340,9 +331,10 @@ async fn pitr_attempt(
             Ok(_) => {}
             // The server stopped: recovery failed; the log says why.
             Err(e) => {
-                let log = cluster.log();
-                let why: Vec<&str> = log.lines().filter(|l| l.contains("FATAL")).collect();
-                return Err(format!("{e}: {}", why.join(" / ")));
+                return Err(format!(
+                    "{e}: {}",
+                    reasons_in_log(&cluster.log(), &["FATAL"], 0)
+                ));
             }
         }
         if Instant::now() > deadline {

@@ -20,6 +20,23 @@ pub struct ScratchCluster {
 }
 
 /// `chown -R`, without following symlinks.
+/// Why a server stopped, from its `log`: the lines naming any of
+/// `markers` (`FATAL`, `PANIC`, …), or, when none does, its last `tail`
+/// lines; joined with ` / `.
+pub(crate) fn reasons_in_log(log: &str, markers: &[&str], tail: usize) -> String {
+    let why: Vec<&str> = log
+        .lines()
+        .filter(|l| markers.iter().any(|m| l.contains(m)))
+        .collect();
+    if why.is_empty() {
+        let mut last: Vec<&str> = log.lines().rev().take(tail).collect();
+        last.reverse();
+        last.join(" / ")
+    } else {
+        why.join(" / ")
+    }
+}
+
 fn chown_tree(path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
     std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
     if std::fs::symlink_metadata(path)?.is_dir() {
@@ -390,5 +407,22 @@ impl Drop for ScratchCluster {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reasons_in_log_are_the_marked_lines_else_the_last_ones() {
+        let log = "LOG:  starting\nFATAL:  could not open file\nDETAIL:  gone\nLOG:  shut down\n";
+        assert_eq!(
+            super::reasons_in_log(log, &["FATAL", "PANIC"], 3),
+            "FATAL:  could not open file"
+        );
+        assert_eq!(
+            super::reasons_in_log("a\nb\nc\nd\n", &["FATAL"], 3),
+            "b / c / d"
+        );
+        assert_eq!(super::reasons_in_log("a\nb\n", &["FATAL"], 0), "");
     }
 }
