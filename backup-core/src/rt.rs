@@ -1,5 +1,5 @@
-//! What the process runs on: blocking work moved off the async workers, and
-//! the host's name.
+//! What the process runs on: blocking work moved off the async workers, file
+//! writes in pieces, and the host's name.
 
 use std::fmt;
 
@@ -42,6 +42,21 @@ where
         .unwrap_or_else(|e| Err(WorkerFailed(e).into()))
 }
 
+/// The most [`write_in_pieces`] hands the kernel in one `write`.
+pub(crate) const WRITE_PIECE: usize = 256 * 1024;
+
+/// `w.write_all(data)`, [`WRITE_PIECE`] bytes at a time. One `write` of
+/// megabytes into a new file can cost the kernel several times the CPU of
+/// the same bytes in pieces: measured on ext4 (Linux 6.18), 40 files of
+/// 5 MB took 0.29-0.44 s of CPU written whole and 0.04-0.05 s in pieces of
+/// 128-256 KiB; pieces of 2 MiB and more were as slow as one write. (The
+/// likely cause, not proven: the page cache sizes the folios it allocates
+/// by the length of the write, and large ones are expensive to find.)
+pub(crate) fn write_in_pieces(w: &mut impl std::io::Write, data: &[u8]) -> std::io::Result<()> {
+    data.chunks(WRITE_PIECE)
+        .try_for_each(|piece| w.write_all(piece))
+}
+
 /// This host's name (for manifests and notifications): the kernel's, else
 /// `$HOSTNAME`, else `unknown`.
 pub(crate) fn host_name() -> String {
@@ -73,6 +88,31 @@ mod tests {
         assert!(err.unwrap_err().starts_with("worker failed"));
         let err: crate::Result<u8> = blocking(|| panic!("boom")).await;
         assert_eq!(err.unwrap_err().kind(), crate::ErrorKind::Sink);
+    }
+
+    /// A writer that records the length of every `write` it is given.
+    struct Lengths(Vec<usize>, Vec<u8>);
+    impl std::io::Write for Lengths {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.push(buf.len());
+            self.1.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn writes_in_pieces_are_whole_and_none_is_larger_than_a_piece() {
+        let data: Vec<u8> = (0..WRITE_PIECE * 2 + 17).map(|i| (i % 251) as u8).collect();
+        let mut w = Lengths(Vec::new(), Vec::new());
+        write_in_pieces(&mut w, &data).unwrap();
+        assert_eq!(w.1, data);
+        assert_eq!(w.0, vec![WRITE_PIECE, WRITE_PIECE, 17]);
+        let mut empty = Lengths(Vec::new(), Vec::new());
+        write_in_pieces(&mut empty, &[]).unwrap();
+        assert!(empty.0.is_empty());
     }
 
     #[test]

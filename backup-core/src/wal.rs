@@ -25,7 +25,6 @@
 //! [`Error::NotFound`]; the CLI turns it into exit 1 and every other
 //! failure into [`WAL_FETCH_FATAL_EXIT`], which PostgreSQL takes as fatal.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -1140,7 +1139,7 @@ fn write_atomically(dest: &Path, data: &[u8]) -> Result<()> {
             .mode(0o600)
             .open(&tmp)
             .map_err(|e| err("cannot create a temporary file beside it", e))?;
-        f.write_all(data).map_err(|e| err("cannot write", e))?;
+        crate::rt::write_in_pieces(&mut f, data).map_err(|e| err("cannot write", e))?;
         std::fs::rename(&tmp, dest).map_err(|e| err("cannot move into place", e))?;
         Ok(())
     })();

@@ -7,7 +7,7 @@
 //! skips.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind as IoKind, Read, Write};
+use std::io::{ErrorKind as IoKind, Read};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -460,7 +460,7 @@ impl Sink for LocalSink {
         let this = self.clone();
         blocking(move || {
             let (tmp, mut f, created) = this.create_temp(&file)?;
-            let result = match f.write_all(&data) {
+            let result = match crate::rt::write_in_pieces(&mut f, &data) {
                 Ok(()) => match &opts.mode {
                     PutMode::Create => this.publish(&tmp, &file, f, true),
                     mode => this.publish_locked(&tmp, &file, f, mode),
@@ -747,7 +747,7 @@ impl Upload for LocalUpload {
             ));
         };
         let (f, res) = tokio::task::spawn_blocking(move || {
-            let res = f.write_all(&data);
+            let res = crate::rt::write_in_pieces(&mut f, &data);
             (f, res)
         })
         .await
