@@ -164,16 +164,22 @@ where
     // the end of the archive and promotes early (a typo in the command,
     // too).
     let wal_fetch = args.windows(2).any(|w| w[0] == "wal" && w[1] == "fetch");
-    if wal_fetch {
-        // Segments fetched ahead come from a detached `wal fetch` of this
-        // same command line, when this process's own command line is it
-        // (the binary, or `python -m lifeboat`, not an embedding program).
+    let wal_push = args.windows(2).any(|w| w[0] == "wal" && w[1] == "push");
+    if wal_fetch || wal_push {
+        // Segments fetched (or pushed) ahead come from a detached
+        // `wal fetch` (`wal push`) of this same command line, when this
+        // process's own command line is it (the binary, or
+        // `python -m lifeboat`, not an embedding program).
         let own: Vec<OsString> = std::env::args_os().skip(1).collect();
         let ours = &args[1.min(args.len())..];
         if own.ends_with(ours)
             && let Ok(exe) = std::env::current_exe()
         {
-            backup_core::wal::fill_in_background(exe, own);
+            if wal_fetch {
+                backup_core::wal::fill_in_background(exe, own);
+            } else {
+                backup_core::wal::push_in_background(exe, own);
+            }
         }
     }
     let cli = match Cli::try_parse_from(args) {

@@ -803,9 +803,10 @@ fn wal_setup_check_names_what_a_server_lacks() {
     assert!(out.contains("archive_mode = on"), "{out}");
 }
 
-/// A burst of segments: `wal push` pushes the next ready ones ahead (at most
-/// four at once), PostgreSQL's later calls for them return from the spool
-/// marker, and every segment is in the archive, in order, with no failure.
+/// A burst of segments: `wal push` starts a background pusher for the next
+/// ready ones (at most four at once), PostgreSQL's later calls for them
+/// return from the spool marker, and every segment is in the archive, in
+/// order, with no failure.
 #[test]
 fn a_burst_of_segments_is_pushed_ahead_and_none_is_lost() {
     let Some(bin) = default_bin() else { return };
@@ -845,13 +846,17 @@ fn a_burst_of_segments_is_pushed_ahead_and_none_is_lost() {
         .collect();
     assert_eq!(names, expected, "a segment is missing");
     let log = std::fs::read_to_string(c.log_path()).unwrap();
-    assert!(
-        log.contains("pushed the next ready segments ahead"),
-        "{log}"
-    );
+    assert!(log.contains("started a background pusher"), "{log}");
     assert!(log.contains("pushed ahead earlier, byte for byte"), "{log}");
     // Every marker was used up but the newest few at most.
-    let left = std::fs::read_dir(&spool).map(|d| d.count()).unwrap_or(0);
+    wait_for_no_pusher(&spool);
+    let left = std::fs::read_dir(&spool)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".pushed"))
+                .count()
+        })
+        .unwrap_or(0);
     assert!(left <= 3, "{left} markers left");
 }
 
@@ -1031,7 +1036,32 @@ fn a_push_killed_at_any_point_leaves_nothing_half_visible_and_the_retry_lands() 
             c.output().unwrap()
         };
         let out = push(segs[0], Some(point));
-        assert_eq!(out.status.signal(), Some(9), "{point}: {out:?}");
+        if point == "wal-push:ahead-committed" {
+            // Only the background pusher passes there: the call for the
+            // first segment lands it; the pusher dies with the second
+            // committed and its marker unwritten.
+            assert!(out.status.success(), "{point}: {out:?}");
+            let second = root.join(format!("app/wal/00000001/{}.zst", segs[1]));
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !second.exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert!(second.exists(), "the pusher did not push {}", segs[1]);
+            wait_for_no_pusher(&spool);
+            assert!(!spool.join(format!("{}.pushed", segs[1])).exists());
+        } else if point == "wal-push:archive-info-written" {
+            // The call and the background pusher it started race to write
+            // the archive's first record: whichever writes it is killed
+            // there, and the other goes on against that record.
+            assert!(
+                out.status.signal() == Some(9) || out.status.success(),
+                "{point}: {out:?}"
+            );
+            wait_for_no_pusher(&spool);
+        } else {
+            assert_eq!(out.status.signal(), Some(9), "{point}: {out:?}");
+            wait_for_no_pusher(&spool);
+        }
         // Only whole objects are visible: every WAL object under its name
         // reads back as the segment it names. (A killed writer may leave a
         // hidden `.<name>.<tag>.partial`; listings skip those, and prune
@@ -1301,6 +1331,204 @@ fn a_physical_backup_from_a_standby_restores() {
         restored.psql("postgres", "SELECT count(*) FROM marker"),
         "1000"
     );
+}
+
+/// Until the background pusher of `spool` (if one started) has ended: its
+/// lock file is free (`flock -n` from util-linux). Panics after a minute.
+fn wait_for_no_pusher(spool: &Path) {
+    let lock = spool.join(".push.lock");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let free = !lock.exists()
+            || std::process::Command::new("flock")
+                .arg("-n")
+                .arg(&lock)
+                .arg("true")
+                .status()
+                .expect("flock (util-linux)")
+                .success();
+        if free {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the background pusher still runs"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A backlog, as PostgreSQL's archiver sees it: the first call starts a
+/// background pusher and returns with its own file stored; the pusher
+/// pushes every other ready segment and leaves a marker for each; the calls
+/// that follow (each after the previous file is marked done) return from
+/// the markers, byte for byte, without pushing again; every segment fetches
+/// back as it was.
+#[test]
+fn a_background_pusher_pushes_the_backlog_and_the_calls_that_follow_use_its_markers() {
+    let work = tempfile::tempdir().unwrap();
+    let pg_wal = work.path().join("pg_wal");
+    let status = pg_wal.join("archive_status");
+    std::fs::create_dir_all(&status).unwrap();
+    let segs: Vec<String> = (0x10..0x16)
+        .map(|n| format!("0000000100000000000000{n:02X}"))
+        .collect();
+    for s in &segs {
+        std::fs::write(pg_wal.join(s), fake_segment(s, 81)).unwrap();
+        std::fs::write(status.join(format!("{s}.ready")), "").unwrap();
+    }
+    let root = work.path().join("archive");
+    let sink = format!("file://{}", root.display());
+    let spool = work.path().join("spool");
+    let push = |seg: &str| {
+        run(lifeboat(work.path())
+            .args(["wal", "push"])
+            .arg(pg_wal.join(seg))
+            .args(["--to", &sink, "--name", "app", "--json", "--spool-dir"])
+            .arg(&spool))
+    };
+    let object = |seg: &str| root.join(format!("app/wal/00000001/{seg}.zst"));
+    let (code, out, err) = push(&segs[0]);
+    assert_eq!(code, 0, "{err}");
+    let first: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(first["already_archived"], false, "{out}");
+    assert!(object(&segs[0]).exists());
+    // The pusher works on after the call returned.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !segs
+        .iter()
+        .all(|s| spool.join(format!("{s}.pushed")).exists() || s == &segs[0])
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    wait_for_no_pusher(&spool);
+    for s in &segs[1..] {
+        assert!(object(s).exists(), "{s} was not pushed ahead");
+        assert!(
+            spool.join(format!("{s}.pushed")).exists(),
+            "{s} has no marker"
+        );
+    }
+    assert!(!spool.join(format!("{}.pushed", segs[0])).exists());
+    let stored: Vec<Vec<u8>> = segs
+        .iter()
+        .map(|s| std::fs::read(object(s)).unwrap())
+        .collect();
+    std::fs::rename(
+        status.join(format!("{}.ready", segs[0])),
+        status.join(format!("{}.done", segs[0])),
+    )
+    .unwrap();
+    for s in &segs[1..] {
+        let (code, out, err) = push(s);
+        assert_eq!(code, 0, "{s}: {err}");
+        let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(r["already_archived"], true, "{s}: {out}");
+        assert!(
+            err.contains("pushed ahead earlier, byte for byte"),
+            "{s}: {err}"
+        );
+        assert!(
+            !spool.join(format!("{s}.pushed")).exists(),
+            "{s}: marker not used up"
+        );
+        std::fs::rename(
+            status.join(format!("{s}.ready")),
+            status.join(format!("{s}.done")),
+        )
+        .unwrap();
+    }
+    // Nothing was pushed twice: every object is as the pusher left it.
+    for (s, before) in segs.iter().zip(&stored) {
+        assert_eq!(
+            &std::fs::read(object(s)).unwrap(),
+            before,
+            "{s} was rewritten"
+        );
+        let dest = work.path().join(format!("{s}.fetched"));
+        let (code, _, err) = run(lifeboat(work.path()).args([
+            "wal",
+            "fetch",
+            s,
+            dest.to_str().unwrap(),
+            "--from",
+            &sink,
+            "--name",
+            "app",
+        ]));
+        assert_eq!(code, 0, "{s}: {err}");
+        assert_eq!(std::fs::read(&dest).unwrap(), fake_segment(s, 81), "{s}");
+    }
+}
+
+/// A marker vouches only for the sink it was written for: after
+/// `archive_command` moves to another sink with the same spool, the
+/// segments pushed ahead into the old one are pushed into the new one,
+/// not passed off as archived there.
+#[test]
+fn a_marker_for_another_sink_does_not_vouch() {
+    let work = tempfile::tempdir().unwrap();
+    let pg_wal = work.path().join("pg_wal");
+    let status = pg_wal.join("archive_status");
+    std::fs::create_dir_all(&status).unwrap();
+    let segs = ["000000010000000000000031", "000000010000000000000032"];
+    for s in segs {
+        std::fs::write(pg_wal.join(s), fake_segment(s, 83)).unwrap();
+        std::fs::write(status.join(format!("{s}.ready")), "").unwrap();
+    }
+    let spool = work.path().join("spool");
+    let push = |seg: &str, root: &Path| {
+        run(lifeboat(work.path())
+            .args(["wal", "push"])
+            .arg(pg_wal.join(seg))
+            .arg("--to")
+            .arg(format!("file://{}", root.display()))
+            .args(["--name", "app", "--json", "--spool-dir"])
+            .arg(&spool))
+    };
+    let (old, new) = (work.path().join("old"), work.path().join("new"));
+    let (code, _, err) = push(segs[0], &old);
+    assert_eq!(code, 0, "{err}");
+    let marker = spool.join(format!("{}.pushed", segs[1]));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !marker.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    wait_for_no_pusher(&spool);
+    assert!(marker.exists(), "the pusher left no marker");
+    let (code, out, err) = push(segs[1], &new);
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["already_archived"], false, "{out}");
+    assert!(
+        new.join(format!("app/wal/00000001/{}.zst", segs[1]))
+            .exists()
+    );
+    assert!(!marker.exists(), "the marker for the old sink stayed");
+}
+
+/// The background pusher's setting, found in the server's environment by
+/// mistake, fails the push (exit 64, naming it) and never passes for an
+/// archived file: the file asked for is not stored.
+#[test]
+fn a_stray_pusher_setting_fails_the_push_and_stores_nothing_of_its_file() {
+    let work = tempfile::tempdir().unwrap();
+    let pg_wal = work.path().join("pg_wal");
+    std::fs::create_dir_all(pg_wal.join("archive_status")).unwrap();
+    let seg = "000000010000000000000021";
+    std::fs::write(pg_wal.join(seg), fake_segment(seg, 82)).unwrap();
+    let root = work.path().join("archive");
+    let sink = format!("file://{}", root.display());
+    let (code, _, err) = run(lifeboat(work.path())
+        .env("LIFEBOAT_WAL_PUSHER", "1")
+        .args(["wal", "push"])
+        .arg(pg_wal.join(seg))
+        .args(["--to", &sink, "--name", "app", "--spool-dir"])
+        .arg(work.path().join("spool")));
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("LIFEBOAT_WAL_PUSHER is set"), "{err}");
+    assert!(!root.join(format!("app/wal/00000001/{seg}.zst")).exists());
 }
 
 /// A spool directory that cannot be used (another user's) never fails a

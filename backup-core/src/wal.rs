@@ -410,6 +410,12 @@ struct Marker {
     /// same file, untouched since, needs no second hash.
     #[serde(default)]
     identity: Option<(u64, u64, i64, i64)>,
+    /// The sink it is stored in (its location): a marker vouches only to
+    /// a push into the same sink, under the same key, so a spool kept
+    /// across a change of `archive_command` cannot pass a file off as
+    /// archived in the new place.
+    #[serde(default)]
+    sink: String,
 }
 
 /// A file's inode, size and modification time.
@@ -448,6 +454,20 @@ fn ready_after(dir: &Path, name: &str, spool: &Path, max: usize) -> Vec<PathBuf>
 
 /// [`push`], and with `ahead` the next ready segments beside it.
 ///
+/// Two ways to push ahead:
+/// - **In the background**, when [`push_in_background`] gave a command line
+///   to repeat (the CLI does): the first call that finds more ready
+///   segments after its own starts a detached `wal push` of the same
+///   command line ([`PUSHER_ENV`] set), which pushes every ready segment
+///   after that file, `ahead.parallel` at a time, taking new ones as
+///   PostgreSQL marks them, until none is left ([`push_ready_after`]). The
+///   calls that follow find their markers, or wait for the pusher while it
+///   runs and will reach them; when it is gone, or the file is not one it
+///   pushes, the call pushes the file itself.
+/// - **Inline** otherwise (a library caller): the next ready segments are
+///   pushed beside the asked-for one, and the call returns when all are
+///   done.
+///
 /// # Errors
 /// As [`push`], for the file asked for; a file pushed ahead that fails is
 /// logged and left for PostgreSQL to ask for again.
@@ -476,49 +496,32 @@ pub async fn push_ahead(
         return push_with(sink, source, path, level, recipients).await;
     }
     // Pushed ahead already: the same bytes need nothing more.
-    let marker = marker_path(&spool, &name);
-    if let Ok(raw) = std::fs::read(&marker)
-        && let Ok(m) = serde_json::from_slice::<Marker>(&raw)
-    {
-        // The very file pushed ahead, untouched since (PostgreSQL does not
-        // write a segment it marked ready): no need to read it again. Any
-        // other file is hashed and compared.
-        let same_file = m.identity.is_some() && m.identity == file_identity(path);
-        let sha = if same_file {
-            m.sha256.clone()
-        } else {
-            let p = path.to_path_buf();
-            blocking(move || {
-                std::fs::read(&p)
-                    .map(|d| hex::encode(Sha256::digest(&d)))
-                    .map_err(|e| Error::source_err(p.display().to_string(), e.to_string()))
-            })
-            .await?
-        };
-        let _ = std::fs::remove_file(&marker);
-        if sha == m.sha256 {
-            tracing::info!(file = %name, key = %m.key, same_file, "pushed ahead earlier, byte for byte");
-            return Ok(WalPushReport {
-                name,
-                key: m.key,
-                size: m.size,
-                stored_size: m.stored_size,
-                sha256: sha,
-                already_archived: true,
-                duration: t0.elapsed(),
-            });
-        }
+    if let Some(r) = vouched(sink, source, &spool, &name, path, t0).await? {
+        return Ok(r);
     }
     // Markers of files before this one are of no use any more.
     if let Ok(entries) = std::fs::read_dir(&spool) {
         for e in entries.flatten() {
             let f = e.file_name().to_string_lossy().to_string();
-            if f.strip_suffix(".pushed").is_some_and(|n| n < name.as_str()) {
+            // A marker, or what a process killed while writing one left.
+            let marked = f
+                .strip_suffix(".pushed")
+                .or_else(|| f.strip_prefix('.')?.split_once(".pushed.").map(|(n, _)| n));
+            if marked.is_some_and(|n| n < name.as_str()) {
                 let _ = std::fs::remove_file(e.path());
             }
         }
     }
     let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    if PUSH_BACKGROUND.get().is_some() && std::env::var_os(PUSHER_ENV).is_none() {
+        if let Some(r) = wait_for_pusher(sink, source, &spool, &name, path, t0).await? {
+            return Ok(r);
+        }
+        if !ready_after(&dir, &name, &spool, 1).is_empty() && spawn_pusher() {
+            tracing::info!(file = %name, "started a background pusher for the ready segments after this one");
+        }
+        return push_with(sink, source, path, level, recipients).await;
+    }
     let next = ready_after(&dir, &name, &spool, ahead.parallel - 1);
     let extra = futures::future::join_all(next.iter().map(|p| async move {
         let r = push_with(sink, source, p, level, recipients).await;
@@ -530,17 +533,7 @@ pub async fn push_ahead(
         match r {
             Ok(r) => {
                 crate::failpoint::point("wal-push:ahead-committed");
-                let m = Marker {
-                    sha256: r.sha256.clone(),
-                    size: r.size,
-                    stored_size: r.stored_size,
-                    key: r.key.clone(),
-                    identity: file_identity(p).filter(|id| id.1 == r.size),
-                };
-                let _ = std::fs::write(
-                    marker_path(&spool, &r.name),
-                    serde_json::to_vec(&m).expect("serializes"),
-                );
+                write_marker(sink, &spool, p, &r);
                 pushed += 1;
             }
             Err(e) => {
@@ -552,6 +545,262 @@ pub async fn push_ahead(
         tracing::info!(file = %name, ahead = pushed, "pushed the next ready segments ahead");
     }
     own
+}
+
+/// The report for `path` when a marker in `spool` vouches for it (the
+/// marker is then used up); `None` when there is none, or it is for other
+/// bytes.
+async fn vouched(
+    sink: &dyn Sink,
+    source: &str,
+    spool: &Path,
+    name: &str,
+    path: &Path,
+    t0: Instant,
+) -> Result<Option<WalPushReport>> {
+    let marker = marker_path(spool, name);
+    let Ok(raw) = std::fs::read(&marker) else {
+        return Ok(None);
+    };
+    let key = parse_name(name).map(|n| layout::wal_segment_key(source, n.timeline(), name));
+    let m = match serde_json::from_slice::<Marker>(&raw) {
+        Ok(m) if key.as_ref().is_ok_and(|k| *k == m.key) && m.sink == sink.location() => m,
+        // Unreadable, or for another sink or source name: of no use.
+        _ => {
+            let _ = std::fs::remove_file(&marker);
+            return Ok(None);
+        }
+    };
+    // The very file pushed ahead, untouched since (PostgreSQL does not
+    // write a segment it marked ready): no need to read it again. Any
+    // other file is hashed and compared.
+    let same_file = m.identity.is_some() && m.identity == file_identity(path);
+    let sha = if same_file {
+        m.sha256.clone()
+    } else {
+        let p = path.to_path_buf();
+        blocking(move || {
+            std::fs::read(&p)
+                .map(|d| hex::encode(Sha256::digest(&d)))
+                .map_err(|e| Error::source_err(p.display().to_string(), e.to_string()))
+        })
+        .await?
+    };
+    let _ = std::fs::remove_file(&marker);
+    if sha != m.sha256 {
+        return Ok(None);
+    }
+    tracing::info!(file = %name, key = %m.key, same_file, "pushed ahead earlier, byte for byte");
+    Ok(Some(WalPushReport {
+        name: name.to_string(),
+        key: m.key,
+        size: m.size,
+        stored_size: m.stored_size,
+        sha256: sha,
+        already_archived: true,
+        duration: t0.elapsed(),
+    }))
+}
+
+/// Record in `spool` that the file at `p` is committed as `r` says.
+/// Written whole (a temporary file renamed), so a reader never sees half
+/// of one; a marker that cannot be written only costs the later call a
+/// read-back.
+fn write_marker(sink: &dyn Sink, spool: &Path, p: &Path, r: &WalPushReport) {
+    let m = Marker {
+        sink: sink.location().to_string(),
+        sha256: r.sha256.clone(),
+        size: r.size,
+        stored_size: r.stored_size,
+        key: r.key.clone(),
+        identity: file_identity(p).filter(|id| id.1 == r.size),
+    };
+    let _ = write_atomically(
+        &marker_path(spool, &r.name),
+        &serde_json::to_vec(&m).expect("serializes"),
+    );
+}
+
+/// Set in the environment of the detached `wal push` that pushes ahead in
+/// the background. Such a process never archives the file it is given
+/// (its starting point); it fails, so a stray setting in the server's
+/// environment stops archiving loudly instead of skipping files.
+pub const PUSHER_ENV: &str = "LIFEBOAT_WAL_PUSHER";
+
+/// How long a `wal push` waits for a background pusher to reach its file
+/// before it pushes the file itself (both are safe at once: the
+/// create-only put of the second finds the first's object and compares).
+const PUSHER_WAIT: Duration = Duration::from_secs(60);
+
+static PUSH_BACKGROUND: std::sync::OnceLock<(PathBuf, Vec<std::ffi::OsString>)> =
+    std::sync::OnceLock::new();
+
+/// Let [`push_ahead`] push ahead from a detached process: `exe` run with
+/// `args` (this very `wal push` command line) and [`PUSHER_ENV`] set. The
+/// CLI calls it; a library caller without a command line to repeat keeps
+/// pushing ahead inline.
+pub fn push_in_background(exe: PathBuf, args: Vec<std::ffi::OsString>) {
+    let _ = PUSH_BACKGROUND.set((exe, args));
+}
+
+fn spawn_pusher() -> bool {
+    use std::os::unix::process::CommandExt;
+    let Some((exe, args)) = PUSH_BACKGROUND.get() else {
+        return false;
+    };
+    std::process::Command::new(exe)
+        .args(args)
+        .env(PUSHER_ENV, "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        // Out of the server's process group: its signals are for its own.
+        .process_group(0)
+        .spawn()
+        .is_ok()
+}
+
+/// The background pusher's lock file: held (exclusively) while one runs,
+/// and holding the name of the file it started after.
+fn pusher_lock(spool: &Path) -> PathBuf {
+    spool.join(".push.lock")
+}
+
+/// The file a running background pusher started after; `None` when none
+/// runs.
+fn running_pusher(spool: &Path) -> Option<String> {
+    use rustix::fs::{FlockOperation, flock};
+    let f = std::fs::File::open(pusher_lock(spool)).ok()?;
+    if flock(&f, FlockOperation::NonBlockingLockShared).is_ok() {
+        return None;
+    }
+    Some(std::fs::read_to_string(pusher_lock(spool)).unwrap_or_default())
+}
+
+/// While a background pusher runs that will reach `name` (a segment after
+/// the one it started after), wait for its marker, at most
+/// [`PUSHER_WAIT`]. `None`: push it yourself.
+async fn wait_for_pusher(
+    sink: &dyn Sink,
+    source: &str,
+    spool: &Path,
+    name: &str,
+    path: &Path,
+    t0: Instant,
+) -> Result<Option<WalPushReport>> {
+    use crate::source::postgres::walfile::WalFileKind;
+    if WalFileName::parse(name).is_none_or(|n| n.kind() != WalFileKind::Segment) {
+        return Ok(None);
+    }
+    let deadline = Instant::now() + PUSHER_WAIT;
+    loop {
+        // Who runs is read before the marker is looked for: a pusher that
+        // wrote the marker and ended in between is caught by the look.
+        let pusher = running_pusher(spool);
+        if let Some(r) = vouched(sink, source, spool, name, path, t0).await? {
+            return Ok(Some(r));
+        }
+        match pusher {
+            Some(after) if name > after.trim() => {}
+            _ => return Ok(None),
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(file = %name, waited_s = PUSHER_WAIT.as_secs(), "the background pusher has not reached this file; pushing it here");
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The background pusher: push every segment PostgreSQL has marked ready
+/// after `after` (its path in `pg_wal`), oldest first, `ahead.parallel` at
+/// a time, looking again for new ones as it goes, and leave a marker for
+/// each one committed. It ends when none is left, or after the first
+/// failure (the pushes under way finish first): PostgreSQL's own call for
+/// that file then pushes it and reports why. One runs per spool (a lock
+/// file); another one started meanwhile returns at once. Returns how many
+/// it pushed.
+///
+/// # Errors
+/// A file name that is not a WAL file's; nothing else.
+pub async fn push_ready_after(
+    sink: &dyn Sink,
+    source: &str,
+    after: &Path,
+    level: i32,
+    ahead: &LookAhead,
+    recipients: Option<&crate::crypt::Recipients>,
+) -> Result<usize> {
+    use futures::StreamExt;
+    use rustix::fs::{FlockOperation, flock};
+    use std::io::Write;
+    crate::manifest::check_source_name(source)?;
+    let name = after
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Error::usage(format!("{} has no file name", after.display())))?;
+    parse_name(name)?;
+    let spool = &ahead.spool;
+    if !spool_usable(spool, "not pushing ahead").await {
+        return Ok(0);
+    }
+    let Ok(mut lock) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(pusher_lock(spool))
+    else {
+        return Ok(0);
+    };
+    if flock(&lock, FlockOperation::NonBlockingLockExclusive).is_err() {
+        return Ok(0);
+    }
+    if lock
+        .set_len(0)
+        .and_then(|()| lock.write_all(name.as_bytes()))
+        .is_err()
+    {
+        return Ok(0);
+    }
+    let dir = after.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let parallel = ahead.parallel.max(1);
+    let mut last = name.to_string();
+    let mut queue = std::collections::VecDeque::new();
+    let mut running = futures::stream::FuturesUnordered::new();
+    let (mut pushed, mut failed) = (0, false);
+    loop {
+        while !failed && running.len() < parallel {
+            if queue.is_empty() {
+                queue.extend(ready_after(&dir, &last, spool, parallel * 4));
+                if let Some(n) = queue.back().and_then(|p: &PathBuf| p.file_name()) {
+                    last = n.to_string_lossy().to_string();
+                }
+            }
+            let Some(p) = queue.pop_front() else { break };
+            running.push(async move {
+                let r = push_with(sink, source, &p, level, recipients).await;
+                (p, r)
+            });
+        }
+        let Some((p, r)) = running.next().await else {
+            break;
+        };
+        match r {
+            Ok(r) => {
+                crate::failpoint::point("wal-push:ahead-committed");
+                write_marker(sink, spool, &p, &r);
+                pushed += 1;
+            }
+            Err(e) => {
+                failed = true;
+                tracing::warn!(file = %p.display(), error = %e.display_chain(), "could not push ahead; PostgreSQL will ask for it again");
+            }
+        }
+    }
+    tracing::info!(after = %name, pushed, "background pusher done");
+    drop(lock);
+    Ok(pushed)
 }
 
 /// Whether `spool` can be used: created if need be, ours, and private

@@ -268,7 +268,7 @@ export interface WalPushOptions extends CommonOptions {
   name?: string;
   /** zstd level, 1 to 19 (default 3) */
   level?: number;
-  /** Push the next segments PostgreSQL has marked ready too, at most this many at once (default 4; 1 pushes only the file asked for) */
+  /** Push the next segments PostgreSQL has marked ready too, at most this many at once (default 4; 1 pushes only the file asked for). From the command line a detached lifeboat pushes them while PostgreSQL's calls return as their markers appear */
   parallel?: number;
   /** Where the markers of segments pushed ahead go (default: a private directory per source name under the temp dir) */
   spoolDir?: string;

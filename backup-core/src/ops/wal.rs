@@ -32,7 +32,7 @@ pub struct WalPushArgs {
     /// zstd level, 1 to 19 (default 3).
     #[cfg_attr(feature = "clap", arg(long, value_name = "N"))]
     pub level: Option<i32>,
-    /// Push the next segments PostgreSQL has marked ready too, at most this many at once (default 4; 1 pushes only the file asked for).
+    /// Push the next segments PostgreSQL has marked ready too, at most this many at once (default 4; 1 pushes only the file asked for). From the command line a detached lifeboat pushes them while PostgreSQL's calls return as their markers appear.
     #[cfg_attr(feature = "clap", arg(long, value_name = "N"))]
     pub parallel: Option<u32>,
     /// Where the markers of segments pushed ahead go (default: a private directory per source name under the temp dir).
@@ -103,6 +103,19 @@ pub async fn push(env: &Env, a: &WalPushArgs) -> Result<WalPushReport> {
             .unwrap_or_else(|| env.temp_root().join(format!("lifeboat-wal-{name}"))),
     };
     let recipients = env.recipients(&a.encrypt)?;
+    if std::env::var_os(wal::PUSHER_ENV).is_some() {
+        // A detached pusher started by an earlier `wal push`: push the
+        // ready segments after this file, not the file itself, and say so
+        // with a failure (a stray setting must stop archiving, not skip
+        // files).
+        let n = wal::push_ready_after(&*sink, &name, &a.path, level, &ahead, recipients.as_ref())
+            .await?;
+        return Err(usage(format!(
+            "{} is set: this process only pushed {n} ready segment(s) after {} and did not archive it",
+            wal::PUSHER_ENV,
+            a.path.display()
+        )));
+    }
     let r = wal::push_ahead(
         &*sink,
         &name,
