@@ -1106,6 +1106,7 @@ fn a_push_killed_at_any_point_leaves_nothing_half_visible_and_the_retry_lands() 
                 "{point}"
             );
         }
+        wait_for_no_pusher(&spool);
     }
 }
 
@@ -1362,8 +1363,8 @@ fn wait_for_no_pusher(spool: &Path) {
 /// background pusher and returns with its own file stored; the pusher
 /// pushes every other ready segment and leaves a marker for each; the calls
 /// that follow (each after the previous file is marked done) return from
-/// the markers, byte for byte, without pushing again; every segment fetches
-/// back as it was.
+/// the markers ("pushed ahead earlier", not a second push that finds the
+/// object); every segment fetches back as it was.
 #[test]
 fn a_background_pusher_pushes_the_backlog_and_the_calls_that_follow_use_its_markers() {
     let work = tempfile::tempdir().unwrap();
@@ -1411,10 +1412,6 @@ fn a_background_pusher_pushes_the_backlog_and_the_calls_that_follow_use_its_mark
         );
     }
     assert!(!spool.join(format!("{}.pushed", segs[0])).exists());
-    let stored: Vec<Vec<u8>> = segs
-        .iter()
-        .map(|s| std::fs::read(object(s)).unwrap())
-        .collect();
     std::fs::rename(
         status.join(format!("{}.ready", segs[0])),
         status.join(format!("{}.done", segs[0])),
@@ -1439,13 +1436,8 @@ fn a_background_pusher_pushes_the_backlog_and_the_calls_that_follow_use_its_mark
         )
         .unwrap();
     }
-    // Nothing was pushed twice: every object is as the pusher left it.
-    for (s, before) in segs.iter().zip(&stored) {
-        assert_eq!(
-            &std::fs::read(object(s)).unwrap(),
-            before,
-            "{s} was rewritten"
-        );
+    // Every segment fetches back as it was.
+    for s in &segs {
         let dest = work.path().join(format!("{s}.fetched"));
         let (code, _, err) = run(lifeboat(work.path()).args([
             "wal",
@@ -1529,6 +1521,100 @@ fn a_stray_pusher_setting_fails_the_push_and_stores_nothing_of_its_file() {
     assert_eq!(code, 64, "{err}");
     assert!(err.contains("LIFEBOAT_WAL_PUSHER is set"), "{err}");
     assert!(!root.join(format!("app/wal/00000001/{seg}.zst")).exists());
+}
+
+/// The background pusher's protocol, with a pusher started by hand (as a
+/// call starts one: a one-time ticket in the spool): it pushes the ready
+/// segment after its starting file and not that file; a call for the
+/// segment it is pushing waits for its marker instead of pushing it again
+/// (the pusher is held after the commit, before the marker); the pusher
+/// exits 0; its ticket is used up, so the same setting again is refused.
+#[test]
+fn a_call_waits_for_the_pusher_that_has_its_segment_and_the_pusher_exits_0() {
+    let work = tempfile::tempdir().unwrap();
+    let pg_wal = work.path().join("pg_wal");
+    let status = pg_wal.join("archive_status");
+    std::fs::create_dir_all(&status).unwrap();
+    let segs = ["000000010000000000000041", "000000010000000000000042"];
+    for s in segs {
+        std::fs::write(pg_wal.join(s), fake_segment(s, 84)).unwrap();
+        std::fs::write(status.join(format!("{s}.ready")), "").unwrap();
+    }
+    let root = work.path().join("archive");
+    let sink = format!("file://{}", root.display());
+    let spool = work.path().join("spool");
+    std::fs::create_dir(&spool).unwrap();
+    std::fs::set_permissions(&spool, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let nonce = "0123456789abcdef";
+    std::fs::write(spool.join(format!(".ticket-{nonce}")), "").unwrap();
+    let cmd = |seg: &str| {
+        let mut c = lifeboat(work.path());
+        c.args(["wal", "push"])
+            .arg(pg_wal.join(seg))
+            .args(["--to", &sink, "--name", "app", "--json", "--spool-dir"])
+            .arg(&spool);
+        c
+    };
+    let mut pusher = cmd(segs[0])
+        .env("LIFEBOAT_WAL_PUSHER", nonce)
+        .env("LIFEBOAT_FAILPOINTS", "wal-push:ahead-committed=pause")
+        .spawn()
+        .unwrap();
+    let second = root.join(format!("app/wal/00000001/{}.zst", segs[1]));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !second.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(second.exists(), "the pusher did not push {}", segs[1]);
+    assert!(!spool.join(format!("{}.pushed", segs[1])).exists());
+    // Committed, held before its marker: the call waits for the marker.
+    let (code, out, err) = run(&mut cmd(segs[1]));
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["already_archived"], true, "{out}");
+    assert!(err.contains("pushed ahead earlier, byte for byte"), "{err}");
+    assert_eq!(pusher.wait().unwrap().code(), Some(0));
+    // It never archived its starting file.
+    assert!(
+        !root
+            .join(format!("app/wal/00000001/{}.zst", segs[0]))
+            .exists()
+    );
+    assert!(!spool.join(format!(".ticket-{nonce}")).exists());
+    let (code, _, err) = run(cmd(segs[0]).env("LIFEBOAT_WAL_PUSHER", nonce));
+    assert_eq!(code, 64, "{err}");
+    assert!(err.contains("not started by Lifeboat"), "{err}");
+}
+
+/// The fetch filler's setting, found in the environment by mistake, fails
+/// `wal fetch` with exit 200 (PostgreSQL stops recovery) and writes
+/// nothing to %p: it never passes for a file that is not in the archive.
+#[test]
+fn a_stray_filler_setting_fails_the_fetch_with_200() {
+    let work = tempfile::tempdir().unwrap();
+    let seg = "000000010000000000000051";
+    let src = work.path().join(seg);
+    std::fs::write(&src, fake_segment(seg, 85)).unwrap();
+    let sink = format!("file://{}", work.path().join("archive").display());
+    let (code, _, err) = run(lifeboat(work.path()).args(["wal", "push"]).arg(&src).args([
+        "--to",
+        &sink,
+        "--name",
+        "app",
+        "--parallel",
+        "1",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let dest = work.path().join("restored");
+    let (code, _, err) = run(lifeboat(work.path())
+        .env("LIFEBOAT_WAL_FETCH_FILLER", "1")
+        .args(["wal", "fetch", seg])
+        .arg(&dest)
+        .args(["--from", &sink, "--name", "app", "--spool-dir"])
+        .arg(work.path().join("spool")));
+    assert_eq!(code, 200, "{err}");
+    assert!(err.contains("LIFEBOAT_WAL_FETCH_FILLER is set"), "{err}");
+    assert!(!dest.exists());
 }
 
 /// A spool directory that cannot be used (another user's) never fails a

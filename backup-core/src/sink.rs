@@ -192,6 +192,14 @@ pub trait Sink: Send + Sync + fmt::Debug {
     /// (`s3://bucket/prefix`, `file:///var/backups`). Safe to log.
     fn location(&self) -> &str;
 
+    /// What tells this store apart from another one at the same
+    /// [`location`](Self::location): for S3-compatible and GCS sinks, the
+    /// endpoint and region too (the same bucket name on MinIO and on AWS
+    /// are two stores). No credentials. Defaults to the location.
+    fn identity(&self) -> String {
+        self.location().to_string()
+    }
+
     /// Check, before any data is produced, that the sink is reachable, that
     /// the credentials are accepted and that the bucket or directory exists.
     ///

@@ -410,7 +410,8 @@ struct Marker {
     /// same file, untouched since, needs no second hash.
     #[serde(default)]
     identity: Option<(u64, u64, i64, i64)>,
-    /// The sink it is stored in (its location): a marker vouches only to
+    /// The sink it is stored in ([`Sink::identity`]: its location, and for
+    /// S3 and GCS its endpoint and region): a marker vouches only to
     /// a push into the same sink, under the same key, so a spool kept
     /// across a change of `archive_command` cannot pass a file off as
     /// archived in the new place.
@@ -499,8 +500,12 @@ pub async fn push_ahead(
     if let Some(r) = vouched(sink, source, &spool, &name, path, t0).await? {
         return Ok(r);
     }
-    // Markers of files before this one are of no use any more.
-    if let Ok(entries) = std::fs::read_dir(&spool) {
+    // Markers of segments before this one are of no use any more (a
+    // history file's name sorts after every older timeline's segments:
+    // it cleans nothing).
+    let segment = WalFileName::parse(&name)
+        .is_some_and(|n| n.kind() == crate::source::postgres::walfile::WalFileKind::Segment);
+    if segment && let Ok(entries) = std::fs::read_dir(&spool) {
         for e in entries.flatten() {
             let f = e.file_name().to_string_lossy().to_string();
             // A marker, or what a process killed while writing one left.
@@ -517,7 +522,7 @@ pub async fn push_ahead(
         if let Some(r) = wait_for_pusher(sink, source, &spool, &name, path, t0).await? {
             return Ok(r);
         }
-        if !ready_after(&dir, &name, &spool, 1).is_empty() && spawn_pusher() {
+        if !ready_after(&dir, &name, &spool, 1).is_empty() && spawn_pusher(&spool) {
             tracing::info!(file = %name, "started a background pusher for the ready segments after this one");
         }
         return push_with(sink, source, path, level, recipients).await;
@@ -533,7 +538,7 @@ pub async fn push_ahead(
         match r {
             Ok(r) => {
                 crate::failpoint::point("wal-push:ahead-committed");
-                write_marker(sink, &spool, p, &r);
+                let _ = write_marker(sink, &spool, p, &r);
                 pushed += 1;
             }
             Err(e) => {
@@ -564,7 +569,7 @@ async fn vouched(
     };
     let key = parse_name(name).map(|n| layout::wal_segment_key(source, n.timeline(), name));
     let m = match serde_json::from_slice::<Marker>(&raw) {
-        Ok(m) if key.as_ref().is_ok_and(|k| *k == m.key) && m.sink == sink.location() => m,
+        Ok(m) if key.as_ref().is_ok_and(|k| *k == m.key) && m.sink == sink.identity() => m,
         // Unreadable, or for another sink or source name: of no use.
         _ => {
             let _ = std::fs::remove_file(&marker);
@@ -602,28 +607,30 @@ async fn vouched(
     }))
 }
 
-/// Record in `spool` that the file at `p` is committed as `r` says.
-/// Written whole (a temporary file renamed), so a reader never sees half
-/// of one; a marker that cannot be written only costs the later call a
-/// read-back.
-fn write_marker(sink: &dyn Sink, spool: &Path, p: &Path, r: &WalPushReport) {
+/// Record in `spool` that the file at `p` is committed as `r` says; false
+/// when it cannot be written. Written whole (a temporary file renamed),
+/// so a reader never sees half of one; a marker that cannot be written
+/// only costs the later call a read-back.
+fn write_marker(sink: &dyn Sink, spool: &Path, p: &Path, r: &WalPushReport) -> bool {
     let m = Marker {
-        sink: sink.location().to_string(),
+        sink: sink.identity(),
         sha256: r.sha256.clone(),
         size: r.size,
         stored_size: r.stored_size,
         key: r.key.clone(),
         identity: file_identity(p).filter(|id| id.1 == r.size),
     };
-    let _ = write_atomically(
+    write_atomically(
         &marker_path(spool, &r.name),
         &serde_json::to_vec(&m).expect("serializes"),
-    );
+    )
+    .is_ok()
 }
 
-/// Set in the environment of the detached `wal push` that pushes ahead in
-/// the background. Such a process never archives the file it is given
-/// (its starting point); it fails, so a stray setting in the server's
+/// Set (to a one-time ticket, see [`background_role`]) in the environment
+/// of the detached `wal push` that pushes ahead in the background. Such a
+/// process never archives the file it is given (its starting point). Set
+/// without a ticket, `wal push` fails, so a stray setting in the server's
 /// environment stops archiving loudly instead of skipping files.
 pub const PUSHER_ENV: &str = "LIFEBOAT_WAL_PUSHER";
 
@@ -643,43 +650,58 @@ pub fn push_in_background(exe: PathBuf, args: Vec<std::ffi::OsString>) {
     let _ = PUSH_BACKGROUND.set((exe, args));
 }
 
-fn spawn_pusher() -> bool {
-    use std::os::unix::process::CommandExt;
-    let Some((exe, args)) = PUSH_BACKGROUND.get() else {
-        return false;
-    };
-    std::process::Command::new(exe)
-        .args(args)
-        .env(PUSHER_ENV, "1")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        // Out of the server's process group: its signals are for its own.
-        .process_group(0)
-        .spawn()
-        .is_ok()
+fn spawn_pusher(spool: &Path) -> bool {
+    PUSH_BACKGROUND
+        .get()
+        .is_some_and(|cmd| spawn_background(cmd, PUSHER_ENV, spool, "pusher.log"))
 }
 
-/// The background pusher's lock file: held (exclusively) while one runs,
-/// and holding the name of the file it started after.
+/// The background pusher's lock file: held (exclusively) while one runs.
 fn pusher_lock(spool: &Path) -> PathBuf {
     spool.join(".push.lock")
 }
 
-/// The file a running background pusher started after; `None` when none
-/// runs.
-fn running_pusher(spool: &Path) -> Option<String> {
-    use rustix::fs::{FlockOperation, flock};
-    let f = std::fs::File::open(pusher_lock(spool)).ok()?;
-    if flock(&f, FlockOperation::NonBlockingLockShared).is_ok() {
-        return None;
-    }
-    Some(std::fs::read_to_string(pusher_lock(spool)).unwrap_or_default())
+/// Where the running pusher says what it is doing (written whole each
+/// time): see [`PusherState`].
+fn pusher_state_path(spool: &Path) -> PathBuf {
+    spool.join(".push.state")
 }
 
-/// While a background pusher runs that will reach `name` (a segment after
-/// the one it started after), wait for its marker, at most
-/// [`PUSHER_WAIT`]. `None`: push it yourself.
+/// What a running background pusher publishes for the calls that wait.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct PusherState {
+    /// The file it started after (which it never pushes).
+    after: String,
+    /// The segments it has queued or is pushing.
+    pending: Vec<String>,
+    /// The newest segment it has queued so far: it looks for newer ones
+    /// whenever its queue runs dry.
+    frontier: String,
+    /// A push failed (or a marker could not be written): it takes no more.
+    draining: bool,
+}
+
+/// The published state of the pusher running on `spool`, `Some(None)`
+/// while it has not said yet; `None` when no pusher runs.
+fn running_pusher(spool: &Path) -> Option<Option<PusherState>> {
+    use rustix::fs::{FlockOperation, flock};
+    let f = std::fs::File::open(pusher_lock(spool)).ok()?;
+    match flock(&f, FlockOperation::NonBlockingLockShared) {
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => {}
+        // Free (or locks do not work here): nobody to wait for.
+        _ => return None,
+    }
+    Some(
+        std::fs::read(pusher_state_path(spool))
+            .ok()
+            .and_then(|raw| serde_json::from_slice(&raw).ok()),
+    )
+}
+
+/// While a background pusher runs that has `name` queued, or will queue
+/// it (a segment newer than all it has queued, while it still takes
+/// more), wait for its marker, at most [`PUSHER_WAIT`]. `None`: push it
+/// yourself.
 async fn wait_for_pusher(
     sink: &dyn Sink,
     source: &str,
@@ -700,12 +722,21 @@ async fn wait_for_pusher(
         if let Some(r) = vouched(sink, source, spool, name, path, t0).await? {
             return Ok(Some(r));
         }
-        match pusher {
-            Some(after) if name > after.trim() => {}
-            _ => return Ok(None),
+        let wait = match &pusher {
+            None => false,
+            // Just started: it says what it does in a moment.
+            Some(None) => true,
+            Some(Some(st)) => {
+                name > st.after.as_str()
+                    && (st.pending.iter().any(|p| p == name)
+                        || (!st.draining && name > st.frontier.as_str()))
+            }
+        };
+        if !wait {
+            return Ok(None);
         }
         if Instant::now() >= deadline {
-            tracing::warn!(file = %name, waited_s = PUSHER_WAIT.as_secs(), "the background pusher has not reached this file; pushing it here");
+            tracing::warn!(file = %name, waited_s = PUSHER_WAIT.as_secs(), "the background pusher has not pushed this file; pushing it here");
             return Ok(None);
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -733,7 +764,6 @@ pub async fn push_ready_after(
 ) -> Result<usize> {
     use futures::StreamExt;
     use rustix::fs::{FlockOperation, flock};
-    use std::io::Write;
     crate::manifest::check_source_name(source)?;
     let name = after
         .file_name()
@@ -744,8 +774,7 @@ pub async fn push_ready_after(
     if !spool_usable(spool, "not pushing ahead").await {
         return Ok(0);
     }
-    let Ok(mut lock) = std::fs::OpenOptions::new()
-        .read(true)
+    let Ok(lock) = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(false)
@@ -756,48 +785,84 @@ pub async fn push_ready_after(
     if flock(&lock, FlockOperation::NonBlockingLockExclusive).is_err() {
         return Ok(0);
     }
-    if lock
-        .set_len(0)
-        .and_then(|()| lock.write_all(name.as_bytes()))
-        .is_err()
-    {
+    let mut state = PusherState {
+        after: name.to_string(),
+        frontier: name.to_string(),
+        ..PusherState::default()
+    };
+    let publish = |st: &PusherState| {
+        write_atomically(
+            &pusher_state_path(spool),
+            &serde_json::to_vec(st).expect("serializes"),
+        )
+        .is_ok()
+    };
+    if !publish(&state) {
         return Ok(0);
     }
     let dir = after.parent().unwrap_or(Path::new(".")).to_path_buf();
     let parallel = ahead.parallel.max(1);
-    let mut last = name.to_string();
     let mut queue = std::collections::VecDeque::new();
     let mut running = futures::stream::FuturesUnordered::new();
-    let (mut pushed, mut failed) = (0, false);
+    let mut in_flight: Vec<String> = Vec::new();
+    let mut pushed = 0;
     loop {
-        while !failed && running.len() < parallel {
+        let mut changed = false;
+        while !state.draining && running.len() < parallel {
             if queue.is_empty() {
-                queue.extend(ready_after(&dir, &last, spool, parallel * 4));
-                if let Some(n) = queue.back().and_then(|p: &PathBuf| p.file_name()) {
-                    last = n.to_string_lossy().to_string();
+                let more = ready_after(&dir, &state.frontier, spool, parallel * 4);
+                if let Some(n) = more.last().and_then(|p| p.file_name()) {
+                    state.frontier = n.to_string_lossy().to_string();
+                    state.pending.extend(
+                        more.iter()
+                            .filter_map(|p| Some(p.file_name()?.to_string_lossy().to_string())),
+                    );
+                    changed = true;
                 }
+                queue.extend(more);
             }
             let Some(p) = queue.pop_front() else { break };
+            in_flight.extend(p.file_name().map(|n| n.to_string_lossy().to_string()));
             running.push(async move {
                 let r = push_with(sink, source, &p, level, recipients).await;
                 (p, r)
             });
         }
+        if changed && !publish(&state) {
+            state.draining = true;
+        }
         let Some((p, r)) = running.next().await else {
             break;
         };
+        let done = p.file_name().map(|n| n.to_string_lossy().to_string());
         match r {
             Ok(r) => {
                 crate::failpoint::point("wal-push:ahead-committed");
-                write_marker(sink, spool, &p, &r);
-                pushed += 1;
+                if write_marker(sink, spool, &p, &r) {
+                    pushed += 1;
+                } else {
+                    state.draining = true;
+                    tracing::warn!(file = %r.name, spool = %spool.display(), "pushed, but its marker cannot be written; taking no more");
+                }
             }
             Err(e) => {
-                failed = true;
+                state.draining = true;
                 tracing::warn!(file = %p.display(), error = %e.display_chain(), "could not push ahead; PostgreSQL will ask for it again");
             }
         }
+        // Not pending any more: a call waiting for it looks at the marker
+        // (or, with none, pushes it itself).
+        in_flight.retain(|n| Some(n) != done.as_ref());
+        state.pending.retain(|n| Some(n) != done.as_ref());
+        if state.draining {
+            queue.clear();
+            state.pending.clone_from(&in_flight);
+        }
+        if !publish(&state) {
+            state.draining = true;
+        }
     }
+    let _ = std::fs::remove_file(pusher_state_path(spool));
     tracing::info!(after = %name, pushed, "background pusher done");
     drop(lock);
     Ok(pushed)
@@ -1016,7 +1081,7 @@ pub async fn fetch_ahead(
     if let Some((size, sha256)) = taken {
         // Keep the queue topped up while the server replays this one.
         if ready < ahead.parallel {
-            spawn_filler();
+            spawn_filler(&spool);
         }
         return Ok(WalFetchReport {
             name: name.to_string(),
@@ -1027,7 +1092,7 @@ pub async fn fetch_ahead(
             duration: t0.elapsed(),
         });
     }
-    if spawn_filler() {
+    if spawn_filler(&spool) {
         return fetch_with(sink, source, name, dest, keys).await;
     }
     let (own, _) = tokio::join!(
@@ -1037,10 +1102,11 @@ pub async fn fetch_ahead(
     own
 }
 
-/// The environment variable that makes `wal fetch %f %p` a spool filler:
-/// it fills the spool with the segments after `%f` and writes nothing to
-/// `%p` (and exits non-zero, so that a stray setting stops a recovery
-/// instead of feeding it nothing).
+/// The environment variable that makes `wal fetch %f %p` a spool filler
+/// (with the ticket [`background_role`] checks): it fills the spool with
+/// the segments after `%f` and writes nothing to `%p`. Set without a
+/// ticket, `wal fetch` fails (exit 200), so that a stray setting stops a
+/// recovery instead of feeding it nothing.
 pub const FILLER_ENV: &str = "LIFEBOAT_WAL_FETCH_FILLER";
 
 /// How many segments a background filler keeps ready: `parallel` × this.
@@ -1057,26 +1123,102 @@ pub fn fill_in_background(exe: PathBuf, args: Vec<std::ffi::OsString>) {
     let _ = BACKGROUND.set((exe, args));
 }
 
-/// Start a detached filler; false when there is no command line to run
-/// (or it cannot be started).
-fn spawn_filler() -> bool {
-    use std::os::unix::process::CommandExt;
-    let Some((exe, args)) = BACKGROUND.get() else {
-        return false;
+/// Start a detached filler for `spool`; false when there is no command
+/// line to run (or it cannot be started).
+fn spawn_filler(spool: &Path) -> bool {
+    match BACKGROUND.get() {
+        Some(cmd) if std::env::var_os(FILLER_ENV).is_none() => {
+            spawn_background(cmd, FILLER_ENV, spool, "filler.log")
+        }
+        _ => false,
+    }
+}
+
+/// What a `wal push` or `wal fetch` process is, by its environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackgroundRole {
+    /// The variable is not set: the server's own call.
+    Foreground,
+    /// A helper another call started ([`spawn_background`]'s ticket was
+    /// in the spool, and is now used up).
+    Helper,
+    /// The variable is set, with no ticket for it: a stray setting.
+    Stray,
+}
+
+/// Which role the variable `var` gives this process, for `spool`. A helper
+/// is recognised by a one-time ticket its starter left in the spool (a
+/// private directory), so a variable copied into the server's environment
+/// never turns a call into a helper.
+pub fn background_role(var: &str, spool: &Path) -> BackgroundRole {
+    let Some(v) = std::env::var_os(var) else {
+        return BackgroundRole::Foreground;
     };
-    if std::env::var_os(FILLER_ENV).is_some() {
+    let v = v.to_string_lossy();
+    let well_formed = v.len() == 16 && v.chars().all(|c| c.is_ascii_hexdigit());
+    if well_formed && std::fs::remove_file(ticket_path(spool, &v)).is_ok() {
+        BackgroundRole::Helper
+    } else {
+        BackgroundRole::Stray
+    }
+}
+
+fn ticket_path(spool: &Path, nonce: &str) -> PathBuf {
+    spool.join(format!(".ticket-{nonce}"))
+}
+
+/// Start `cmd` detached (its own process group, no stdin or stdout) with
+/// `var` set to a fresh one-time ticket left in `spool`, its log appended
+/// to `spool/<log>` (emptied first once it passes 1 MiB). Such a helper
+/// ends with exit 0 whatever it met (see [`background_role`]): once its
+/// starter has exited it is the child of PID 1, which in a container may
+/// be the server itself, and a server counts any other status of a child
+/// it reaps as a crash of one of its own.
+fn spawn_background(
+    cmd: &(PathBuf, Vec<std::ffi::OsString>),
+    var: &str,
+    spool: &Path,
+    log: &str,
+) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::process::CommandExt;
+    let nonce = format!("{:016x}", rand::random::<u64>());
+    let ticket = ticket_path(spool, &nonce);
+    if std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&ticket)
+        .is_err()
+    {
         return false;
     }
-    std::process::Command::new(exe)
-        .args(args)
-        .env(FILLER_ENV, "1")
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(spool.join(log))
+        .and_then(|f| {
+            if f.metadata()?.len() > 1 << 20 {
+                f.set_len(0)?;
+            }
+            Ok(f)
+        });
+    let stderr = log.map_or_else(|_| std::process::Stdio::null(), std::process::Stdio::from);
+    let started = std::process::Command::new(&cmd.0)
+        .args(&cmd.1)
+        .env(var, &nonce)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(stderr)
         // Out of the server's process group: its signals are for its own.
         .process_group(0)
         .spawn()
-        .is_ok()
+        .is_ok();
+    if !started {
+        let _ = std::fs::remove_file(&ticket);
+    }
+    started
 }
 
 /// What vouches for a file in the fetch spool: its SHA-256 and size as

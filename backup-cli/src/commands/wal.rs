@@ -61,12 +61,20 @@ pub(crate) struct FetchCmd {
 pub(crate) async fn run(env: &Env, c: WalCmd) -> Result<(), Error> {
     match c.command {
         WalCommand::Push(c) => {
+            if let Some(n) = wal::push_background(env, &c.args).await? {
+                tracing::info!(pushed = n, "background pusher done");
+                return Ok(());
+            }
             let r = wal::push(env, &c.args).await?;
             if c.json {
                 super::print_json(&r);
             }
         }
         WalCommand::Fetch(c) => {
+            if let Some(n) = wal::fetch_background(env, &c.args).await? {
+                tracing::info!(spooled = n, "background filler done");
+                return Ok(());
+            }
             let r = wal::fetch(env, &c.args).await?;
             if c.json {
                 super::print_json(&r);

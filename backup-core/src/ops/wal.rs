@@ -77,11 +77,16 @@ fn source_name(env: &Env, arg: Option<&str>) -> Result<String> {
     })
 }
 
-/// Archive one WAL file; see [`crate::wal::push`].
-///
-/// # Errors
-/// As [`crate::wal::push`], and usage errors for missing arguments.
-pub async fn push(env: &Env, a: &WalPushArgs) -> Result<WalPushReport> {
+/// What a `wal push` needs, from its arguments and the config.
+struct PushPlan {
+    sink: std::sync::Arc<dyn crate::sink::Sink>,
+    name: String,
+    level: i32,
+    ahead: wal::LookAhead,
+    recipients: Option<crate::crypt::Recipients>,
+}
+
+fn push_plan(env: &Env, a: &WalPushArgs) -> Result<PushPlan> {
     if a.path.as_os_str().is_empty() {
         return Err(usage("wal push: the path of the WAL file (%p) is missing"));
     }
@@ -103,19 +108,70 @@ pub async fn push(env: &Env, a: &WalPushArgs) -> Result<WalPushReport> {
             .unwrap_or_else(|| env.temp_root().join(format!("lifeboat-wal-{name}"))),
     };
     let recipients = env.recipients(&a.encrypt)?;
-    if std::env::var_os(wal::PUSHER_ENV).is_some() {
-        // A detached pusher started by an earlier `wal push`: push the
-        // ready segments after this file, not the file itself, and say so
-        // with a failure (a stray setting must stop archiving, not skip
-        // files).
-        let n = wal::push_ready_after(&*sink, &name, &a.path, level, &ahead, recipients.as_ref())
-            .await?;
-        return Err(usage(format!(
-            "{} is set: this process only pushed {n} ready segment(s) after {} and did not archive it",
-            wal::PUSHER_ENV,
-            a.path.display()
-        )));
+    Ok(PushPlan {
+        sink,
+        name,
+        level,
+        ahead,
+        recipients,
+    })
+}
+
+fn stray(var: &str, what: &str) -> crate::Error {
+    usage(format!(
+        "{var} is set, and this process was not started by Lifeboat as its background helper: {what}. Remove {var} from the environment"
+    ))
+}
+
+/// The background pusher's side of `wal push` (see
+/// [`crate::wal::push_ready_after`]): `Ok(None)` when this process is not
+/// one ([`crate::wal::PUSHER_ENV`] unset); `Ok(Some(n))` when it is, with
+/// the `n` ready segments after `%p` pushed (and `%p` itself not); the
+/// process then exits 0 (it is nobody's child by then, and a server
+/// running as PID 1 counts any other exit status of a child it reaps as a
+/// crash).
+///
+/// # Errors
+/// [`crate::Error::Usage`] when the variable is set but this process was
+/// not started by another `wal push` (a stray setting: it never passes for
+/// an archived file); as [`push`] for bad arguments.
+pub async fn push_background(env: &Env, a: &WalPushArgs) -> Result<Option<usize>> {
+    if std::env::var_os(wal::PUSHER_ENV).is_none() {
+        return Ok(None);
     }
+    let p = push_plan(env, a)?;
+    match wal::background_role(wal::PUSHER_ENV, &p.ahead.spool) {
+        wal::BackgroundRole::Foreground => Ok(None),
+        wal::BackgroundRole::Stray => Err(stray(wal::PUSHER_ENV, "nothing was archived")),
+        wal::BackgroundRole::Helper => wal::push_ready_after(
+            &*p.sink,
+            &p.name,
+            &a.path,
+            p.level,
+            &p.ahead,
+            p.recipients.as_ref(),
+        )
+        .await
+        .map(Some),
+    }
+}
+
+/// Archive one WAL file; see [`crate::wal::push`].
+///
+/// # Errors
+/// As [`crate::wal::push`], and usage errors for missing arguments or
+/// [`crate::wal::PUSHER_ENV`] set.
+pub async fn push(env: &Env, a: &WalPushArgs) -> Result<WalPushReport> {
+    if std::env::var_os(wal::PUSHER_ENV).is_some() {
+        return Err(stray(wal::PUSHER_ENV, "nothing was archived"));
+    }
+    let PushPlan {
+        sink,
+        name,
+        level,
+        ahead,
+        recipients,
+    } = push_plan(env, a)?;
     let r = wal::push_ahead(
         &*sink,
         &name,
@@ -140,12 +196,15 @@ pub async fn push(env: &Env, a: &WalPushArgs) -> Result<WalPushReport> {
     Ok(r)
 }
 
-/// Fetch one archived WAL file; see [`crate::wal::fetch`].
-///
-/// # Errors
-/// As [`crate::wal::fetch`] ([`crate::Error::NotFound`] when the archive
-/// does not have it), and usage errors for missing arguments.
-pub async fn fetch(env: &Env, a: &WalFetchArgs) -> Result<WalFetchReport> {
+/// What a `wal fetch` needs, from its arguments and the config.
+struct FetchPlan {
+    sink: std::sync::Arc<dyn crate::sink::Sink>,
+    name: String,
+    ahead: wal::LookAhead,
+    keys: Option<crate::crypt::Identities>,
+}
+
+fn fetch_plan(env: &Env, a: &WalFetchArgs) -> Result<FetchPlan> {
     if a.file_name.is_empty() || a.path.as_os_str().is_empty() {
         return Err(usage(
             "wal fetch: the WAL file's name (%f) and the path to write it to (%p) are both needed",
@@ -158,7 +217,7 @@ pub async fn fetch(env: &Env, a: &WalFetchArgs) -> Result<WalFetchReport> {
     let spool = a.spool_dir.clone().unwrap_or_else(|| {
         // Per sink and name: two archives may use the same name.
         use sha2::Digest;
-        let id = sha2::Sha256::digest(format!("{}\n{name}", sink.location()));
+        let id = sha2::Sha256::digest(format!("{}\n{name}", sink.identity()));
         env.temp_root()
             .join(format!("lifeboat-walfetch-{}", &hex::encode(id)[..16]))
     });
@@ -167,18 +226,62 @@ pub async fn fetch(env: &Env, a: &WalFetchArgs) -> Result<WalFetchReport> {
         spool,
     };
     let keys = env.identities(a.identity.as_deref())?;
-    if std::env::var_os(wal::FILLER_ENV).is_some() {
-        // A detached filler started by an earlier `wal fetch`: fill the
-        // spool after this file, write nothing to %p, and say so with a
-        // failure (a stray setting must stop a recovery, not starve it).
-        let n = wal::fill(&*sink, &name, &a.file_name, &ahead, keys.as_ref()).await?;
-        return Err(usage(format!(
-            "{} is set: this process only fetched {n} segment(s) after {} into the spool and wrote nothing to {}",
-            wal::FILLER_ENV,
-            a.file_name,
-            a.path.display()
-        )));
+    Ok(FetchPlan {
+        sink,
+        name,
+        ahead,
+        keys,
+    })
+}
+
+/// The background filler's side of `wal fetch` (see [`crate::wal::fill`]):
+/// `Ok(None)` when this process is not one ([`crate::wal::FILLER_ENV`]
+/// unset); `Ok(Some(n))` when it is, with `n` segments after `%f` put in
+/// the spool and nothing written to `%p`; the process then exits 0 (see
+/// [`push_background`]).
+///
+/// # Errors
+/// [`crate::Error::Usage`] when the variable is set but this process was
+/// not started by another `wal fetch` (a stray setting: it must stop a
+/// recovery, not starve it); as [`fetch`] for bad arguments.
+pub async fn fetch_background(env: &Env, a: &WalFetchArgs) -> Result<Option<usize>> {
+    if std::env::var_os(wal::FILLER_ENV).is_none() {
+        return Ok(None);
     }
+    let p = fetch_plan(env, a)?;
+    match wal::background_role(wal::FILLER_ENV, &p.ahead.spool) {
+        wal::BackgroundRole::Foreground => Ok(None),
+        wal::BackgroundRole::Stray => Err(stray(
+            wal::FILLER_ENV,
+            &format!("nothing was written to {}", a.path.display()),
+        )),
+        wal::BackgroundRole::Helper => {
+            wal::fill(&*p.sink, &p.name, &a.file_name, &p.ahead, p.keys.as_ref())
+                .await
+                .map(Some)
+        }
+    }
+}
+
+/// Fetch one archived WAL file; see [`crate::wal::fetch`].
+///
+/// # Errors
+/// As [`crate::wal::fetch`] ([`crate::Error::NotFound`] when the archive
+/// does not have it), and usage errors for missing arguments or
+/// [`crate::wal::FILLER_ENV`] set.
+pub async fn fetch(env: &Env, a: &WalFetchArgs) -> Result<WalFetchReport> {
+    if std::env::var_os(wal::FILLER_ENV).is_some() {
+        return Err(stray(
+            wal::FILLER_ENV,
+            &format!("nothing was written to {}", a.path.display()),
+        ));
+    }
+    let FetchPlan {
+        sink,
+        name,
+        ahead,
+        keys,
+    } = fetch_plan(env, a)?;
     let r = wal::fetch_ahead(
         &*sink,
         &name,

@@ -115,6 +115,7 @@ impl GcsConfig {
         let store = Arc::new(store);
         Ok(
             ObjectStoreSink::new(store.clone(), &self.prefix, self.location())
+                .with_identity(format!("{} endpoint={endpoint}", self.location()))
                 .with_upload_tuning(self.part_size, self.concurrency)
                 .with_pending(Pending::Xml(pending))
                 .with_paged_listing(store, self.list_page_size)

@@ -37,6 +37,8 @@ pub struct ObjectStoreSink {
     /// Keys per listing request; `None`: the service's default.
     page_size: Option<usize>,
     versions: Versions,
+    /// [`Sink::identity`], when the builder knows more than the location.
+    identity: Option<String>,
 }
 
 /// Which of `object_store`'s version fields is the store's
@@ -87,7 +89,16 @@ impl ObjectStoreSink {
             paged: None,
             page_size: None,
             versions: Versions::ETag,
+            identity: None,
         }
+    }
+
+    /// Tell this store apart from others at the same location by
+    /// `identity` (no credentials): see [`Sink::identity`].
+    #[must_use]
+    pub fn with_identity(mut self, identity: impl Into<String>) -> Self {
+        self.identity = Some(identity.into());
+        self
     }
 
     /// An in-memory sink, for tests and examples.
@@ -275,6 +286,12 @@ fn classify_generic(text: &str) -> (String, bool) {
 impl Sink for ObjectStoreSink {
     fn location(&self) -> &str {
         &self.location
+    }
+
+    fn identity(&self) -> String {
+        self.identity
+            .clone()
+            .unwrap_or_else(|| self.location.clone())
     }
 
     async fn check(&self) -> Result<()> {

@@ -199,6 +199,12 @@ impl S3Config {
         let store = Arc::new(store);
         Ok(
             ObjectStoreSink::new(store.clone(), &self.prefix, self.location())
+                .with_identity(format!(
+                    "{} endpoint={} region={}",
+                    self.location(),
+                    self.endpoint.as_deref().unwrap_or("aws"),
+                    self.region
+                ))
                 .with_upload_tuning(self.part_size, self.concurrency)
                 .with_pending(Pending::Xml(pending))
                 .with_paged_listing(store, self.list_page_size),
