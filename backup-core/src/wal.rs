@@ -838,6 +838,7 @@ pub async fn push_ready_after(
         match r {
             Ok(r) => {
                 crate::failpoint::point("wal-push:ahead-committed");
+                crate::failpoint::pause("wal-push:ahead-committed").await;
                 if write_marker(sink, spool, &p, &r) {
                     pushed += 1;
                 } else {
