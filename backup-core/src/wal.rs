@@ -426,6 +426,13 @@ fn file_identity(p: &Path) -> Option<(u64, u64, i64, i64)> {
     Some((m.ino(), m.len(), m.mtime(), m.mtime_nsec()))
 }
 
+/// Whether `name` is a WAL segment's (not a history, backup-history or
+/// partial file's).
+fn is_segment(name: &str) -> bool {
+    WalFileName::parse(name)
+        .is_some_and(|n| n.kind() == crate::source::postgres::walfile::WalFileKind::Segment)
+}
+
 fn marker_path(spool: &Path, name: &str) -> PathBuf {
     spool.join(format!("{name}.pushed"))
 }
@@ -441,11 +448,8 @@ fn ready_after(dir: &Path, name: &str, spool: &Path, max: usize) -> Vec<PathBuf>
         .filter_map(|e| {
             let f = e.file_name().to_string_lossy().to_string();
             let seg = f.strip_suffix(".ready")?.to_string();
-            let parsed = WalFileName::parse(&seg)?;
-            (parsed.kind() == crate::source::postgres::walfile::WalFileKind::Segment
-                && seg.as_str() > name
-                && !marker_path(spool, &seg).exists())
-            .then_some(seg)
+            (is_segment(&seg) && seg.as_str() > name && !marker_path(spool, &seg).exists())
+                .then_some(seg)
         })
         .collect();
     next.sort();
@@ -503,9 +507,9 @@ pub async fn push_ahead(
     // Markers of segments before this one are of no use any more (a
     // history file's name sorts after every older timeline's segments:
     // it cleans nothing).
-    let segment = WalFileName::parse(&name)
-        .is_some_and(|n| n.kind() == crate::source::postgres::walfile::WalFileKind::Segment);
-    if segment && let Ok(entries) = std::fs::read_dir(&spool) {
+    if is_segment(&name)
+        && let Ok(entries) = std::fs::read_dir(&spool)
+    {
         for e in entries.flatten() {
             let f = e.file_name().to_string_lossy().to_string();
             // A marker, or what a process killed while writing one left.
@@ -710,8 +714,7 @@ async fn wait_for_pusher(
     path: &Path,
     t0: Instant,
 ) -> Result<Option<WalPushReport>> {
-    use crate::source::postgres::walfile::WalFileKind;
-    if WalFileName::parse(name).is_none_or(|n| n.kind() != WalFileKind::Segment) {
+    if !is_segment(name) {
         return Ok(None);
     }
     let deadline = Instant::now() + PUSHER_WAIT;
@@ -802,39 +805,44 @@ pub async fn push_ready_after(
     }
     let dir = after.parent().unwrap_or(Path::new(".")).to_path_buf();
     let parallel = ahead.parallel.max(1);
+    let name_of = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default()
+    };
     let mut queue = std::collections::VecDeque::new();
     let mut running = futures::stream::FuturesUnordered::new();
     let mut in_flight: Vec<String> = Vec::new();
     let mut pushed = 0;
     loop {
-        let mut changed = false;
         while !state.draining && running.len() < parallel {
             if queue.is_empty() {
                 let more = ready_after(&dir, &state.frontier, spool, parallel * 4);
-                if let Some(n) = more.last().and_then(|p| p.file_name()) {
-                    state.frontier = n.to_string_lossy().to_string();
-                    state.pending.extend(
-                        more.iter()
-                            .filter_map(|p| Some(p.file_name()?.to_string_lossy().to_string())),
-                    );
-                    changed = true;
+                if let Some(last) = more.last() {
+                    state.frontier = name_of(last);
                 }
                 queue.extend(more);
             }
             let Some(p) = queue.pop_front() else { break };
-            in_flight.extend(p.file_name().map(|n| n.to_string_lossy().to_string()));
+            in_flight.push(name_of(&p));
             running.push(async move {
                 let r = push_with(sink, source, &p, level, recipients).await;
                 (p, r)
             });
         }
-        if changed && !publish(&state) {
+        // What a waiting call may count on, before waiting for the next
+        // one to finish: what is under way and what is queued.
+        state.pending = in_flight
+            .iter()
+            .cloned()
+            .chain(queue.iter().map(|p: &PathBuf| name_of(p)))
+            .collect();
+        if !publish(&state) {
             state.draining = true;
         }
         let Some((p, r)) = running.next().await else {
             break;
         };
-        let done = p.file_name().map(|n| n.to_string_lossy().to_string());
         match r {
             Ok(r) => {
                 crate::failpoint::point("wal-push:ahead-committed");
@@ -851,16 +859,12 @@ pub async fn push_ready_after(
                 tracing::warn!(file = %p.display(), error = %e.display_chain(), "could not push ahead; PostgreSQL will ask for it again");
             }
         }
-        // Not pending any more: a call waiting for it looks at the marker
-        // (or, with none, pushes it itself).
-        in_flight.retain(|n| Some(n) != done.as_ref());
-        state.pending.retain(|n| Some(n) != done.as_ref());
+        // Not pending any more: a call waiting for it finds the marker
+        // (or, with none, pushes it itself once the state says so).
+        let done = name_of(&p);
+        in_flight.retain(|n| *n != done);
         if state.draining {
             queue.clear();
-            state.pending.clone_from(&in_flight);
-        }
-        if !publish(&state) {
-            state.draining = true;
         }
     }
     let _ = std::fs::remove_file(pusher_state_path(spool));
